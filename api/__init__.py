@@ -1,0 +1,1 @@
+"""The ingest API: a FastAPI service that validates records and produces them to Kafka."""

@@ -1,0 +1,46 @@
+"""The app factory: settings, logging, the Kafka producer's lifespan, middleware and routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import ops
+from api.logs import configure_logging
+from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.producer import RecordProducer
+from api.records import entity_router
+from api.settings import ApiSettings
+from include.records import ENTITIES
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """Build the API; the producer is created when the app starts and flushed and closed when it stops."""
+    settings = settings or ApiSettings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        producer = RecordProducer(settings, [settings.topic(entity) for entity in ENTITIES])
+        app.state.producer = producer
+        await producer.start()
+        try:
+            yield
+        finally:
+            await producer.close()
+
+    app = FastAPI(
+        title="Pinterest ingest API",
+        version="1.0.0",
+        summary="Validates pin, geo and user records and produces them to Kafka.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for entity in ENTITIES:
+        app.include_router(entity_router(entity, settings))
+    app.include_router(ops.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app

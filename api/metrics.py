@@ -1,0 +1,32 @@
+"""Prometheus metrics of the API (per process, or aggregated when PROMETHEUS_MULTIPROC_DIR is set)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+RECORDS_ACCEPTED = Counter("ingest_records_accepted_total", "Records acknowledged by Kafka.", ["entity"])
+RECORDS_REJECTED = Counter(
+    "ingest_records_rejected_total",
+    "Records or requests refused, by reason (invalid, not_json, too_large, unauthorized, kafka_unavailable).",
+    ["entity", "reason"],
+)
+KAFKA_ERRORS = Counter("ingest_kafka_errors_total", "Records Kafka did not acknowledge in time.", ["entity"])
+REQUEST_LATENCY = Histogram(
+    "ingest_request_duration_seconds",
+    "Request handling time by route, method and status code.",
+    ["route", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+KAFKA_CONNECTED = Gauge("ingest_kafka_producer_connected", "1 when the Kafka producer exists.", multiprocess_mode="max")
+
+
+def render() -> tuple[bytes, str]:
+    """The current metrics in the Prometheus text format, with their content type."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,68 @@
+"""Operational endpoints: liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from api.metrics import KAFKA_CONNECTED, render
+from api.producer import RecordProducer
+from api.records import get_producer
+from api.security import get_settings
+from api.settings import ApiSettings
+
+router = APIRouter(tags=["operations"])
+
+
+class Status(BaseModel):
+    """Liveness or readiness, with the reason when not ready."""
+
+    status: str
+    detail: str = ""
+
+
+async def kafka_reachable(bootstrap_servers: str, timeout_s: float = 1.0) -> bool:
+    """True when a TCP connection to any bootstrap server opens within ``timeout_s``."""
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), timeout_s)
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+@router.get("/health", response_model=Status, summary="The process is up")
+async def health() -> Status:
+    return Status(status="ok")
+
+
+@router.get(
+    "/ready",
+    response_model=Status,
+    summary="Kafka is reachable and the producer connected",
+    responses={503: {"model": Status, "description": "Not ready: Kafka unreachable or producer not connected."}},
+)
+async def ready(
+    producer: Annotated[RecordProducer, Depends(get_producer)],
+    settings: Annotated[ApiSettings, Depends(get_settings)],
+) -> Status | JSONResponse:
+    KAFKA_CONNECTED.set(1 if producer.connected else 0)
+    if not producer.connected:
+        return JSONResponse(Status(status="unready", detail="producer not connected yet").model_dump(), 503)
+    if not await kafka_reachable(settings.kafka_bootstrap_servers):
+        return JSONResponse(Status(status="unready", detail="Kafka is not reachable").model_dump(), 503)
+    return Status(status="ready")
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
+    KAFKA_CONNECTED.set(1 if producer.connected else 0)
+    body, content_type = render()
+    return Response(body, media_type=content_type)

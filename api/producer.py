@@ -1,0 +1,182 @@
+"""One kafka-python producer per process, awaited from asyncio without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata, RecordMetadata
+
+from api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+Header = tuple[str, bytes]
+
+
+class KafkaUnavailableError(Exception):
+    """Kafka did not acknowledge a record in time (or is not connected yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """A validated record ready for Kafka."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    timestamp_ms: int
+    headers: list[Header]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where Kafka stored an acknowledged record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def producer_config(settings: ApiSettings) -> dict[str, object]:
+    """The KafkaProducer options: durable (acks=all, idempotent) and quick to fail when Kafka is gone."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "client_id": "pinterest-ingest-api",
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": settings.kafka_compression,
+        "linger_ms": settings.kafka_linger_ms,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+        "delivery_timeout_ms": settings.kafka_delivery_timeout_ms,
+        "max_block_ms": settings.kafka_max_block_ms,
+        "bootstrap_timeout_ms": settings.kafka_max_block_ms,
+        "reconnect_backoff_max_ms": 1_000,
+    }
+
+
+def _bridge(future: FutureRecordMetadata, loop: asyncio.AbstractEventLoop) -> asyncio.Future[RecordMetadata]:
+    """An asyncio future resolved, on ``loop``, when the kafka-python future is (from the sender thread)."""
+    waiter: asyncio.Future[RecordMetadata] = loop.create_future()
+
+    def settle_ok(metadata: RecordMetadata) -> None:
+        if not waiter.done():
+            waiter.set_result(metadata)
+
+    def settle_error(error: BaseException) -> None:
+        if not waiter.done():
+            waiter.set_exception(error)
+
+    future.add_callback(lambda metadata: loop.call_soon_threadsafe(settle_ok, metadata))
+    future.add_errback(lambda error: loop.call_soon_threadsafe(settle_error, error))
+    return waiter
+
+
+class RecordProducer:
+    """Owns the process's KafkaProducer; connects in the background and reconnects by itself.
+
+    ``send`` calls ``KafkaProducer.send`` on the event loop only for topics whose
+    metadata is already known (then it only appends to a buffer); the first
+    send to a topic runs in a worker thread because it may wait for metadata.
+    """
+
+    def __init__(self, settings: ApiSettings, topics: Iterable[str]) -> None:
+        self._settings = settings
+        self._topics = tuple(topics)
+        self._producer: KafkaProducer | None = None
+        self._warm_topics: set[str] = set()
+        self._connector: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        """True once a producer exists (it reconnects to Kafka by itself from then on)."""
+        return self._producer is not None
+
+    async def start(self) -> None:
+        """Start connecting; the app serves (503 for records) until Kafka is reached."""
+        self._connector = asyncio.create_task(self._connect_until_done(), name="kafka-connect")
+
+    async def _connect_until_done(self) -> None:
+        while self._producer is None:
+            try:
+                self._producer = await asyncio.to_thread(self._build)
+            except (KafkaError, OSError) as error:
+                log.warning("kafka not reachable yet, retrying", extra={"error": repr(error)})
+                await asyncio.sleep(self._settings.kafka_connect_retry_s)
+        log.info("kafka producer connected", extra={"topics": sorted(self._warm_topics)})
+
+    def _build(self) -> KafkaProducer:
+        producer = KafkaProducer(**producer_config(self._settings))
+        for topic in self._topics:
+            try:
+                producer.partitions_for(topic)
+            except KafkaError as error:
+                log.warning("no metadata for topic yet", extra={"topic": topic, "error": repr(error)})
+            else:
+                self._warm_topics.add(topic)
+        return producer
+
+    async def send(self, record: OutgoingRecord) -> Delivery:
+        """Produce one record and wait, without blocking the loop, for Kafka's acknowledgement."""
+        return (await self.send_many([record]))[0]  # type: ignore[return-value]
+
+    async def send_many(self, records: Sequence[OutgoingRecord]) -> list[Delivery | KafkaUnavailableError]:
+        """Produce records; each outcome is its Delivery or a KafkaUnavailableError, in order."""
+        producer = self._producer
+        if producer is None:
+            return [KafkaUnavailableError("not connected to Kafka yet")] * len(records)
+        loop = asyncio.get_running_loop()
+        waiters: list[asyncio.Future[RecordMetadata]] = []
+        for record in records:
+            try:
+                if record.topic in self._warm_topics:
+                    future = self._send_now(producer, record)
+                else:
+                    future = await asyncio.to_thread(self._send_now, producer, record)
+                    self._warm_topics.add(record.topic)
+            except KafkaError as error:
+                log.warning("kafka refused a record", extra={"topic": record.topic, "error": repr(error)})
+                failed: asyncio.Future[RecordMetadata] = loop.create_future()
+                failed.set_exception(error)
+                waiters.append(failed)
+            else:
+                waiters.append(_bridge(future, loop))
+        _, pending = await asyncio.wait(waiters, timeout=self._settings.ack_wait_s)
+        for waiter in pending:
+            waiter.cancel()
+        return [_outcome(waiter) for waiter in waiters]
+
+    @staticmethod
+    def _send_now(producer: KafkaProducer, record: OutgoingRecord) -> FutureRecordMetadata:
+        return producer.send(
+            record.topic,
+            value=record.value,
+            key=record.key,
+            headers=record.headers,
+            timestamp_ms=record.timestamp_ms,
+        )
+
+    async def close(self) -> None:
+        """Stop connecting, flush what is buffered and close the producer."""
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        if self._producer is not None:
+            await asyncio.to_thread(self._producer.close, self._settings.kafka_delivery_timeout_ms / 1000 + 1)
+            self._producer = None
+
+
+def _outcome(waiter: asyncio.Future[RecordMetadata]) -> Delivery | KafkaUnavailableError:
+    if waiter.cancelled():
+        return KafkaUnavailableError("Kafka did not acknowledge in time")
+    error = waiter.exception()
+    if error is not None:
+        return KafkaUnavailableError(f"Kafka did not take the record: {error!r}")
+    metadata = waiter.result()
+    return Delivery(topic=metadata.topic, partition=metadata.partition, offset=metadata.offset)

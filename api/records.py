@@ -1,0 +1,185 @@
+"""Record endpoints: ``POST /<entity>/`` for one record and ``POST /<entity>/batch`` for many."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails, from_json
+
+from api.logs import request_id_var
+from api.metrics import KAFKA_ERRORS, RECORDS_ACCEPTED, RECORDS_REJECTED
+from api.producer import Delivery, KafkaUnavailableError, OutgoingRecord, RecordProducer
+from api.schemas import Accepted, BatchItem, BatchResult, FieldError, Invalid, Problem
+from api.security import get_settings, require_api_key
+from api.settings import ApiSettings
+from include.records import MODELS, Entity, kafka_key, kafka_value
+
+log = logging.getLogger(__name__)
+
+
+def get_producer(request: Request) -> RecordProducer:
+    """The process's producer, created in the app's lifespan."""
+    return request.app.state.producer
+
+
+def field_errors(errors: list[ErrorDetails], prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
+    """Pydantic errors as the API reports them, naming the field (input values are not echoed)."""
+    return [
+        FieldError(
+            field=".".join(str(part) for part in error["loc"]),
+            loc=["body", *prefix, *error["loc"]],
+            msg=error["msg"],
+            type=error["type"],
+        )
+        for error in errors
+    ]
+
+
+def _outgoing(entity: Entity, topic: str, record: BaseModel, request_id: str) -> OutgoingRecord:
+    return OutgoingRecord(
+        topic=topic,
+        key=kafka_key(entity, record),
+        value=kafka_value(record),
+        timestamp_ms=time.time_ns() // 1_000_000,
+        headers=[("request_id", request_id.encode())],
+    )
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(Problem(detail=detail).model_dump(), status_code=status, headers=headers)
+
+
+def _body_schema(model: type[BaseModel], batch_max: int | None) -> dict[str, Any]:
+    schema: dict[str, Any] = model.model_json_schema()
+    if batch_max is not None:
+        schema = {"type": "array", "items": schema, "minItems": 1, "maxItems": batch_max}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_ERRORS = {
+    400: {"model": Problem, "description": "The body is not JSON."},
+    401: {"model": Problem, "description": "Missing or wrong X-API-Key."},
+    413: {"model": Problem, "description": "The body is over the size limit."},
+    503: {"model": Problem, "description": "Kafka did not acknowledge in time; retry after Retry-After seconds."},
+}
+
+
+def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
+    """The two endpoints of one entity, producing to its topic."""
+    model = MODELS[entity]
+    topic = settings.topic(entity)
+    retry_after = {"Retry-After": str(settings.retry_after_s)}
+    router = APIRouter(prefix=f"/{entity}", tags=[entity], dependencies=[Depends(require_api_key)])
+
+    @router.post(
+        "/",
+        response_model=Accepted,
+        summary=f"Ingest one {entity} record",
+        responses={**_ERRORS, 422: {"model": Invalid, "description": "Invalid record; each error names a field."}},
+        openapi_extra=_body_schema(model, None),
+    )
+    async def ingest_one(
+        request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]
+    ) -> Accepted | JSONResponse:
+        request_id = request_id_var.get()
+        body = await request.body()
+        try:
+            record = model.model_validate_json(body)
+        except ValidationError as error:
+            errors = error.errors(include_input=False, include_url=False)
+            if errors and errors[0]["type"] == "json_invalid":
+                RECORDS_REJECTED.labels(entity, "not_json").inc()
+                return _problem(400, f"body is not valid JSON: {errors[0]['msg']}")
+            RECORDS_REJECTED.labels(entity, "invalid").inc()
+            log.info("record rejected", extra={"entity": entity, "errors": [e["loc"] for e in errors]})
+            return JSONResponse(Invalid(detail=field_errors(errors)).model_dump(), status_code=422)
+        outcome = (await producer.send_many([_outgoing(entity, topic, record, request_id)]))[0]
+        if isinstance(outcome, KafkaUnavailableError):
+            KAFKA_ERRORS.labels(entity).inc()
+            RECORDS_REJECTED.labels(entity, "kafka_unavailable").inc()
+            log.warning("kafka unavailable", extra={"entity": entity, "error": str(outcome)})
+            return _problem(503, "Kafka is unavailable, the record was not stored", retry_after)
+        RECORDS_ACCEPTED.labels(entity).inc()
+        return Accepted(topic=outcome.topic, partition=outcome.partition, offset=outcome.offset, request_id=request_id)
+
+    @router.post(
+        "/batch",
+        response_model=BatchResult,
+        summary=f"Ingest up to {settings.batch_max_records} {entity} records, answered per record",
+        description="200 when every record was accepted, 207 when some were not (see each item), "
+        "422 when none was valid, 503 when Kafka took none of the valid ones.",
+        responses={
+            **_ERRORS,
+            207: {"model": BatchResult, "description": "Some records were not accepted."},
+            422: {"model": BatchResult | Invalid, "description": "No record was valid, or the body is not a list."},
+        },
+        openapi_extra=_body_schema(model, settings.batch_max_records),
+    )
+    async def ingest_batch(
+        request: Request,
+        producer: Annotated[RecordProducer, Depends(get_producer)],
+        app_settings: Annotated[ApiSettings, Depends(get_settings)],
+    ) -> BatchResult | JSONResponse:
+        request_id = request_id_var.get()
+        try:
+            items = from_json(await request.body())
+        except ValueError as error:
+            RECORDS_REJECTED.labels(entity, "not_json").inc()
+            return _problem(400, f"body is not valid JSON: {error}")
+        if not isinstance(items, list) or not 1 <= len(items) <= app_settings.batch_max_records:
+            RECORDS_REJECTED.labels(entity, "invalid").inc()
+            msg = f"body must be a JSON array of 1 to {app_settings.batch_max_records} records"
+            return JSONResponse(
+                Invalid(detail=[FieldError(field="", loc=["body"], msg=msg, type="batch_shape")]).model_dump(),
+                status_code=422,
+            )
+        results: list[BatchItem | None] = [None] * len(items)
+        positions: list[int] = []
+        outgoing: list[OutgoingRecord] = []
+        for index, item in enumerate(items):
+            try:
+                record = model.model_validate(item)
+            except ValidationError as error:
+                errors = field_errors(error.errors(include_input=False, include_url=False), (index,))
+                results[index] = BatchItem(index=index, status="invalid", errors=errors)
+                continue
+            positions.append(index)
+            outgoing.append(_outgoing(entity, topic, record, request_id))
+        outcomes = await producer.send_many(outgoing) if outgoing else []
+        for index, outcome in zip(positions, outcomes, strict=True):
+            results[index] = _batch_item(index, outcome)
+        result = _summarise(entity, request_id, [item for item in results if item is not None])
+        if result.accepted == len(items):
+            return result
+        if outgoing and result.unavailable == len(outgoing):
+            return JSONResponse(result.model_dump(exclude_none=True), status_code=503, headers=retry_after)
+        status = 422 if not outgoing else 207
+        return JSONResponse(result.model_dump(exclude_none=True), status_code=status)
+
+    return router
+
+
+def _batch_item(index: int, outcome: Delivery | KafkaUnavailableError) -> BatchItem:
+    if isinstance(outcome, KafkaUnavailableError):
+        return BatchItem(index=index, status="unavailable")
+    return BatchItem(
+        index=index, status="accepted", topic=outcome.topic, partition=outcome.partition, offset=outcome.offset
+    )
+
+
+def _summarise(entity: Entity, request_id: str, items: list[BatchItem]) -> BatchResult:
+    counts = {"accepted": 0, "invalid": 0, "unavailable": 0}
+    for item in items:
+        counts[item.status] += 1
+    RECORDS_ACCEPTED.labels(entity).inc(counts["accepted"])
+    RECORDS_REJECTED.labels(entity, "invalid").inc(counts["invalid"])
+    RECORDS_REJECTED.labels(entity, "kafka_unavailable").inc(counts["unavailable"])
+    KAFKA_ERRORS.labels(entity).inc(counts["unavailable"])
+    if counts["invalid"] or counts["unavailable"]:
+        log.info("batch partly refused", extra={"entity": entity, **counts})
+    return BatchResult(request_id=request_id, results=items, **counts)

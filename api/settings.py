@@ -1,0 +1,53 @@
+"""Settings of the ingest API, read from the environment (on top of the platform settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from include.settings import PlatformSettings
+
+Compression = Literal["gzip", "snappy", "lz4", "zstd"]
+
+
+class ApiSettings(PlatformSettings):
+    """Where the API listens, what it accepts and how it talks to Kafka.
+
+    The Kafka timeouts are sized so that an unreachable Kafka turns into a 503
+    within ``kafka_delivery_timeout_ms`` (2 s by default) instead of the client
+    library's 60 s default block.
+    """
+
+    host: str = Field("127.0.0.1", validation_alias="API_HOST")
+    port: int = Field(8000, ge=1, le=65535, validation_alias="API_PORT")
+    workers: int = Field(1, ge=1, validation_alias="API_WORKERS")
+    log_level: str = Field("info", validation_alias="API_LOG_LEVEL")
+    api_key: SecretStr | None = Field(None, validation_alias="API_KEY")
+    max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="API_MAX_BODY_BYTES")
+    batch_max_records: int = Field(500, ge=1, validation_alias="API_BATCH_MAX_RECORDS")
+    retry_after_s: int = Field(2, ge=1, validation_alias="API_RETRY_AFTER_S")
+    kafka_compression: Compression | None = Field(None, validation_alias="KAFKA_COMPRESSION")
+    kafka_linger_ms: int = Field(2, ge=0, validation_alias="KAFKA_LINGER_MS")
+    kafka_request_timeout_ms: int = Field(1_000, ge=100, validation_alias="KAFKA_REQUEST_TIMEOUT_MS")
+    kafka_delivery_timeout_ms: int = Field(1_800, ge=100, validation_alias="KAFKA_DELIVERY_TIMEOUT_MS")
+    kafka_max_block_ms: int = Field(1_000, ge=10, validation_alias="KAFKA_MAX_BLOCK_MS")
+    kafka_connect_retry_s: float = Field(2.0, gt=0, validation_alias="KAFKA_CONNECT_RETRY_S")
+
+    @model_validator(mode="after")
+    def _delivery_covers_one_request(self) -> ApiSettings:
+        if self.kafka_delivery_timeout_ms < self.kafka_linger_ms + self.kafka_request_timeout_ms:
+            raise ValueError("KAFKA_DELIVERY_TIMEOUT_MS must be at least KAFKA_LINGER_MS + KAFKA_REQUEST_TIMEOUT_MS")
+        return self
+
+    @property
+    def ack_wait_s(self) -> float:
+        """How long a request waits for Kafka's answer before it gives up with 503."""
+        return (self.kafka_delivery_timeout_ms + 150) / 1000
+
+
+@lru_cache
+def api_settings() -> ApiSettings:
+    """The process-wide API settings, read once."""
+    return ApiSettings()

@@ -1,0 +1,125 @@
+"""Command line of the local stack: install, up, down, status, start/stop one service, env, airflow."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from devstack import install, paths, processes
+from devstack.environment import process_env, write_stack_env
+from devstack.log import step
+from devstack.services import SERVICES, Service, service
+
+
+def _start(svc: Service) -> None:
+    proc = processes.recorded_process(svc.name)
+    if proc is not None:
+        processes.wait_until(svc.name, svc.healthy, svc.timeout, proc)
+        step(f"{svc.name}: already running (pid {proc.pid})")
+    else:
+        processes.ensure_ports_free(svc.name, svc.ports)
+        svc.prepare()
+        step(f"{svc.name}: starting")
+        proc = processes.start(svc.name, svc.argv(), {**process_env(), **svc.extra_env()})
+        processes.wait_until(svc.name, svc.healthy, svc.timeout, proc)
+        step(f"{svc.name}: healthy (pid {proc.pid})")
+    svc.after_start()
+
+
+def cmd_install(_: argparse.Namespace) -> None:
+    install.install_all()
+    step("install complete")
+
+
+def cmd_up(_: argparse.Namespace) -> None:
+    install.install_all()
+    write_stack_env()
+    for svc in SERVICES:
+        _start(svc)
+    step(f"stack is up; settings for tools in {paths.STACK_ENV_FILE}")
+    cmd_status(_)
+
+
+def cmd_down(_: argparse.Namespace) -> None:
+    for svc in reversed(SERVICES):
+        if processes.stop(svc.name):
+            step(f"{svc.name}: stopped")
+
+
+def cmd_start(args: argparse.Namespace) -> None:
+    _start(service(args.service))
+
+
+def cmd_stop(args: argparse.Namespace) -> None:
+    stopped = processes.stop(service(args.service).name)
+    step(f"{args.service}: {'stopped' if stopped else 'was not running'}")
+
+
+def _state(svc: Service) -> tuple[str, str]:
+    proc = processes.recorded_process(svc.name)
+    if proc is None:
+        return "stopped", "-"
+    try:
+        ok = svc.healthy()
+    except Exception:  # noqa: BLE001 - any failure of the probe means "not healthy"
+        ok = False
+    return ("healthy" if ok else "unhealthy"), str(proc.pid)
+
+
+def _spark_state() -> str:
+    spark_submit = paths.VENV_BIN / "spark-submit"
+    jars = install.pyspark_jars_dir()
+    has_s3a = any(jars.glob("hadoop-aws-*.jar"))
+    return f"{'ready' if spark_submit.exists() and has_s3a else 'missing'} ({spark_submit}, s3a jars: {has_s3a})"
+
+
+def cmd_status(_: argparse.Namespace) -> None:
+    rows = [(s.name, *_state(s), s.url) for s in SERVICES]
+    print(f"{'service':24} {'state':10} {'pid':>8}  url")
+    for name, state, pid, url in rows:
+        print(f"{name:24} {state:10} {pid:>8}  {url}")
+    print(f"{'spark':24} {_spark_state()}")
+    print(f"Airflow login: user 'admin', password in {paths.AIRFLOW_HOME / 'passwords.json'}")
+    if any(r[1] != "healthy" for r in rows):
+        sys.exit(1)
+
+
+def cmd_env(_: argparse.Namespace) -> None:
+    """Print `export` lines of the platform settings, for `eval "$(python -m devstack env)"`."""
+    write_stack_env()
+    for line in paths.STACK_ENV_FILE.read_text().splitlines():
+        print(f"export {line}")
+
+
+def cmd_airflow(args: argparse.Namespace) -> None:
+    env = process_env()
+    os.execve(str(paths.VENV_BIN / "airflow"), ["airflow", *args.args], env)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("install", help="fetch and build Kafka, MinIO and the s3a jars").set_defaults(fn=cmd_install)
+    sub.add_parser("up", help="install if needed, start every service, wait until healthy").set_defaults(fn=cmd_up)
+    sub.add_parser("down", help="stop every service by its recorded PID").set_defaults(fn=cmd_down)
+    sub.add_parser("status", help="state and URL of each service (exit 1 if one is not healthy)").set_defaults(
+        fn=cmd_status)
+    for verb, fn in (("start", cmd_start), ("stop", cmd_stop)):
+        p = sub.add_parser(verb, help=f"{verb} one service")
+        p.add_argument("service", choices=[s.name for s in SERVICES])
+        p.set_defaults(fn=fn)
+    sub.add_parser("env", help="print the platform settings as export lines").set_defaults(fn=cmd_env)
+    p = sub.add_parser("airflow", help="run the airflow CLI with the stack's environment")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_airflow)
+    args = parser.parse_args(argv)
+    try:
+        args.fn(args)
+    except processes.StackError as exc:
+        step(f"error: {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The environment every process of the local stack runs with, and the `.stack/stack.env` file for tools and tests."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from devstack import paths
+from devstack.ports import PORTS
+from devstack.secrets import load_secrets, write_env_file, write_private_file
+
+AIRFLOW_USERNAME = "admin"
+
+
+def platform_env() -> dict[str, str]:
+    """Settings read by include.settings, the API, the DAGs and the tests."""
+    s = load_secrets()
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{PORTS['kafka']}",
+        "PINTEREST_TOPIC_PREFIX": os.environ.get("PINTEREST_TOPIC_PREFIX", "pinterest"),
+        "KAFKA_TOPIC_PARTITIONS": os.environ.get("KAFKA_TOPIC_PARTITIONS", "3"),
+        "LAKE_BUCKET": os.environ.get("LAKE_BUCKET", "pinterest-lake"),
+        "S3_ENDPOINT_URL": f"http://127.0.0.1:{PORTS['minio']}",
+        "AWS_ACCESS_KEY_ID": s["MINIO_ROOT_USER"],
+        "AWS_SECRET_ACCESS_KEY": s["MINIO_ROOT_PASSWORD"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "API_URL": f"http://127.0.0.1:{PORTS['api']}",
+        "AIRFLOW_API_URL": f"http://127.0.0.1:{PORTS['airflow']}",
+        "AIRFLOW_USERNAME": AIRFLOW_USERNAME,
+        "AIRFLOW_PASSWORD": s["AIRFLOW_PASSWORD"],
+    }
+
+
+def airflow_env(platform: dict[str, str]) -> dict[str, str]:
+    """Airflow's configuration: repo DAGs/plugins, SQLite by default, connections as AIRFLOW_CONN_* JSON."""
+    s = load_secrets()
+    api = f"http://127.0.0.1:{PORTS['airflow']}"
+    db = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{paths.AIRFLOW_HOME / 'airflow.db'}")
+    aws = {
+        "conn_type": "aws",
+        "login": platform["AWS_ACCESS_KEY_ID"],
+        "password": platform["AWS_SECRET_ACCESS_KEY"],
+        "extra": {"endpoint_url": platform["S3_ENDPOINT_URL"], "region_name": platform["AWS_DEFAULT_REGION"]},
+    }
+    return {
+        "AIRFLOW_HOME": str(paths.AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(paths.REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(paths.REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USERNAME}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(paths.AIRFLOW_HOME / "passwords.json"),
+        "AIRFLOW__API__BASE_URL": api,
+        "AIRFLOW__API__PORT": str(PORTS["airflow"]),
+        "AIRFLOW__API_AUTH__JWT_SECRET": s["AIRFLOW_JWT_SECRET"],
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db,
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(paths.AIRFLOW_HOME / "logs"),
+        "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
+            {"conn_type": "kafka", "extra": {"bootstrap.servers": platform["KAFKA_BOOTSTRAP_SERVERS"]}}
+        ),
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[*]"}),
+    }
+
+
+def process_env() -> dict[str, str]:
+    """Full environment of a stack process: the caller's, plus the platform's and Airflow's settings."""
+    platform = platform_env()
+    return {
+        **os.environ,
+        **platform,
+        **airflow_env(platform),
+        "PATH": f"{paths.VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(paths.REPO),
+    }
+
+
+def write_stack_env() -> None:
+    """Write `.stack/stack.env` (mode 600): what tools and tests need to reach the stack."""
+    write_env_file(paths.STACK_ENV_FILE, platform_env())
+
+
+def write_airflow_passwords() -> None:
+    """The simple auth manager's password file for the admin login."""
+    passwords = json.dumps({AIRFLOW_USERNAME: load_secrets()["AIRFLOW_PASSWORD"]})
+    write_private_file(paths.AIRFLOW_HOME / "passwords.json", passwords)

@@ -1,0 +1,25 @@
+"""Where the local stack keeps its files (everything under the git-ignored `.stack/`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STATE = REPO / ".stack"
+VENV_BIN = Path(sys.executable).parent
+PIDS = STATE / "pids"
+LOGS = STATE / "logs"
+SECRETS_FILE = STATE / "secrets.env"
+STACK_ENV_FILE = STATE / "stack.env"
+
+KAFKA_LIBS = STATE / "kafka" / "libs"
+KAFKA_DATA = STATE / "kafka" / "data"
+KAFKA_CONFIG = STATE / "kafka" / "server.properties"
+KAFKA_LOG4J = STATE / "kafka" / "log4j2.yaml"
+MINIO_BIN = STATE / "minio" / "bin" / "minio"
+MINIO_DATA = STATE / "minio" / "data"
+S3A_JARS = STATE / "spark" / "jars"
+AIRFLOW_HOME = STATE / "airflow"
+
+MAVEN_DIR = Path(__file__).resolve().parent / "maven"

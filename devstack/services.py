@@ -1,0 +1,242 @@
+"""The services of the local stack: how each starts, when it is healthy, what it prepares once up."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from devstack import paths, processes
+from devstack.environment import process_env, write_airflow_passwords
+from devstack.log import step
+from devstack.ports import PORTS
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return resp.status == 200
+
+
+@dataclass(frozen=True)
+class Service:
+    """One long-running process of the stack."""
+
+    name: str
+    ports: tuple[int, ...]
+    url: str
+    argv: Callable[[], list[str]]
+    healthy: Callable[[], bool]
+    timeout: float = 90.0
+    prepare: Callable[[], None] = field(default=lambda: None)
+    after_start: Callable[[], None] = field(default=lambda: None)
+    extra_env: Callable[[], dict[str, str]] = field(default=dict)
+
+
+# --- Kafka (KRaft, single node) -------------------------------------------------------------
+
+_LOG4J2 = """status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = OUT
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def _kafka_properties() -> str:
+    broker, controller = PORTS["kafka"], PORTS["kafka-controller"]
+    return f"""process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller}
+listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{broker}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={paths.KAFKA_DATA}
+num.partitions={os.environ.get("KAFKA_TOPIC_PARTITIONS", "3")}
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+"""
+
+
+def _kafka_java(main: str, *args: str) -> list[str]:
+    return [
+        "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
+        f"-Dlog4j2.configurationFile={paths.KAFKA_LOG4J}",
+        "-cp", f"{paths.KAFKA_LIBS}/*", main, *args,
+    ]
+
+
+def _kafka_prepare() -> None:
+    paths.KAFKA_CONFIG.write_text(_kafka_properties())
+    paths.KAFKA_LOG4J.write_text(_LOG4J2)
+    if (paths.KAFKA_DATA / "meta.properties").exists():
+        return
+    step("formatting Kafka's KRaft storage")
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    subprocess.run(
+        _kafka_java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(paths.KAFKA_CONFIG)),
+        check=True, stdout=subprocess.DEVNULL,
+    )
+
+
+def _kafka_healthy() -> bool:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{PORTS['kafka']}", request_timeout_ms=3000)
+    try:
+        admin.list_topics()
+        return True
+    finally:
+        admin.close()
+
+
+def create_topics(prefix: str, partitions: int, retention_ms: int) -> list[str]:
+    """Create the three entity topics under ``prefix`` if missing; returns the names created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    from include.records import ENTITIES
+
+    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{PORTS['kafka']}")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [f"{prefix}.{e}" for e in ENTITIES if f"{prefix}.{e}" not in existing]
+        if wanted:
+            admin.create_topics([
+                NewTopic(t, partitions, 1, topic_configs={"retention.ms": str(retention_ms)}) for t in wanted
+            ])
+        return wanted
+    finally:
+        admin.close()
+
+
+def _kafka_after_start() -> None:
+    env = process_env()
+    created = create_topics(
+        env["PINTEREST_TOPIC_PREFIX"],
+        int(env["KAFKA_TOPIC_PARTITIONS"]),
+        int(os.environ.get("KAFKA_TOPIC_RETENTION_MS", str(90 * 24 * 3600 * 1000))),
+    )
+    if created:
+        step(f"created topics {', '.join(created)}")
+
+
+# --- MinIO --------------------------------------------------------------------------------
+
+
+def _minio_env() -> dict[str, str]:
+    env = process_env()
+    return {"MINIO_ROOT_USER": env["AWS_ACCESS_KEY_ID"], "MINIO_ROOT_PASSWORD": env["AWS_SECRET_ACCESS_KEY"]}
+
+
+def _minio_after_start() -> None:
+    import boto3
+
+    env = process_env()
+    s3 = boto3.client(
+        "s3", endpoint_url=env["S3_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if env["LAKE_BUCKET"] not in existing:
+        s3.create_bucket(Bucket=env["LAKE_BUCKET"])
+        step(f"created bucket {env['LAKE_BUCKET']}")
+
+
+# --- Airflow ------------------------------------------------------------------------------
+
+
+def airflow_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the airflow CLI with the stack's environment."""
+    return subprocess.run(
+        [str(paths.VENV_BIN / "airflow"), *args], env=process_env(), check=check, text=True, capture_output=True,
+    )
+
+
+def _airflow_prepare() -> None:
+    write_airflow_passwords()
+    stamp = paths.AIRFLOW_HOME / ".migrated"
+    marker = process_env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] + " " + _airflow_version()
+    if stamp.exists() and stamp.read_text() == marker:
+        return
+    step("migrating Airflow's metadata database")
+    result = airflow_cli("db", "migrate", check=False)
+    if result.returncode != 0:
+        raise processes.StackError(f"airflow db migrate failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    stamp.write_text(marker)
+
+
+def _airflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("apache-airflow")
+
+
+def _airflow_component_healthy(component: str) -> Callable[[], bool]:
+    """Health of one Airflow component as the api-server reports it (heartbeats in the metadata database)."""
+
+    def check() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{PORTS['airflow']}/api/v2/monitor/health", timeout=3) as resp:
+            health = json.load(resp)
+        return (health.get(component) or {}).get("status") == "healthy"
+
+    return check
+
+
+def _airflow(*args: str) -> Callable[[], list[str]]:
+    return lambda: [str(paths.VENV_BIN / "airflow"), *args]
+
+
+# --- the stack, in start order -------------------------------------------------------------
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        "kafka", (PORTS["kafka"], PORTS["kafka-controller"]), f"127.0.0.1:{PORTS['kafka']} (KRaft)",
+        lambda: _kafka_java("kafka.Kafka", str(paths.KAFKA_CONFIG)), _kafka_healthy,
+        prepare=_kafka_prepare, after_start=_kafka_after_start,
+    ),
+    Service(
+        "minio", (PORTS["minio"], PORTS["minio-console"]),
+        f"http://127.0.0.1:{PORTS['minio']} (console http://127.0.0.1:{PORTS['minio-console']})",
+        lambda: [str(paths.MINIO_BIN), "server", str(paths.MINIO_DATA), "--quiet",
+                 "--address", f"127.0.0.1:{PORTS['minio']}", "--console-address", f"127.0.0.1:{PORTS['minio-console']}"],
+        lambda: _http_ok(f"http://127.0.0.1:{PORTS['minio']}/minio/health/live"),
+        after_start=_minio_after_start, extra_env=_minio_env,
+    ),
+    Service(
+        "airflow-api-server", (PORTS["airflow"],), f"http://127.0.0.1:{PORTS['airflow']}",
+        _airflow("api-server", "--host", "127.0.0.1", "--port", str(PORTS["airflow"]), "--workers", "1"),
+        _airflow_component_healthy("metadatabase"), timeout=180, prepare=_airflow_prepare,
+    ),
+    Service("airflow-scheduler", (), "", _airflow("scheduler"), _airflow_component_healthy("scheduler")),
+    Service("airflow-dag-processor", (), "", _airflow("dag-processor"), _airflow_component_healthy("dag_processor")),
+    Service("airflow-triggerer", (), "", _airflow("triggerer"), _airflow_component_healthy("triggerer")),
+    Service(
+        "api", (PORTS["api"],), f"http://127.0.0.1:{PORTS['api']} (docs /docs)",
+        lambda: [str(paths.VENV_BIN / "python"), "-m", "api"],
+        lambda: _http_ok(f"http://127.0.0.1:{PORTS['api']}/health"),
+    ),
+)
+
+
+def service(name: str) -> Service:
+    """Look a service up by name."""
+    for s in SERVICES:
+        if s.name == name:
+            return s
+    raise processes.StackError(f"unknown service {name!r}; known: {', '.join(s.name for s in SERVICES)}")

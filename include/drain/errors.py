@@ -1,0 +1,43 @@
+"""Errors of the drain and the quality gate: each names what is wrong and what to do."""
+
+from __future__ import annotations
+
+
+class DrainError(RuntimeError):
+    """Base class of every failure of a drain."""
+
+
+class NoIntervalError(DrainError):
+    """The run has no data interval (e.g. a manual run without a logical date)."""
+
+
+class IntervalError(DrainError):
+    """The interval is not one whole UTC day."""
+
+
+class TopicError(DrainError):
+    """The topic is missing or cannot be described."""
+
+
+class KafkaReadError(DrainError):
+    """Kafka failed while the drain read a partition."""
+
+
+class DataExpiredError(DrainError):
+    """Kafka no longer holds the start of the interval and no raw partition exists to keep."""
+
+
+class PartitionLockedError(DrainError):
+    """Another run holds the lock of the raw partition."""
+
+
+class LockLostError(DrainError):
+    """This run's lock was taken over before it could commit."""
+
+
+class QuarantineThresholdError(DrainError):
+    """More messages than the configured share were not valid records."""
+
+
+class QualityGateError(RuntimeError):
+    """The quality gate found metrics beyond their thresholds."""

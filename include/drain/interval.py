@@ -1,0 +1,90 @@
+"""The data interval of a drain: one whole UTC day ``[start, end)``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+from include.drain.errors import IntervalError, NoIntervalError
+
+Status = Literal["complete", "partial"]
+DAY = timedelta(days=1)
+
+
+def _as_utc(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise IntervalError(f"interval {name} {moment.isoformat()} has no timezone: pass an aware UTC datetime")
+    return datetime.fromtimestamp(moment.timestamp(), UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, as Kafka timestamps are."""
+    return round(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """``[start, end)`` covering exactly one UTC day; the lake partition is ``dt=<start date>``."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        start, end = _as_utc(self.start, "start"), _as_utc(self.end, "end")
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+        if start != datetime.combine(start.date(), datetime.min.time(), UTC) or end - start != DAY:
+            raise IntervalError(
+                f"interval [{start.isoformat()}, {end.isoformat()}) is not one whole UTC day: "
+                "the drain writes daily partitions and needs [D 00:00, D+1 00:00) UTC"
+            )
+
+    @classmethod
+    def of_run(cls, start: datetime | None, end: datetime | None) -> Interval:
+        """The interval of a DAG run, failing clearly when the run has none."""
+        if start is None or end is None:
+            raise NoIntervalError(
+                "this run has no data interval (a manual run without a logical date): the drain needs the day "
+                "to drain; trigger the run with a logical date (UI: keep the pre-filled logical date; REST: "
+                "set logical_date) or use `airflow backfill create`"
+            )
+        return cls(start, end)
+
+    @classmethod
+    def for_day(cls, day: date) -> Interval:
+        """The interval of one UTC day."""
+        start = datetime.combine(day, datetime.min.time(), UTC)
+        return cls(start, start + DAY)
+
+    @property
+    def day(self) -> date:
+        """The partition date (``dt=``)."""
+        return self.start.date()
+
+    @property
+    def start_ms(self) -> int:
+        return epoch_ms(self.start)
+
+    @property
+    def end_ms(self) -> int:
+        return epoch_ms(self.end)
+
+    def closes_at(self, grace: timedelta) -> datetime:
+        """When no more records of the interval are expected: its end plus the lateness grace."""
+        return self.end + grace
+
+    def status_at(self, now: datetime, grace: timedelta) -> Status:
+        """``complete`` once the interval and its grace are over, ``partial`` before."""
+        return "complete" if _as_utc(now, "now") >= self.closes_at(grace) else "partial"
+
+    def seconds_to_wait(self, now: datetime, grace: timedelta) -> float:
+        """How long a run should wait for late records: only between the end and the end plus grace.
+
+        An interval still open (``now < end``) is drained at once as ``partial``; waiting
+        makes sense only when the day is over and the grace is not.
+        """
+        now = _as_utc(now, "now")
+        if now < self.end:
+            return 0.0
+        return max(0.0, (self.closes_at(grace) - now).total_seconds())

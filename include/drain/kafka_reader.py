@@ -1,0 +1,148 @@
+"""Reading one interval from Kafka: offsets by time per partition, then each partition's offset range.
+
+Uses confluent-kafka (librdkafka) with manual assignment: no consumer group offsets are
+committed, so a drain never moves anybody's position and can re-read any past range.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from include.drain.errors import KafkaReadError, TopicError
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """The offsets one partition is read between, decided before reading starts."""
+
+    partition: int
+    log_start: int
+    high_watermark: int
+    read_from: int
+    read_to: int
+    start_held: bool
+
+    @property
+    def empty(self) -> bool:
+        return self.read_from >= self.read_to
+
+
+def make_consumer(bootstrap_servers: str) -> Consumer:
+    """A consumer for manual assignment: a throwaway group id, no commits, bounded prefetch."""
+    return Consumer({
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": f"pinterest-drain-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "error",
+        "fetch.max.bytes": 52_428_800,
+        "max.partition.fetch.bytes": 8_388_608,
+        "queued.max.messages.kbytes": 32_768,
+        "socket.timeout.ms": 30_000,
+    })
+
+
+def _offset_at(consumer: Consumer, topic: str, partition: int, timestamp_ms: int) -> int | None:
+    """Earliest offset whose timestamp is >= ``timestamp_ms``, or None when no such record exists."""
+    [found] = consumer.offsets_for_times([TopicPartition(topic, partition, timestamp_ms)], timeout=TIMEOUT_S)
+    if found.error is not None:
+        raise KafkaReadError(f"offsets_for_times failed on {topic}[{partition}]: {found.error}")
+    return found.offset if found.offset >= 0 else None
+
+
+def start_is_held(log_start: int, high: int, first_at_start: int | None) -> bool:
+    """Whether Kafka still holds every record of the partition timestamped at or after the interval start.
+
+    Held when nothing was ever deleted (log start 0), when a retained record precedes the
+    first one at the start (so the deletion point lies before the interval), or when records
+    are retained and all of them precede the start. Otherwise records at the start may be gone.
+    """
+    if log_start == 0:
+        return True
+    if first_at_start is None:
+        return high > log_start
+    return first_at_start > log_start
+
+
+def plan_partitions(
+    consumer: Consumer, topic: str, start_ms: int, stop_ms: int
+) -> list[PartitionPlan]:
+    """Per partition: read from the first offset at ``start_ms`` up to the first offset at ``stop_ms``.
+
+    ``stop_ms`` is the interval end plus the lateness grace; with no record that late yet,
+    reading stops at the high watermark seen now, so the range is fixed before reading.
+    """
+    try:
+        metadata = consumer.list_topics(topic, timeout=TIMEOUT_S)
+    except KafkaException as exc:
+        raise TopicError(f"cannot describe topic {topic!r}: {exc}") from exc
+    described = metadata.topics.get(topic)
+    if described is None or described.error is not None or not described.partitions:
+        reason = described.error if described is not None else "unknown topic"
+        raise TopicError(f"topic {topic!r} does not exist or has no partitions ({reason})")
+    plans = []
+    for partition in sorted(described.partitions):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)
+        first_at_start = _offset_at(consumer, topic, partition, start_ms)
+        first_at_stop = _offset_at(consumer, topic, partition, stop_ms)
+        read_from = max(low, first_at_start if first_at_start is not None else high)
+        read_to = max(read_from, first_at_stop if first_at_stop is not None else high)
+        plans.append(PartitionPlan(
+            partition=partition, log_start=low, high_watermark=high, read_from=read_from, read_to=read_to,
+            start_held=start_is_held(low, high, first_at_start),
+        ))
+    return plans
+
+
+def read_range(
+    consumer: Consumer, topic: str, plan: PartitionPlan, batch_size: int = 5000
+) -> Iterator[list[Message]]:
+    """Batches of the partition's messages with offsets in ``[read_from, read_to)``, in offset order."""
+    if plan.empty:
+        return
+    tp = TopicPartition(topic, plan.partition, plan.read_from)
+    consumer.assign([tp])
+    idle = 0.0
+    try:
+        while True:
+            messages = consumer.consume(batch_size, timeout=1.0)
+            batch = []
+            done = False
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaReadError(f"reading {topic}[{plan.partition}] failed: {error}")
+                if message.offset() >= plan.read_to:
+                    done = True
+                    break
+                batch.append(message)
+            if batch:
+                idle = 0.0
+                yield batch
+                done = done or batch[-1].offset() >= plan.read_to - 1
+            if done:
+                return
+            if not messages:
+                [position] = consumer.position([TopicPartition(topic, plan.partition)])
+                if position.offset >= plan.read_to:
+                    return  # the range ended on offsets with no records (transaction markers, compaction)
+                idle += 1.0
+                if idle >= TIMEOUT_S:
+                    raise KafkaReadError(
+                        f"no progress reading {topic}[{plan.partition}] at offset {position.offset} "
+                        f"(want up to {plan.read_to}) for {TIMEOUT_S:.0f}s: is the broker reachable?"
+                    )
+    finally:
+        consumer.unassign()

@@ -1,0 +1,149 @@
+"""A lease on one raw partition, held in S3 with conditional writes, so two runs never drain it at once.
+
+The lock object is created with ``If-None-Match: *`` (only one creator wins), renewed by a
+heartbeat with ``If-Match: <our ETag>`` and checked once more just before the manifest is
+committed. A lease that has expired (its holder died), or one held under the same owner
+(a retry of the same run: Airflow runs one try at a time), is taken over with ``If-Match``
+on the ETag that was read, so of two runs racing for it exactly one wins.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from include.drain.errors import LockLostError, PartitionLockedError
+
+log = logging.getLogger(__name__)
+
+_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+
+
+def _is_conflict(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    return error.get("Code") in _CONFLICT_CODES or status in {"412", "409"}
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}
+
+
+class PartitionLock:
+    """Context manager: hold the lease on ``key`` for ``owner`` while the body runs."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, owner: str, ttl_seconds: float, clock=time.time):
+        if ttl_seconds <= 0:
+            raise ValueError(f"lock ttl must be positive, got {ttl_seconds}")
+        self._s3, self._bucket, self._key, self._owner = s3, bucket, key, owner
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._etag: str | None = None
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._lost: str | None = None
+        self._heartbeat: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"owner": self._owner, "expires_at": self._clock() + self._ttl}).encode()
+
+    def _put(self, **condition: str) -> str:
+        reply = self._s3.put_object(Bucket=self._bucket, Key=self._key, Body=self._body(), **condition)
+        return reply["ETag"]
+
+    def acquire(self) -> None:
+        """Take the lease or raise PartitionLockedError naming who holds it."""
+        try:
+            self._etag = self._put(IfNoneMatch="*")
+            return
+        except ClientError as exc:
+            if not _is_conflict(exc):
+                raise
+        try:
+            current = self._s3.get_object(Bucket=self._bucket, Key=self._key)
+        except ClientError as exc:
+            if _is_missing(exc):  # released between our two calls: try once more from scratch
+                return self._acquire_fresh()
+            raise
+        holder = json.loads(current["Body"].read())
+        expired = holder.get("expires_at", 0) < self._clock()
+        if not expired and holder.get("owner") != self._owner:
+            raise PartitionLockedError(
+                f"s3://{self._bucket}/{self._key} is held by {holder.get('owner')!r} for "
+                f"{holder['expires_at'] - self._clock():.0f}s more: another run is draining this partition; "
+                "this run will succeed on retry once it is done"
+            )
+        try:
+            self._etag = self._put(IfMatch=current["ETag"])
+        except ClientError as exc:
+            if _is_conflict(exc):
+                raise PartitionLockedError(
+                    f"s3://{self._bucket}/{self._key} was taken over by another run at the same moment"
+                ) from exc
+            raise
+        log.warning("took over the %s lease of %r on s3://%s/%s", "expired" if expired else "own",
+                    holder.get("owner"), self._bucket, self._key)
+
+    def _acquire_fresh(self) -> None:
+        try:
+            self._etag = self._put(IfNoneMatch="*")
+        except ClientError as exc:
+            if _is_conflict(exc):
+                raise PartitionLockedError(f"s3://{self._bucket}/{self._key} is held by another run") from exc
+            raise
+
+    def renew(self) -> None:
+        """Extend the lease; raise LockLostError if another run has taken it."""
+        with self._guard:
+            if self._lost:
+                raise LockLostError(self._lost)
+            try:
+                self._etag = self._put(IfMatch=self._etag)
+            except ClientError as exc:
+                if not (_is_conflict(exc) or _is_missing(exc)):
+                    raise
+                self._lost = (
+                    f"lost the lease on s3://{self._bucket}/{self._key}: another run took it over "
+                    "(this run was too slow to renew it); nothing was committed by this run"
+                )
+                raise LockLostError(self._lost) from exc
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._ttl / 3):
+            try:
+                self.renew()
+            except LockLostError:
+                return
+            except Exception:  # a transient S3 error: the next beat or the final renew() decides
+                log.exception("renewing the lease on s3://%s/%s failed", self._bucket, self._key)
+
+    def release(self) -> None:
+        """Stop the heartbeat and delete the lease if it is still ours."""
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+        with self._guard:
+            if self._lost or self._etag is None:
+                return
+            try:
+                head = self._s3.head_object(Bucket=self._bucket, Key=self._key)
+            except ClientError as exc:
+                if _is_missing(exc):
+                    return
+                raise
+            if head["ETag"] == self._etag:
+                self._s3.delete_object(Bucket=self._bucket, Key=self._key)
+
+    def __enter__(self) -> PartitionLock:
+        self.acquire()
+        self._heartbeat = threading.Thread(target=self._beat, name=f"lease {self._key}", daemon=True)
+        self._heartbeat.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()

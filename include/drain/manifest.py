@@ -1,0 +1,77 @@
+"""The manifest of a raw partition: what a drain wrote, and what readers (Spark) trust.
+
+Readers take the file list from ``files[].key`` and check ``status``; they never list the prefix.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from include.drain.interval import Status
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FileEntry(_Frozen):
+    """One object of records: its key and the Kafka offsets it holds."""
+
+    key: str = Field(description="full S3 key")
+    partition: int
+    first_offset: int
+    last_offset: int
+    count: int
+    bytes: int
+    sha256: str
+
+
+class PartitionSummary(_Frozen):
+    """What the drain read from one Kafka partition and what it kept."""
+
+    partition: int
+    log_start_offset: int = Field(description="earliest offset Kafka still held")
+    read_from: int = Field(description="first offset read: earliest with timestamp >= interval start")
+    read_to: int = Field(description="offset where reading stopped (exclusive)")
+    first_offset: int | None = Field(description="first offset kept in the partition, null when none")
+    last_offset: int | None
+    count: int = Field(description="records kept")
+    quarantined: int
+    outside_interval: int = Field(description="records read but timestamped outside the interval")
+    bytes: int
+    sha256: str = Field(description="SHA-256 of the partition's record objects concatenated in order")
+
+
+class QuarantineSummary(_Frozen):
+    """Messages that were not valid records, kept under ``quarantine/`` with offset and reason."""
+
+    count: int
+    share: float = Field(description="quarantined / (kept + quarantined)")
+    max_share: float
+    files: list[FileEntry]
+
+
+class Manifest(_Frozen):
+    """``_manifest.json`` of ``raw/<entity>/dt=<day>/``."""
+
+    format_version: int = 1
+    entity: str
+    dt: date
+    topic: str
+    interval_start: datetime
+    interval_end: datetime
+    lateness_grace_seconds: float
+    status: Status
+    run_id: str
+    drained_at: datetime
+    record_count: int
+    total_bytes: int
+    files: list[FileEntry]
+    partitions: list[PartitionSummary]
+    quarantine: QuarantineSummary
+
+    def to_json(self) -> bytes:
+        """The manifest as written to S3."""
+        return self.model_dump_json(indent=2).encode()

@@ -1,0 +1,156 @@
+"""Deterministic generation of pin/geo/user triples that look like the real data, messy values included.
+
+Rates follow the real sample (DESIGN.md §3): follower counts ``"<n>k"`` 76 %, plain
+digits 15 %, ``"<n>M"`` 7.5 %, ``"User Info Error"`` 1.5 %; placeholder descriptions
+8.5 %, no-tags 3 %, ``"Image src error."`` 2 %, placeholder titles 1.5 %; images 90 %,
+story videos 6.5 %, videos 3.5 %; ``downloaded`` 1 in 98 %. A share of the output
+repeats an earlier triple exactly, as the original emulator re-posted rows.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from include.records import Entity, GeoRecord, PinRecord, UserRecord
+
+CATEGORY_WEIGHTS: dict[str, int] = {
+    "art": 24, "diy-and-crafts": 20, "quotes": 20, "travel": 19, "christmas": 19, "beauty": 18, "education": 14,
+    "finance": 13, "tattoos": 13, "home-decor": 12, "mens-fashion": 11, "vehicles": 9, "event-planning": 8,
+}  # fmt: skip
+NO_TITLE = "No Title Data Available"
+NO_DESCRIPTIONS = ("No description available Story format", "No description available")
+NO_TAGS = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"
+NO_IMAGE = "Image src error."
+NO_FOLLOWERS = "User Info Error"
+MEDIA_WEIGHTS = {"image": 90.0, "multi-video(story page format)": 6.5, "video": 3.5}
+
+_WORDS = (
+    "easy", "ideas", "simple", "best", "diy", "beautiful", "home", "winter", "summer", "vintage", "modern", "gift",
+    "quick", "budget", "tips", "guide", "colorful", "minimal", "cozy", "classic", "creative", "holiday", "small",
+    "weekend", "travel", "money", "quote", "tattoo", "design", "style", "kids", "party", "wall", "art", "car",
+)  # fmt: skip
+_FIRST_NAMES = (
+    "Alexandra", "Ben", "Chloe", "Daniel", "Emma", "Farid", "Grace", "Hiro", "Isla", "Jamal", "Kate", "Liam", "Maya",
+    "Noah", "Olivia", "Priya", "Quentin", "Rosa", "Sam", "Tariq", "Uma", "Victor", "Wen", "Yusuf", "Zoe",
+)  # fmt: skip
+_LAST_NAMES = (
+    "Anderson", "Brown", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jones", "Khan", "Lopez",
+    "Martin", "Nguyen", "Okafor", "Patel", "Rossi", "Smith", "Taylor", "Usman", "Walker", "Young", "Zhang",
+)  # fmt: skip
+_POSTERS = (
+    "Of Life and Lisa", "Ruth Ann's Crafts", "Budget Bytes", "The Travel Tips", "Tattoo Ideas Daily", "Home Decor Hub",
+    "Quote Corner", "Christmas Joy", "Beauty Notes", "Finance Friday", "Classic Car Club", "Party Planner Pro",
+    "Learn With Me", "Dapper Gents", "Art Room Studio",
+)  # fmt: skip
+_COUNTRIES = (
+    "United States", "United Kingdom", "India", "Brazil", "Germany", "France", "Canada", "Australia", "Japan",
+    "Mexico", "Nigeria", "Italy", "Spain", "Netherlands", "Indonesia", "Turkey", "Egypt", "Argentina", "Poland",
+    "South Africa", "Antarctica (the territory South of 60 deg S)",
+)  # fmt: skip
+_EVENTS_FROM = datetime(2015, 1, 1)
+_EVENTS_SPAN_S = int((datetime(2022, 12, 31) - _EVENTS_FROM).total_seconds())
+_JOINED_FROM = datetime(2015, 1, 1)
+_JOINED_SPAN_S = int((datetime(2017, 12, 31) - _JOINED_FROM).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class Triple:
+    """A pin with its geo and user records, all sharing ``ind``."""
+
+    pin: PinRecord
+    geo: GeoRecord
+    user: UserRecord
+
+    def record(self, entity: Entity) -> PinRecord | GeoRecord | UserRecord:
+        """The triple's record of one entity."""
+        return {"pin": self.pin, "geo": self.geo, "user": self.user}[entity]
+
+
+def _chance(rng: random.Random, percent: float) -> bool:
+    return rng.random() * 100 < percent
+
+
+def follower_count(rng: random.Random) -> str:
+    """A follower count as the site shows it: ``"124k"``, ``"437"``, ``"1M"`` or ``"User Info Error"``."""
+    draw = rng.random() * 100
+    if draw < 76:
+        return f"{rng.randint(1, 999)}k"
+    if draw < 91:
+        return str(rng.choice((0, rng.randint(1, 999))))
+    if draw < 98.5:
+        return f"{rng.randint(1, 9)}M"
+    return NO_FOLLOWERS
+
+
+def _phrase(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(words)).capitalize()
+
+
+def _timestamp(rng: random.Random, start: datetime, span_s: int) -> str:
+    return (start + timedelta(seconds=rng.randrange(span_s))).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def make_triple(rng: random.Random, ind: int) -> Triple:
+    """One new pin/geo/user triple with the given ``ind``, drawn from ``rng``."""
+    category = rng.choices(tuple(CATEGORY_WEIGHTS), weights=tuple(CATEGORY_WEIGHTS.values()))[0]
+    media = rng.choices(tuple(MEDIA_WEIGHTS), weights=tuple(MEDIA_WEIGHTS.values()))[0]
+    image_hash = f"{rng.getrandbits(128):032x}"
+    folder = "videos" if media != "image" else "originals"
+    description = _phrase(rng, rng.randint(6, 18)) + "…"
+    if _chance(rng, 8.5):
+        description = NO_DESCRIPTIONS[0] if _chance(rng, 80) else NO_DESCRIPTIONS[1]
+    pin = PinRecord(
+        index=ind,
+        unique_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+        title=NO_TITLE if _chance(rng, 1.5) else _phrase(rng, rng.randint(3, 9)),
+        description=description,
+        poster_name=rng.choice(_POSTERS),
+        follower_count=follower_count(rng),
+        tag_list=NO_TAGS if _chance(rng, 3) else ",".join(_phrase(rng, 2) for _ in range(rng.randint(3, 9))),
+        is_image_or_video=media,
+        image_src=NO_IMAGE
+        if _chance(rng, 2)
+        else f"https://i.pinimg.com/{folder}/{image_hash[:2]}/{image_hash[2:4]}/{image_hash[4:6]}/{image_hash}.jpg",
+        downloaded=1 if _chance(rng, 98) else 0,
+        save_location=f"Local save in /data/{category}",
+        category=category,
+    )
+    geo = GeoRecord(
+        ind=ind,
+        timestamp=_timestamp(rng, _EVENTS_FROM, _EVENTS_SPAN_S),
+        latitude=round(rng.uniform(-90, 90), 6),
+        longitude=round(rng.uniform(-180, 180), 6),
+        country=rng.choice(_COUNTRIES),
+    )
+    user = UserRecord(
+        ind=ind,
+        first_name=rng.choice(_FIRST_NAMES),
+        last_name=rng.choice(_LAST_NAMES),
+        age=rng.randint(13, 17) if _chance(rng, 5) else min(int(rng.gammavariate(3.0, 9.0)) + 18, 99),
+        date_joined=_timestamp(rng, _JOINED_FROM, _JOINED_SPAN_S),
+    )
+    return Triple(pin=pin, geo=geo, user=user)
+
+
+def generate_triples(seed: int, count: int | None = None, repeat_percent: float = 3.0) -> Iterator[Triple]:
+    """Yield ``count`` triples (endlessly when None), the same ones for the same seed.
+
+    About ``repeat_percent`` of them repeat an earlier triple exactly (same ``ind``
+    and ``unique_id``); new triples get increasing ``ind`` values.
+    """
+    rng = random.Random(seed)
+    first_ind = rng.randrange(0, 1_000_000) * 100
+    made: list[Triple] = []
+    produced = 0
+    while count is None or produced < count:
+        if made and _chance(rng, repeat_percent):
+            yield rng.choice(made)
+        else:
+            triple = make_triple(rng, first_ind + len(made))
+            made.append(triple)
+            yield triple
+        produced += 1

@@ -1,0 +1,50 @@
+"""Layout of the lake: every S3 key and URL of the platform is built here.
+
+```
+raw/<entity>/dt=YYYY-MM-DD/<objects>  + _manifest.json + _SUCCESS (written last)
+quarantine/<entity>/dt=YYYY-MM-DD/...
+clean/<entity>/dt=YYYY-MM-DD/          Parquet
+analytics/<query>/dt=YYYY-MM-DD/       Parquet
+```
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+Zone = Literal["raw", "quarantine", "clean", "analytics"]
+
+MANIFEST_NAME = "_manifest.json"
+SUCCESS_NAME = "_SUCCESS"
+DQ_NAME = "_dq.json"
+
+
+def partition_prefix(zone: Zone, name: str, day: date) -> str:
+    """Key prefix of one daily partition, ending in ``/``."""
+    return f"{zone}/{name}/dt={day.isoformat()}/"
+
+
+def dataset_prefix(zone: Zone, name: str) -> str:
+    """Key prefix of all partitions of one dataset, ending in ``/``."""
+    return f"{zone}/{name}/"
+
+
+def manifest_key(entity: str, day: date) -> str:
+    """Key of the raw partition's manifest."""
+    return partition_prefix("raw", entity, day) + MANIFEST_NAME
+
+
+def success_key(entity: str, day: date) -> str:
+    """Key of the raw partition's completeness marker."""
+    return partition_prefix("raw", entity, day) + SUCCESS_NAME
+
+
+def dq_key(entity: str, day: date) -> str:
+    """Key of the raw partition's data-quality report."""
+    return partition_prefix("raw", entity, day) + DQ_NAME
+
+
+def s3a_url(bucket: str, key: str) -> str:
+    """``s3a://`` URL of a key, as Spark reads it."""
+    return f"s3a://{bucket}/{key}"

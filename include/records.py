@@ -1,0 +1,86 @@
+"""The record contract: one pydantic model per entity, the single source of truth.
+
+The API validates with these models, the drain and the emulator use them, and
+the Spark schemas are checked against them by a test. They validate types and
+structure, not content: messy values such as ``"User Info Error"`` are data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, get_args
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+
+Entity = Literal["pin", "geo", "user"]
+ENTITIES: tuple[Entity, ...] = get_args(Entity)
+
+_DATETIME = TypeAdapter(datetime)
+
+
+def _parseable_timestamp(value: str) -> str:
+    """Accept ``YYYY-MM-DD HH:MM:SS`` or ISO-8601, keep the text as sent."""
+    _DATETIME.validate_python(value)
+    return value
+
+
+NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+Timestamp = Annotated[str, AfterValidator(_parseable_timestamp)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PinRecord(_Record):
+    """A pin as posted by the original clients (``index`` becomes ``ind`` when cleaned)."""
+
+    index: NonNegativeInt
+    unique_id: UUID
+    title: str
+    description: str
+    poster_name: str | None = None
+    follower_count: str
+    tag_list: str
+    is_image_or_video: str
+    image_src: str
+    downloaded: Annotated[int, Field(strict=True, ge=0, le=1)]
+    save_location: str
+    category: str
+
+
+class GeoRecord(_Record):
+    """Where and when a pin was posted."""
+
+    ind: NonNegativeInt
+    timestamp: Timestamp
+    latitude: Annotated[float, Field(strict=True, ge=-90, le=90)]
+    longitude: Annotated[float, Field(strict=True, ge=-180, le=180)]
+    country: str
+
+
+class UserRecord(_Record):
+    """The user who posted a pin."""
+
+    ind: NonNegativeInt
+    first_name: str
+    last_name: str
+    age: Annotated[int, Field(strict=True, ge=0, le=150)]
+    date_joined: Timestamp
+
+
+Record = PinRecord | GeoRecord | UserRecord
+
+MODELS: dict[Entity, type[_Record]] = {"pin": PinRecord, "geo": GeoRecord, "user": UserRecord}
+KEY_FIELD: dict[Entity, str] = {"pin": "unique_id", "geo": "ind", "user": "ind"}
+
+
+def kafka_key(entity: Entity, record: _Record) -> bytes:
+    """The Kafka message key of a record: ``unique_id`` for pins, ``ind`` otherwise."""
+    return str(getattr(record, KEY_FIELD[entity])).encode()
+
+
+def kafka_value(record: _Record) -> bytes:
+    """The Kafka message value: the validated record as compact JSON."""
+    return record.model_dump_json(exclude_none=True).encode()

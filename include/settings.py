@@ -1,0 +1,35 @@
+"""Platform-wide settings read from the environment (one place for every name)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from include.records import Entity
+
+
+class PlatformSettings(BaseSettings):
+    """Where Kafka and the lake are, and how topics are named."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    topic_prefix: str = Field("pinterest", validation_alias="PINTEREST_TOPIC_PREFIX")
+    topic_partitions: int = Field(3, ge=1, validation_alias="KAFKA_TOPIC_PARTITIONS")
+    lake_bucket: str = Field("pinterest-lake", validation_alias="LAKE_BUCKET")
+    s3_endpoint_url: str | None = Field(None, validation_alias="S3_ENDPOINT_URL")
+    aws_access_key_id: SecretStr | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
+    aws_region: str = Field("us-east-1", validation_alias="AWS_DEFAULT_REGION")
+
+    def topic(self, entity: Entity) -> str:
+        """Kafka topic of an entity, e.g. ``pinterest.pin``."""
+        return f"{self.topic_prefix}.{entity}"
+
+
+@lru_cache
+def platform_settings() -> PlatformSettings:
+    """The process-wide settings, read once."""
+    return PlatformSettings()

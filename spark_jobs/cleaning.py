@@ -1,0 +1,159 @@
+"""The cleaning rules of DESIGN.md §5 as pure ``DataFrame -> DataFrame`` transforms.
+
+Input of :func:`clean` is a raw partition read with ``schemas.raw_line_schema``;
+output is one clean row per record key, the latest ingested, with the Kafka
+coordinates kept as ``ingested_at``, ``kafka_partition`` and ``kafka_offset``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType
+
+from include.records import KEY_FIELD, Entity
+
+Transform = Callable[[DataFrame], DataFrame]
+
+PLACEHOLDERS: tuple[str, ...] = (
+    "No Title Data Available",
+    "No description available Story format",
+    "No description available",
+    "Untitled",
+    "User Info Error",
+    "Image src error.",
+    "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e",
+)
+SAVE_LOCATION_PREFIX = "Local save in "
+INGEST_COLUMNS = ("ingested_at", "kafka_partition", "kafka_offset")
+_FOLLOWER_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$"
+
+# Column order of each clean dataset (the ingest columns follow).
+CLEAN_COLUMNS: dict[Entity, tuple[str, ...]] = {
+    "pin": (
+        "ind",
+        "unique_id",
+        "title",
+        "description",
+        "poster_name",
+        "follower_count",
+        "tag_list",
+        "is_image_or_video",
+        "image_src",
+        "downloaded",
+        "save_location",
+        "category",
+    ),
+    "geo": ("ind", "country", "coordinates", "timestamp"),
+    "user": ("ind", "user_name", "age", "date_joined"),
+}
+
+
+def records_with_coordinates(raw: DataFrame) -> DataFrame:
+    """Flatten raw lines: the record's fields plus when and where Kafka stored it."""
+    return raw.select(
+        "value.*",
+        F.timestamp_millis("timestamp").alias("ingested_at"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+    )
+
+
+def keep_latest(key: str) -> Transform:
+    """One row per ``key``: the latest ingested (Kafka timestamp, then offset)."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        rest = [name for name in df.columns if name not in (key, "ingested_at", "kafka_offset")]
+        ordered = ["ingested_at", "kafka_offset", *rest]
+        latest = df.groupBy(key).agg(F.max(F.struct(*ordered)).alias("latest"))
+        return latest.select(*[F.col(key) if name == key else F.col(f"latest.{name}") for name in df.columns])
+
+    return transform
+
+
+def _is_blank(column: Column) -> Column:
+    return F.trim(column) == ""
+
+
+def nulls_for(placeholders: Iterable[str]) -> Transform:
+    """Every string column: empty (or blank) values and the given placeholders become null."""
+    values = list(placeholders)
+
+    def transform(df: DataFrame) -> DataFrame:
+        replaced = {}
+        for field in df.schema.fields:
+            if isinstance(field.dataType, StringType):
+                column = F.col(field.name)
+                unwanted = _is_blank(column) | column.isin(values) if values else _is_blank(column)
+                replaced[field.name] = F.when(unwanted, F.lit(None)).otherwise(column)
+        return df.withColumns(replaced)
+
+    return transform
+
+
+def follower_count_number(column: Column) -> Column:
+    """``"437"`` -> 437, ``"124k"`` -> 124000, ``"1M"`` -> 1000000 (decimals allowed); anything else -> null."""
+    digits = F.regexp_extract(column, _FOLLOWER_PATTERN, 1)
+    suffix = F.lower(F.regexp_extract(column, _FOLLOWER_PATTERN, 2))
+    multiplier = F.when(suffix == "k", F.lit(1_000)).when(suffix == "m", F.lit(1_000_000)).otherwise(F.lit(1))
+    number = F.when(column.rlike(_FOLLOWER_PATTERN), digits.try_cast("decimal(20,3)") * multiplier)
+    return number.try_cast("long")
+
+
+def clean_pins(pins: DataFrame) -> DataFrame:
+    """Pin rules: placeholders to null, follower counts to numbers, ``index`` -> ``ind``, bare save path."""
+    return (
+        pins.transform(nulls_for(PLACEHOLDERS))
+        .withColumnsRenamed({"index": "ind"})
+        .withColumns(
+            {
+                "follower_count": follower_count_number(F.col("follower_count")),
+                "downloaded": F.col("downloaded").cast("int"),
+                "save_location": F.regexp_replace("save_location", "^" + SAVE_LOCATION_PREFIX, ""),
+            }
+        )
+    )
+
+
+def clean_geos(geos: DataFrame) -> DataFrame:
+    """Geo rules: empty strings to null, ``coordinates`` array, a real timestamp (both text formats)."""
+    return (
+        geos.transform(nulls_for(()))
+        .withColumn("coordinates", F.array("latitude", "longitude"))
+        .withColumn("timestamp", F.col("timestamp").try_cast("timestamp"))
+    )
+
+
+def clean_users(users: DataFrame) -> DataFrame:
+    """User rules: empty strings to null, ``user_name`` from both names, a real ``date_joined``."""
+    user_name = F.concat_ws(" ", "first_name", "last_name")
+    return (
+        users.transform(nulls_for(()))
+        .withColumn("user_name", F.when(user_name != "", user_name))
+        .withColumn("age", F.col("age").cast("int"))
+        .withColumn("date_joined", F.col("date_joined").try_cast("timestamp"))
+    )
+
+
+_RULES: dict[Entity, Transform] = {"pin": clean_pins, "geo": clean_geos, "user": clean_users}
+
+
+def select_clean_columns(entity: Entity) -> Transform:
+    """Keep the clean dataset's columns, in their order."""
+    return lambda df: df.select(*CLEAN_COLUMNS[entity], *INGEST_COLUMNS)
+
+
+def clean(entity: Entity) -> Transform:
+    """Raw lines of ``entity`` -> clean rows, one per record key (the latest ingested)."""
+
+    def transform(raw: DataFrame) -> DataFrame:
+        return (
+            raw.transform(records_with_coordinates)
+            .transform(keep_latest(KEY_FIELD[entity]))
+            .transform(_RULES[entity])
+            .transform(select_clean_columns(entity))
+        )
+
+    return transform

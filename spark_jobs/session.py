@@ -1,0 +1,82 @@
+"""The one place a job builds its SparkSession, and where lake keys become URLs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from pyspark import SparkConf
+from pyspark.sql import SparkSession
+
+from include.lake import s3a_url
+
+# Settings these jobs rely on; values given to spark-submit (--conf, --master) win over them.
+DEFAULT_CONF: dict[str, str] = {
+    "spark.master": "local[*]",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+# Read by s3a's EnvironmentVariableCredentialsProvider.
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def executor_credentials_conf(master: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """``spark.executorEnv.*`` entries handing the driver's S3 credentials to remote executors.
+
+    They are set inside the driver, never on the command line. Local masters run
+    the executors in the driver's JVM, which already has the environment.
+    """
+    if master.startswith("local"):
+        return {}
+    return {f"spark.executorEnv.{name}": environ[name] for name in CREDENTIAL_ENV if environ.get(name)}
+
+
+def build_session(app_name: str) -> SparkSession:
+    """The job's SparkSession: spark-submit's settings, the platform defaults for the rest."""
+    submitted = SparkConf()  # under spark-submit this holds its --master and --conf values
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in DEFAULT_CONF.items():
+        if not submitted.contains(key):
+            builder = builder.config(key, value)
+    master = submitted.get("spark.master", DEFAULT_CONF["spark.master"])
+    for key, value in executor_credentials_conf(master, os.environ).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Where the lake is: ``s3a://<bucket>`` by default, or another Hadoop URL root (``file:///…``)."""
+
+    bucket: str
+    root: str | None = None
+
+    def url(self, key: str) -> str:
+        """URL of a lake key (from ``include.lake``) as Spark reads it."""
+        if self.root is None:
+            return s3a_url(self.bucket, key)
+        return f"{self.root.rstrip('/')}/{key}"
+
+
+def iso_date(text: str) -> date:
+    """argparse type of ``--date``: an ISO day such as ``2026-11-25``."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--date must be YYYY-MM-DD, got {text!r}") from error
+
+
+def lake_argument_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the arguments every job takes: the day and where the lake is."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--date", required=True, type=iso_date, help="the UTC day (YYYY-MM-DD)")
+    parser.add_argument("--bucket", required=True, help="lake bucket, read as s3a://<bucket>/")
+    parser.add_argument(
+        "--lake-root", default=None, help="URL root used instead of s3a://<bucket> (e.g. file:///tmp/lake)"
+    )
+    return parser

@@ -1,0 +1,91 @@
+"""Fixtures of the Spark job tests: one local SparkSession per test session, and a raw lake on local disk."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from include.lake import manifest_key, partition_prefix
+
+RawLine = dict[str, Any]
+WriteRaw = Callable[..., list[str]]
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    """A small local session shared by every Spark test (the jobs' ``build_session`` reuses it)."""
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("spark-jobs-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def kafka_line(value: dict[str, Any], *, offset: int, timestamp_ms: int, partition: int = 0) -> RawLine:
+    """One raw line as the drain writes it: Kafka coordinates next to the record."""
+    key = value.get("unique_id", value.get("ind"))
+    return {"partition": partition, "offset": offset, "timestamp": timestamp_ms, "key": str(key), "value": value}
+
+
+@pytest.fixture
+def write_raw(tmp_path: Path) -> WriteRaw:
+    """Write a raw partition under ``tmp_path`` (the lake root): JSONL objects and their manifest.
+
+    ``files`` is a list of line lists, one object each; names ending in ``.gz`` are gzipped.
+    Returns the keys written. ``manifest=False`` leaves the manifest out.
+    """
+
+    def write(
+        entity: str,
+        day: date,
+        files: Sequence[Sequence[RawLine]],
+        *,
+        gzipped: Sequence[bool] | None = None,
+        manifest: bool = True,
+        status: str = "complete",
+    ) -> list[str]:
+        prefix = partition_prefix("raw", entity, day)
+        entries, keys = [], []
+        for number, lines in enumerate(files):
+            zipped = bool(gzipped and gzipped[number])
+            key = f"{prefix}part-{number:05d}.jsonl" + (".gz" if zipped else "")
+            body = "".join(json.dumps(line) + "\n" for line in lines).encode()
+            data = gzip.compress(body) if zipped else body
+            path = tmp_path / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            offsets = [line["offset"] for line in lines] or [0]
+            entries.append(
+                {
+                    "key": key,
+                    "partition": 0,
+                    "first_offset": min(offsets),
+                    "last_offset": max(offsets),
+                    "count": len(lines),
+                    "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+            )
+            keys.append(key)
+        if manifest:
+            path = tmp_path / manifest_key(entity, day)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"status": status, "files": entries}))
+        return keys
+
+    return write
