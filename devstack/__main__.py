@@ -62,7 +62,7 @@ def _state(svc: Service) -> tuple[str, str]:
         return "stopped", "-"
     try:
         ok = svc.healthy()
-    except Exception:  # noqa: BLE001 - any failure of the probe means "not healthy"
+    except Exception:  # any failure of the probe means "not healthy"
         ok = False
     return ("healthy" if ok else "unhealthy"), str(proc.pid)
 

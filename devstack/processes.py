@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -52,7 +53,7 @@ def ensure_ports_free(service: str, ports: Sequence[int]) -> None:
     """Fail with the port's number when another program already holds it."""
     for port in ports:
         if port_in_use(port):
-            raise StackError(f"port {port} needed by {service} is already in use by another process; free it or stop it")
+            raise StackError(f"port {port} needed by {service} is already in use by another process; stop that process")
 
 
 def start(name: str, argv: Sequence[str], env: dict[str, str], cwd: Path = paths.REPO) -> psutil.Process:
@@ -75,10 +76,8 @@ def stop(name: str, timeout: float = 30.0) -> bool:
     if proc is None:
         return False
     group = [proc, *proc.children(recursive=True)]
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     _, alive = psutil.wait_procs(group, timeout=timeout)
     for p in alive:
         p.kill()
@@ -95,7 +94,7 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, proc: psuti
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - a service still starting answers with all kinds of errors
+        except Exception:  # a service still starting answers with all kinds of errors
             pass
         if proc is not None and (not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE):
             raise StackError(f"{what} exited while starting; see {paths.LOGS / (log_name or what)}.log")

@@ -1,0 +1,95 @@
+"""Fixtures that reach the real local stack (`python -m devstack up`).
+
+A test that needs a service fails, never skips, when the service is down.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from devstack import paths
+from devstack.secrets import read_env_file
+
+STACK_ENV = read_env_file(paths.STACK_ENV_FILE)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the code under test the stack's settings (variables already set win) and the venv's tools on PATH."""
+    for key, value in STACK_ENV.items():
+        os.environ.setdefault(key, value)
+    os.environ["PATH"] = f"{paths.VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def _require_stack() -> dict[str, str]:
+    if not STACK_ENV:
+        pytest.fail(f"the local stack is not set up ({paths.STACK_ENV_FILE} missing): run `make up`")
+    return dict(STACK_ENV)
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    """The stack's settings; fails when Kafka or MinIO does not answer."""
+    env = _require_stack()
+    from kafka import KafkaAdminClient
+
+    try:
+        KafkaAdminClient(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], request_timeout_ms=5000).close()
+    except Exception as exc:  # any failure means the stack is not usable
+        pytest.fail(f"Kafka at {env['KAFKA_BOOTSTRAP_SERVERS']} is not reachable ({exc}): run `make up`")
+    return env
+
+
+@pytest.fixture(scope="session")
+def s3(stack_env: dict[str, str]):
+    """A boto3 S3 client on the stack's MinIO."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=stack_env["S3_ENDPOINT_URL"],
+        region_name=stack_env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=stack_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=stack_env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+@pytest.fixture
+def scratch_bucket(s3) -> Iterator[str]:
+    """A new empty bucket, emptied and removed after the test."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    yield name
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=name):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=name, Delete={"Objects": keys})
+    s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def kafka_topics(stack_env: dict[str, str]) -> Iterator[str]:
+    """Isolated topics ``<prefix>.pin|geo|user`` (3 partitions each); yields the prefix, deletes them after."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    from include.records import ENTITIES
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    names = [f"{prefix}.{e}" for e in ENTITIES]
+    admin = KafkaAdminClient(bootstrap_servers=stack_env["KAFKA_BOOTSTRAP_SERVERS"])
+    admin.create_topics([NewTopic(n, 3, 1, topic_configs={"retention.ms": "-1"}) for n in names])
+    try:
+        yield prefix
+    finally:
+        admin.delete_topics(names)
+        admin.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run tests that stop and restart stack services last, so they cannot disturb the others."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)

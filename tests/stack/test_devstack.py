@@ -1,0 +1,50 @@
+"""The stack manager: idempotent `up`, truthful `status`, a clear error for a port already taken."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from devstack import paths, processes
+from devstack.services import SERVICES
+
+
+def _devstack(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "devstack", *args], capture_output=True, text=True, timeout=300,
+                          cwd=paths.REPO)
+
+
+def _pids() -> dict[str, int]:
+    return {s.name: processes.recorded_process(s.name).pid for s in SERVICES}
+
+
+def test_second_up_is_a_noop(stack_env):
+    before = _pids()
+    result = _devstack("up")
+    assert result.returncode == 0, result.stderr
+    assert _pids() == before
+    assert all(f"{s.name}: already running" in result.stderr for s in SERVICES)
+
+
+def test_status_reports_every_service_healthy(stack_env):
+    result = _devstack("status")
+    assert result.returncode == 0, result.stdout
+    states = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:] if line.strip()}
+    assert {s.name: states[s.name] for s in SERVICES} == {s.name: "healthy" for s in SERVICES}
+
+
+def test_port_taken_by_another_program_is_named():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(processes.StackError, match=f"port {port} needed by kafka is already in use"):
+            processes.ensure_ports_free("kafka", [port])
+
+
+def test_state_folder_is_git_ignored():
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(paths.STATE)], cwd=paths.REPO)
+    assert ignored.returncode == 0
