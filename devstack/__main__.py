@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("up", help="install if needed, start every service, wait until healthy").set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop every service by its recorded PID").set_defaults(fn=cmd_down)
     sub.add_parser("status", help="state and URL of each service (exit 1 if one is not healthy)").set_defaults(
-        fn=cmd_status)
+        fn=cmd_status
+    )
     for verb, fn in (("start", cmd_start), ("stop", cmd_stop)):
         p = sub.add_parser(verb, help=f"{verb} one service")
         p.add_argument("service", choices=[s.name for s in SERVICES])

@@ -24,8 +24,17 @@ def _maven_copy(pom_dir: Path, dest: Path, props: dict[str, str]) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     defines = [f"-D{k}={v}" for k, v in props.items()]
     subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(pom_dir / "pom.xml"), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={tmp}", *defines],
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(pom_dir / "pom.xml"),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={tmp}",
+            *defines,
+        ],
         check=True,
     )
     shutil.rmtree(dest, ignore_errors=True)

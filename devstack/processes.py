@@ -62,8 +62,13 @@ def start(name: str, argv: Sequence[str], env: dict[str, str], cwd: Path = paths
     paths.PIDS.mkdir(parents=True, exist_ok=True)
     with open(paths.LOGS / f"{name}.log", "ab") as log:
         popen = subprocess.Popen(
-            list(argv), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     proc = psutil.Process(popen.pid)
     _pidfile(name).write_text(f"{popen.pid} {proc.create_time()}")
@@ -86,8 +91,13 @@ def stop(name: str, timeout: float = 30.0) -> bool:
     return True
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, proc: psutil.Process | None = None,
-               log_name: str | None = None) -> None:
+def wait_until(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    proc: psutil.Process | None = None,
+    log_name: str | None = None,
+) -> None:
     """Poll ``check`` until it holds; fail early if ``proc`` died, naming its log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -75,9 +75,15 @@ auto.create.topics.enable=false
 
 def _kafka_java(main: str, *args: str) -> list[str]:
     return [
-        "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
+        "java",
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
         f"-Dlog4j2.configurationFile={paths.KAFKA_LOG4J}",
-        "-cp", f"{paths.KAFKA_LIBS}/*", main, *args,
+        "-cp",
+        f"{paths.KAFKA_LIBS}/*",
+        main,
+        *args,
     ]
 
 
@@ -90,7 +96,8 @@ def _kafka_prepare() -> None:
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     subprocess.run(
         _kafka_java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(paths.KAFKA_CONFIG)),
-        check=True, stdout=subprocess.DEVNULL,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
 
 
@@ -117,9 +124,9 @@ def create_topics(prefix: str, partitions: int, retention_ms: int) -> list[str]:
         existing = set(admin.list_topics())
         wanted = [f"{prefix}.{e}" for e in ENTITIES if f"{prefix}.{e}" not in existing]
         if wanted:
-            admin.create_topics([
-                NewTopic(t, partitions, 1, topic_configs={"retention.ms": str(retention_ms)}) for t in wanted
-            ])
+            admin.create_topics(
+                [NewTopic(t, partitions, 1, topic_configs={"retention.ms": str(retention_ms)}) for t in wanted]
+            )
         return wanted
     finally:
         admin.close()
@@ -144,13 +151,29 @@ def _minio_env() -> dict[str, str]:
     return {"MINIO_ROOT_USER": env["AWS_ACCESS_KEY_ID"], "MINIO_ROOT_PASSWORD": env["AWS_SECRET_ACCESS_KEY"]}
 
 
+def _minio_argv() -> list[str]:
+    return [
+        str(paths.MINIO_BIN),
+        "server",
+        str(paths.MINIO_DATA),
+        "--quiet",
+        "--address",
+        f"127.0.0.1:{PORTS['minio']}",
+        "--console-address",
+        f"127.0.0.1:{PORTS['minio-console']}",
+    ]
+
+
 def _minio_after_start() -> None:
     import boto3
 
     env = process_env()
     s3 = boto3.client(
-        "s3", endpoint_url=env["S3_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        "s3",
+        endpoint_url=env["S3_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if env["LAKE_BUCKET"] not in existing:
@@ -164,7 +187,11 @@ def _minio_after_start() -> None:
 def airflow_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the airflow CLI with the stack's environment."""
     return subprocess.run(
-        [str(paths.VENV_BIN / "airflow"), *args], env=process_env(), check=check, text=True, capture_output=True,
+        [str(paths.VENV_BIN / "airflow"), *args],
+        env=process_env(),
+        check=check,
+        text=True,
+        capture_output=True,
     )
 
 
@@ -206,28 +233,39 @@ def _airflow(*args: str) -> Callable[[], list[str]]:
 
 SERVICES: tuple[Service, ...] = (
     Service(
-        "kafka", (PORTS["kafka"], PORTS["kafka-controller"]), f"127.0.0.1:{PORTS['kafka']} (KRaft)",
-        lambda: _kafka_java("kafka.Kafka", str(paths.KAFKA_CONFIG)), _kafka_healthy,
-        prepare=_kafka_prepare, after_start=_kafka_after_start,
+        "kafka",
+        (PORTS["kafka"], PORTS["kafka-controller"]),
+        f"127.0.0.1:{PORTS['kafka']} (KRaft)",
+        lambda: _kafka_java("kafka.Kafka", str(paths.KAFKA_CONFIG)),
+        _kafka_healthy,
+        prepare=_kafka_prepare,
+        after_start=_kafka_after_start,
     ),
     Service(
-        "minio", (PORTS["minio"], PORTS["minio-console"]),
+        "minio",
+        (PORTS["minio"], PORTS["minio-console"]),
         f"http://127.0.0.1:{PORTS['minio']} (console http://127.0.0.1:{PORTS['minio-console']})",
-        lambda: [str(paths.MINIO_BIN), "server", str(paths.MINIO_DATA), "--quiet",
-                 "--address", f"127.0.0.1:{PORTS['minio']}", "--console-address", f"127.0.0.1:{PORTS['minio-console']}"],
+        _minio_argv,
         lambda: _http_ok(f"http://127.0.0.1:{PORTS['minio']}/minio/health/live"),
-        after_start=_minio_after_start, extra_env=_minio_env,
+        after_start=_minio_after_start,
+        extra_env=_minio_env,
     ),
     Service(
-        "airflow-api-server", (PORTS["airflow"],), f"http://127.0.0.1:{PORTS['airflow']}",
+        "airflow-api-server",
+        (PORTS["airflow"],),
+        f"http://127.0.0.1:{PORTS['airflow']}",
         _airflow("api-server", "--host", "127.0.0.1", "--port", str(PORTS["airflow"]), "--workers", "1"),
-        _airflow_component_healthy("metadatabase"), timeout=180, prepare=_airflow_prepare,
+        _airflow_component_healthy("metadatabase"),
+        timeout=180,
+        prepare=_airflow_prepare,
     ),
     Service("airflow-scheduler", (), "", _airflow("scheduler"), _airflow_component_healthy("scheduler")),
     Service("airflow-dag-processor", (), "", _airflow("dag-processor"), _airflow_component_healthy("dag_processor")),
     Service("airflow-triggerer", (), "", _airflow("triggerer"), _airflow_component_healthy("triggerer")),
     Service(
-        "api", (PORTS["api"],), f"http://127.0.0.1:{PORTS['api']} (docs /docs)",
+        "api",
+        (PORTS["api"],),
+        f"http://127.0.0.1:{PORTS['api']} (docs /docs)",
         lambda: [str(paths.VENV_BIN / "python"), "-m", "api"],
         lambda: _http_ok(f"http://127.0.0.1:{PORTS['api']}/health"),
     ),
