@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -107,6 +107,23 @@ class AirflowClient:
                 return run
             time.sleep(3)
         raise TimeoutError(f"run {run_id} of {dag_id} still {run['state']} after {timeout:.0f}s")
+
+    def wait_for_runs_of_days(self, dag_id: str, days: set[date], timeout: float = 1800.0) -> list[dict[str, Any]]:
+        """Wait until every day in ``days`` has a finished run (any run type); raise if one failed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            latest: dict[date, dict[str, Any]] = {}
+            for run in sorted(self.runs(dag_id), key=lambda r: r["run_after"]):
+                if run.get("data_interval_start"):
+                    latest[datetime.fromisoformat(run["data_interval_start"]).date()] = run
+            chosen = [latest[d] for d in sorted(days) if d in latest]
+            if len(chosen) == len(days) and all(r["state"] in TERMINAL for r in chosen):
+                failed = [r["dag_run_id"] for r in chosen if r["state"] != "success"]
+                if failed:
+                    raise AirflowRunFailed(f"runs of {dag_id} failed: {failed}")
+                return chosen
+            time.sleep(3)
+        raise TimeoutError(f"runs of {dag_id} for {sorted(days)} not finished after {timeout:.0f}s")
 
     def close(self) -> None:
         self._http.close()

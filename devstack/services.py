@@ -53,7 +53,7 @@ logger.state.level = WARN
 """
 
 
-def _kafka_properties() -> str:
+def kafka_properties() -> str:
     broker, controller = PORTS["kafka"], PORTS["kafka-controller"]
     return f"""process.roles=broker,controller
 node.id=1
@@ -88,7 +88,7 @@ def _kafka_java(main: str, *args: str) -> list[str]:
 
 
 def _kafka_prepare() -> None:
-    paths.KAFKA_CONFIG.write_text(_kafka_properties())
+    paths.KAFKA_CONFIG.write_text(kafka_properties())
     paths.KAFKA_LOG4J.write_text(_LOG4J2)
     if (paths.KAFKA_DATA / "meta.properties").exists():
         return

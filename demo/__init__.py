@@ -1,0 +1,1 @@
+"""The main job of `make demo`: the whole pipeline on the local stack, with its results shown."""

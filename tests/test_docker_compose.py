@@ -1,0 +1,613 @@
+"""docker-compose.yaml, the Dockerfiles and their helper scripts agree with the code and the local stack.
+
+No Docker engine exists here (and the compose plugin is absent), so the files are parsed and compared with the
+settings classes, the local stack's configuration and its pinned versions. The helper scripts the compose services
+run (topic and bucket creation, healthchecks, the Airflow password file, the .env generator) run for real, the
+first two against the local stack's Kafka and MinIO.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import tomllib
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from api.settings import ApiSettings
+from devstack import versions
+from devstack.environment import airflow_env
+from devstack.ports import PORTS
+from devstack.secrets import GENERATED, load_secrets
+from devstack.services import SERVICES as LOCAL_SERVICES
+from devstack.services import kafka_properties
+from include.settings import PlatformSettings
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE_TEXT = (REPO / "docker-compose.yaml").read_text()
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+MINIO_DOCKERFILE = (REPO / "docker" / "minio" / "Dockerfile").read_text()
+
+PLATFORM_IMAGE = "pinterest-data-platform:local"
+INIT_SERVICES = {"kafka-init", "minio-init", "airflow-init"}
+AIRFLOW_PROCESSES = {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+# Services running platform code (include.settings): they need every PlatformSettings variable.
+PLATFORM_CODE_SERVICES = AIRFLOW_PROCESSES | {"api", "kafka-init", "minio-init"}
+# Which service publishes each port of devstack.ports.PORTS (the controller port stays inside the network).
+PORT_OWNERS = {
+    "kafka": "kafka",
+    "minio": "minio",
+    "minio-console": "minio",
+    "airflow": "airflow-api-server",
+    "api": "api",
+}
+INTERNAL_PORTS = {"kafka-controller"}
+SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY|_KEY_ID|ROOT_USER)$")
+REQUIRED_REF = re.compile(r"\$\{(?P<name>[A-Za-z_]\w*):\?[^}]+\}")
+
+
+# --- compose variable interpolation (the subset of the compose spec this project uses) -------------------------
+
+_TOKEN = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_]\w*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$")
+
+
+class MissingVariableError(KeyError):
+    """A ``${VAR:?message}`` whose variable is not set."""
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """``value`` with ``$$``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?msg}`` resolved."""
+
+    def resolve(match: re.Match[str]) -> str:
+        token, name, op, arg = match.group(0), match.group("name"), match.group("op"), match.group("arg")
+        if token == "$$":
+            return "$"
+        if name is None:
+            raise ValueError(f"unsupported interpolation syntax in {value!r}")
+        if op is None:
+            return env.get(name, "")
+        if op == ":-":
+            return env.get(name) or arg
+        if op == "-":
+            return env.get(name, arg)
+        is_set = bool(env.get(name)) if op == ":?" else name in env
+        if is_set:
+            return env[name]
+        raise MissingVariableError(f"{name}: {arg}")
+
+    return _TOKEN.sub(resolve, value)
+
+
+def render(node: Any, env: Mapping[str, str]) -> Any:
+    """A parsed compose document with every string value interpolated (keys are left alone, as compose does)."""
+    if isinstance(node, dict):
+        return {key: render(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [render(item, env) for item in node]
+    return interpolate(node, env) if isinstance(node, str) else node
+
+
+def strings(node: Any) -> list[str]:
+    """Every string value of a parsed compose document."""
+    if isinstance(node, dict):
+        return [text for value in node.values() for text in strings(value)]
+    if isinstance(node, list):
+        return [text for item in node for text in strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def required_variables(node: Any) -> dict[str, str]:
+    """Every ``${VAR:?message}`` of a parsed compose document: name -> message."""
+    return {m["name"]: m["arg"] for text in strings(node) for m in _TOKEN.finditer(text) if m["op"] == ":?"}
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def load_script(name: str) -> ModuleType:
+    """A script of docker/ imported as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"docker_{name}", REPO / "docker" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MAKE_ENV = load_script("make_env")
+
+
+@pytest.fixture(scope="module")
+def dot_env() -> dict[str, str]:
+    """The variables a fresh `.env` from docker/make_env.py holds."""
+    return MAKE_ENV.complete_env({})
+
+
+@pytest.fixture(scope="module")
+def rendered(dot_env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The services as compose sees them with that `.env` and nothing else set."""
+    return render(SERVICES, dot_env)
+
+
+def environment(service: dict[str, Any]) -> dict[str, str | None]:
+    env = service.get("environment", {})
+    assert isinstance(env, dict), "environment must be a mapping"
+    return env
+
+
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(line for line in dockerfile.splitlines() if not line.startswith("#")))
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in joined.splitlines() if line.strip()]
+
+
+def dockerfile_args(dockerfile: str) -> dict[str, str]:
+    return dict(args.split("=", 1) for op, args in instructions(dockerfile) if op == "ARG" and "=" in args)
+
+
+def platform_stage(dockerfile: str) -> list[tuple[str, str]]:
+    """The instructions of the last stage (the image the services run)."""
+    steps = instructions(dockerfile)
+    last_from = max(i for i, (op, _) in enumerate(steps) if op == "FROM")
+    return steps[last_from:]
+
+
+def host_port(address: str) -> tuple[str, int]:
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    assert parts.hostname is not None and parts.port is not None, address
+    return parts.hostname, parts.port
+
+
+def kafka_listeners(kafka_env: Mapping[str, str]) -> dict[str, int]:
+    """Kafka listener name -> port, from KAFKA_LISTENERS."""
+    return {name: int(port) for name, port in re.findall(r"(\w+)://[^:,]*:(\d+)", kafka_env["KAFKA_LISTENERS"])}
+
+
+def option(command: list[str], flag: str) -> str:
+    assert flag in command, f"{flag} missing from {command}"
+    return command[command.index(flag) + 1]
+
+
+def local_airflow_env() -> dict[str, str]:
+    """The local stack's Airflow environment (placeholder endpoints and credentials: only names and types count)."""
+    placeholders = ("KAFKA_BOOTSTRAP_SERVERS", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    return airflow_env({**dict.fromkeys(placeholders, "placeholder"), "S3_ENDPOINT_URL": "http://placeholder:1"})
+
+
+def connections(env: Mapping[str, str | None]) -> dict[str, dict[str, Any]]:
+    """Airflow connection id -> its JSON, from AIRFLOW_CONN_* variables."""
+    prefix = "AIRFLOW_CONN_"
+    return {key[len(prefix) :].lower(): json.loads(value or "") for key, value in env.items() if key.startswith(prefix)}
+
+
+# --- services, healthchecks, start order -----------------------------------------------------------------------
+
+
+def test_compose_runs_the_local_stack_services_plus_postgres_spark_and_init_jobs():
+    local = {service.name for service in LOCAL_SERVICES}
+    assert local <= set(SERVICES)
+    assert set(SERVICES) - local == {"postgres", "spark-master", "spark-worker"} | INIT_SERVICES
+
+
+def test_every_long_running_service_has_a_healthcheck_and_init_jobs_run_once():
+    one_shot = {name for name, service in SERVICES.items() if service.get("restart") == "no"}
+    assert one_shot == INIT_SERVICES
+    for name, service in SERVICES.items():
+        if name in one_shot:
+            assert "healthcheck" not in service and "ports" not in service, name
+            continue
+        test = service.get("healthcheck", {}).get("test")
+        assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
+        assert not service["healthcheck"].get("disable"), name
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_depends_on_waits_for_health_or_successful_completion_without_cycles():
+    for name, service in SERVICES.items():
+        for target, spec in service.get("depends_on", {}).items():
+            assert target in SERVICES, f"{name} depends on unknown {target}"
+            wanted = "service_completed_successfully" if target in INIT_SERVICES else "service_healthy"
+            assert spec == {"condition": wanted}, f"{name} -> {target}"
+    started: set[str] = set()
+    while len(started) < len(SERVICES):
+        ready = {n for n, s in SERVICES.items() if n not in started and set(s.get("depends_on", {})) <= started}
+        assert ready, f"dependency cycle among {set(SERVICES) - started}"
+        started |= ready
+
+
+def test_start_order_follows_what_each_process_needs():
+    def needs(name: str) -> set[str]:
+        return set(SERVICES[name].get("depends_on", {}))
+
+    # `airflow db migrate` runs once before the Airflow processes start in parallel.
+    for name in AIRFLOW_PROCESSES:
+        assert {"airflow-init", "postgres"} <= needs(name), name
+    assert needs("airflow-init") == {"postgres"}
+    # Tasks run in the scheduler (LocalExecutor): topics, bucket and a Spark worker must exist first.
+    assert {"kafka-init", "minio-init", "spark-worker", "airflow-api-server"} <= needs("airflow-scheduler")
+    assert needs("kafka-init") == {"kafka"} and needs("minio-init") == {"minio"}
+    assert needs("spark-worker") == {"spark-master"}
+    assert {"kafka", "kafka-init"} <= needs("api")
+
+
+def test_python_services_share_one_image_built_from_the_dockerfile():
+    users = {name for name, service in SERVICES.items() if service.get("image") == PLATFORM_IMAGE}
+    assert users == AIRFLOW_PROCESSES | INIT_SERVICES | {"api", "spark-master", "spark-worker"}
+    for name in users:
+        assert SERVICES[name]["build"] == {"context": ".", "dockerfile": "Dockerfile"}, name
+        assert SERVICES[name].get("init") is True, name
+
+
+# --- versions and the images ------------------------------------------------------------------------------------
+
+
+def test_images_pin_the_local_stack_versions():
+    assert SERVICES["kafka"]["image"] == f"apache/kafka:{versions.KAFKA_VERSION}"
+    assert dockerfile_args(DOCKERFILE)["HADOOP_VERSION"] == versions.HADOOP_VERSION
+    minio_args = dockerfile_args(MINIO_DOCKERFILE)
+    assert (minio_args["MINIO_MODULE"], minio_args["MINIO_VERSION"]) == (versions.MINIO_MODULE, versions.MINIO_VERSION)
+    assert SERVICES["minio"]["build"] == {"context": "docker/minio"}
+
+
+def test_dockerfile_installs_requirements_with_constraints_on_python_and_java_of_the_project():
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    python = re.search(r">=(\d+\.\d+)", requires)
+    assert python is not None
+    stage = platform_stage(DOCKERFILE)
+    assert re.match(rf"python:{re.escape(python.group(1))}-", stage[0][1])
+    copies = " ".join(args for op, args in stage if op == "COPY")
+    assert "requirements.txt" in copies and "constraints.txt" in copies
+    installs = [args for op, args in stage if op == "RUN" and "pip install" in args]
+    assert len(installs) == 1
+    assert re.search(r"-r \S*/requirements\.txt", installs[0]) and re.search(r"-c \S*/constraints\.txt", installs[0])
+    assert re.search(r"-r \S*/requirements-postgres\.txt", installs[0])
+    assert any(op == "RUN" and "openjdk-17-jre-headless" in args for op, args in stage)
+
+
+def test_postgres_drivers_are_pinned_and_do_not_clash_with_the_constraints():
+    constraints = {
+        name.lower(): version
+        for name, version in re.findall(r"^([\w.-]+)==(\S+)", (REPO / "constraints.txt").read_text(), re.M)
+    }
+    lines = (REPO / "docker" / "requirements-postgres.txt").read_text().splitlines()
+    pins = dict(re.fullmatch(r"([\w.-]+)==(\S+)", line).groups() for line in lines if line and line[0] != "#")
+    # Airflow's sync engine uses psycopg2; its async engine maps postgresql:// to postgresql+asyncpg.
+    assert set(pins) == {"psycopg2-binary", "asyncpg"}
+    for name, version in pins.items():
+        assert constraints.get(name, version) == version, name
+
+
+def test_s3a_jars_come_from_the_local_stack_pom_and_land_in_pyspark():
+    steps = instructions(DOCKERFILE)
+    assert any(op == "COPY" and args.startswith("devstack/maven/s3a/pom.xml ") for op, args in steps)
+    assert any(
+        op == "RUN" and "dependency:copy-dependencies" in args and "${HADOOP_VERSION}" in args for op, args in steps
+    )
+    assert any(op == "RUN" and "pyspark" in args and "ln -s" in args for op, args in platform_stage(DOCKERFILE))
+
+
+def test_image_holds_the_code_and_scripts_the_services_run(rendered):
+    stage = platform_stage(DOCKERFILE)
+    workdir = next(args for op, args in stage if op == "WORKDIR")
+    copied = {args.split()[-1].rstrip("/") for op, args in stage if op == "COPY" and "--from" not in args}
+    assert {"api", "include", "dags", "plugins", "spark_jobs", "docker"} <= copied
+    env_lines = " ".join(args for op, args in stage if op == "ENV")
+    assert f"PYTHONPATH={workdir}" in env_lines
+    for name in AIRFLOW_PROCESSES:
+        env = environment(rendered[name])
+        assert env["AIRFLOW__CORE__DAGS_FOLDER"] == f"{workdir}/dags"
+        assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == f"{workdir}/plugins"
+    scripts = set(re.findall(rf"{re.escape(workdir)}/docker/(\w+\.py)", COMPOSE_TEXT))
+    assert scripts == {"create_topics.py", "create_bucket.py", "healthcheck.py", "airflow_passwords.py"}
+    for script in scripts:
+        assert (REPO / "docker" / script).is_file(), script
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context():
+    ignored = {line.strip().rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()}
+    assert {".git", ".venv", ".stack", ".env"} <= ignored
+    needed = {"api", "include", "dags", "plugins", "spark_jobs", "docker", "devstack", "requirements.txt"}
+    assert not needed & ignored
+
+
+# --- settings, connections, ports --------------------------------------------------------------------------------
+
+
+def test_every_platform_setting_is_given_to_the_services_running_platform_code(rendered):
+    names = {field.validation_alias for field in PlatformSettings.model_fields.values()}
+    assert names >= {"KAFKA_BOOTSTRAP_SERVERS", "LAKE_BUCKET", "S3_ENDPOINT_URL"}
+    for name in PLATFORM_CODE_SERVICES:
+        env = environment(rendered[name])
+        assert {n: env.get(n) for n in names if env.get(n) is None} == {}, name
+        settings = PlatformSettings(**{n: env[n] for n in names})
+        kafka_host, kafka_port = host_port(settings.kafka_bootstrap_servers)
+        assert kafka_host == "kafka"
+        assert kafka_port == kafka_listeners(environment(rendered["kafka"]))["INTERNAL"]
+        assert host_port(settings.s3_endpoint_url or "") == (
+            "minio",
+            int(option(SERVICES["minio"]["command"], "--address")[1:]),
+        )
+
+
+def test_unset_platform_settings_fall_back_to_the_code_defaults(rendered):
+    env = environment(rendered["api"])
+    for field_name in ("topic_prefix", "topic_partitions", "lake_bucket", "aws_region"):
+        field = PlatformSettings.model_fields[field_name]
+        assert env[field.validation_alias] == str(field.default), field.validation_alias
+
+
+def test_s3_credentials_are_the_minio_root_credentials(rendered, dot_env):
+    minio = environment(rendered["minio"])
+    assert (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"]) == (
+        dot_env["MINIO_ROOT_USER"],
+        dot_env["MINIO_ROOT_PASSWORD"],
+    )
+    for name in PLATFORM_CODE_SERVICES:
+        env = environment(rendered[name])
+        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+            minio["MINIO_ROOT_USER"],
+            minio["MINIO_ROOT_PASSWORD"],
+        )
+
+
+def test_api_gets_every_setting_it_reads_and_listens_on_the_published_port(rendered):
+    env = environment(rendered["api"])
+    names = {field.validation_alias for field in ApiSettings.model_fields.values()}
+    assert names - set(env) == set()
+    given = {name: value for name, value in env.items() if name in names and value is not None}
+    settings = ApiSettings(**given)
+    assert settings.host == "0.0.0.0"  # the loopback default would be unreachable from outside the container
+    assert [p["target"] for p in SERVICES["api"]["ports"]] == [settings.port]
+    assert SERVICES["api"]["command"] == ["python", "-m", "api"]
+
+
+def test_airflow_configuration_matches_the_local_stack(rendered):
+    local = local_airflow_env()
+    same_value = (
+        "AIRFLOW__CORE__LOAD_EXAMPLES",
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__API__PORT",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK",
+    )
+    envs = {name: environment(rendered[name]) for name in AIRFLOW_PROCESSES | {"airflow-init"}}
+    for name, env in envs.items():
+        assert {key for key in local if key.startswith("AIRFLOW")} <= set(env), name
+        assert {key: env[key] for key in same_value} == {key: local[key] for key in same_value}, name
+    # One JWT secret, one database, one execution API for every process.
+    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__FERNET_KEY"):
+        assert len({env[key] for env in envs.values()}) == 1, key
+    env = envs["airflow-api-server"]
+    port = int(env["AIRFLOW__API__PORT"] or "")
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://airflow-api-server:{port}/execution/"
+    assert option(SERVICES["airflow-api-server"]["command"][-1].split(), "--port") == str(port)
+    assert [p["target"] for p in SERVICES["airflow-api-server"]["ports"]] == [port]
+    database = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] or "")
+    assert (database.scheme, database.hostname) == ("postgresql+psycopg2", "postgres")
+    assert database.password == environment(rendered["postgres"])["POSTGRES_PASSWORD"]
+    assert database.username == environment(rendered["postgres"])["POSTGRES_USER"]
+
+
+def test_connections_have_the_local_stack_ids_and_types_and_point_at_compose_services(rendered, dot_env):
+    local = connections(local_airflow_env())
+    for name in AIRFLOW_PROCESSES:
+        env = environment(rendered[name])
+        conns = connections(env)
+        assert {cid: c["conn_type"] for cid, c in conns.items()} == {cid: c["conn_type"] for cid, c in local.items()}
+        assert conns["kafka_default"]["extra"] == {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
+        aws = conns["aws_default"]
+        assert (aws["login"], aws["password"]) == (dot_env["MINIO_ROOT_USER"], dot_env["MINIO_ROOT_PASSWORD"])
+        assert aws["extra"] == {"endpoint_url": env["S3_ENDPOINT_URL"], "region_name": env["AWS_DEFAULT_REGION"]}
+        assert conns["spark_default"]["host"] == "spark://spark-master:7077"
+    master = SERVICES["spark-master"]["command"]
+    assert (option(master, "--host"), option(master, "--port")) == ("spark-master", "7077")
+    assert SERVICES["spark-worker"]["command"][-1] == "spark://spark-master:7077"
+
+
+def test_connection_ids_named_in_the_code_are_defined():
+    pattern = re.compile(r"\w*conn_id\s*(?::\s*str\s*)?=\s*[\"'](\w+)[\"']")
+    used = {
+        conn_id
+        for folder in ("dags", "plugins", "include", "spark_jobs")
+        for path in (REPO / folder).rglob("*.py")
+        for conn_id in pattern.findall(path.read_text())
+    }
+    assert "aws_default" in used  # the scan finds what the DAG and the plugin name
+    assert used <= set(connections(environment(SERVICES["airflow-scheduler"])))
+
+
+def test_kafka_broker_settings_match_the_local_stack(rendered):
+    env = environment(rendered["kafka"])
+    local = dict(line.split("=", 1) for line in kafka_properties().splitlines() if "=" in line)
+    differ = {
+        "listeners",
+        "advertised.listeners",
+        "controller.quorum.voters",
+        "log.dirs",
+        "num.partitions",
+        "listener.security.protocol.map",
+    }
+    expected = {"KAFKA_" + key.upper().replace(".", "_"): value for key, value in local.items() if key not in differ}
+    assert {key: env.get(key) for key in expected} == expected
+    assert env["KAFKA_NUM_PARTITIONS"] == str(PlatformSettings.model_fields["topic_partitions"].default)
+    listeners = kafka_listeners(env)
+    assert set(listeners) == {"INTERNAL", "EXTERNAL", "CONTROLLER"}
+    assert f"INTERNAL://kafka:{listeners['INTERNAL']}" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert f"EXTERNAL://127.0.0.1:{PORTS['kafka']}" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_published_ports_are_the_local_stack_ports_on_loopback():
+    assert set(PORT_OWNERS) | INTERNAL_PORTS == set(PORTS)
+    published = {
+        (name, int(port["published"]), port["host_ip"])
+        for name, service in SERVICES.items()
+        for port in service.get("ports", [])
+    }
+    assert published == {(owner, PORTS[key], "127.0.0.1") for key, owner in PORT_OWNERS.items()}
+    targets = {
+        (name, int(port["published"])): port["target"] for name in SERVICES for port in SERVICES[name].get("ports", [])
+    }
+    listeners = kafka_listeners(environment(SERVICES["kafka"]))
+    assert targets[("kafka", PORTS["kafka"])] == listeners["EXTERNAL"]
+    minio = SERVICES["minio"]["command"]
+    assert targets[("minio", PORTS["minio"])] == int(option(minio, "--address")[1:])
+    assert targets[("minio", PORTS["minio-console"])] == int(option(minio, "--console-address")[1:])
+
+
+# --- secrets ------------------------------------------------------------------------------------------------------
+
+
+def test_no_credential_is_written_in_the_compose_file():
+    for name, service in SERVICES.items():
+        for key, value in environment(service).items():
+            if SECRET_NAME.search(key) and not key.startswith("AIRFLOW_CONN_"):
+                # a required reference, or passed through from the caller's environment when set there
+                assert value is None or REQUIRED_REF.fullmatch(value), f"{name}: {key}"
+            if key.startswith("AIRFLOW_CONN_"):
+                conn = json.loads(value or "")
+                for field in ("login", "password"):
+                    assert field not in conn or REQUIRED_REF.fullmatch(conn[field]), f"{name}: {key} {field}"
+            if isinstance(value, str) and "://" in value and "@" in value:
+                masked = REQUIRED_REF.sub(lambda ref: f"required-{ref['name']}", value)
+                assert re.fullmatch(r"required-\w+", urlsplit(masked).password or ""), f"{name}: {key}"
+    for secret in load_secrets().values():  # the local stack's own secrets were not pasted in
+        assert secret not in COMPOSE_TEXT
+
+
+def test_required_variables_are_the_local_stack_secrets_plus_docker_ones_and_are_documented():
+    required = required_variables(COMPOSE)
+    assert set(GENERATED) <= set(required)
+    assert set(required) == set(MAKE_ENV.GENERATORS)
+    assert all(message.strip() for message in required.values())
+    docs = (REPO / "docs" / "docker.md").read_text()
+    for name in required:
+        assert f"{name}=" in docs, f"{name} missing from the .env example of docs/docker.md"
+
+
+def test_compose_does_not_interpolate_without_the_secrets():
+    with pytest.raises(MissingVariableError, match="MINIO_ROOT_USER"):
+        render(SERVICES["minio"], {})
+
+
+def test_make_env_writes_a_private_complete_file_and_keeps_existing_values(tmp_path):
+    from cryptography.fernet import Fernet
+
+    path = tmp_path / ".env"
+    path.write_text("POSTGRES_PASSWORD=kept-value\nAIRFLOW_PASSWORD=\n")
+    run = [sys.executable, str(REPO / "docker" / "make_env.py"), "--path", str(path)]
+    subprocess.run(run, check=True, capture_output=True, timeout=60)
+    values = MAKE_ENV.read_env(path)
+    assert set(values) == set(required_variables(COMPOSE))
+    assert values["POSTGRES_PASSWORD"] == "kept-value"
+    assert values["AIRFLOW_PASSWORD"]  # an empty value is replaced
+    assert all(re.fullmatch(r"[A-Za-z0-9_=-]+", value) for value in values.values())  # safe inside JSON and URLs
+    Fernet(values["AIRFLOW_FERNET_KEY"].encode())  # a valid Fernet key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    before = path.read_text()
+    subprocess.run(run, check=True, capture_output=True, timeout=60)
+    assert path.read_text() == before
+    render(SERVICES, values)  # every required variable resolves
+
+
+# --- the helper scripts, run for real -----------------------------------------------------------------------------
+
+
+def _script_env(**overrides: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), **overrides}
+
+
+def _run_script(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "docker" / name)], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_kafka_init_creates_the_topics_once_with_partitions_and_retention(stack_env):
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    prefix = f"docker-init-{uuid.uuid4().hex[:10]}"
+    names = [f"{prefix}.{entity}" for entity in ("pin", "geo", "user")]
+    env = _script_env(
+        KAFKA_BOOTSTRAP_SERVERS=stack_env["KAFKA_BOOTSTRAP_SERVERS"],
+        PINTEREST_TOPIC_PREFIX=prefix,
+        KAFKA_TOPIC_PARTITIONS="2",
+        KAFKA_TOPIC_RETENTION_MS="123456789",
+    )
+    admin = KafkaAdminClient(bootstrap_servers=stack_env["KAFKA_BOOTSTRAP_SERVERS"])
+    try:
+        first = _run_script("create_topics.py", env)
+        assert first.returncode == 0, first.stderr
+        second = _run_script("create_topics.py", env)
+        assert second.returncode == 0, second.stderr
+        assert second.stderr.count(": exists") == 3
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+        assert described == dict.fromkeys(names, 2)
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, names[0], ["retention.ms"])])
+        assert configs["topic"][names[0]]["retention.ms"]["value"] == "123456789"
+    finally:
+        admin.delete_topics([n for n in names if n in set(admin.list_topics())])
+        admin.close()
+
+
+def test_kafka_init_rejects_a_bad_retention_naming_the_variable(stack_env):
+    env = _script_env(KAFKA_BOOTSTRAP_SERVERS=stack_env["KAFKA_BOOTSTRAP_SERVERS"], KAFKA_TOPIC_RETENTION_MS="90d")
+    result = _run_script("create_topics.py", env)
+    assert result.returncode != 0
+    assert "KAFKA_TOPIC_RETENTION_MS" in result.stderr and "'90d'" in result.stderr
+
+
+def test_minio_init_creates_the_bucket_once(stack_env, s3):
+    bucket = f"docker-init-{uuid.uuid4().hex[:10]}"
+    env = _script_env(
+        **{key: stack_env[key] for key in ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")},
+        LAKE_BUCKET=bucket,
+    )
+    try:
+        for _ in range(2):
+            result = _run_script("create_bucket.py", env)
+            assert result.returncode == 0, result.stderr
+        assert result.stderr.strip() == f"bucket {bucket}: exists"
+        assert bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    finally:
+        if bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            s3.delete_bucket(Bucket=bucket)
+
+
+def test_healthcheck_script_checks_status_and_json_fields(stack_env):
+    def check(*args: str) -> int:
+        return subprocess.run(
+            [sys.executable, str(REPO / "docker" / "healthcheck.py"), *args], capture_output=True, timeout=30
+        ).returncode
+
+    health = f"{stack_env['AIRFLOW_API_URL']}/api/v2/monitor/health"
+    assert check(f"{stack_env['API_URL']}/health") == 0
+    assert check(health, "metadatabase.status=healthy") == 0
+    assert check(health, "metadatabase.status=sick") == 1
+    assert check(health, "no.such.field=x") == 1
+    assert check("http://127.0.0.1:9/") == 1  # nothing listens on the discard port
+
+
+def test_airflow_passwords_script_writes_a_private_login_file(tmp_path):
+    path = tmp_path / "passwords.json"
+    env = _script_env(AIRFLOW_PASSWORD="s3cret-value", AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(path))
+    env.pop("AIRFLOW_USERNAME", None)
+    result = _run_script("airflow_passwords.py", env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(path.read_text()) == {"admin": "s3cret-value"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    env.pop("AIRFLOW_PASSWORD")
+    result = _run_script("airflow_passwords.py", env)
+    assert result.returncode != 0 and "AIRFLOW_PASSWORD" in result.stderr
