@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         producer = RecordProducer(settings, [settings.topic(entity) for entity in ENTITIES])
         app.state.producer = producer
         await producer.start()
+        gc.freeze()  # what exists after startup lives as long as the process: keep it out of GC scans
         try:
             yield
         finally:

@@ -52,6 +52,7 @@ def producer_config(settings: ApiSettings) -> dict[str, object]:
         "enable_idempotence": True,
         "compression_type": settings.kafka_compression,
         "linger_ms": settings.kafka_linger_ms,
+        "batch_size": settings.kafka_batch_bytes,
         "request_timeout_ms": settings.kafka_request_timeout_ms,
         "delivery_timeout_ms": settings.kafka_delivery_timeout_ms,
         "max_block_ms": settings.kafka_max_block_ms,
@@ -98,17 +99,25 @@ class RecordProducer:
         return self._producer is not None
 
     async def start(self) -> None:
-        """Start connecting; the app serves (503 for records) until Kafka is reached."""
-        self._connector = asyncio.create_task(self._connect_until_done(), name="kafka-connect")
+        """Try to connect once (bounded by KAFKA_MAX_BLOCK_MS); on failure keep trying in the background.
+
+        The app serves either way: records get 503 until the producer exists.
+        """
+        if not await self._try_connect():
+            self._connector = asyncio.create_task(self._connect_until_done(), name="kafka-connect")
+
+    async def _try_connect(self) -> bool:
+        try:
+            self._producer = await asyncio.to_thread(self._build)
+        except (KafkaError, OSError) as error:
+            log.warning("kafka not reachable yet, retrying", extra={"error": repr(error)})
+            return False
+        log.info("kafka producer connected", extra={"topics": sorted(self._warm_topics)})
+        return True
 
     async def _connect_until_done(self) -> None:
-        while self._producer is None:
-            try:
-                self._producer = await asyncio.to_thread(self._build)
-            except (KafkaError, OSError) as error:
-                log.warning("kafka not reachable yet, retrying", extra={"error": repr(error)})
-                await asyncio.sleep(self._settings.kafka_connect_retry_s)
-        log.info("kafka producer connected", extra={"topics": sorted(self._warm_topics)})
+        while not await self._try_connect():
+            await asyncio.sleep(self._settings.kafka_connect_retry_s)
 
     def _build(self) -> KafkaProducer:
         producer = KafkaProducer(**producer_config(self._settings))
@@ -120,10 +129,6 @@ class RecordProducer:
             else:
                 self._warm_topics.add(topic)
         return producer
-
-    async def send(self, record: OutgoingRecord) -> Delivery:
-        """Produce one record and wait, without blocking the loop, for Kafka's acknowledgement."""
-        return (await self.send_many([record]))[0]  # type: ignore[return-value]
 
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[Delivery | KafkaUnavailableError]:
         """Produce records; each outcome is its Delivery or a KafkaUnavailableError, in order."""

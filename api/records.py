@@ -6,8 +6,7 @@ import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails, from_json
 
@@ -15,14 +14,14 @@ from api.logs import request_id_var
 from api.metrics import KAFKA_ERRORS, RECORDS_ACCEPTED, RECORDS_REJECTED
 from api.producer import Delivery, KafkaUnavailableError, OutgoingRecord, RecordProducer
 from api.schemas import Accepted, BatchItem, BatchResult, FieldError, Invalid, Problem
-from api.security import get_settings, require_api_key
+from api.security import require_api_key
 from api.settings import ApiSettings
 from include.records import MODELS, Entity, kafka_key, kafka_value
 
 log = logging.getLogger(__name__)
 
 
-def get_producer(request: Request) -> RecordProducer:
+async def get_producer(request: Request) -> RecordProducer:
     """The process's producer, created in the app's lifespan."""
     return request.app.state.producer
 
@@ -50,8 +49,13 @@ def _outgoing(entity: Entity, topic: str, record: BaseModel, request_id: str) ->
     )
 
 
-def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(Problem(detail=detail).model_dump(), status_code=status, headers=headers)
+def _json(body: BaseModel, status: int, headers: dict[str, str] | None = None) -> Response:
+    """Serialise a response model once, in pydantic-core (FastAPI does not validate it again)."""
+    return Response(body.model_dump_json(exclude_none=True), status, headers, media_type="application/json")
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return _json(Problem(detail=detail), status, headers)
 
 
 def _body_schema(model: type[BaseModel], batch_max: int | None) -> dict[str, Any]:
@@ -74,7 +78,8 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
     model = MODELS[entity]
     topic = settings.topic(entity)
     retry_after = {"Retry-After": str(settings.retry_after_s)}
-    router = APIRouter(prefix=f"/{entity}", tags=[entity], dependencies=[Depends(require_api_key)])
+    guards = [Depends(require_api_key)] if settings.api_key is not None else []
+    router = APIRouter(prefix=f"/{entity}", tags=[entity], dependencies=guards)
 
     @router.post(
         "/",
@@ -83,9 +88,7 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         responses={**_ERRORS, 422: {"model": Invalid, "description": "Invalid record; each error names a field."}},
         openapi_extra=_body_schema(model, None),
     )
-    async def ingest_one(
-        request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]
-    ) -> Accepted | JSONResponse:
+    async def ingest_one(request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
         request_id = request_id_var.get()
         body = await request.body()
         try:
@@ -97,7 +100,7 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
                 return _problem(400, f"body is not valid JSON: {errors[0]['msg']}")
             RECORDS_REJECTED.labels(entity, "invalid").inc()
             log.info("record rejected", extra={"entity": entity, "errors": [e["loc"] for e in errors]})
-            return JSONResponse(Invalid(detail=field_errors(errors)).model_dump(), status_code=422)
+            return _json(Invalid(detail=field_errors(errors)), 422)
         outcome = (await producer.send_many([_outgoing(entity, topic, record, request_id)]))[0]
         if isinstance(outcome, KafkaUnavailableError):
             KAFKA_ERRORS.labels(entity).inc()
@@ -105,7 +108,10 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
             log.warning("kafka unavailable", extra={"entity": entity, "error": str(outcome)})
             return _problem(503, "Kafka is unavailable, the record was not stored", retry_after)
         RECORDS_ACCEPTED.labels(entity).inc()
-        return Accepted(topic=outcome.topic, partition=outcome.partition, offset=outcome.offset, request_id=request_id)
+        accepted = Accepted(
+            topic=outcome.topic, partition=outcome.partition, offset=outcome.offset, request_id=request_id
+        )
+        return _json(accepted, 200)
 
     @router.post(
         "/batch",
@@ -117,27 +123,21 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
             **_ERRORS,
             207: {"model": BatchResult, "description": "Some records were not accepted."},
             422: {"model": BatchResult | Invalid, "description": "No record was valid, or the body is not a list."},
+            503: {"model": BatchResult, "description": "Kafka took none of the valid records; retry later."},
         },
         openapi_extra=_body_schema(model, settings.batch_max_records),
     )
-    async def ingest_batch(
-        request: Request,
-        producer: Annotated[RecordProducer, Depends(get_producer)],
-        app_settings: Annotated[ApiSettings, Depends(get_settings)],
-    ) -> BatchResult | JSONResponse:
+    async def ingest_batch(request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
         request_id = request_id_var.get()
         try:
             items = from_json(await request.body())
         except ValueError as error:
             RECORDS_REJECTED.labels(entity, "not_json").inc()
             return _problem(400, f"body is not valid JSON: {error}")
-        if not isinstance(items, list) or not 1 <= len(items) <= app_settings.batch_max_records:
+        if not isinstance(items, list) or not 1 <= len(items) <= settings.batch_max_records:
             RECORDS_REJECTED.labels(entity, "invalid").inc()
-            msg = f"body must be a JSON array of 1 to {app_settings.batch_max_records} records"
-            return JSONResponse(
-                Invalid(detail=[FieldError(field="", loc=["body"], msg=msg, type="batch_shape")]).model_dump(),
-                status_code=422,
-            )
+            msg = f"body must be a JSON array of 1 to {settings.batch_max_records} records"
+            return _json(Invalid(detail=[FieldError(field="", loc=["body"], msg=msg, type="batch_shape")]), 422)
         results: list[BatchItem | None] = [None] * len(items)
         positions: list[int] = []
         outgoing: list[OutgoingRecord] = []
@@ -155,11 +155,10 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
             results[index] = _batch_item(index, outcome)
         result = _summarise(entity, request_id, [item for item in results if item is not None])
         if result.accepted == len(items):
-            return result
+            return _json(result, 200)
         if outgoing and result.unavailable == len(outgoing):
-            return JSONResponse(result.model_dump(exclude_none=True), status_code=503, headers=retry_after)
-        status = 422 if not outgoing else 207
-        return JSONResponse(result.model_dump(exclude_none=True), status_code=status)
+            return _json(result, 503, retry_after)
+        return _json(result, 207 if outgoing else 422)
 
     return router
 

@@ -15,12 +15,12 @@ from api.settings import ApiSettings
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Required when the server has API_KEY.")
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     """The settings the app was built with."""
     return request.app.state.settings
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     settings: Annotated[ApiSettings, Depends(get_settings)],
     offered: Annotated[str | None, Security(api_key_header)] = None,

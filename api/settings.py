@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from include.settings import PlatformSettings
 
@@ -28,12 +28,18 @@ class ApiSettings(PlatformSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="API_MAX_BODY_BYTES")
     batch_max_records: int = Field(500, ge=1, validation_alias="API_BATCH_MAX_RECORDS")
     retry_after_s: int = Field(2, ge=1, validation_alias="API_RETRY_AFTER_S")
-    kafka_compression: Compression | None = Field(None, validation_alias="KAFKA_COMPRESSION")
+    kafka_compression: Compression | None = Field("zstd", validation_alias="KAFKA_COMPRESSION")
     kafka_linger_ms: int = Field(2, ge=0, validation_alias="KAFKA_LINGER_MS")
+    kafka_batch_bytes: int = Field(262_144, ge=1024, validation_alias="KAFKA_BATCH_BYTES")
     kafka_request_timeout_ms: int = Field(1_000, ge=100, validation_alias="KAFKA_REQUEST_TIMEOUT_MS")
     kafka_delivery_timeout_ms: int = Field(1_800, ge=100, validation_alias="KAFKA_DELIVERY_TIMEOUT_MS")
     kafka_max_block_ms: int = Field(1_000, ge=10, validation_alias="KAFKA_MAX_BLOCK_MS")
     kafka_connect_retry_s: float = Field(2.0, gt=0, validation_alias="KAFKA_CONNECT_RETRY_S")
+
+    @field_validator("api_key", mode="after")
+    @classmethod
+    def _empty_key_means_none(cls, key: SecretStr | None) -> SecretStr | None:
+        return key if key is not None and key.get_secret_value() else None
 
     @model_validator(mode="after")
     def _delivery_covers_one_request(self) -> ApiSettings:

@@ -26,7 +26,12 @@ def _parseable_timestamp(value: str) -> str:
 
 
 NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
-Timestamp = Annotated[str, AfterValidator(_parseable_timestamp)]
+# The leading date pattern refuses what the datetime parser alone would take (epoch numbers such as "1700000000").
+Timestamp = Annotated[
+    str,
+    Field(pattern=r"^\d{4}-\d{2}-\d{2}", examples=["2020-05-17 08:31:02", "2020-05-17T08:31:02Z"]),
+    AfterValidator(_parseable_timestamp),
+]
 
 
 class _Record(BaseModel):

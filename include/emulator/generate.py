@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -136,21 +137,26 @@ def make_triple(rng: random.Random, ind: int) -> Triple:
     return Triple(pin=pin, geo=geo, user=user)
 
 
-def generate_triples(seed: int, count: int | None = None, repeat_percent: float = 3.0) -> Iterator[Triple]:
-    """Yield ``count`` triples (endlessly when None), the same ones for the same seed.
+def generate_triples(
+    seed: int, count: int | None = None, repeat_percent: float = 3.0, first_ind: int | None = None
+) -> Iterator[Triple]:
+    """Yield ``count`` triples (endlessly when None), the same ones for the same arguments.
 
-    About ``repeat_percent`` of them repeat an earlier triple exactly (same ``ind``
-    and ``unique_id``); new triples get increasing ``ind`` values.
+    New triples get ``ind`` values ``first_ind``, ``first_ind + 1``, ... (by default
+    ``seed * 1,000,000``, so different seeds do not collide); about
+    ``repeat_percent`` of the output repeats one of the last 10,000 triples exactly
+    (same ``ind`` and ``unique_id``), so memory stays bounded.
     """
     rng = random.Random(seed)
-    first_ind = rng.randrange(0, 1_000_000) * 100
-    made: list[Triple] = []
+    recent: deque[Triple] = deque(maxlen=10_000)
+    next_ind = seed * 1_000_000 if first_ind is None else first_ind
     produced = 0
     while count is None or produced < count:
-        if made and _chance(rng, repeat_percent):
-            yield rng.choice(made)
+        if recent and _chance(rng, repeat_percent):
+            yield rng.choice(recent)
         else:
-            triple = make_triple(rng, first_ind + len(made))
-            made.append(triple)
+            triple = make_triple(rng, next_ind)
+            next_ind += 1
+            recent.append(triple)
             yield triple
         produced += 1

@@ -1,0 +1,123 @@
+"""The emulator CLI: ``python -m include.emulator post ...`` and ``python -m include.emulator seed-kafka ...``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import UTC, date, datetime
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from include.emulator.generate import generate_triples
+from include.emulator.post import PostSummary, post_triples
+from include.emulator.seed import SeedReport, days_between, seed_kafka
+from include.records import ENTITIES
+from include.settings import PlatformSettings
+
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m include.emulator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    post = commands.add_parser("post", help="post generated triples to the ingest API (key from API_KEY)")
+    post.add_argument("--url", default=os.environ.get("API_URL", "http://127.0.0.1:8000"), help="API base URL")
+    post.add_argument("--seed", type=int, default=0)
+    limit = post.add_mutually_exclusive_group()
+    limit.add_argument("--count", type=int, help="number of triples to post (default 100)")
+    limit.add_argument("--duration", type=float, help="post for this many seconds")
+    post.add_argument("--rate", type=float, help="triples per second (default: as fast as possible)")
+    post.add_argument("--concurrency", type=int, default=16, help="parallel connections")
+    post.add_argument("--repeat-percent", type=float, default=3.0, help="share of exact repeats")
+
+    seed = commands.add_parser("seed-kafka", help="write triples straight to Kafka with past record timestamps")
+    seed.add_argument("--from", dest="first_day", type=date.fromisoformat, required=True, help="first UTC day")
+    seed.add_argument("--to", dest="last_day", type=date.fromisoformat, required=True, help="last UTC day (included)")
+    seed.add_argument("--per-day", type=int, required=True, help="triples per day")
+    seed.add_argument("--seed", type=int, default=0)
+    seed.add_argument("--topic-prefix", help="topic prefix (default PINTEREST_TOPIC_PREFIX)")
+    args = parser.parse_args(argv)
+    if args.command == "post" and args.count is None and args.duration is None:
+        args.count = 100
+    if args.command == "seed-kafka":
+        today = datetime.now(UTC).date()
+        if args.last_day >= today:
+            parser.error(f"--to {args.last_day} must be a past day (before {today} UTC)")
+        if args.first_day > args.last_day:
+            parser.error(f"--from {args.first_day} is after --to {args.last_day}")
+        if args.per_day < 1:
+            parser.error("--per-day must be at least 1")
+    return args
+
+
+def run_post(args: argparse.Namespace) -> PostSummary:
+    triples = generate_triples(args.seed, args.count, args.repeat_percent)
+    total = None if args.count is None else args.count * len(ENTITIES)
+    with _progress() as progress:
+        task = progress.add_task(f"posting to {args.url}", total=total)
+        summary = asyncio.run(
+            post_triples(
+                args.url,
+                triples,
+                rate=args.rate,
+                duration_s=args.duration,
+                concurrency=args.concurrency,
+                api_key=os.environ.get("API_KEY") or None,
+                on_posted=lambda n: progress.advance(task, n),
+            )
+        )
+    table = Table(title="posted records")
+    for column in ("sent", "accepted", "rejected", "errors", "seconds", "records/s"):
+        table.add_column(column, justify="right")
+    per_s = summary.sent / summary.elapsed_s if summary.elapsed_s else 0.0
+    table.add_row(*(str(v) for v in (summary.sent, summary.accepted, summary.rejected, summary.errors)),
+                  f"{summary.elapsed_s:.1f}", f"{per_s:.0f}")  # fmt: skip
+    Console().print(table)
+    if summary.statuses:
+        Console().print("answers: " + ", ".join(f"{k}: {v}" for k, v in sorted(summary.statuses.items())))
+    return summary
+
+
+def run_seed(args: argparse.Namespace) -> SeedReport:
+    settings = PlatformSettings()
+    if args.topic_prefix:
+        settings = settings.model_copy(update={"topic_prefix": args.topic_prefix})
+    days = days_between(args.first_day, args.last_day)
+    with _progress() as progress:
+        task = progress.add_task("seeding Kafka", total=len(days) * args.per_day * len(ENTITIES))
+        report = seed_kafka(
+            args.first_day, args.last_day, args.per_day, seed=args.seed, settings=settings,
+            on_sent=lambda n: progress.advance(task, n),
+        )  # fmt: skip
+    table = Table(title=f"records per day in {settings.topic_prefix}.*")
+    table.add_column("day")
+    for entity in ENTITIES:
+        table.add_column(entity, justify="right")
+    for day, per_entity in report.counts.items():
+        table.add_row(day.isoformat(), *(str(per_entity[entity]) for entity in ENTITIES))
+    Console().print(table)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "post":
+        summary = run_post(args)
+        return 0 if summary.errors == 0 else 1
+    run_seed(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

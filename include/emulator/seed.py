@@ -1,0 +1,113 @@
+"""Write generated triples straight into Kafka with record timestamps spread over past UTC days."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from kafka import KafkaProducer
+
+from include.emulator.generate import generate_triples
+from include.records import ENTITIES, Entity, kafka_key, kafka_value
+from include.settings import PlatformSettings
+
+DAY_MS = 86_400_000
+
+
+@dataclass
+class SeedReport:
+    """Records Kafka acknowledged, per UTC day of their record timestamp and per entity."""
+
+    counts: dict[date, dict[Entity, int]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(sum(per_entity.values()) for per_entity in self.counts.values())
+
+
+def days_between(first: date, last: date) -> list[date]:
+    """Every day from ``first`` to ``last``, both included."""
+    if last < first:
+        raise ValueError(f"the last day {last} is before the first day {first}")
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def day_timestamps_ms(day: date, count: int, rng: random.Random) -> list[int]:
+    """``count`` increasing epoch-millisecond timestamps spread over the UTC ``day`` (one per equal slot)."""
+    start_ms = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+    slot = DAY_MS / count
+    return [start_ms + int((index + rng.random()) * slot) for index in range(count)]
+
+
+def seed_kafka(
+    first_day: date,
+    last_day: date,
+    per_day: int,
+    *,
+    seed: int = 0,
+    settings: PlatformSettings | None = None,
+    on_sent: Callable[[int], None] | None = None,
+) -> SeedReport:
+    """Produce ``per_day`` triples (a pin, a geo and a user record each) for every day of ``[first_day, last_day]``.
+
+    Each triple's records carry a record timestamp inside its day. Returns the exact
+    acknowledged counts; raises RuntimeError when Kafka did not acknowledge them all.
+    """
+    if per_day < 1:
+        raise ValueError(f"per_day must be at least 1, got {per_day}")
+    today = datetime.now(UTC).date()
+    if last_day >= today:
+        raise ValueError(f"seed-kafka writes past days only: the last day {last_day} is not before today ({today} UTC)")
+    days = days_between(first_day, last_day)
+    settings = settings or PlatformSettings()
+    rng = random.Random(f"timestamps-{seed}")
+    triples = generate_triples(seed)
+    report = SeedReport({day: dict.fromkeys(ENTITIES, 0) for day in days})
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def acknowledged(day: date, entity: Entity) -> Callable[[object], None]:
+        def count(_metadata: object) -> None:
+            with lock:
+                report.counts[day][entity] += 1
+
+        return count
+
+    def failed(error: BaseException) -> None:
+        with lock:
+            failures.append(error)
+
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        client_id="pinterest-emulator-seed",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        batch_size=256 * 1024,
+    )
+    try:
+        for day in days:
+            for timestamp_ms in day_timestamps_ms(day, per_day, rng):
+                triple = next(triples)
+                for entity in ENTITIES:
+                    record = triple.record(entity)
+                    future = producer.send(
+                        settings.topic(entity),
+                        key=kafka_key(entity, record),
+                        value=kafka_value(record),
+                        timestamp_ms=timestamp_ms,
+                        headers=[("source", b"emulator-seed")],
+                    )
+                    future.add_callback(acknowledged(day, entity))
+                    future.add_errback(failed)
+                if on_sent is not None:
+                    on_sent(len(ENTITIES))
+        producer.flush()
+    finally:
+        producer.close()
+    if failures:
+        raise RuntimeError(f"Kafka did not acknowledge {len(failures)} seeded records; first error: {failures[0]!r}")
+    return report

@@ -1,0 +1,101 @@
+"""What the API acknowledges is in Kafka, unchanged, where the answer says."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+
+from include.emulator.generate import generate_triples
+from include.records import ENTITIES
+from tests.api.conftest import RunningApi
+from tests.api.kafka_helpers import read_all
+
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "pins_real_sample.jsonl"
+
+
+def sample_rows() -> list[dict[str, object]]:
+    return [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
+
+
+def test_every_real_sample_row_is_accepted_and_stored_unchanged(api: RunningApi) -> None:
+    rows = sample_rows()
+    answers = []
+    before_ms = time.time_ns() // 1_000_000
+    with httpx.Client(base_url=api.url, timeout=10) as client:
+        for row in rows:
+            response = client.post("/pin/", content=json.dumps(row))
+            assert response.status_code == 200, response.text
+            answers.append(response.json())
+    after_ms = time.time_ns() // 1_000_000
+
+    stored = {(r.partition, r.offset): r for r in read_all(api.bootstrap, api.topic("pin"))}
+    assert len(rows) == 200
+    for row, answer in zip(rows, answers, strict=True):
+        assert answer["topic"] == api.topic("pin")
+        record = stored[(answer["partition"], answer["offset"])]
+        assert json.loads(record.value) == row
+        assert record.key == str(row["unique_id"]).encode()
+        assert dict(record.headers)["request_id"] == answer["request_id"].encode()
+        assert before_ms <= record.timestamp <= after_ms
+
+
+def test_geo_and_user_records_go_to_their_topics_keyed_by_ind(api: RunningApi) -> None:
+    triples = list(generate_triples(seed=7, count=5, repeat_percent=0))
+    with httpx.Client(base_url=api.url, timeout=10) as client:
+        for triple in triples:
+            for entity in ("geo", "user"):
+                body = triple.record(entity).model_dump(mode="json")
+                response = client.post(f"/{entity}/", json=body)
+                assert response.status_code == 200, response.text
+    for entity in ("geo", "user"):
+        values = [(r.key, json.loads(r.value)) for r in read_all(api.bootstrap, api.topic(entity))]
+        expected = [(str(t.geo.ind).encode(), t.record(entity).model_dump(mode="json")) for t in triples]
+        assert sorted(values, key=str) == sorted(expected, key=str)
+
+
+def test_batch_answers_per_record_and_stores_only_the_valid_ones(api: RunningApi) -> None:
+    triples = list(generate_triples(seed=11, count=3, repeat_percent=0))
+    good = [t.user.model_dump(mode="json") for t in triples]
+    bad = {**good[0], "age": -3}
+    with httpx.Client(base_url=api.url, timeout=10) as client:
+        before = {(r.partition, r.offset) for r in read_all(api.bootstrap, api.topic("user"))}
+        response = client.post("/user/batch", json=[good[0], bad, good[1], good[2]])
+    assert response.status_code == 207, response.text
+    answer = response.json()
+    assert (answer["accepted"], answer["invalid"], answer["unavailable"]) == (3, 1, 0)
+    assert [item["status"] for item in answer["results"]] == ["accepted", "invalid", "accepted", "accepted"]
+    assert answer["results"][1]["errors"][0]["field"] == "age"
+    stored = {(r.partition, r.offset): json.loads(r.value) for r in read_all(api.bootstrap, api.topic("user"))}
+    new = {coords: value for coords, value in stored.items() if coords not in before}
+    accepted = [item for item in answer["results"] if item["status"] == "accepted"]
+    assert {(i["partition"], i["offset"]): good[n] for i, n in zip(accepted, (0, 1, 2), strict=True)} == new
+
+
+def test_a_batch_of_valid_records_is_200(api: RunningApi) -> None:
+    pins = [t.pin.model_dump(mode="json") for t in generate_triples(seed=12, count=20, repeat_percent=0)]
+    response = httpx.post(f"{api.url}/pin/batch", json=pins, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 20
+
+
+def test_health_ready_and_metrics(api: RunningApi) -> None:
+    assert httpx.get(f"{api.url}/health").json()["status"] == "ok"
+    assert httpx.get(f"{api.url}/ready").status_code == 200
+    httpx.post(f"{api.url}/geo/", json={"ind": "x"})
+    metrics = httpx.get(f"{api.url}/metrics").text
+    assert 'ingest_records_rejected_total{entity="geo",reason="invalid"}' in metrics
+    assert 'ingest_request_duration_seconds_count{method="POST",route="/geo/",status="422"}' in metrics
+
+
+def test_request_id_is_echoed_and_logged(api: RunningApi) -> None:
+    response = httpx.post(f"{api.url}/geo/", json={"ind": -1}, headers={"x-request-id": "trace-abc.123"})
+    assert response.headers["x-request-id"] == "trace-abc.123"
+    logged = [json.loads(line) for line in api.log_path.read_text().splitlines() if line.startswith("{")]
+    assert any(entry.get("request_id") == "trace-abc.123" for entry in logged)
+
+
+def test_entities_cover_every_topic(api: RunningApi) -> None:
+    assert api.topics == [f"{api.prefix}.{e}" for e in ENTITIES]

@@ -1,0 +1,84 @@
+"""The emulator's generator: deterministic, consistent triples, messy values at about the real rates."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from datetime import UTC, date, datetime
+
+import pytest
+
+from include.emulator.generate import CATEGORY_WEIGHTS, NO_FOLLOWERS, generate_triples
+from include.emulator.seed import day_timestamps_ms, days_between, seed_kafka
+from include.records import MODELS
+
+
+def test_same_seed_same_records_and_other_seed_other_records() -> None:
+    def dump(seed: int) -> list[str]:
+        return [t.pin.model_dump_json() + t.geo.model_dump_json() for t in generate_triples(seed, 50)]
+
+    assert dump(5) == dump(5)
+    assert dump(5) != dump(6)
+
+
+def test_triples_share_ind_and_are_valid_records() -> None:
+    for triple in generate_triples(1, 300):
+        assert triple.pin.index == triple.geo.ind == triple.user.ind
+        assert triple.pin.poster_name
+        for entity, model in MODELS.items():
+            record = triple.record(entity)
+            assert model.model_validate_json(record.model_dump_json()) == record
+
+
+def test_repeats_are_exact_copies_of_earlier_triples() -> None:
+    triples = list(generate_triples(2, 2000, repeat_percent=5))
+    by_id = Counter(t.pin.unique_id for t in triples)
+    repeated = [uid for uid, n in by_id.items() if n > 1]
+    assert 40 <= sum(by_id[uid] - 1 for uid in repeated) <= 160
+    first = {}
+    for triple in triples:
+        assert first.setdefault(triple.pin.unique_id, triple) == triple
+    assert len({t.pin.index for t in triples}) == len(by_id)
+
+
+def test_value_mix_is_close_to_the_real_sample() -> None:
+    pins = [t.pin for t in generate_triples(3, 10_000, repeat_percent=0)]
+    followers = Counter(
+        "error" if p.follower_count == NO_FOLLOWERS else p.follower_count[-1] if p.follower_count[-1] in "kM" else "n"
+        for p in pins
+    )
+    shares = {kind: n / len(pins) for kind, n in followers.items()}
+    assert shares["k"] == pytest.approx(0.76, abs=0.02)
+    assert shares["n"] == pytest.approx(0.15, abs=0.02)
+    assert shares["M"] == pytest.approx(0.075, abs=0.015)
+    assert shares["error"] == pytest.approx(0.015, abs=0.006)
+    media = Counter(p.is_image_or_video for p in pins)
+    assert media["image"] / len(pins) == pytest.approx(0.90, abs=0.02)
+    assert {p.category for p in pins} == set(CATEGORY_WEIGHTS)
+    assert all(p.save_location == f"Local save in /data/{p.category}" for p in pins)
+    assert sum(p.downloaded for p in pins) / len(pins) == pytest.approx(0.98, abs=0.01)
+    assert all(json.loads(p.model_dump_json())["index"] == p.index for p in pins[:10])
+
+
+def test_days_between_includes_both_ends_and_refuses_reversed_ranges() -> None:
+    assert days_between(date(2026, 11, 20), date(2026, 11, 22)) == [
+        date(2026, 11, 20),
+        date(2026, 11, 21),
+        date(2026, 11, 22),
+    ]
+    with pytest.raises(ValueError, match="before the first day"):
+        days_between(date(2026, 11, 22), date(2026, 11, 20))
+
+
+def test_day_timestamps_stay_inside_the_utc_day_and_increase() -> None:
+    stamps = day_timestamps_ms(date(2026, 11, 21), 1000, random.Random(0))
+    days = {datetime.fromtimestamp(ms / 1000, UTC).date() for ms in stamps}
+    assert days == {date(2026, 11, 21)}
+    assert stamps == sorted(stamps)
+
+
+def test_seeding_refuses_today_and_future_days_before_touching_kafka() -> None:
+    today = datetime.now(UTC).date()
+    with pytest.raises(ValueError, match="past days only"):
+        seed_kafka(today, today, 10)
