@@ -18,6 +18,7 @@ Zone = Literal["raw", "quarantine", "clean", "analytics"]
 MANIFEST_NAME = "_manifest.json"
 SUCCESS_NAME = "_SUCCESS"
 DQ_NAME = "_dq.json"
+LOCK_NAME = "_drain.lock"
 
 
 def partition_prefix(zone: Zone, name: str, day: date) -> str:
@@ -43,6 +44,11 @@ def success_key(entity: str, day: date) -> str:
 def dq_key(entity: str, day: date) -> str:
     """Key of the raw partition's data-quality report."""
     return partition_prefix("raw", entity, day) + DQ_NAME
+
+
+def lock_key(entity: str, day: date) -> str:
+    """Key of the lease that keeps two drains of the same raw partition apart."""
+    return partition_prefix("raw", entity, day) + LOCK_NAME
 
 
 def s3a_url(bucket: str, key: str) -> str:

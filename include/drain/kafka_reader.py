@@ -38,18 +38,21 @@ class PartitionPlan:
 
 def make_consumer(bootstrap_servers: str) -> Consumer:
     """A consumer for manual assignment: a throwaway group id, no commits, bounded prefetch."""
-    return Consumer({
-        "bootstrap.servers": bootstrap_servers,
-        "group.id": f"pinterest-drain-{uuid.uuid4().hex}",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "enable.partition.eof": True,
-        "auto.offset.reset": "error",
-        "fetch.max.bytes": 52_428_800,
-        "max.partition.fetch.bytes": 8_388_608,
-        "queued.max.messages.kbytes": 32_768,
-        "socket.timeout.ms": 30_000,
-    })
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"pinterest-drain-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "error",
+            "fetch.max.bytes": 16_777_216,
+            "max.partition.fetch.bytes": 4_194_304,
+            "queued.max.messages.kbytes": 16_384,
+            "fetch.wait.max.ms": 50,
+            "socket.timeout.ms": 30_000,
+        }
+    )
 
 
 def _offset_at(consumer: Consumer, topic: str, partition: int, timestamp_ms: int) -> int | None:
@@ -74,9 +77,7 @@ def start_is_held(log_start: int, high: int, first_at_start: int | None) -> bool
     return first_at_start > log_start
 
 
-def plan_partitions(
-    consumer: Consumer, topic: str, start_ms: int, stop_ms: int
-) -> list[PartitionPlan]:
+def plan_partitions(consumer: Consumer, topic: str, start_ms: int, stop_ms: int) -> list[PartitionPlan]:
     """Per partition: read from the first offset at ``start_ms`` up to the first offset at ``stop_ms``.
 
     ``stop_ms`` is the interval end plus the lateness grace; with no record that late yet,
@@ -97,25 +98,31 @@ def plan_partitions(
         first_at_stop = _offset_at(consumer, topic, partition, stop_ms)
         read_from = max(low, first_at_start if first_at_start is not None else high)
         read_to = max(read_from, first_at_stop if first_at_stop is not None else high)
-        plans.append(PartitionPlan(
-            partition=partition, log_start=low, high_watermark=high, read_from=read_from, read_to=read_to,
-            start_held=start_is_held(low, high, first_at_start),
-        ))
+        plans.append(
+            PartitionPlan(
+                partition=partition,
+                log_start=low,
+                high_watermark=high,
+                read_from=read_from,
+                read_to=read_to,
+                start_held=start_is_held(low, high, first_at_start),
+            )
+        )
     return plans
 
 
-def read_range(
-    consumer: Consumer, topic: str, plan: PartitionPlan, batch_size: int = 5000
-) -> Iterator[list[Message]]:
+def read_range(consumer: Consumer, topic: str, plan: PartitionPlan, batch_size: int = 5000) -> Iterator[list[Message]]:
     """Batches of the partition's messages with offsets in ``[read_from, read_to)``, in offset order."""
     if plan.empty:
         return
     tp = TopicPartition(topic, plan.partition, plan.read_from)
     consumer.assign([tp])
     idle = 0.0
+    next_offset = plan.read_from
     try:
         while True:
-            messages = consumer.consume(batch_size, timeout=1.0)
+            # ask for no more than the range still holds: consume() waits for a full batch or the timeout
+            messages = consumer.consume(min(batch_size, plan.read_to - next_offset), timeout=1.0)
             batch = []
             done = False
             for message in messages:
@@ -130,6 +137,7 @@ def read_range(
                 batch.append(message)
             if batch:
                 idle = 0.0
+                next_offset = batch[-1].offset() + 1
                 yield batch
                 done = done or batch[-1].offset() >= plan.read_to - 1
             if done:

@@ -86,8 +86,13 @@ class PartitionLock:
                     f"s3://{self._bucket}/{self._key} was taken over by another run at the same moment"
                 ) from exc
             raise
-        log.warning("took over the %s lease of %r on s3://%s/%s", "expired" if expired else "own",
-                    holder.get("owner"), self._bucket, self._key)
+        log.warning(
+            "took over the %s lease of %r on s3://%s/%s",
+            "expired" if expired else "own",
+            holder.get("owner"),
+            self._bucket,
+            self._key,
+        )
 
     def _acquire_fresh(self) -> None:
         try:

@@ -41,7 +41,7 @@ class PartitionSummary(_Frozen):
     quarantined: int
     outside_interval: int = Field(description="records read but timestamped outside the interval")
     bytes: int
-    sha256: str = Field(description="SHA-256 of the partition's record objects concatenated in order")
+    sha256: str = Field(description="SHA-256 of the partition's object checksums (hex) joined by newlines")
 
 
 class QuarantineSummary(_Frozen):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from bisect import bisect_left
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import IO, Any
 
 from boto3.s3.transfer import TransferConfig
@@ -18,7 +20,7 @@ from boto3.s3.transfer import TransferConfig
 from include.drain.manifest import FileEntry
 
 CHUNK_BYTES = 1 << 20
-TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=16 << 20, max_concurrency=4)
+TRANSFER = TransferConfig(multipart_threshold=32 << 20, multipart_chunksize=16 << 20, max_concurrency=4)
 
 
 def object_name(partition: int, first_offset: int, last_offset: int) -> str:
@@ -31,7 +33,8 @@ class _Spool:
     """One object being written: a temporary file and its running checksum."""
 
     partition: int
-    file: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile(prefix="drain-"))
+    # a named file: s3transfer reads each multipart part lazily from a path, but buffers parts of file objects
+    file: IO[bytes] = field(default_factory=lambda: tempfile.NamedTemporaryFile(prefix="drain-"))  # noqa: SIM115
     digest: Any = field(default_factory=hashlib.sha256)
     pending: list[bytes] = field(default_factory=list)
     pending_bytes: int = 0
@@ -40,13 +43,12 @@ class _Spool:
     first_offset: int = -1
     last_offset: int = -1
 
-    def flush(self) -> bytes:
+    def flush(self) -> None:
         chunk = b"".join(self.pending)
         self.file.write(chunk)
         self.digest.update(chunk)
         self.pending.clear()
         self.pending_bytes = 0
-        return chunk
 
 
 class ObjectWriter:
@@ -64,51 +66,69 @@ class ObjectWriter:
         self._uploads = uploads
         self._in_flight: Future[FileEntry] | None = None
         self._spool: _Spool | None = None
-        self._partition_digest: Any = None
+        self._partition_digests: list[str] = []
         self.entries: list[FileEntry] = []
 
     def start_partition(self) -> None:
-        """Start the running checksum of a new partition's objects."""
-        self._partition_digest = hashlib.sha256()
+        """Start collecting the checksums of a new partition's objects."""
+        self._partition_digests = []
 
     def partition_sha256(self) -> str:
-        return self._partition_digest.hexdigest()
+        """SHA-256 of the partition's object checksums (hex, in offset order) joined by newlines."""
+        return hashlib.sha256("\n".join(self._partition_digests).encode()).hexdigest()
 
-    def add(self, partition: int, offset: int, line: bytes) -> None:
-        """Append one line (ending in a newline) for the record at ``offset``."""
-        spool = self._spool
-        if spool is None:
-            spool = self._spool = _Spool(partition, first_offset=offset)
-        spool.pending.append(line)
-        spool.pending_bytes += len(line)
-        spool.bytes += len(line)
-        spool.count += 1
-        spool.last_offset = offset
-        if spool.bytes >= self._max:
-            self.close_object()
-        elif spool.pending_bytes >= CHUNK_BYTES:
-            self._partition_digest.update(spool.flush())
+    def extend(self, partition: int, offsets: list[int], lines: list[bytes]) -> None:
+        """Append lines (each ending in a newline) of the records at ``offsets``, rolling objects as they fill.
+
+        An object is closed right after the line that brings it to ``max_object_bytes`` or more.
+        """
+        done = 0
+        while done < len(lines):
+            spool = self._spool
+            if spool is None:
+                spool = self._spool = _Spool(partition, first_offset=offsets[done])
+            sizes = list(accumulate(map(len, lines[done:])))
+            fits = bisect_left(sizes, self._max - spool.bytes)  # index of the line that fills the object
+            take = min(fits + 1, len(sizes))
+            spool.pending.extend(lines[done : done + take])
+            spool.pending_bytes += sizes[take - 1]
+            spool.bytes += sizes[take - 1]
+            spool.count += take
+            spool.last_offset = offsets[done + take - 1]
+            done += take
+            if spool.bytes >= self._max:
+                self.close_object()
+            elif spool.pending_bytes >= CHUNK_BYTES:
+                spool.flush()
 
     def close_object(self) -> None:
         """Finish the current object (if any) and hand it to the uploader."""
         spool, self._spool = self._spool, None
         if spool is None:
             return
-        self._partition_digest.update(spool.flush())
+        spool.flush()
         spool.file.flush()
         key = self._prefix + object_name(spool.partition, spool.first_offset, spool.last_offset)
         entry = FileEntry(
-            key=key, partition=spool.partition, first_offset=spool.first_offset, last_offset=spool.last_offset,
-            count=spool.count, bytes=spool.bytes, sha256=spool.digest.hexdigest(),
+            key=key,
+            partition=spool.partition,
+            first_offset=spool.first_offset,
+            last_offset=spool.last_offset,
+            count=spool.count,
+            bytes=spool.bytes,
+            sha256=spool.digest.hexdigest(),
         )
+        self._partition_digests.append(entry.sha256)
         self._wait_in_flight()
         self._in_flight = self._uploads.submit(self._upload, spool, entry)
 
     def _upload(self, spool: _Spool, entry: FileEntry) -> FileEntry:
         try:
-            spool.file.seek(0)
-            self._s3.upload_fileobj(
-                spool.file, self._bucket, entry.key, Config=TRANSFER,
+            self._s3.upload_file(
+                spool.file.name,
+                self._bucket,
+                entry.key,
+                Config=TRANSFER,
                 ExtraArgs={"ContentType": "application/jsonl", "Metadata": {"sha256": entry.sha256}},
             )
         finally:

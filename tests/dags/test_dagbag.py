@@ -19,8 +19,9 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "
 
 def test_dags_folder_parses_without_import_errors():
     # A fresh interpreter with the stack's environment, as the dag-processor runs it.
-    result = subprocess.run([sys.executable, "-c", _PARSE], env=process_env(), capture_output=True, text=True,
-                            cwd=paths.REPO, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _PARSE], env=process_env(), capture_output=True, text=True, cwd=paths.REPO, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     parsed = json.loads(result.stdout.strip().splitlines()[-1])
     assert parsed["errors"] == {}

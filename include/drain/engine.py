@@ -1,0 +1,361 @@
+"""The drain: copy exactly one UTC day of a Kafka topic into ``raw/<entity>/dt=<day>/``, idempotently.
+
+Steps, under a lease on the partition (see ``lock``):
+
+1. plan: per Kafka partition, the offsets from the first record at the interval start to the
+   first record at the end plus the lateness grace (or the high watermark);
+2. if Kafka no longer holds the start of the interval, keep the existing raw partition (or
+   fail with DataExpiredError when there is none);
+3. remove ``_SUCCESS`` and ``_dq.json``, then stream every record timestamped in ``[start, end)``
+   to objects named by partition and offset range; invalid messages go to ``quarantine/``;
+4. commit: write ``_manifest.json``, then ``_SUCCESS``, then delete objects no manifest lists.
+
+Object names and bytes depend only on the records, so reruns rewrite identical objects.
+The engine knows nothing of Airflow: it takes an S3 client, bootstrap servers and names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+from confluent_kafka import Consumer
+from pydantic import ValidationError
+
+from include import lake
+from include.drain.errors import DataExpiredError, QuarantineThresholdError
+from include.drain.interval import Interval, Status, epoch_ms
+from include.drain.kafka_reader import PartitionPlan, make_consumer, plan_partitions, read_range
+from include.drain.lock import PartitionLock
+from include.drain.manifest import FileEntry, Manifest, PartitionSummary, QuarantineSummary
+from include.drain.objects import ObjectWriter
+from include.records import MODELS, Entity
+
+log = logging.getLogger(__name__)
+
+CONTROL_NAMES = frozenset({lake.MANIFEST_NAME, lake.SUCCESS_NAME, lake.DQ_NAME, lake.LOCK_NAME})
+MAX_REASON_CHARS = 500
+_PLAIN_KEY = re.compile(rb"[ !#-\[\]-~]*").fullmatch  # printable ASCII but '"' and '\\': a JSON string as is
+
+
+@dataclass(frozen=True)
+class DrainSettings:
+    """Tunables of a drain, all with production defaults."""
+
+    lateness_grace: timedelta = timedelta(minutes=10)
+    max_quarantine_share: float = 0.01
+    max_object_bytes: int = 128 << 20
+    lock_ttl_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.lateness_grace < timedelta(0):
+            raise ValueError(f"lateness_grace must not be negative, got {self.lateness_grace}")
+        if not 0.0 <= self.max_quarantine_share <= 1.0:
+            raise ValueError(f"max_quarantine_share must be within [0, 1], got {self.max_quarantine_share}")
+
+
+@dataclass(frozen=True)
+class DrainRequest:
+    """What to drain: one entity's topic, for one interval, into one bucket, on behalf of one run."""
+
+    entity: Entity
+    topic: str
+    bucket: str
+    interval: Interval
+    run_id: str
+    settings: DrainSettings = field(default_factory=DrainSettings)
+
+    def __post_init__(self) -> None:
+        if self.entity not in MODELS:
+            raise ValueError(f"unknown entity {self.entity!r}: expected one of {sorted(MODELS)}")
+        if not self.run_id:
+            raise ValueError("run_id must not be empty: it identifies the run in the manifest and the lock")
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """What a drain did: ``drained`` a new manifest, or ``kept_existing`` because Kafka lost the start."""
+
+    outcome: Literal["drained", "kept_existing"]
+    entity: str
+    manifest_key: str
+    status: Status
+    record_count: int
+    quarantined: int
+    message: str
+
+
+def _reason(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in exc.errors(include_url=False)]
+    return "; ".join(parts)[:MAX_REASON_CHARS]
+
+
+def _compact(value: bytes) -> bytes:
+    """The value on a single line (JSON strings hold no raw newline, so only whitespace changes)."""
+    return json.dumps(json.loads(value), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def quarantine_line(
+    partition: int, offset: int, timestamp: int, key: bytes | None, value: bytes | None, reason: str
+) -> bytes:
+    """A quarantined message: its coordinates, its raw key and value as text, and why it was rejected."""
+    return (
+        json.dumps(
+            {
+                "partition": partition,
+                "offset": offset,
+                "timestamp": timestamp,
+                "key": None if key is None else key.decode("utf-8", "replace"),
+                "value": None if value is None else value.decode("utf-8", "replace"),
+                "reason": reason,
+            },
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+    )
+
+
+@dataclass
+class _PartitionCounts:
+    kept: int = 0
+    quarantined: int = 0
+    outside: int = 0
+    bytes: int = 0
+    first: int | None = None
+    last: int | None = None
+
+
+def _key_json(key: bytes | None) -> bytes:
+    """The Kafka key as a JSON string (or null); raises UnicodeDecodeError when it is not UTF-8."""
+    if key is None:
+        return b"null"
+    if _PLAIN_KEY(key):
+        return b'"' + key + b'"'
+    return json.dumps(key.decode()).encode()
+
+
+def _drain_partition(
+    consumer: Consumer,
+    topic: str,
+    plan: PartitionPlan,
+    interval: Interval,
+    entity: Entity,
+    records: ObjectWriter,
+    quarantine: ObjectWriter,
+) -> _PartitionCounts:
+    """Stream one partition's range: in-interval valid records to ``records``, invalid ones to ``quarantine``."""
+    validate = MODELS[entity].__pydantic_validator__.validate_json
+    start_ms, end_ms, p = interval.start_ms, interval.end_ms, plan.partition
+    counts = _PartitionCounts()
+    records.start_partition()
+    quarantine.start_partition()
+    for batch in read_range(consumer, topic, plan):
+        offsets: list[int] = []
+        lines: list[bytes] = []
+        for message in batch:
+            timestamp = message.timestamp()[1]
+            if timestamp < start_ms or timestamp >= end_ms:
+                counts.outside += 1
+                continue
+            offset, key, value = message.offset(), message.key(), message.value()
+            try:
+                if value is None:
+                    raise ValueError("value is empty (tombstone)")
+                validate(value)
+                key_json = _key_json(key)
+            except (ValidationError, ValueError) as exc:
+                reason = _reason(exc) if isinstance(exc, ValidationError) else f"key or value: {exc}"
+                quarantine.extend(p, [offset], [quarantine_line(p, offset, timestamp, key, value, reason)])
+                counts.quarantined += 1
+                continue
+            if b"\n" in value or b"\r" in value:
+                value = _compact(value)
+            offsets.append(offset)
+            lines.append(
+                b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b}\n'
+                % (p, offset, timestamp, key_json, value)
+            )
+        if lines:
+            records.extend(p, offsets, lines)
+            counts.kept += len(lines)
+            counts.bytes += sum(map(len, lines))
+            if counts.first is None:
+                counts.first = offsets[0]
+            counts.last = offsets[-1]
+    records.close_object()
+    quarantine.close_object()
+    return counts
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return False
+        raise
+
+
+def _delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
+    for i in range(0, len(keys), 1000):
+        reply = s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True}
+        )
+        if reply.get("Errors"):
+            raise RuntimeError(f"deleting stale objects failed: {reply['Errors'][:3]}")
+
+
+def _list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def stale_keys(listed: list[str], keep: set[str]) -> list[str]:
+    """Keys under the partition that neither the manifest lists nor are control files."""
+    return sorted(k for k in listed if k not in keep and k.rsplit("/", 1)[-1] not in CONTROL_NAMES)
+
+
+def _expired_partitions(plans: list[PartitionPlan]) -> list[PartitionPlan]:
+    return [plan for plan in plans if not plan.start_held]
+
+
+def drain(
+    s3: Any, bootstrap_servers: str, request: DrainRequest, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> DrainResult:
+    """Drain ``request.interval`` of ``request.topic`` into the raw partition; see the module docstring."""
+    interval, entity, bucket, settings = request.interval, request.entity, request.bucket, request.settings
+    day = interval.day
+    raw_prefix = lake.partition_prefix("raw", entity, day)
+    quarantine_prefix = lake.partition_prefix("quarantine", entity, day)
+    manifest_key = lake.manifest_key(entity, day)
+    status = interval.status_at(now(), settings.lateness_grace)
+    stop_ms = epoch_ms(interval.closes_at(settings.lateness_grace))
+
+    with PartitionLock(s3, bucket, lake.lock_key(entity, day), request.run_id, settings.lock_ttl_seconds) as lock:
+        consumer = make_consumer(bootstrap_servers)
+        try:
+            plans = plan_partitions(consumer, request.topic, interval.start_ms, stop_ms)
+            expired = _expired_partitions(plans)
+            if expired:
+                where = ", ".join(f"[{p.partition}] starts at offset {p.log_start}" for p in expired)
+                if _exists(s3, bucket, manifest_key):
+                    message = (
+                        f"Kafka no longer holds the start of {day} in {request.topic} ({where}); kept the "
+                        f"existing raw partition s3://{bucket}/{raw_prefix} as the source of truth"
+                    )
+                    log.warning(message)
+                    kept = Manifest.model_validate_json(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+                    return DrainResult(
+                        "kept_existing",
+                        entity,
+                        manifest_key,
+                        kept.status,
+                        kept.record_count,
+                        kept.quarantine.count,
+                        message,
+                    )
+                raise DataExpiredError(
+                    f"the records of {day} have expired from Kafka topic {request.topic} ({where}) and no raw "
+                    f"partition s3://{bucket}/{raw_prefix} exists: this day cannot be drained any more"
+                )
+            _delete_keys(s3, bucket, [raw_prefix + lake.SUCCESS_NAME, raw_prefix + lake.DQ_NAME])
+            manifest = _write_partition(s3, consumer, request, plans, status, raw_prefix, quarantine_prefix, now)
+        finally:
+            consumer.close()
+        lock.renew()  # fails if another run took the lease: then it owns the partition, we commit nothing
+        s3.put_object(Bucket=bucket, Key=manifest_key, Body=manifest.to_json(), ContentType="application/json")
+        s3.put_object(Bucket=bucket, Key=raw_prefix + lake.SUCCESS_NAME, Body=b"")
+        keep = {f.key for f in manifest.files} | {f.key for f in manifest.quarantine.files}
+        listed = _list_keys(s3, bucket, raw_prefix) + _list_keys(s3, bucket, quarantine_prefix)
+        stale = stale_keys(listed, keep)
+        _delete_keys(s3, bucket, stale)
+    message = (
+        f"drained {manifest.record_count} {entity} records of {day} ({status}) from {request.topic} into "
+        f"s3://{bucket}/{raw_prefix}: {len(manifest.files)} objects, {manifest.quarantine.count} "
+        f"quarantined, {len(stale)} stale objects removed"
+    )
+    log.info(message)
+    return DrainResult(
+        "drained", entity, manifest_key, status, manifest.record_count, manifest.quarantine.count, message
+    )
+
+
+def _write_partition(
+    s3: Any,
+    consumer: Consumer,
+    request: DrainRequest,
+    plans: list[PartitionPlan],
+    status: Status,
+    raw_prefix: str,
+    quarantine_prefix: str,
+    now: Callable[[], datetime],
+) -> Manifest:
+    """Stream every Kafka partition to objects and build the manifest (not yet written)."""
+    settings = request.settings
+    summaries: list[PartitionSummary] = []
+    files: list[FileEntry] = []
+    quarantine_files: list[FileEntry] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload") as uploads:
+        records = ObjectWriter(s3, request.bucket, raw_prefix, settings.max_object_bytes, uploads)
+        quarantine = ObjectWriter(s3, request.bucket, quarantine_prefix, settings.max_object_bytes, uploads)
+        try:
+            for plan in plans:
+                counts = _drain_partition(
+                    consumer, request.topic, plan, request.interval, request.entity, records, quarantine
+                )
+                summaries.append(
+                    PartitionSummary(
+                        partition=plan.partition,
+                        log_start_offset=plan.log_start,
+                        read_from=plan.read_from,
+                        read_to=plan.read_to,
+                        first_offset=counts.first,
+                        last_offset=counts.last,
+                        count=counts.kept,
+                        quarantined=counts.quarantined,
+                        outside_interval=counts.outside,
+                        bytes=counts.bytes,
+                        sha256=records.partition_sha256(),
+                    )
+                )
+            files = records.finish()
+            quarantine_files = quarantine.finish()
+        except BaseException:
+            records.abandon()
+            quarantine.abandon()
+            raise
+    kept = sum(s.count for s in summaries)
+    bad = sum(s.quarantined for s in summaries)
+    share = bad / (kept + bad) if kept + bad else 0.0
+    if share > settings.max_quarantine_share:
+        raise QuarantineThresholdError(
+            f"{bad} of {kept + bad} messages of {request.interval.day} in {request.topic} are not valid "
+            f"{request.entity} records ({share:.2%} > {settings.max_quarantine_share:.2%}); see "
+            f"s3://{request.bucket}/{quarantine_prefix}"
+        )
+    return Manifest(
+        entity=request.entity,
+        dt=request.interval.day,
+        topic=request.topic,
+        interval_start=request.interval.start,
+        interval_end=request.interval.end,
+        lateness_grace_seconds=settings.lateness_grace.total_seconds(),
+        status=status,
+        run_id=request.run_id,
+        drained_at=now(),
+        record_count=kept,
+        total_bytes=sum(s.bytes for s in summaries),
+        files=files,
+        partitions=summaries,
+        quarantine=QuarantineSummary(
+            count=bad, share=share, max_share=settings.max_quarantine_share, files=quarantine_files
+        ),
+    )

@@ -1,0 +1,341 @@
+"""The drain engine against the real Kafka and MinIO of the local stack.
+
+Every expectation is computed from what the test itself produced (partition, offset,
+timestamp, key and value as Kafka acknowledged them), never from the engine's output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from include import lake
+from include.drain import (
+    DataExpiredError,
+    DrainRequest,
+    DrainSettings,
+    Interval,
+    Manifest,
+    PartitionLockedError,
+    QuarantineThresholdError,
+    drain,
+)
+from include.emulator.generate import generate_triples
+from include.lake import LOCK_NAME
+from include.records import kafka_key, kafka_value
+
+DAY = date(2024, 3, 10)
+START_MS = int(datetime(2024, 3, 10, tzinfo=UTC).timestamp() * 1000)
+END_MS = START_MS + 86_400_000
+GRACE = timedelta(minutes=10)
+GRACE_MS = 600_000
+
+Produced = tuple[int, int, int, str | None, bytes | None]  # partition, offset, timestamp, key, value
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[int, int, bytes | None, bytes | None]]) -> list[Produced]:
+    """Produce ``(partition, timestamp_ms, key, value)`` in order; return each with the offset Kafka gave it."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+    acked: dict[int, Produced] = {}
+    errors: list[str] = []
+
+    def delivered(index: int):
+        def callback(err, msg) -> None:
+            if err is not None:
+                errors.append(str(err))
+                return
+            key = msg.key()
+            acked[index] = (
+                msg.partition(),
+                msg.offset(),
+                msg.timestamp()[1],
+                None if key is None else key.decode("utf-8", "replace"),
+                msg.value(),
+            )
+
+        return callback
+
+    for index, (partition, timestamp, key, value) in enumerate(messages):
+        producer.produce(
+            topic, value=value, key=key, partition=partition, timestamp=timestamp, on_delivery=delivered(index)
+        )
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert not errors, errors
+    return [acked[i] for i in range(len(messages))]
+
+
+def pins(count: int, seed: int = 1) -> Iterator[tuple[bytes, bytes]]:
+    """``count`` valid pin (key, value) pairs, unique ids not repeated."""
+    for triple in generate_triples(seed, count, repeat_percent=0):
+        yield kafka_key("pin", triple.pin), kafka_value(triple.pin)
+
+
+def read_lines(s3, bucket: str, key: str) -> list[dict]:
+    return [json.loads(line) for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()]
+
+
+def drained_records(s3, bucket: str, manifest: Manifest) -> list[tuple]:
+    """Every record line of the objects the manifest lists, as (partition, offset, timestamp, key, value)."""
+    rows = []
+    for entry in manifest.files:
+        for r in read_lines(s3, bucket, entry.key):
+            rows.append((r["partition"], r["offset"], r["timestamp"], r["key"], r["value"]))
+    return rows
+
+
+def as_rows(produced: list[Produced]) -> list[tuple]:
+    return sorted((p, o, t, k, json.loads(v)) for p, o, t, k, v in produced)
+
+
+def load_manifest(s3, bucket: str, day: date = DAY, entity: str = "pin") -> Manifest:
+    return Manifest.model_validate_json(s3.get_object(Bucket=bucket, Key=lake.manifest_key(entity, day))["Body"].read())
+
+
+def listing(s3, bucket: str, prefix: str) -> dict[str, bytes]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+
+
+def exists(s3, bucket: str, key: str) -> bool:
+    return s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) > 0
+
+
+def request(prefix: str, bucket: str, run_id: str = "run-1", day: date = DAY, **settings) -> DrainRequest:
+    return DrainRequest(
+        "pin", f"{prefix}.pin", bucket, Interval.for_day(day), run_id, DrainSettings(lateness_grace=GRACE, **settings)
+    )
+
+
+@pytest.fixture
+def bootstrap(stack_env: dict[str, str]) -> str:
+    return stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+
+
+def test_exact_interval_across_partitions_with_boundaries_and_late_records(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(40)
+    plan: list[tuple[int, int, bool]] = [  # partition, timestamp, belongs to the day
+        (0, START_MS - 1, False),
+        (0, START_MS, True),
+        (0, START_MS + 3_600_000, True),
+        (0, END_MS - 1, True),
+        (0, END_MS, False),
+        (0, END_MS - 5_000, True),  # late, within the grace: placed by its timestamp
+        (0, END_MS + GRACE_MS + 60_000, False),
+        (0, END_MS - 2_000, False),  # later than the grace: not read
+        (1, START_MS - 86_400_000, False),
+        (1, START_MS + 1, True),
+        (1, START_MS + 43_200_000, True),
+        (1, END_MS + 1, False),
+        (2, END_MS - 1, True),  # a partition whose only record of the day is the last millisecond
+    ]
+    messages = [(p, ts, *next(values)) for p, ts, _ in plan]
+    produced = produce(bootstrap, f"{kafka_topics}.pin", messages)
+    expected = as_rows([rec for rec, (_, _, inside) in zip(produced, plan, strict=True) if inside])
+
+    result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+
+    manifest = load_manifest(s3, scratch_bucket)
+    assert result.outcome == "drained" and result.record_count == len(expected)
+    assert sorted(drained_records(s3, scratch_bucket, manifest)) == expected
+    assert manifest.status == "complete" and manifest.dt == DAY and manifest.entity == "pin"
+    assert manifest.interval_start == datetime(2024, 3, 10, tzinfo=UTC)
+    assert manifest.interval_end == datetime(2024, 3, 11, tzinfo=UTC)
+    for summary in manifest.partitions:
+        offsets = [o for p, o, *_ in expected if p == summary.partition]
+        assert (summary.count, summary.first_offset, summary.last_offset) == (len(offsets), min(offsets), max(offsets))
+    prefix = lake.partition_prefix("raw", "pin", DAY)
+    stored = listing(s3, scratch_bucket, prefix)
+    assert set(stored) == {e.key for e in manifest.files} | {prefix + "_manifest.json", prefix + "_SUCCESS"}
+    for entry in manifest.files:
+        body = stored[entry.key]
+        assert entry.key.startswith(prefix + f"part-p{entry.partition:04d}-o{entry.first_offset:020d}-")
+        assert (hashlib.sha256(body).hexdigest(), len(body), body.count(b"\n")) == (
+            entry.sha256,
+            entry.bytes,
+            entry.count,
+        )
+
+
+def test_empty_day_gives_a_complete_empty_partition(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(2)
+    produce(bootstrap, f"{kafka_topics}.pin", [(0, START_MS - 5, *next(values)), (1, END_MS + 5, *next(values))])
+
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+
+    manifest = load_manifest(s3, scratch_bucket)
+    assert (manifest.status, manifest.record_count, manifest.files) == ("complete", 0, [])
+    assert [p.count for p in manifest.partitions] == [0, 0, 0]
+    assert exists(s3, scratch_bucket, lake.success_key("pin", DAY))
+
+
+def test_poison_messages_go_to_quarantine_and_too_many_fail_the_run(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(6)
+    good = [(0, START_MS + i, *next(values)) for i in range(6)]
+    poison = [
+        (1, START_MS + 10, b"k1", b"not json at all"),
+        (1, START_MS + 11, b"k2", b'{"index": "seven"}'),
+        (1, START_MS + 12, b"k3", None),
+        (1, START_MS + 13, b"k4", b"[1, 2, 3]"),
+    ]
+    produced = produce(bootstrap, f"{kafka_topics}.pin", good + poison)
+
+    result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, max_quarantine_share=0.5))
+
+    manifest = load_manifest(s3, scratch_bucket)
+    assert (result.record_count, result.quarantined) == (6, 4)
+    assert manifest.quarantine.count == 4 and manifest.quarantine.share == pytest.approx(0.4)
+    quarantined = [line for f in manifest.quarantine.files for line in read_lines(s3, scratch_bucket, f.key)]
+    assert all(f.key.startswith(lake.partition_prefix("quarantine", "pin", DAY)) for f in manifest.quarantine.files)
+    assert sorted(q["offset"] for q in quarantined) == sorted(o for _, o, *_ in produced[6:])
+    by_key = {q["key"]: q for q in quarantined}
+    assert "json" in by_key["k1"]["reason"].lower() and by_key["k1"]["value"] == "not json at all"
+    assert "index" in by_key["k2"]["reason"] and by_key["k3"]["value"] is None
+    assert all(q["reason"] for q in quarantined)
+
+    with pytest.raises(QuarantineThresholdError, match=r"4 of 10 messages .* not valid pin records"):
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="run-2", max_quarantine_share=0.1))
+    assert not exists(s3, scratch_bucket, lake.success_key("pin", DAY))
+
+
+def test_rerun_is_byte_identical_and_removes_stale_objects(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(300)
+    produce(bootstrap, f"{kafka_topics}.pin", [(i % 3, START_MS + i * 1000, *next(values)) for i in range(300)])
+    raw, quarantine = lake.partition_prefix("raw", "pin", DAY), lake.partition_prefix("quarantine", "pin", DAY)
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="first", max_object_bytes=20_000))
+    first = listing(s3, scratch_bucket, raw)
+    stale = [raw + "part-p0000-o00000000000000000000-00000000000000000001.jsonl", quarantine + "part-p0001-x.jsonl"]
+    for key in stale:
+        s3.put_object(Bucket=scratch_bucket, Key=key, Body=b"left over by an earlier run\n")
+
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="second", max_object_bytes=20_000))
+
+    second = listing(s3, scratch_bucket, raw)
+    assert set(second) == set(first)
+    records = [k for k in first if k.endswith(".jsonl")]
+    assert len(records) > 3 and all(first[k] == second[k] for k in records)
+    one = json.loads(first[raw + "_manifest.json"])
+    two = json.loads(second[raw + "_manifest.json"])
+    assert (one.pop("run_id"), two.pop("run_id")) == ("first", "second")
+    one.pop("drained_at"), two.pop("drained_at")
+    assert one == two
+    assert not any(exists(s3, scratch_bucket, key) for key in stale)
+
+
+def test_open_day_is_partial_then_complete_after_the_grace(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(20)
+    morning = produce(
+        bootstrap, f"{kafka_topics}.pin", [(i % 3, START_MS + i * 60_000, *next(values)) for i in range(10)]
+    )
+    noon = datetime(2024, 3, 10, 12, tzinfo=UTC)
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="noon"), now=lambda: noon)
+    partial = load_manifest(s3, scratch_bucket)
+    assert partial.status == "partial" and partial.record_count == 10
+
+    evening = produce(bootstrap, f"{kafka_topics}.pin", [(i % 3, END_MS - 1000 - i, *next(values)) for i in range(10)])
+    within_grace = datetime(2024, 3, 11, 0, 5, tzinfo=UTC)
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="early"), now=lambda: within_grace)
+    assert load_manifest(s3, scratch_bucket).status == "partial"
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="scheduled"))
+
+    complete = load_manifest(s3, scratch_bucket)
+    assert complete.status == "complete"
+    assert sorted(drained_records(s3, scratch_bucket, complete)) == as_rows(morning + evening)
+    raw = lake.partition_prefix("raw", "pin", DAY)
+    assert {k for k in listing(s3, scratch_bucket, raw) if k.endswith(".jsonl")} == {f.key for f in complete.files}
+
+
+DRAIN_SCRIPT = """
+import os, sys, boto3
+from datetime import date, timedelta
+from include.drain import DrainRequest, DrainSettings, Interval, drain
+topic, bucket, run_id = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"], region_name=os.environ["AWS_DEFAULT_REGION"])
+settings = DrainSettings(lateness_grace=timedelta(minutes=10), max_object_bytes=8_000)
+drain(s3, os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+      DrainRequest("pin", topic, bucket, Interval.for_day(date(2024, 3, 10)), run_id, settings))
+"""
+
+
+def test_killed_drain_leaves_no_success_and_the_retry_repairs_it(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(3000)
+    produced = produce(
+        bootstrap, f"{kafka_topics}.pin", [(i % 3, START_MS + i * 10_000, *next(values)) for i in range(3000)]
+    )
+    raw = lake.partition_prefix("raw", "pin", DAY)
+    child = subprocess.Popen(
+        [sys.executable, "-c", DRAIN_SCRIPT, f"{kafka_topics}.pin", scratch_bucket, "run-7"],
+        cwd=os.getcwd(),
+        env=os.environ.copy(),
+    )
+    try:
+        while len([k for k in listing_keys(s3, scratch_bucket, raw) if k.endswith(".jsonl")]) < 5:
+            assert child.poll() is None, "the drain ended before it could be killed"
+            time.sleep(0.02)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    written = listing_keys(s3, scratch_bucket, raw)
+    assert raw + LOCK_NAME in written
+    assert not {raw + "_SUCCESS", raw + "_manifest.json"} & set(written)
+
+    with pytest.raises(PartitionLockedError, match="another run is draining"):
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="someone-else", max_object_bytes=8_000))
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="run-7", max_object_bytes=8_000))
+
+    manifest = load_manifest(s3, scratch_bucket)
+    assert sorted(drained_records(s3, scratch_bucket, manifest)) == as_rows(produced)
+    after_retry = listing(s3, scratch_bucket, raw)
+    assert set(after_retry) == {f.key for f in manifest.files} | {raw + "_manifest.json", raw + "_SUCCESS"}
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="clean", max_object_bytes=8_000))
+    clean = listing(s3, scratch_bucket, raw)
+    assert {k: v for k, v in clean.items() if k.endswith(".jsonl")} == {
+        k: v for k, v in after_retry.items() if k.endswith(".jsonl")
+    }
+
+
+def listing_keys(s3, bucket: str, prefix: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+def delete_records_before(bootstrap: str, topic: str, partition: int, offset: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.delete_records([TopicPartition(topic, partition, offset)])
+    for future in futures.values():
+        future.result(30)
+
+
+def test_expired_start_keeps_the_existing_partition_or_fails_clearly(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(30)
+    produced = produce(
+        bootstrap, f"{kafka_topics}.pin", [(i % 3, START_MS + i * 60_000, *next(values)) for i in range(30)]
+    )
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+    raw = lake.partition_prefix("raw", "pin", DAY)
+    before = listing(s3, scratch_bucket, raw)
+    middle = sorted(o for p, o, *_ in produced if p == 0)[5]
+    delete_records_before(bootstrap, f"{kafka_topics}.pin", 0, middle)
+
+    result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="after-retention"))
+
+    assert result.outcome == "kept_existing" and "no longer holds" in result.message and "[0]" in result.message
+    assert listing(s3, scratch_bucket, raw) == before
+    s3.create_bucket(Bucket=scratch_bucket + "-empty")
+    try:
+        with pytest.raises(DataExpiredError, match=r"expired from Kafka .* cannot be drained"):
+            drain(s3, bootstrap, request(kafka_topics, scratch_bucket + "-empty"))
+        assert listing_keys(s3, scratch_bucket + "-empty", "") == []
+    finally:
+        s3.delete_bucket(Bucket=scratch_bucket + "-empty")

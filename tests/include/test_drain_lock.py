@@ -1,0 +1,55 @@
+"""The partition lease on the real MinIO: one holder at a time, takeover only when expired or by the same owner."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from include.drain.errors import LockLostError, PartitionLockedError
+from include.drain.lock import PartitionLock
+
+KEY = "raw/pin/dt=2024-03-10/_drain.lock"
+
+
+def test_second_run_is_refused_while_the_first_holds_the_lease(s3, scratch_bucket):
+    holder = PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=60)
+    with holder, pytest.raises(PartitionLockedError, match="held by 'run-a'"):
+        PartitionLock(s3, scratch_bucket, KEY, "run-b", ttl_seconds=60).acquire()
+    assert s3.list_objects_v2(Bucket=scratch_bucket, Prefix=KEY).get("KeyCount") == 0
+
+
+def test_expired_lease_is_taken_over_and_the_old_holder_cannot_commit(s3, scratch_bucket):
+    first = PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=0.5)
+    first.acquire()
+    time.sleep(0.6)  # the holder died: its lease runs out
+    second = PartitionLock(s3, scratch_bucket, KEY, "run-b", ttl_seconds=60)
+    second.acquire()
+    with pytest.raises(LockLostError, match="another run took it over"):
+        first.renew()
+    first.release()
+    assert s3.list_objects_v2(Bucket=scratch_bucket, Prefix=KEY).get("KeyCount") == 1  # still run-b's
+    second.renew()
+    second.release()
+
+
+def test_of_many_racing_runs_exactly_one_gets_the_lease(s3, scratch_bucket):
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def contend(owner: str) -> None:
+        lock = PartitionLock(s3, scratch_bucket, KEY, owner, ttl_seconds=60)
+        barrier.wait()
+        try:
+            lock.acquire()
+            outcomes.append("won")
+        except PartitionLockedError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=contend, args=(f"run-{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * 7 + ["won"]

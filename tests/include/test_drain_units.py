@@ -1,0 +1,120 @@
+"""Pure functions of the drain: intervals, retention check, names, stale keys, quarantine lines."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+
+from include.drain import DrainRequest, DrainSettings, Interval, IntervalError, NoIntervalError
+from include.drain.engine import _key_json, quarantine_line, stale_keys
+from include.drain.kafka_reader import start_is_held
+from include.drain.objects import object_name
+
+D = datetime(2024, 3, 10, tzinfo=UTC)
+GRACE = timedelta(minutes=10)
+
+
+def test_interval_is_one_utc_day_keyed_on_its_start():
+    interval = Interval(D, D + timedelta(days=1))
+    assert interval.day == date(2024, 3, 10)
+    assert (interval.start_ms, interval.end_ms) == (1710028800000, 1710028800000 + 86_400_000)
+
+
+def test_interval_given_in_another_timezone_is_converted_to_utc():
+    paris = timezone(timedelta(hours=1))
+    interval = Interval(datetime(2024, 3, 10, 1, tzinfo=paris), datetime(2024, 3, 11, 1, tzinfo=paris))
+    assert interval.start == D and interval.start.tzinfo == UTC
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "match"),
+    [
+        (D, D + timedelta(hours=1), "not one whole UTC day"),
+        (D + timedelta(hours=2), D + timedelta(days=1, hours=2), "not one whole UTC day"),
+        (datetime(2024, 3, 10), datetime(2024, 3, 11), "has no timezone"),
+    ],
+)
+def test_interval_that_is_not_a_utc_day_is_refused(start, end, match):
+    with pytest.raises(IntervalError, match=match):
+        Interval(start, end)
+
+
+def test_run_without_interval_fails_clearly():
+    with pytest.raises(NoIntervalError, match="no data interval"):
+        Interval.of_run(None, None)
+
+
+@pytest.mark.parametrize(
+    ("now", "status", "wait_s"),
+    [
+        (D + timedelta(hours=12), "partial", 0.0),  # open day: drained at once
+        (D + timedelta(days=1), "partial", 600.0),  # day over, grace not: wait
+        (D + timedelta(days=1, minutes=4), "partial", 360.0),
+        (D + timedelta(days=1, minutes=10), "complete", 0.0),
+        (D + timedelta(days=30), "complete", 0.0),
+    ],
+)
+def test_status_and_wait_follow_the_end_plus_grace(now, status, wait_s):
+    interval = Interval.for_day(D.date())
+    assert interval.status_at(now, GRACE) == status
+    assert interval.seconds_to_wait(now, GRACE) == wait_s
+
+
+@pytest.mark.parametrize(
+    ("log_start", "high", "first_at_start", "held"),
+    [
+        (0, 0, None, True),  # never written
+        (0, 10, 3, True),  # nothing deleted
+        (5, 10, 7, True),  # deletion point before the day's first record
+        (5, 10, None, True),  # retained records all precede the day
+        (5, 10, 5, False),  # the first retained record is the day's first: earlier ones may be gone
+        (10, 10, None, False),  # everything deleted
+    ],
+)
+def test_start_is_held_unless_records_at_the_start_may_be_deleted(log_start, high, first_at_start, held):
+    assert start_is_held(log_start, high, first_at_start) is held
+
+
+def test_object_name_carries_partition_and_offset_range_and_sorts_by_offset():
+    assert object_name(2, 12, 345) == "part-p0002-o00000000000000000012-00000000000000000345.jsonl"
+    assert sorted([object_name(0, 100, 150), object_name(0, 9, 99)])[0] == object_name(0, 9, 99)
+
+
+def test_stale_keys_spare_listed_objects_and_control_files():
+    prefix = "raw/pin/dt=2024-03-10/"
+    listed = [prefix + n for n in ("a.jsonl", "b.jsonl", "_manifest.json", "_SUCCESS", "_dq.json", "_drain.lock")]
+    assert stale_keys(listed, {prefix + "a.jsonl"}) == [prefix + "b.jsonl"]
+
+
+def test_quarantine_line_keeps_coordinates_raw_text_and_reason():
+    line = quarantine_line(1, 42, 1710028800000, b"k\xff", b"{oops", "value: Invalid JSON")
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == {
+        "partition": 1, "offset": 42, "timestamp": 1710028800000, "key": "k\ufffd", "value": "{oops",
+        "reason": "value: Invalid JSON",
+    }  # fmt: skip
+
+
+def test_request_and_settings_refuse_bad_values():
+    interval = Interval.for_day(D.date())
+    with pytest.raises(ValueError, match="unknown entity 'pins'"):
+        DrainRequest("pins", "t", "b", interval, "run")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="run_id"):
+        DrainRequest("pin", "t", "b", interval, "")
+    with pytest.raises(ValueError, match="max_quarantine_share"):
+        DrainSettings(max_quarantine_share=1.5)
+
+
+@pytest.mark.parametrize(
+    "key", [b"8b5b1f3e-0c4e-4a8e-9d0f-3c1f2e6a7b90", b"42", b'a"b', b"a\\b", b"\xc3\xa9", b"\t", b""]
+)
+def test_key_json_is_the_json_string_of_the_key(key):
+    assert json.loads(_key_json(key)) == key.decode()
+
+
+def test_key_json_of_a_missing_key_is_null_and_a_non_utf8_key_is_refused():
+    assert _key_json(None) == b"null"
+    with pytest.raises(UnicodeDecodeError):
+        _key_json(b"\xff")

@@ -1,0 +1,100 @@
+"""The quality gate on drained partitions in the real MinIO; expectations come from what the test produced."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+from confluent_kafka import Producer
+
+from include import lake
+from include.drain import DrainRequest, Interval, QualityGateError, QualityThresholds, drain, run_quality_gate
+from include.drain.quality import match_rate
+from include.emulator.generate import generate_triples
+from include.records import ENTITIES, kafka_key, kafka_value
+
+DAY = date(2024, 5, 1)
+START_MS = int(datetime(2024, 5, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def produce_triples(bootstrap: str, prefix: str, count: int, seed: int, skip_geo_of: set[int] = frozenset()) -> dict:
+    """Produce ``count`` triples (about 3 % repeated, as the emulator does); return keys and inds per entity."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    sent: dict[str, dict[str, list]] = {e: {"keys": [], "inds": []} for e in ENTITIES}
+    for i, triple in enumerate(generate_triples(seed, count)):
+        for entity in ENTITIES:
+            if entity == "geo" and triple.geo.ind in skip_geo_of:
+                continue
+            record = triple.record(entity)
+            producer.produce(
+                f"{prefix}.{entity}",
+                key=kafka_key(entity, record),
+                value=kafka_value(record),
+                timestamp=START_MS + i * 1000,
+            )
+            sent[entity]["keys"].append(kafka_key(entity, record).decode())
+            sent[entity]["inds"].append(triple.pin.index)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    return sent
+
+
+def drain_all(s3, bootstrap: str, prefix: str, bucket: str) -> None:
+    for entity in ENTITIES:
+        drain(s3, bootstrap, DrainRequest(entity, f"{prefix}.{entity}", bucket, Interval.for_day(DAY), "drain-run"))
+
+
+def read_dq(s3, bucket: str, entity: str) -> dict:
+    return json.loads(s3.get_object(Bucket=bucket, Key=lake.dq_key(entity, DAY))["Body"].read())
+
+
+def test_gate_reports_counts_duplicates_and_ind_match(s3, scratch_bucket, kafka_topics, stack_env):
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    sent = produce_triples(bootstrap, kafka_topics, 400, seed=3)
+    drain_all(s3, bootstrap, kafka_topics, scratch_bucket)
+
+    reports = run_quality_gate(s3, scratch_bucket, DAY, "gate-run")
+
+    for entity in ENTITIES:
+        keys = sent[entity]["keys"]
+        dq = read_dq(s3, scratch_bucket, entity)
+        assert dq["passed"] and dq["failures"] == [] and dq["manifest_run_id"] == "drain-run"
+        metrics = dq["metrics"]
+        assert metrics["record_count"] == len(keys)
+        assert metrics["duplicate_keys"] == len(keys) - len(set(keys)) > 0
+        assert metrics["distinct_ind"] == len(set(sent[entity]["inds"]))
+        assert metrics["ind_match_rate"] == 1.0 and metrics["quarantine_share"] == 0.0
+        assert reports[entity].passed
+
+
+def test_gate_fails_above_thresholds_and_on_tampered_objects(s3, scratch_bucket, kafka_topics, stack_env):
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    first_ind = 3 * 1_000_000  # generate_triples(seed=3) numbers new triples from seed * 1,000,000
+    sent = produce_triples(bootstrap, kafka_topics, 100, seed=3, skip_geo_of={first_ind + i for i in range(20)})
+    drain_all(s3, bootstrap, kafka_topics, scratch_bucket)
+    pin_inds = set(sent["pin"]["inds"])
+    expected_rate = len(pin_inds & set(sent["geo"]["inds"])) / len(pin_inds)
+    manifest = json.loads(s3.get_object(Bucket=scratch_bucket, Key=lake.manifest_key("user", DAY))["Body"].read())
+    tampered = manifest["files"][0]["key"]
+    body = s3.get_object(Bucket=scratch_bucket, Key=tampered)["Body"].read()
+    s3.put_object(Bucket=scratch_bucket, Key=tampered, Body=body.replace(b'"first_name":"', b'"first_name":"X', 1))
+
+    with pytest.raises(QualityGateError, match=r"pin: ind_match_rate .* < 0\.95") as failure:
+        run_quality_gate(s3, scratch_bucket, DAY, "gate-run", QualityThresholds(min_ind_match_rate=0.95))
+
+    assert tampered in str(failure.value)
+    pin = read_dq(s3, scratch_bucket, "pin")
+    assert not pin["passed"] and pin["metrics"]["ind_match_rate"] == pytest.approx(expected_rate)
+    assert read_dq(s3, scratch_bucket, "geo")["metrics"]["ind_match_rate"] == 1.0
+    assert any(tampered in f for f in read_dq(s3, scratch_bucket, "user")["failures"])
+
+
+def test_gate_without_a_drained_partition_says_what_is_missing(s3, scratch_bucket):
+    with pytest.raises(QualityGateError, match=r"no manifest at .*raw/pin/dt=2024-05-01/_manifest.json"):
+        run_quality_gate(s3, scratch_bucket, DAY, "gate-run")
+
+
+def test_match_rate_is_the_share_found_in_every_other_entity():
+    assert match_rate({1, 2, 3, 4}, [{1, 2, 3}, {2, 3, 4}]) == 0.5
+    assert match_rate(set(), [{1}]) is None
