@@ -2,48 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from include.records import ENTITIES
+from tests.api_process import REPO, RunningApi, start_api, stop_api
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class RunningApi:
-    """A started API process: where it listens, its topics and its log file."""
-
-    url: str
-    prefix: str
-    bootstrap: str
-    log_path: Path
-    api_key: str | None = None
-
-    def topic(self, entity: str) -> str:
-        return f"{self.prefix}.{entity}"
-
-    @property
-    def topics(self) -> list[str]:
-        return [self.topic(e) for e in ENTITIES]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["REPO", "RunningApi", "start_api", "stop_api"]
 
 
 @pytest.fixture(scope="module")
@@ -58,47 +27,6 @@ def api_topics(stack_env: dict[str, str]) -> Iterator[str]:
     finally:
         admin.delete_topics(names)
         admin.close()
-
-
-def start_api(
-    stack_env: dict[str, str], prefix: str, log_path: Path, extra_env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``python -m api`` on a free port and wait until it is ready for records."""
-    port = free_port()
-    env = {
-        **os.environ,
-        **stack_env,
-        "PINTEREST_TOPIC_PREFIX": prefix,
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(port),
-        "API_WORKERS": "1",
-        "API_KEY": "",
-        **(extra_env or {}),
-    }
-    log_file = log_path.open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "api"], cwd=REPO, env=env, stdout=log_file, stderr=log_file)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the API exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError(f"the API did not become ready: {log_path.read_text()[-2000:]}")
-
-
-def stop_api(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")

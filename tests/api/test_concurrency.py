@@ -8,8 +8,8 @@ import json
 import httpx
 
 from include.emulator.generate import generate_triples
-from tests.api.conftest import RunningApi
 from tests.api.kafka_helpers import read_all
+from tests.api_process import RunningApi
 
 CONNECTIONS = 64
 TRIPLES = 400

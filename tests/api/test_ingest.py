@@ -10,8 +10,8 @@ import httpx
 
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES
-from tests.api.conftest import RunningApi
 from tests.api.kafka_helpers import read_all
+from tests.api_process import RunningApi
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "pins_real_sample.jsonl"
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from include.emulator.generate import generate_triples
-from tests.api.conftest import REPO, RunningApi
 from tests.api.kafka_helpers import read_all
+from tests.api_process import REPO, RunningApi
 
 # Far below kafka-python's 60 s default block: a 503 must come long before the client gives up.
 CLIENT_TIMEOUT_S = 10.0

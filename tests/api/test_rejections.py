@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from include.emulator.generate import generate_triples
-from tests.api.conftest import RunningApi, start_api, stop_api
 from tests.api.kafka_helpers import end_offsets, read_all
+from tests.api_process import RunningApi, start_api, stop_api
 
 TRIPLE = next(generate_triples(seed=3, count=1))
 PIN = TRIPLE.pin.model_dump(mode="json")

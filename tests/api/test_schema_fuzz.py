@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.api.conftest import RunningApi
+from tests.api_process import RunningApi
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
