@@ -18,8 +18,8 @@ from pyspark.sql import functions as F
 
 from include.lake import dataset_prefix, partition_prefix
 from include.records import KEY_FIELD, Entity
-from spark_jobs.cleaning import Transform, keep_latest
-from spark_jobs.queries import all_results
+from spark_jobs.cleaning import LATEST_BY, Transform, keep_latest
+from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 
 log = logging.getLogger("spark_jobs.analytics")
@@ -35,13 +35,17 @@ def up_to(day: date) -> Transform:
 
 
 def read_clean_as_of(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> DataFrame:
-    """All clean rows of ``entity`` up to ``day``, one per record key (the latest ingested)."""
+    """The clean rows of ``entity`` up to ``day``, one per record key (the latest ingested).
+
+    Only the columns the results use are read and shuffled.
+    """
     url = lake.url(dataset_prefix("clean", entity))
     try:
         clean = spark.read.option("basePath", url).parquet(url)
     except AnalysisException as error:
         raise MissingCleanDataError(f"no clean {entity} data at {url}: run the clean job first") from error
-    return clean.transform(up_to(day)).transform(keep_latest(KEY_FIELD[entity]))
+    columns = (*USED_COLUMNS[entity], *LATEST_BY, "dt")
+    return clean.select(*columns).transform(up_to(day)).transform(keep_latest(KEY_FIELD[entity]))
 
 
 def write_results(lake: Lake, day: date, results: dict[str, DataFrame]) -> None:

@@ -28,6 +28,7 @@ PLACEHOLDERS: tuple[str, ...] = (
 )
 SAVE_LOCATION_PREFIX = "Local save in "
 INGEST_COLUMNS = ("ingested_at", "kafka_partition", "kafka_offset")
+LATEST_BY = ("ingested_at", "kafka_offset")  # what "latest ingested" orders by
 _FOLLOWER_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$"
 
 # Column order of each clean dataset (the ingest columns follow).
@@ -65,8 +66,8 @@ def keep_latest(key: str) -> Transform:
     """One row per ``key``: the latest ingested (Kafka timestamp, then offset)."""
 
     def transform(df: DataFrame) -> DataFrame:
-        rest = [name for name in df.columns if name not in (key, "ingested_at", "kafka_offset")]
-        ordered = ["ingested_at", "kafka_offset", *rest]
+        rest = [name for name in df.columns if name != key and name not in LATEST_BY]
+        ordered = [*LATEST_BY, *rest]
         latest = df.groupBy(key).agg(F.max(F.struct(*ordered)).alias("latest"))
         return latest.select(*[F.col(key) if name == key else F.col(f"latest.{name}") for name in df.columns])
 

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
 
@@ -45,15 +44,28 @@ def parse_manifest(text: str, partition_prefix: str) -> Manifest:
     return Manifest(status=status, keys=tuple(keys))
 
 
-def read_manifest(spark: SparkSession, url: str, partition_prefix: str) -> Manifest:
-    """Read the manifest at ``url`` through Spark's filesystem (so s3a settings and credentials apply)."""
+def read_text(spark: SparkSession, url: str) -> str | None:
+    """The UTF-8 text of one file through Hadoop's filesystem (s3a settings and credentials apply); None if absent.
+
+    Spark's DataFrame readers skip names starting with ``_``, so the manifest is read with the FileSystem API.
+    """
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(url)
+    filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not filesystem.exists(path):
+        return None
+    stream = filesystem.open(path)
     try:
-        rows = spark.read.text(url, wholetext=True).collect()
-    except AnalysisException as error:
+        return bytes(stream.readAllBytes()).decode("utf-8")
+    finally:
+        stream.close()
+
+
+def read_manifest(spark: SparkSession, url: str, partition_prefix: str) -> Manifest:
+    """Read and check the manifest at ``url``; a missing one is an error that says what to do."""
+    text = read_text(spark, url)
+    if text is None:
         raise ManifestError(
-            f"no manifest at {url}: the raw partition was not drained (or not completely); "
-            "run the drain for this date first"
-        ) from error
-    if not rows:
-        raise ManifestError(f"manifest at {url} is empty")
-    return parse_manifest(rows[0].value, partition_prefix)
+            f"no manifest at {url}: the raw partition has not been drained; run the drain for this date first"
+        )
+    return parse_manifest(text, partition_prefix)

@@ -14,6 +14,13 @@ from pyspark.sql import functions as F
 
 Transform = Callable[[DataFrame], DataFrame]
 
+# The clean columns the results read (with the record key); the job reads no others.
+USED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "pin": ("ind", "unique_id", "poster_name", "follower_count", "category"),
+    "geo": ("ind", "country", "timestamp"),
+    "user": ("ind", "age", "date_joined"),
+}
+
 AGE_GROUPS: tuple[tuple[str, int, int | None], ...] = (
     ("18-24", 18, 24),
     ("25-35", 25, 35),

@@ -37,7 +37,13 @@ def executor_credentials_conf(master: str, environ: Mapping[str, str]) -> dict[s
 
 
 def build_session(app_name: str) -> SparkSession:
-    """The job's SparkSession: spark-submit's settings, the platform defaults for the rest."""
+    """The job's SparkSession: spark-submit's settings, the platform defaults for the rest.
+
+    A session already running in this process (a test's, a notebook's) is used as it is.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
     submitted = SparkConf()  # under spark-submit this holds its --master and --conf values
     builder = SparkSession.builder.appName(app_name)
     for key, value in DEFAULT_CONF.items():

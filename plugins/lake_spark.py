@@ -1,0 +1,165 @@
+"""SparkSubmitOperator for the lake's Spark jobs (``spark_jobs/clean.py``, ``spark_jobs/analytics.py``).
+
+At execute time it zips the ``include`` and ``spark_jobs`` packages into a temporary file passed as
+``--py-files``, derives the job arguments from the run's data interval, and sets the ``s3a`` options
+(endpoint, path-style access, TLS from the URL scheme) from the ``aws_default`` connection's
+``endpoint_url`` extra or ``S3_ENDPOINT_URL``. S3 credentials travel only in the environment of the
+spark-submit process (read by s3a's EnvironmentVariableCredentialsProvider): never in ``conf`` or
+arguments, which the operator logs.
+
+The master comes from the Spark connection (``spark_default``): ``local[*]`` locally,
+``spark://spark-master:7077`` in docker-compose, with the same code.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
+from airflow.sdk.log import mask_secret
+
+from include.records import ENTITIES
+from include.settings import platform_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CLEAN_JOB = str(REPO_ROOT / "spark_jobs" / "clean.py")
+ANALYTICS_JOB = str(REPO_ROOT / "spark_jobs" / "analytics.py")
+SHIPPED_PACKAGES = ("include", "spark_jobs")
+CREDENTIALS_PROVIDER = "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
+# Spark's INFO lines would bury the job's own log in the task log; a caller's conf wins over this.
+DEFAULT_CONF = {"spark.log.level": "WARN"}
+
+
+def s3a_conf(endpoint_url: str | None, region: str) -> dict[str, str]:
+    """Spark ``conf`` for s3a: credentials from the environment, and the endpoint when not AWS itself."""
+    conf = {
+        "spark.hadoop.fs.s3a.aws.credentials.provider": CREDENTIALS_PROVIDER,
+        "spark.hadoop.fs.s3a.endpoint.region": region,
+    }
+    if endpoint_url:
+        scheme = urlsplit(endpoint_url).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError(f"S3 endpoint {endpoint_url!r} must be an http:// or https:// URL")
+        conf |= {
+            "spark.hadoop.fs.s3a.endpoint": endpoint_url,
+            "spark.hadoop.fs.s3a.path.style.access": "true",
+            "spark.hadoop.fs.s3a.connection.ssl.enabled": "true" if scheme == "https" else "false",
+        }
+    return conf
+
+
+def zip_packages(root: Path, packages: Sequence[str], target: Path) -> Path:
+    """Write the Python sources of ``packages`` (folders under ``root``) into the zip ``target``."""
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for package in packages:
+            folder = root / package
+            if not (folder / "__init__.py").is_file():
+                raise FileNotFoundError(f"{folder} is not a Python package (no __init__.py)")
+            for source in sorted(folder.rglob("*.py")):
+                archive.write(source, source.relative_to(root).as_posix())
+    return target
+
+
+def job_arguments(
+    day: str, bucket: str, entities: Sequence[str] | None = None, lake_root: str | None = None
+) -> list[str]:
+    """The application arguments of a lake job."""
+    arguments = ["--date", day, "--bucket", bucket]
+    if lake_root:
+        arguments += ["--lake-root", lake_root]
+    if entities:
+        unknown = sorted(set(entities) - set(ENTITIES))
+        if unknown:
+            raise ValueError(f"unknown entities {unknown}; expected some of {list(ENTITIES)}")
+        arguments += ["--entity", *entities]
+    return arguments
+
+
+def interval_day(context: Any) -> str:
+    """The UTC day of the run's data interval (``YYYY-MM-DD``); a run without an interval is an error."""
+    start = context.get("data_interval_start")
+    if start is None:
+        raise AirflowException(
+            "this run has no data interval (a manual run without a logical date?): "
+            "trigger it with a logical date, or pass day= explicitly"
+        )
+    return start.strftime("%Y-%m-%d")
+
+
+class LakeSparkSubmitOperator(SparkSubmitOperator):
+    """Submit a lake job for one day of the lake.
+
+    :param application: the job file, ``CLEAN_JOB`` or ``ANALYTICS_JOB``.
+    :param day: the day (templated); by default the start of the run's data interval.
+    :param bucket: the lake bucket (templated); by default ``LAKE_BUCKET``.
+    :param entities: for the clean job, the entities to clean (all by default).
+    :param lake_root: a URL root replacing ``s3a://<bucket>`` (e.g. ``file:///…``), for local lakes.
+    :param aws_conn_id: connection holding the S3 endpoint (extra ``endpoint_url``) and, optionally,
+        the credentials (login/password); ``S3_ENDPOINT_URL`` and the process environment otherwise.
+    """
+
+    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "day", "bucket", "lake_root")
+
+    def __init__(
+        self,
+        *,
+        application: str,
+        day: str | None = None,
+        bucket: str | None = None,
+        entities: Sequence[str] | None = None,
+        lake_root: str | None = None,
+        aws_conn_id: str = "aws_default",
+        conn_id: str = "spark_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(application=application, conn_id=conn_id, **kwargs)
+        self.day = day
+        self.bucket = bucket
+        self.entities = tuple(entities) if entities else None
+        self.lake_root = lake_root
+        self.aws_conn_id = aws_conn_id
+
+    def s3_access(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The s3a ``conf`` and the credential environment, from the connection or the settings."""
+        settings = platform_settings()
+        try:
+            connection = BaseHook.get_connection(self.aws_conn_id)
+        except AirflowNotFoundException:
+            connection = None
+        extra = connection.extra_dejson if connection else {}
+        endpoint = extra.get("endpoint_url") or settings.s3_endpoint_url
+        region = extra.get("region_name") or settings.aws_region
+        credentials = {}
+        if connection and connection.login and connection.password:
+            mask_secret(connection.password)
+            credentials = {"AWS_ACCESS_KEY_ID": connection.login, "AWS_SECRET_ACCESS_KEY": connection.password}
+        return s3a_conf(endpoint, region), credentials
+
+    def execute(self, context: Any) -> None:
+        conf, credentials = self.s3_access()
+        self.conf = {**DEFAULT_CONF, **conf, **(self.conf or {})}
+        self.application_args = job_arguments(
+            self.day or interval_day(context),
+            self.bucket or platform_settings().lake_bucket,
+            self.entities,
+            self.lake_root,
+        )
+        # In client mode the driver runs here: use this interpreter, which has the platform's dependencies.
+        self.env_vars = {"PYSPARK_DRIVER_PYTHON": sys.executable, **(self.env_vars or {}), **credentials}
+        shipped_by_caller = self.py_files
+        with tempfile.TemporaryDirectory(prefix="lake-spark-") as folder:
+            archive = zip_packages(REPO_ROOT, SHIPPED_PACKAGES, Path(folder) / "lake_packages.zip")
+            self.py_files = ",".join(filter(None, [str(archive), shipped_by_caller]))
+            self._hook = None  # built from the fields above
+            try:
+                super().execute(context)
+            finally:
+                self.py_files = shipped_by_caller

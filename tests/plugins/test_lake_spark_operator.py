@@ -1,0 +1,123 @@
+"""The lake's SparkSubmitOperator: s3a settings, shipped packages, arguments, and no secret on the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from airflow.sdk.exceptions import AirflowException
+
+from include.lake import manifest_key, partition_prefix
+from plugins.lake_spark import (
+    CLEAN_JOB,
+    CREDENTIALS_PROVIDER,
+    REPO_ROOT,
+    LakeSparkSubmitOperator,
+    interval_day,
+    job_arguments,
+    s3a_conf,
+    zip_packages,
+)
+
+SECRET = "pr1vate-s3cr3t-Value-42"
+KEY_ID = "AKIATESTLAKESPARK"
+
+
+def test_s3a_conf_for_an_http_endpoint_turns_tls_off_and_uses_path_style() -> None:
+    assert s3a_conf("http://127.0.0.1:9000", "us-east-1") == {
+        "spark.hadoop.fs.s3a.aws.credentials.provider": CREDENTIALS_PROVIDER,
+        "spark.hadoop.fs.s3a.endpoint.region": "us-east-1",
+        "spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:9000",
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
+    }
+
+
+def test_s3a_conf_for_https_and_for_aws_itself() -> None:
+    assert s3a_conf("https://minio.example:9000", "eu-west-1")["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "true"
+    assert s3a_conf(None, "eu-west-1") == {
+        "spark.hadoop.fs.s3a.aws.credentials.provider": CREDENTIALS_PROVIDER,
+        "spark.hadoop.fs.s3a.endpoint.region": "eu-west-1",
+    }
+    with pytest.raises(ValueError, match="must be an http:// or https:// URL"):
+        s3a_conf("minio:9000", "us-east-1")
+
+
+def test_zip_holds_the_shipped_packages_sources(tmp_path: Path) -> None:
+    archive = zip_packages(REPO_ROOT, ("include", "spark_jobs"), tmp_path / "p.zip")
+
+    names = set(zipfile.ZipFile(archive).namelist())
+
+    expected = {
+        p.relative_to(REPO_ROOT).as_posix() for d in ("include", "spark_jobs") for p in (REPO_ROOT / d).rglob("*.py")
+    }
+    assert names == expected
+    assert {"include/records.py", "include/lake.py", "spark_jobs/clean.py"} <= names
+
+
+def test_job_arguments() -> None:
+    assert job_arguments("2026-11-24", "lake", ("pin", "geo"), "file:///l") == [
+        "--date", "2026-11-24", "--bucket", "lake", "--lake-root", "file:///l", "--entity", "pin", "geo",
+    ]  # fmt: skip
+    assert job_arguments("2026-11-24", "lake") == ["--date", "2026-11-24", "--bucket", "lake"]
+    with pytest.raises(ValueError, match=r"unknown entities \['pins'\]"):
+        job_arguments("2026-11-24", "lake", ("pins",))
+
+
+def test_day_comes_from_the_data_interval() -> None:
+    assert interval_day({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)}) == "2026-11-24"
+    with pytest.raises(AirflowException, match="no data interval"):
+        interval_day({"data_interval_start": None})
+
+
+def write_one_pin_partition(lake: Path, day: datetime) -> None:
+    prefix = partition_prefix("raw", "pin", day.date())
+    record = {
+        "index": 5, "unique_id": "00000000-0000-0000-0000-000000000005", "title": "t", "description": "d",
+        "follower_count": "124k", "tag_list": "a", "is_image_or_video": "image", "image_src": "s", "downloaded": 1,
+        "save_location": "Local save in /data/art", "category": "art",
+    }  # fmt: skip
+    line = {"partition": 0, "offset": 0, "timestamp": int(day.timestamp() * 1000), "key": record["unique_id"]}
+    (lake / prefix).mkdir(parents=True)
+    (lake / prefix / "part-0.jsonl").write_text(json.dumps(line | {"value": record}) + "\n")
+    files = [{"key": prefix + "part-0.jsonl", "partition": 0, "first_offset": 0, "last_offset": 0, "count": 1}]
+    (lake / manifest_key("pin", day.date())).write_text(json.dumps({"status": "complete", "files": files}))
+
+
+def test_submits_the_job_with_credentials_only_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture
+) -> None:
+    day = datetime(2026, 11, 24, tzinfo=UTC)
+    write_one_pin_partition(tmp_path, day)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        json.dumps({"conn_type": "aws", "login": KEY_ID, "password": SECRET,
+                    "extra": {"endpoint_url": "http://127.0.0.1:9000"}}),
+    )  # fmt: skip
+    operator = LakeSparkSubmitOperator(
+        task_id="clean", application=CLEAN_JOB, entities=["pin"], bucket="lake", lake_root=tmp_path.as_uri()
+    )
+
+    with caplog.at_level(logging.DEBUG):
+        operator.execute({"data_interval_start": day})
+
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "Spark-Submit cmd" in logged
+    assert SECRET not in logged
+    assert KEY_ID not in logged
+    command = next(line for line in logged.splitlines() if "Spark-Submit cmd" in line)
+    assert "--master local[2]" in command
+    assert "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:9000" in command
+    assert "--date 2026-11-24 --bucket lake" in command
+    assert operator._hook._env["AWS_SECRET_ACCESS_KEY"] == SECRET
+    table = pq.read_table(tmp_path / partition_prefix("clean", "pin", day.date()))
+    assert table.select(["ind", "follower_count"]).to_pylist() == [{"ind": 5, "follower_count": 124_000}]

@@ -1,0 +1,105 @@
+"""The analytics job on a local lake: as of a date, over clean data up to it, one partition per result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from include.lake import partition_prefix
+from spark_jobs import analytics, clean
+from spark_jobs.analytics import MissingCleanDataError
+
+WriteRaw = Callable[..., list[str]]
+DAYS = (date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24))
+T0 = 1_763_769_600_000  # 2026-11-22T00:00:00Z
+
+
+def triple(ind: int, category: str, country: str) -> dict[str, dict[str, Any]]:
+    return {
+        "pin": {
+            "index": ind,
+            "unique_id": f"00000000-0000-0000-0000-{ind:012d}",
+            "title": "t",
+            "description": "d",
+            "poster_name": f"p{ind}",
+            "follower_count": f"{ind}k",
+            "tag_list": "x",
+            "is_image_or_video": "image",
+            "image_src": "s",
+            "downloaded": 1,
+            "save_location": "Local save in /data/x",
+            "category": category,
+        },
+        "geo": {"ind": ind, "timestamp": "2020-01-01 00:00:00", "latitude": 1.0, "longitude": 2.0, "country": country},
+        "user": {"ind": ind, "first_name": "a", "last_name": "b", "age": 30, "date_joined": "2017-05-06T07:08:09"},
+    }
+
+
+def seed_day(write_raw: WriteRaw, day_number: int, triples: list[dict[str, dict[str, Any]]]) -> None:
+    for entity in ("pin", "geo", "user"):
+        lines = [
+            {
+                "partition": 0,
+                "offset": i,
+                "timestamp": T0 + day_number * 86_400_000 + i,
+                "key": None,
+                "value": t[entity],
+            }
+            for i, t in enumerate(triples)
+        ]
+        write_raw(entity, DAYS[day_number], [lines])
+
+
+def run(job: Any, lake: Path, day: date) -> None:
+    job.main(["--date", day.isoformat(), "--bucket", "unused", "--lake-root", lake.as_uri()])
+
+
+def read_result(spark: SparkSession, lake: Path, name: str, day: date) -> list[tuple]:
+    return sorted(
+        tuple(row) for row in spark.read.parquet(str(lake / partition_prefix("analytics", name, day))).collect()
+    )
+
+
+@pytest.fixture
+def lake(tmp_path: Path, write_raw: WriteRaw) -> Path:
+    """Three cleaned days: pin 1 re-posted on day 2 with a new category, pin 3 only after the analytics date."""
+    seed_day(write_raw, 0, [triple(1, "art", "Chad"), triple(2, "art", "Chad")])
+    seed_day(write_raw, 1, [triple(1, "diy", "Chad")])
+    seed_day(write_raw, 2, [triple(3, "travel", "Chad"), triple(4, "travel", "Chad"), triple(5, "travel", "Chad")])
+    for day in DAYS:
+        run(clean, tmp_path, day)
+    return tmp_path
+
+
+def test_as_of_a_date_counts_each_record_once_and_ignores_later_days(spark: SparkSession, lake: Path) -> None:
+    run(analytics, lake, DAYS[1])
+
+    # as of day 2: pins 1 (latest: diy) and 2 (art); a tie broken alphabetically
+    assert read_result(spark, lake, "popular_category_by_country", DAYS[1]) == [("Chad", "art", 1)]
+    assert read_result(spark, lake, "users_joined_by_year", DAYS[1]) == [(2017, 2)]
+    assert read_result(spark, lake, "median_followers_by_age_group", DAYS[1]) == [("25-35", 1_500.0)]
+
+
+def test_rerun_overwrites_only_its_own_date(spark: SparkSession, lake: Path) -> None:
+    run(analytics, lake, DAYS[1])
+    run(analytics, lake, DAYS[2])
+    before = read_result(spark, lake, "popular_category_by_country", DAYS[1])
+
+    run(analytics, lake, DAYS[2])
+
+    assert read_result(spark, lake, "popular_category_by_country", DAYS[1]) == before
+    assert read_result(spark, lake, "popular_category_by_country", DAYS[2]) == [("Chad", "travel", 3)]
+    names = {path.name for path in (lake / "analytics").iterdir()}
+    assert len(names) == 9
+    for name in names:
+        assert sorted(path.name for path in (lake / "analytics" / name).iterdir()) == ["dt=2026-11-23", "dt=2026-11-24"]
+
+
+def test_no_clean_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(MissingCleanDataError, match=r"no clean pin data at .*run the clean job first"):
+        run(analytics, tmp_path, DAYS[0])

@@ -1,0 +1,159 @@
+"""The cleaning job end to end on a local lake: manifest-driven reads, one partition overwritten, reruns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from include.lake import partition_prefix
+from spark_jobs import clean
+from spark_jobs.manifest import ManifestError, parse_manifest
+
+WriteRaw = Callable[..., list[str]]
+DAY = date(2026, 11, 24)
+T0 = 1_763_942_400_000  # 2026-11-24T00:00:00Z in epoch ms
+
+
+def kafka_line(value: dict[str, Any], *, offset: int, timestamp_ms: int, partition: int = 0) -> dict[str, Any]:
+    """One raw line as the drain writes it: the Kafka coordinates next to the record."""
+    key = value.get("unique_id", value.get("ind"))
+    return {"partition": partition, "offset": offset, "timestamp": timestamp_ms, "key": str(key), "value": value}
+
+
+def pin(index: int, title: str) -> dict[str, object]:
+    return {
+        "index": index,
+        "unique_id": f"00000000-0000-0000-0000-{index:012d}",
+        "title": title,
+        "description": "d",
+        "follower_count": "3k",
+        "tag_list": "t",
+        "is_image_or_video": "image",
+        "image_src": "https://i.pinimg.com/x.jpg",
+        "downloaded": 1,
+        "save_location": "Local save in /data/art",
+        "category": "art",
+    }
+
+
+def run_clean(lake: Path, day: date, *entities: str) -> None:
+    argv = ["--date", day.isoformat(), "--bucket", "unused", "--lake-root", lake.as_uri()]
+    clean.main([*argv, "--entity", *entities] if entities else argv)
+
+
+def read_clean(spark: SparkSession, lake: Path, entity: str, day: date):
+    return spark.read.parquet(str(lake / partition_prefix("clean", entity, day)))
+
+
+def test_reads_exactly_the_manifest_files_plain_and_gzipped(spark: SparkSession, tmp_path: Path, write_raw: WriteRaw):
+    first = [kafka_line(pin(1, "one"), offset=0, timestamp_ms=T0), kafka_line(pin(2, "two"), offset=1, timestamp_ms=T0)]
+    second = [
+        kafka_line(pin(1, "one again"), offset=2, timestamp_ms=T0 + 1),
+        kafka_line(pin(3, "x"), offset=3, timestamp_ms=T0),
+    ]
+    write_raw("pin", DAY, [first, second], gzipped=[False, True])
+    stray = tmp_path / partition_prefix("raw", "pin", DAY) / "not-in-manifest.jsonl"
+    stray.write_text(json.dumps(kafka_line(pin(9, "stray"), offset=9, timestamp_ms=T0)) + "\n")
+
+    run_clean(tmp_path, DAY, "pin")
+
+    actual = read_clean(spark, tmp_path, "pin", DAY).select("ind", "title", "follower_count", "save_location")
+    expected = [(1, "one again", 3000, "/data/art"), (2, "two", 3000, "/data/art"), (3, "x", 3000, "/data/art")]
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, actual.schema))
+
+
+def test_rerun_gives_the_same_output_and_touches_no_other_partition(
+    spark: SparkSession, tmp_path: Path, write_raw: WriteRaw
+):
+    write_raw("pin", DAY, [[kafka_line(pin(i, f"t{i}"), offset=i, timestamp_ms=T0 + i) for i in range(20)]])
+    other_day = tmp_path / partition_prefix("clean", "pin", date(2026, 11, 23))
+    other_day.mkdir(parents=True)
+    (other_day / "part-00000.parquet").write_bytes(b"an earlier day's output")
+
+    run_clean(tmp_path, DAY, "pin")
+    first_run = read_clean(spark, tmp_path, "pin", DAY).collect()
+    run_clean(tmp_path, DAY, "pin")
+    second_run = read_clean(spark, tmp_path, "pin", DAY)
+
+    assertDataFrameEqual(second_run, first_run)
+    assert second_run.count() == 20
+    assert (other_day / "part-00000.parquet").read_bytes() == b"an earlier day's output"
+
+
+def test_all_entities_by_default(spark: SparkSession, tmp_path: Path, write_raw: WriteRaw):
+    geo = {"ind": 1, "timestamp": "2020-01-02 03:04:05", "latitude": 1.5, "longitude": 2.5, "country": "Chad"}
+    user = {"ind": 1, "first_name": "A", "last_name": "B", "age": 30, "date_joined": "2019-03-04T05:06:07"}
+    write_raw("pin", DAY, [[kafka_line(pin(1, "p"), offset=0, timestamp_ms=T0)]])
+    write_raw("geo", DAY, [[kafka_line(geo, offset=0, timestamp_ms=T0)]])
+    write_raw("user", DAY, [[kafka_line(user, offset=0, timestamp_ms=T0)]])
+
+    run_clean(tmp_path, DAY)
+
+    assert read_clean(spark, tmp_path, "pin", DAY).select("ind").collect() == [(1,)]
+    assert read_clean(spark, tmp_path, "geo", DAY).select("coordinates", "timestamp").collect() == [
+        ([1.5, 2.5], datetime(2020, 1, 2, 3, 4, 5))
+    ]
+    assert read_clean(spark, tmp_path, "user", DAY).select("user_name").collect() == [("A B",)]
+
+
+def test_empty_file_list_gives_an_empty_partition_with_the_clean_schema(
+    spark: SparkSession, tmp_path: Path, write_raw: WriteRaw
+):
+    write_raw("pin", DAY, [[kafka_line(pin(1, "p"), offset=0, timestamp_ms=T0)]])
+    write_raw("pin", date(2026, 11, 25), [])
+    run_clean(tmp_path, DAY, "pin")
+
+    run_clean(tmp_path, date(2026, 11, 25), "pin")
+
+    empty = read_clean(spark, tmp_path, "pin", date(2026, 11, 25))
+    assert empty.count() == 0
+    assert empty.schema == read_clean(spark, tmp_path, "pin", DAY).schema
+
+
+def test_missing_manifest_is_a_clear_error(tmp_path: Path, write_raw: WriteRaw):
+    write_raw("pin", DAY, [[kafka_line(pin(1, "p"), offset=0, timestamp_ms=T0)]], manifest=False)
+
+    with pytest.raises(ManifestError, match=r"no manifest at .*raw/pin/dt=2026-11-24/_manifest\.json.*drain"):
+        run_clean(tmp_path, DAY, "pin")
+    assert not (tmp_path / partition_prefix("clean", "pin", DAY)).exists()
+
+
+def test_malformed_raw_line_fails_the_job(tmp_path: Path, write_raw: WriteRaw):
+    (key,) = write_raw("pin", DAY, [[kafka_line(pin(1, "p"), offset=0, timestamp_ms=T0)]])
+    (tmp_path / key).write_text('{"partition": 0, "offset": 0, "timestamp": "not a number"\n')
+
+    with pytest.raises(Exception, match=r"(?i)malformed"):
+        run_clean(tmp_path, DAY, "pin")
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("not json", "not JSON"),
+        ("[]", "not a JSON object"),
+        ('{"status": "done", "files": []}', "status 'done'"),
+        ('{"status": "complete"}', "no list of file objects"),
+        ('{"status": "complete", "files": [{"key": "raw/pin/dt=2026-11-23/a.jsonl"}]}', "not a file of the partition"),
+        ('{"status": "complete", "files": [{"key": "raw/pin/dt=2026-11-24/"}]}', "not a file of the partition"),
+    ],
+)
+def test_bad_manifests_are_rejected_with_the_reason(manifest: str, message: str):
+    with pytest.raises(ManifestError, match=message):
+        parse_manifest(manifest, "raw/pin/dt=2026-11-24/")
+
+
+def test_manifest_keys_in_their_order():
+    text = json.dumps(
+        {"status": "partial", "files": [{"key": "raw/geo/dt=2026-11-24/b.jsonl"}, {"key": "raw/geo/dt=2026-11-24/a"}]}
+    )
+
+    manifest = parse_manifest(text, "raw/geo/dt=2026-11-24/")
+
+    assert (manifest.status, manifest.keys) == ("partial", ("raw/geo/dt=2026-11-24/b.jsonl", "raw/geo/dt=2026-11-24/a"))

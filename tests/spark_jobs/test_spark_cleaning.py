@@ -1,0 +1,252 @@
+"""Each cleaning rule of DESIGN.md §5 on the messy forms that occur, on a local SparkSession."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from include.records import MODELS, PinRecord, kafka_value
+from spark_jobs.cleaning import PLACEHOLDERS, clean, follower_count_number
+from spark_jobs.schemas import raw_line_schema, record_schema
+
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "pins_real_sample.jsonl"
+NO_TAGS = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"
+T0 = 1_764_000_000_000  # epoch ms of the first ingest in these tests
+INGEST = "ingested_at timestamp, kafka_partition long, kafka_offset long"
+PIN_SCHEMA = (
+    "ind long, unique_id string, title string, description string, poster_name string, follower_count long, "
+    "tag_list string, is_image_or_video string, image_src string, downloaded int, save_location string, "
+    f"category string, {INGEST}"
+)
+GEO_SCHEMA = f"ind long, country string, coordinates array<double>, timestamp timestamp, {INGEST}"
+USER_SCHEMA = f"ind long, user_name string, age int, date_joined timestamp, {INGEST}"
+
+
+def kafka_line(value: dict[str, Any], *, offset: int, timestamp_ms: int, partition: int = 0) -> dict[str, Any]:
+    """One raw line as the drain writes it: the Kafka coordinates next to the record."""
+    key = value.get("unique_id", value.get("ind"))
+    return {"partition": partition, "offset": offset, "timestamp": timestamp_ms, "key": str(key), "value": value}
+
+
+def raw_frame(spark: SparkSession, entity: str, lines: list[dict[str, Any]]) -> DataFrame:
+    """Raw lines parsed the way the clean job parses them (JSON text against the raw schema)."""
+    text = spark.sparkContext.parallelize([json.dumps(line) for line in lines], 1)
+    return spark.read.schema(raw_line_schema(entity)).option("mode", "FAILFAST").json(text)
+
+
+def at(offset: int) -> datetime:
+    """The (naive UTC) ingest time of a line written at ``T0 + offset`` ms."""
+    return datetime.fromtimestamp((T0 + offset) / 1000, tz=UTC).replace(tzinfo=None)
+
+
+def line(value: dict[str, Any], offset: int) -> dict[str, Any]:
+    return kafka_line(value, offset=offset, timestamp_ms=T0 + offset)
+
+
+def pin(index: int, **fields: Any) -> dict[str, Any]:
+    """A well-formed pin whose fields are overridden by ``fields`` (``None`` leaves a field out)."""
+    record = {
+        "index": index,
+        "unique_id": f"00000000-0000-0000-0000-{index:012d}",
+        "title": "A title",
+        "description": "A description",
+        "poster_name": "Poster",
+        "follower_count": "437",
+        "tag_list": "a,b",
+        "is_image_or_video": "image",
+        "image_src": "https://i.pinimg.com/x.jpg",
+        "downloaded": 1,
+        "save_location": "Local save in /data/art",
+        "category": "art",
+    } | fields
+    return {name: value for name, value in record.items() if value is not None}
+
+
+def clean_pin_row(index: int, offset: int, **fields: Any) -> tuple[Any, ...]:
+    """The clean row expected from ``pin(index)`` with the given clean values."""
+    row = {
+        "ind": index,
+        "unique_id": f"00000000-0000-0000-0000-{index:012d}",
+        "title": "A title",
+        "description": "A description",
+        "poster_name": "Poster",
+        "follower_count": 437,
+        "tag_list": "a,b",
+        "is_image_or_video": "image",
+        "image_src": "https://i.pinimg.com/x.jpg",
+        "downloaded": 1,
+        "save_location": "/data/art",
+        "category": "art",
+    } | fields
+    return (*row.values(), at(offset), 0, offset)
+
+
+def test_pin_placeholders_become_null_and_values_are_typed(spark: SparkSession) -> None:
+    raw = [
+        pin(1, follower_count="User Info Error", poster_name="User Info Error"),
+        pin(2, follower_count="124k", title="No Title Data Available"),
+        pin(3, follower_count="1M", description="No description available Story format"),
+        pin(4, follower_count="0", tag_list=NO_TAGS, description="No description available"),
+        pin(5, follower_count="6k", image_src="Image src error.", title="Untitled"),
+        pin(6, follower_count="", title="", category="", poster_name=None),  # empty strings, absent poster_name
+        pin(7, follower_count="2.5M", downloaded=0, save_location="Local save in /data/mens-fashion"),
+        pin(8, follower_count="12 followers", is_image_or_video="multi-video(story page format)"),
+    ]
+    expected = [
+        clean_pin_row(1, 0, follower_count=None, poster_name=None),
+        clean_pin_row(2, 1, follower_count=124_000, title=None),
+        clean_pin_row(3, 2, follower_count=1_000_000, description=None),
+        clean_pin_row(4, 3, follower_count=0, tag_list=None, description=None),
+        clean_pin_row(5, 4, follower_count=6_000, image_src=None, title=None),
+        clean_pin_row(6, 5, follower_count=None, title=None, category=None, poster_name=None),
+        clean_pin_row(7, 6, follower_count=2_500_000, downloaded=0, save_location="/data/mens-fashion"),
+        clean_pin_row(8, 7, follower_count=None, is_image_or_video="multi-video(story page format)"),
+    ]
+    lines = [line(record, offset) for offset, record in enumerate(raw)]
+
+    actual = raw_frame(spark, "pin", lines).transform(clean("pin"))
+
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, PIN_SCHEMA))
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("0", 0),
+        ("437", 437),
+        ("6k", 6_000),
+        ("124k", 124_000),
+        ("1M", 1_000_000),
+        ("1.2k", 1_200),
+        (" 35k ", 35_000),
+        ("User Info Error", None),
+        ("", None),
+        ("k", None),
+        ("1kk", None),
+        ("-5", None),
+        (None, None),
+    ],
+)
+def test_follower_count_text_to_number(spark: SparkSession, text: str | None, number: int | None) -> None:
+    frame = spark.createDataFrame([(text,)], "follower_count string")
+
+    actual = frame.select(follower_count_number(frame.follower_count).alias("n"))
+
+    assertDataFrameEqual(actual, [Row(n=number)])
+
+
+def test_geo_coordinates_and_both_timestamp_formats(spark: SparkSession) -> None:
+    raw = [
+        {"ind": 1, "timestamp": "2020-05-06 07:08:09", "latitude": -12.5, "longitude": 100.25, "country": "Chile"},
+        {"ind": 2, "timestamp": "2021-01-02T03:04:05", "latitude": 0.0, "longitude": -180.0, "country": "Peru"},
+        {"ind": 3, "timestamp": "2021-01-02T03:04:05+02:00", "latitude": 90.0, "longitude": 0.5, "country": ""},
+        {"ind": 4, "timestamp": "2022-12-31T23:59:59.250Z", "latitude": 1.0, "longitude": 2.0, "country": "Togo"},
+    ]
+    expected = [
+        (1, "Chile", [-12.5, 100.25], datetime(2020, 5, 6, 7, 8, 9), at(0), 0, 0),
+        (2, "Peru", [0.0, -180.0], datetime(2021, 1, 2, 3, 4, 5), at(1), 0, 1),
+        (3, None, [90.0, 0.5], datetime(2021, 1, 2, 1, 4, 5), at(2), 0, 2),
+        (4, "Togo", [1.0, 2.0], datetime(2022, 12, 31, 23, 59, 59, 250_000), at(3), 0, 3),
+    ]
+    lines = [line(record, offset) for offset, record in enumerate(raw)]
+
+    actual = raw_frame(spark, "geo", lines).transform(clean("geo"))
+
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, GEO_SCHEMA))
+
+
+def test_user_name_and_date_joined(spark: SparkSession) -> None:
+    raw = [
+        {"ind": 1, "first_name": "Ada", "last_name": "Lovelace", "age": 36, "date_joined": "2016-10-23 14:06:51"},
+        {"ind": 2, "first_name": "Alan", "last_name": "Turing", "age": 41, "date_joined": "2017-02-03T04:05:06"},
+        {"ind": 3, "first_name": "", "last_name": "Hopper", "age": 85, "date_joined": "2015-01-01T00:00:00Z"},
+        {"ind": 4, "first_name": "", "last_name": "", "age": 20, "date_joined": "2020-07-08 09:10:11"},
+    ]
+    expected = [
+        (1, "Ada Lovelace", 36, datetime(2016, 10, 23, 14, 6, 51), at(0), 0, 0),
+        (2, "Alan Turing", 41, datetime(2017, 2, 3, 4, 5, 6), at(1), 0, 1),
+        (3, "Hopper", 85, datetime(2015, 1, 1), at(2), 0, 2),
+        (4, None, 20, datetime(2020, 7, 8, 9, 10, 11), at(3), 0, 3),
+    ]
+    lines = [line(record, offset) for offset, record in enumerate(raw)]
+
+    actual = raw_frame(spark, "user", lines).transform(clean("user"))
+
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, USER_SCHEMA))
+
+
+def test_duplicates_keep_the_latest_ingested(spark: SparkSession) -> None:
+    first = pin(1, title="first")
+    later = pin(1, title="later")
+    same_time_higher_offset = pin(2, title="higher offset")
+    lines = [
+        kafka_line(later, offset=10, timestamp_ms=T0 + 5_000),
+        kafka_line(first, offset=11, timestamp_ms=T0),  # a higher offset, but ingested earlier
+        kafka_line(pin(2, title="lower offset"), offset=20, timestamp_ms=T0),
+        kafka_line(same_time_higher_offset, offset=21, timestamp_ms=T0),
+        kafka_line(pin(3), offset=30, timestamp_ms=T0),
+    ]
+
+    actual = raw_frame(spark, "pin", lines).transform(clean("pin")).select("ind", "title", "kafka_offset")
+
+    assertDataFrameEqual(
+        actual,
+        [
+            Row(ind=1, title="later", kafka_offset=10),
+            Row(ind=2, title="higher offset", kafka_offset=21),
+            Row(ind=3, title="A title", kafka_offset=30),
+        ],
+    )
+
+
+def test_geo_and_user_duplicates_are_keyed_on_ind(spark: SparkSession) -> None:
+    old = {"ind": 7, "timestamp": "2020-01-01 00:00:00", "latitude": 1.0, "longitude": 1.0, "country": "Old"}
+    new = old | {"country": "New"}
+    lines = [line(old, 0), line(new, 1), line(old | {"ind": 8}, 2)]
+
+    actual = raw_frame(spark, "geo", lines).transform(clean("geo")).select("ind", "country")
+
+    assertDataFrameEqual(actual, [Row(ind=7, country="New"), Row(ind=8, country="Old")])
+
+
+def test_spark_schema_agrees_with_the_record_models() -> None:
+    for entity, model in MODELS.items():
+        spark_fields = {field.name: field.dataType.simpleString() for field in record_schema(entity).fields}
+        expected = {}
+        for name, info in model.model_fields.items():
+            annotation = str(info.annotation)
+            expected[name] = "bigint" if "int" in annotation else "double" if "float" in annotation else "string"
+        assert spark_fields == expected, entity
+
+
+def test_real_sample_rows_parse_and_clean_as_counted_independently(spark: SparkSession) -> None:
+    records = [PinRecord.model_validate_json(text) for text in SAMPLE.read_text().splitlines() if text.strip()]
+    values = [json.loads(kafka_value(record)) for record in records]
+    lines = [line(value, offset) for offset, value in enumerate(values)]
+    unique = {value["unique_id"]: value for value in values}  # later lines win, as in the job
+    expected_null_followers = sum(value["follower_count"] in PLACEHOLDERS for value in unique.values())
+    expected_null_tags = sum(value["tag_list"] == NO_TAGS for value in unique.values())
+    expected_null_images = sum(value["image_src"] == "Image src error." for value in unique.values())
+
+    clean_pins = raw_frame(spark, "pin", lines).transform(clean("pin")).cache()
+    counts = clean_pins.selectExpr(
+        "count(*) AS rows",
+        "count_if(follower_count IS NULL) AS null_followers",
+        "count_if(tag_list IS NULL) AS null_tags",
+        "count_if(image_src IS NULL) AS null_images",
+        "count_if(save_location LIKE 'Local save in%') AS prefixed",
+    ).first()
+
+    assert counts == Row(
+        rows=len(unique),
+        null_followers=expected_null_followers,
+        null_tags=expected_null_tags,
+        null_images=expected_null_images,
+        prefixed=0,
+    )
