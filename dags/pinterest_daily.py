@@ -35,14 +35,26 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task
 
+from include import lake
 from include.records import ENTITIES, Entity
 from include.settings import PlatformSettings
+from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator
 
 SETTINGS = PlatformSettings()
-RAW_ASSETS: dict[Entity, Asset] = {
-    entity: Asset(name=f"pinterest_raw_{entity}", uri=f"s3://{SETTINGS.lake_bucket}/raw/{entity}", group="pinterest")
-    for entity in ENTITIES
-}
+
+
+def _lake_asset(zone: lake.Zone, name: str) -> Asset:
+    """The lake dataset ``<zone>/<name>/`` of the default bucket as an Asset."""
+    return Asset(
+        name=f"pinterest_{zone}_{name}",
+        uri=f"s3://{SETTINGS.lake_bucket}/{lake.dataset_prefix(zone, name).rstrip('/')}",
+        group="pinterest",
+    )
+
+
+RAW_ASSETS: dict[Entity, Asset] = {entity: _lake_asset("raw", entity) for entity in ENTITIES}
+CLEAN_ASSETS: dict[Entity, Asset] = {entity: _lake_asset("clean", entity) for entity in ENTITIES}
+ANALYTICS_ASSET = Asset(name="pinterest_analytics", uri=f"s3://{SETTINGS.lake_bucket}/analytics", group="pinterest")
 
 
 def _interval(context: dict[str, Any]):
@@ -176,5 +188,23 @@ with DAG(
         return {entity: report.metrics.model_dump() for entity, report in reports.items()}
 
     gate = quality_gate()
-    wait_for_late_records() >> drains >> gate
-    # Spark (issue 5) hangs off the gate here: gate >> clean >> analytics (SparkSubmitOperator tasks).
+
+    clean = LakeSparkSubmitOperator(
+        task_id="spark_clean",
+        doc_md="Spark: raw/<entity>/dt=<day>/ (files from the manifest) -> clean/<entity>/dt=<day>/ (Parquet).",
+        application=CLEAN_JOB,
+        bucket="{{ params.lake_bucket }}",
+        name="pinterest-clean-{{ ds }}",
+        driver_memory="1g",
+        outlets=list(CLEAN_ASSETS.values()),
+    )
+    analytics = LakeSparkSubmitOperator(
+        task_id="spark_analytics",
+        doc_md="Spark: the analytics as of <day> over all clean data up to it -> analytics/<query>/dt=<day>/.",
+        application=ANALYTICS_JOB,
+        bucket="{{ params.lake_bucket }}",
+        name="pinterest-analytics-{{ ds }}",
+        driver_memory="1g",
+        outlets=[ANALYTICS_ASSET],
+    )
+    wait_for_late_records() >> drains >> gate >> clean >> analytics

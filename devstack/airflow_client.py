@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ class AirflowClient:
 
     base_url: str
     username: str
-    password: str
+    password: str = field(repr=False)
     timeout: float = 30.0
 
     def __post_init__(self) -> None:
@@ -56,9 +56,13 @@ class AirflowClient:
     def trigger(
         self, dag_id: str, start: datetime, end: datetime, conf: dict[str, Any] | None = None, run_id: str | None = None
     ) -> str:
-        """Trigger a run over ``[start, end)`` the way the UI does (REST); returns the run id."""
+        """Trigger a run over ``[start, end)`` the way the UI does (REST, logical date "now"); returns the run id.
+
+        Airflow keeps one run per logical date, so the logical date is the trigger time and the
+        data interval, which decides the lake partition, is given explicitly.
+        """
         body: dict[str, Any] = {
-            "logical_date": start.isoformat(),
+            "logical_date": datetime.now(UTC).isoformat(),
             "data_interval_start": start.isoformat(),
             "data_interval_end": end.isoformat(),
             "conf": conf or {},

@@ -55,12 +55,20 @@ def test_documented_tagged_and_retried_with_exponential_backoff(described):
 def test_one_drain_per_entity_between_the_grace_wait_and_the_quality_gate(described):
     tasks = described["tasks"]
     drains = ["drain.geo", "drain.pin", "drain.user"]
-    assert sorted(tasks) == sorted([*drains, "wait_for_late_records", "quality_gate"])
+    assert sorted(tasks) == sorted([*drains, "wait_for_late_records", "quality_gate", "spark_clean", "spark_analytics"])
     for name in drains:
         entity = name.split(".")[1]
         assert tasks[name]["upstream"] == ["wait_for_late_records"]
         assert tasks[name]["outlets"] == [f"s3://lake-from-env/raw/{entity}"]
     assert tasks["quality_gate"]["upstream"] == drains
+
+
+def test_spark_cleaning_then_analytics_after_the_quality_gate(described):
+    tasks = described["tasks"]
+    assert tasks["spark_clean"]["upstream"] == ["quality_gate"]
+    assert tasks["spark_analytics"]["upstream"] == ["spark_clean"]
+    assert tasks["spark_clean"]["outlets"] == [f"s3://lake-from-env/clean/{e}" for e in ("pin", "geo", "user")]
+    assert tasks["spark_analytics"]["outlets"] == ["s3://lake-from-env/analytics"]
 
 
 def test_params_default_to_the_platform_settings(described):

@@ -6,8 +6,6 @@ import gzip
 import hashlib
 import json
 import logging
-import sys
-import types
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -20,27 +18,6 @@ from include.lake import manifest_key, partition_prefix
 
 RawLine = dict[str, Any]
 WriteRaw = Callable[..., list[str]]
-
-
-def _stand_in_for_pandas_on_spark() -> None:
-    """Let ``assertDataFrameEqual`` run while pandas-on-Spark cannot be imported.
-
-    pyspark 4.3's ``pyspark.pandas`` fails to import under pandas 3.1 (``DateOffset`` moved), and
-    ``assertDataFrameEqual`` imports it whenever pandas and pyarrow are installed, only to recognise
-    pandas-on-Spark frames. These tests compare Spark DataFrames and Rows, so empty stand-ins suffice.
-    """
-    try:
-        import pyspark.pandas  # noqa: F401
-    except ImportError:
-        pandas_on_spark = types.ModuleType("pyspark.pandas")
-        pandas_on_spark.DataFrame = type("DataFrame", (), {})  # type: ignore[attr-defined]
-        test_utils = types.ModuleType("pyspark.testing.pandasutils")
-        test_utils.PandasOnSparkTestUtils = type("PandasOnSparkTestUtils", (), {})  # type: ignore[attr-defined]
-        sys.modules["pyspark.pandas"] = pandas_on_spark
-        sys.modules["pyspark.testing.pandasutils"] = test_utils
-
-
-_stand_in_for_pandas_on_spark()
 
 
 @pytest.fixture(scope="session")
