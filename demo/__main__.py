@@ -61,7 +61,7 @@ def show_raw(s3, bucket: str, days: list[date]) -> None:
 
 
 def show_analytics(s3, bucket: str, day: date, max_rows: int = 12) -> None:
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix=lake.dataset_prefix("analytics", ""), Delimiter="/")
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=lake.zone_prefix("analytics"), Delimiter="/")
     names = sorted(p["Prefix"].split("/")[1] for p in listing.get("CommonPrefixes", []))
     if not names:
         raise SystemExit(f"no analytics found under s3://{bucket}/analytics/")
@@ -75,6 +75,7 @@ def show_analytics(s3, bucket: str, day: date, max_rows: int = 12) -> None:
         table = Table(title=f"{name} as of {day}  (s3://{bucket}/{prefix}, {len(rows)} rows)")
         for column in rows[0] if rows else ["(empty)"]:
             table.add_column(column)
+        rows.sort(key=lambda row: tuple(str(v) for v in row.values()))
         for row in rows[:max_rows]:
             table.add_row(*(f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row.values()))
         console.print(table)

@@ -23,12 +23,17 @@ LOCK_NAME = "_drain.lock"
 
 def partition_prefix(zone: Zone, name: str, day: date) -> str:
     """Key prefix of one daily partition, ending in ``/``."""
-    return f"{zone}/{name}/dt={day.isoformat()}/"
+    return f"{dataset_prefix(zone, name)}dt={day.isoformat()}/"
+
+
+def zone_prefix(zone: Zone) -> str:
+    """Key prefix of a whole zone of the lake, ending in ``/``."""
+    return f"{zone}/"
 
 
 def dataset_prefix(zone: Zone, name: str) -> str:
     """Key prefix of all partitions of one dataset, ending in ``/``."""
-    return f"{zone}/{name}/"
+    return f"{zone_prefix(zone)}{name}/"
 
 
 def manifest_key(entity: str, day: date) -> str:

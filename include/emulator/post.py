@@ -86,10 +86,9 @@ async def post_triples(
 
     async def worker(client: httpx.AsyncClient) -> None:
         while (triple := await next_triple()) is not None:
-            before = summary.sent
             await _post_triple(client, triple, summary)
             if on_posted is not None:
-                on_posted(summary.sent - before)
+                on_posted(len(ENTITIES))
 
     async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=30.0) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
