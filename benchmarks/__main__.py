@@ -23,8 +23,10 @@ def _table(results: list[Result]) -> str:
     rows = [("bench", "measure", "value", "unit", "note")]
     rows += [(r.bench, r.name, f"{r.value:,.2f}", r.unit, r.note) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) if i != 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-             for row in rows]
+    lines = [
+        "  ".join(c.ljust(w) if i != 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

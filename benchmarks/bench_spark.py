@@ -34,6 +34,7 @@ from typing import Any
 import psutil
 
 from benchmarks.results import Result
+from spark_jobs.cleaning import PLACEHOLDERS
 
 BENCH = "spark"
 DAY = date(2024, 6, 1)
@@ -44,16 +45,6 @@ REPOST_PERCENT = 3.0
 DRIVER_MEMORY = "2g"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
-
-PLACEHOLDERS = (
-    "No Title Data Available",
-    "No description available Story format",
-    "No description available",
-    "Untitled",
-    "User Info Error",
-    "Image src error.",
-    "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e",
-)
 
 
 # --- raw data -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -71,23 +72,29 @@ def scratch_bucket(s3) -> Iterator[str]:
     s3.delete_bucket(Bucket=name)
 
 
-@pytest.fixture
-def kafka_topics(stack_env: dict[str, str]) -> Iterator[str]:
-    """Isolated topics ``<prefix>.pin|geo|user`` (3 partitions each); yields the prefix, deletes them after."""
+@contextmanager
+def isolated_topics(bootstrap_servers: str, prefix: str) -> Iterator[str]:
+    """Create topics ``<prefix>.pin|geo|user`` (3 partitions, no retention limit); yield the prefix; delete them."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
     from include.records import ENTITIES
 
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
     names = [f"{prefix}.{e}" for e in ENTITIES]
-    admin = KafkaAdminClient(bootstrap_servers=stack_env["KAFKA_BOOTSTRAP_SERVERS"])
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
     admin.create_topics([NewTopic(n, 3, 1, topic_configs={"retention.ms": "-1"}) for n in names])
     try:
         yield prefix
     finally:
         admin.delete_topics(names)
         admin.close()
+
+
+@pytest.fixture
+def kafka_topics(stack_env: dict[str, str]) -> Iterator[str]:
+    """Isolated entity topics for one test; yields their prefix."""
+    with isolated_topics(stack_env["KAFKA_BOOTSTRAP_SERVERS"], f"test-{uuid.uuid4().hex[:12]}") as prefix:
+        yield prefix
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

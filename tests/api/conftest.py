@@ -6,27 +6,18 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
-from include.records import ENTITIES
 from tests.api_process import REPO, RunningApi, start_api, stop_api
+from tests.conftest import isolated_topics
 
 __all__ = ["REPO", "RunningApi", "start_api", "stop_api"]
 
 
 @pytest.fixture(scope="module")
 def api_topics(stack_env: dict[str, str]) -> Iterator[str]:
-    """Isolated topics ``<prefix>.pin|geo|user`` (3 partitions) for one test module; yields the prefix."""
-    prefix = f"test-api-{uuid.uuid4().hex[:10]}"
-    names = [f"{prefix}.{e}" for e in ENTITIES]
-    admin = KafkaAdminClient(bootstrap_servers=stack_env["KAFKA_BOOTSTRAP_SERVERS"])
-    admin.create_topics([NewTopic(n, 3, 1, topic_configs={"retention.ms": "-1"}) for n in names])
-    try:
+    """Isolated entity topics for one test module; yields their prefix."""
+    with isolated_topics(stack_env["KAFKA_BOOTSTRAP_SERVERS"], f"test-api-{uuid.uuid4().hex[:10]}") as prefix:
         yield prefix
-    finally:
-        admin.delete_topics(names)
-        admin.close()
 
 
 @pytest.fixture(scope="module")

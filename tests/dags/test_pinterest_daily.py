@@ -72,14 +72,17 @@ def manifest(s3, bucket: str, entity: str, day: date) -> Manifest:
 
 
 def unused_days(airflow: httpx.Client, count: int) -> list[date]:
-    """Consecutive past days of 2026 (after the DAG's start date) that no run of the DAG has drained yet."""
+    """Consecutive past days of 2026 (after the DAG's start date) that no run of the DAG has drained yet.
+
+    The day after them is free too, so a run whose logical date is the end of the last day can be created.
+    """
     runs = airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 1000}).json()["dag_runs"]
-    taken = {datetime.fromisoformat(r["data_interval_start"]).date() for r in runs if r["data_interval_start"]}
+    taken = {datetime.fromisoformat(r[k]).date() for r in runs for k in ("data_interval_start", "logical_date") if r[k]}
     rng = random.Random(uuid.uuid4().int)
     while True:
         first = date(2026, 1, 2) + timedelta(days=rng.randrange(0, 300))
         days = [first + timedelta(days=i) for i in range(count)]
-        if not taken & set(days):
+        if not taken & {*days, days[-1] + timedelta(days=1)}:
             return days
 
 
@@ -158,7 +161,11 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
         assert manifest(s3, scratch_bucket, entity, day).record_count == seeded.counts[day][entity]
     events = airflow.get("/api/v2/assets/events", params={"source_dag_id": DAG_ID, "source_run_id": good["dag_run_id"]})
     extras = {e["name"]: e["extra"] for e in events.json()["asset_events"]}
-    assert extras == {
+    assert {n for n in extras if not n.startswith("pinterest_raw_")} == {
+        *(f"pinterest_clean_{entity}" for entity in ENTITIES),
+        "pinterest_analytics",
+    }
+    assert {n: x for n, x in extras.items() if n.startswith("pinterest_raw_")} == {
         f"pinterest_raw_{entity}": {"dt": day.isoformat(), "bucket": scratch_bucket, "status": "complete",
                                     "records": seeded.counts[day][entity], "outcome": "drained"}
         for entity in ENTITIES

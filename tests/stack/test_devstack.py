@@ -13,8 +13,9 @@ from devstack.services import SERVICES
 
 
 def _devstack(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "devstack", *args], capture_output=True, text=True, timeout=300,
-                          cwd=paths.REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "devstack", *args], capture_output=True, text=True, timeout=300, cwd=paths.REPO
+    )
 
 
 def _pids() -> dict[str, int]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from plugins.lake_spark import s3a_conf
+
 
 def test_spark_submit_reads_and_writes_s3a(stack_env, s3, scratch_bucket):
     rows = [{"k": k, "v": v} for k, v in [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5)]]
@@ -19,19 +21,18 @@ def test_spark_submit_reads_and_writes_s3a(stack_env, s3, scratch_bucket):
     spark_submit = Path(sys.executable).parent / "spark-submit"
     app = Path(__file__).with_name("spark_s3a_roundtrip.py")
     conf = {
-        "spark.hadoop.fs.s3a.endpoint": stack_env["S3_ENDPOINT_URL"],
-        "spark.hadoop.fs.s3a.path.style.access": "true",
-        "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
-        "spark.hadoop.fs.s3a.aws.credentials.provider":
-            "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",
+        **s3a_conf(stack_env["S3_ENDPOINT_URL"], stack_env["AWS_DEFAULT_REGION"]),
         "spark.sql.shuffle.partitions": "2",
     }
     cmd = [str(spark_submit), "--master", "local[2]"]
     for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
     cmd += [str(app), f"s3a://{scratch_bucket}/in/", f"s3a://{scratch_bucket}/out/"]
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": stack_env["AWS_ACCESS_KEY_ID"],
-           "AWS_SECRET_ACCESS_KEY": stack_env["AWS_SECRET_ACCESS_KEY"]}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": stack_env["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": stack_env["AWS_SECRET_ACCESS_KEY"],
+    }
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 
