@@ -100,3 +100,7 @@ def kafka_topics(stack_env: dict[str, str]) -> Iterator[str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run tests that stop and restart stack services last, so they cannot disturb the others."""
     items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
+REAL_PIN_SAMPLE = paths.REPO / "tests" / "data" / "pins_real_sample.jsonl"
+"""200 real pin rows of the original data set, messy values included."""

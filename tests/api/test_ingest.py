@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import httpx
 
@@ -12,8 +11,7 @@ from include.emulator.generate import generate_triples
 from include.records import ENTITIES
 from tests.api.kafka_helpers import read_all
 from tests.api_process import RunningApi
-
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "pins_real_sample.jsonl"
+from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
 
 def sample_rows() -> list[dict[str, object]]:

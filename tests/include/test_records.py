@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from include.records import ENTITIES, KEY_FIELD, MODELS, GeoRecord, PinRecord, UserRecord, kafka_key, kafka_value
+from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "pins_real_sample.jsonl"
 GEO = {"ind": 7, "timestamp": "2020-05-17 08:31:02", "latitude": -12.5, "longitude": 170, "country": "Peru"}
 USER = {"ind": 7, "first_name": "Ana", "last_name": "Lima", "age": 31, "date_joined": "2016-02-01T10:00:00Z"}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,8 @@ from pyspark.testing import assertDataFrameEqual
 from include.records import MODELS, PinRecord, kafka_value
 from spark_jobs.cleaning import PLACEHOLDERS, clean, follower_count_number
 from spark_jobs.schemas import raw_line_schema, record_schema
+from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "pins_real_sample.jsonl"
 NO_TAGS = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"
 T0 = 1_764_000_000_000  # epoch ms of the first ingest in these tests
 INGEST = "ingested_at timestamp, kafka_partition long, kafka_offset long"
