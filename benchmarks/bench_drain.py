@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from benchmarks.results import Result
+from include.settings import PlatformSettings
 
 BENCH = "drain"
 DAY_1X = date(2024, 6, 1)
@@ -41,15 +42,7 @@ def _stack_env() -> dict[str, str]:
 
 
 def _s3(env: dict[str, str]) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=env["S3_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    return PlatformSettings.model_validate(env).s3_client()
 
 
 def _day_start_ms(day: date) -> int:

@@ -21,6 +21,7 @@ from devstack.secrets import read_env_file
 from include import lake
 from include.emulator.__main__ import main as emulator
 from include.records import ENTITIES
+from include.settings import PlatformSettings
 
 DAG_ID = "pinterest_daily"
 console = Console()
@@ -28,15 +29,6 @@ console = Console()
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
-
-
-def _s3(env: dict[str, str]):
-    import boto3
-
-    return boto3.client(
-        "s3", endpoint_url=env["S3_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )  # fmt: skip
 
 
 def run_days(client: AirflowClient, first: date, last: date) -> None:
@@ -115,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"  run {run_id}: success")
 
     console.rule("5/5 results")
-    s3 = _s3(env)
+    s3 = PlatformSettings.model_validate(env).s3_client()
     days = [first + timedelta(days=i) for i in range(args.history_days + 1)]
     show_raw(s3, env["LAKE_BUCKET"], days)
     show_analytics(s3, env["LAKE_BUCKET"], today)

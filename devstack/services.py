@@ -165,16 +165,10 @@ def _minio_argv() -> list[str]:
 
 
 def _minio_after_start() -> None:
-    import boto3
+    from include.settings import PlatformSettings
 
     env = process_env()
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["S3_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    s3 = PlatformSettings.model_validate(env).s3_client()
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if env["LAKE_BUCKET"] not in existing:
         s3.create_bucket(Bucket=env["LAKE_BUCKET"])

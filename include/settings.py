@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,21 @@ class PlatformSettings(BaseSettings):
     def topic(self, entity: Entity) -> str:
         """Kafka topic of an entity, e.g. ``pinterest.pin``."""
         return f"{self.topic_prefix}.{entity}"
+
+    def s3_client(self) -> Any:
+        """A boto3 S3 client on the lake's endpoint (keys from the settings, else boto3's own lookup)."""
+        import boto3
+
+        def reveal(secret: SecretStr | None) -> str | None:
+            return secret.get_secret_value() if secret else None
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint_url,
+            region_name=self.aws_region,
+            aws_access_key_id=reveal(self.aws_access_key_id),
+            aws_secret_access_key=reveal(self.aws_secret_access_key),
+        )
 
 
 @lru_cache

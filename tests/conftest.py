@@ -14,6 +14,7 @@ import pytest
 
 from devstack import paths
 from devstack.secrets import read_env_file
+from include.settings import PlatformSettings
 
 STACK_ENV = read_env_file(paths.STACK_ENV_FILE)
 
@@ -47,15 +48,7 @@ def stack_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def s3(stack_env: dict[str, str]):
     """A boto3 S3 client on the stack's MinIO."""
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=stack_env["S3_ENDPOINT_URL"],
-        region_name=stack_env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=stack_env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=stack_env["AWS_SECRET_ACCESS_KEY"],
-    )
+    return PlatformSettings.model_validate(stack_env).s3_client()
 
 
 @pytest.fixture
