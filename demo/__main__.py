@@ -9,7 +9,8 @@ import argparse
 import io
 import json
 import sys
-from datetime import UTC, date, datetime, time, timedelta
+import time
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 from rich.console import Console
@@ -28,12 +29,12 @@ console = Console()
 
 
 def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
 
 
 def run_days(client: AirflowClient, first: date, last: date) -> None:
     """Backfill ``first..last`` and wait for every run of those days, whoever created it (backfill or schedule)."""
-    client.backfill(DAG_ID, _midnight(first), _midnight(last), max_active_runs=2)
+    client.wait_for_backfill(client.backfill(DAG_ID, _midnight(first), _midnight(last), max_active_runs=2))
     wanted = {first + timedelta(days=i) for i in range((last - first).days + 1)}
     runs = client.wait_for_runs_of_days(DAG_ID, wanted)
     for run in runs:
@@ -63,7 +64,8 @@ def show_analytics(s3, bucket: str, day: date, max_rows: int = 12) -> None:
                 if o["Key"].endswith(".parquet")]  # fmt: skip
         rows = []
         for key in keys:
-            rows += pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())).to_pylist()
+            body = io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            rows += pq.read_table(body, use_threads=False).to_pylist()
         table = Table(title=f"{name} as of {day}  (s3://{bucket}/{prefix}, {len(rows)} rows)")
         for column in rows[0] if rows else ["(empty)"]:
             table.add_column(column)
@@ -78,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-days", type=int, default=3, help="past days seeded and backfilled")
     parser.add_argument("--per-day", type=int, default=400, help="triples seeded per past day")
     parser.add_argument("--live", type=int, default=300, help="triples posted through the API today")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=int(time.time()) % 100_000,
+        help="emulator seed (default: new each run, so a rerun adds new records instead of repeating them)",
+    )
     args = parser.parse_args(argv)
 
     env = read_env_file(paths.STACK_ENV_FILE)

@@ -90,6 +90,15 @@ class AirflowClient:
         }
         return self._call("POST", "/backfills", json=body)["id"]
 
+    def wait_for_backfill(self, backfill_id: int, timeout: float = 1800.0) -> None:
+        """Wait until the scheduler has finished every run of the backfill (its ``completed_at`` is set)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._call("GET", f"/backfills/{backfill_id}")["completed_at"]:
+                return
+            time.sleep(3)
+        raise TimeoutError(f"backfill {backfill_id} not completed after {timeout:.0f}s")
+
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
 
