@@ -35,7 +35,10 @@ def airflow_env(platform: dict[str, str]) -> dict[str, str]:
     """Airflow's configuration: repo DAGs/plugins, SQLite by default, connections as AIRFLOW_CONN_* JSON."""
     s = load_secrets()
     api = f"http://127.0.0.1:{PORTS['airflow']}"
-    db = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{paths.AIRFLOW_HOME / 'airflow.db'}")
+    # SQLite serialises writers; wait up to a minute for the lock instead of sqlite's 5 s default, since the
+    # scheduler, the dag-processor, the api-server and CLI commands such as `backfill create` all write.
+    sqlite = f"sqlite:///{paths.AIRFLOW_HOME / 'airflow.db'}?timeout=60"
+    db = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", sqlite)
     aws = {
         "conn_type": "aws",
         "login": platform["AWS_ACCESS_KEY_ID"],
