@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 from include.emulator import seed_kafka
 from include.records import ENTITIES
 from include.settings import PlatformSettings
-from tests.api.conftest import REPO, RunningApi, api, api_topics  # noqa: F401 - fixtures shared with tests/api
 from tests.api.kafka_helpers import read_all
+from tests.api_process import REPO, RunningApi
 
 
 def test_seed_kafka_writes_the_reported_counts_on_the_right_days(stack_env: dict[str, str], kafka_topics: str) -> None:
@@ -36,7 +36,7 @@ def days(n: int) -> list[date]:
     return [date(2026, 11, 20 + offset) for offset in range(n)]
 
 
-def test_post_cli_posts_every_record_and_summarises(api: RunningApi) -> None:  # noqa: F811 - the imported fixture
+def test_post_cli_posts_every_record_and_summarises(api: RunningApi) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "include.emulator", "post", "--url", api.url, "--count", "30", "--seed", "4"],
         cwd=REPO,
