@@ -8,6 +8,7 @@ import os
 from devstack import paths
 from devstack.ports import PORTS
 from devstack.secrets import load_secrets, write_env_file, write_private_file
+from include.settings import S3_CLIENT_CONFIG
 
 AIRFLOW_USERNAME = "admin"
 
@@ -43,7 +44,11 @@ def airflow_env(platform: dict[str, str]) -> dict[str, str]:
         "conn_type": "aws",
         "login": platform["AWS_ACCESS_KEY_ID"],
         "password": platform["AWS_SECRET_ACCESS_KEY"],
-        "extra": {"endpoint_url": platform["S3_ENDPOINT_URL"], "region_name": platform["AWS_DEFAULT_REGION"]},
+        "extra": {
+            "endpoint_url": platform["S3_ENDPOINT_URL"],
+            "region_name": platform["AWS_DEFAULT_REGION"],
+            "config_kwargs": S3_CLIENT_CONFIG,
+        },
     }
     return {
         "AIRFLOW_HOME": str(paths.AIRFLOW_HOME),

@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from include.records import Entity
 
+# botocore signs the SHA-256 of every upload body on a plain-http endpoint (the local MinIO), which costs as
+# much CPU as the drain's own checksum; the CRC32 checksum of each request already guards the bytes.
+S3_CLIENT_CONFIG: dict[str, Any] = {"s3": {"payload_signing_enabled": False}}
+
 
 class PlatformSettings(BaseSettings):
     """Where Kafka and the lake are, and how topics are named."""
@@ -32,6 +36,7 @@ class PlatformSettings(BaseSettings):
     def s3_client(self) -> Any:
         """A boto3 S3 client on the lake's endpoint (keys from the settings, else boto3's own lookup)."""
         import boto3
+        from botocore.config import Config
 
         def reveal(secret: SecretStr | None) -> str | None:
             return secret.get_secret_value() if secret else None
@@ -42,6 +47,7 @@ class PlatformSettings(BaseSettings):
             region_name=self.aws_region,
             aws_access_key_id=reveal(self.aws_access_key_id),
             aws_secret_access_key=reveal(self.aws_secret_access_key),
+            config=Config(**S3_CLIENT_CONFIG),
         )
 
 

@@ -33,7 +33,7 @@ from devstack.ports import PORTS
 from devstack.secrets import GENERATED, load_secrets
 from devstack.services import SERVICES as LOCAL_SERVICES
 from devstack.services import kafka_properties
-from include.settings import PlatformSettings
+from include.settings import S3_CLIENT_CONFIG, PlatformSettings
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_TEXT = (REPO / "docker-compose.yaml").read_text()
@@ -409,7 +409,11 @@ def test_connections_have_the_local_stack_ids_and_types_and_point_at_compose_ser
         assert conns["kafka_default"]["extra"] == {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
         aws = conns["aws_default"]
         assert (aws["login"], aws["password"]) == (dot_env["MINIO_ROOT_USER"], dot_env["MINIO_ROOT_PASSWORD"])
-        assert aws["extra"] == {"endpoint_url": env["S3_ENDPOINT_URL"], "region_name": env["AWS_DEFAULT_REGION"]}
+        assert aws["extra"] == {
+            "endpoint_url": env["S3_ENDPOINT_URL"],
+            "region_name": env["AWS_DEFAULT_REGION"],
+            "config_kwargs": S3_CLIENT_CONFIG,
+        }
         assert conns["spark_default"]["host"] == "spark://spark-master:7077"
     master = SERVICES["spark-master"]["command"]
     assert (option(master, "--host"), option(master, "--port")) == ("spark-master", "7077")

@@ -16,9 +16,7 @@ The engine knows nothing of Airflow: it takes an S3 client, bootstrap servers an
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,12 +25,12 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 from confluent_kafka import Consumer
-from pydantic import ValidationError
 
 from include import lake
 from include.drain.errors import DataExpiredError, QuarantineThresholdError
 from include.drain.interval import Interval, Status, epoch_ms
 from include.drain.kafka_reader import PartitionPlan, make_consumer, plan_partitions, read_range
+from include.drain.lines import batch_lines
 from include.drain.lock import PartitionLock
 from include.drain.manifest import FileEntry, Manifest, PartitionSummary, QuarantineSummary
 from include.drain.objects import ObjectWriter
@@ -41,8 +39,6 @@ from include.records import MODELS, Entity
 log = logging.getLogger(__name__)
 
 CONTROL_NAMES = frozenset({lake.MANIFEST_NAME, lake.SUCCESS_NAME, lake.DQ_NAME, lake.LOCK_NAME})
-MAX_REASON_CHARS = 500
-_PLAIN_KEY = re.compile(rb"[ !#-\[\]-~]*").fullmatch  # printable ASCII but '"' and '\\': a JSON string as is
 
 
 @dataclass(frozen=True)
@@ -92,36 +88,6 @@ class DrainResult:
     message: str
 
 
-def _reason(exc: ValidationError) -> str:
-    parts = [f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in exc.errors(include_url=False)]
-    return "; ".join(parts)[:MAX_REASON_CHARS]
-
-
-def _compact(value: bytes) -> bytes:
-    """The value on a single line (JSON strings hold no raw newline, so only whitespace changes)."""
-    return json.dumps(json.loads(value), ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def quarantine_line(
-    partition: int, offset: int, timestamp: int, key: bytes | None, value: bytes | None, reason: str
-) -> bytes:
-    """A quarantined message: its coordinates, its raw key and value as text, and why it was rejected."""
-    return (
-        json.dumps(
-            {
-                "partition": partition,
-                "offset": offset,
-                "timestamp": timestamp,
-                "key": None if key is None else key.decode("utf-8", "replace"),
-                "value": None if value is None else value.decode("utf-8", "replace"),
-                "reason": reason,
-            },
-            ensure_ascii=False,
-        ).encode()
-        + b"\n"
-    )
-
-
 @dataclass
 class _PartitionCounts:
     kept: int = 0
@@ -130,15 +96,6 @@ class _PartitionCounts:
     bytes: int = 0
     first: int | None = None
     last: int | None = None
-
-
-def _key_json(key: bytes | None) -> bytes:
-    """The Kafka key as a JSON string (or null); raises UnicodeDecodeError when it is not UTF-8."""
-    if key is None:
-        return b"null"
-    if _PLAIN_KEY(key):
-        return b'"' + key + b'"'
-    return json.dumps(key.decode()).encode()
 
 
 def _drain_partition(
@@ -157,38 +114,20 @@ def _drain_partition(
     records.start_partition()
     quarantine.start_partition()
     for batch in read_range(consumer, topic, plan):
-        offsets: list[int] = []
-        lines: list[bytes] = []
-        for message in batch:
-            timestamp = message.timestamp()[1]
-            if timestamp < start_ms or timestamp >= end_ms:
-                counts.outside += 1
-                continue
-            offset, key, value = message.offset(), message.key(), message.value()
-            try:
-                if value is None:
-                    raise ValueError("value is empty (tombstone)")
-                validate(value)
-                key_json = _key_json(key)
-            except (ValidationError, ValueError) as exc:
-                reason = _reason(exc) if isinstance(exc, ValidationError) else f"key or value: {exc}"
-                quarantine.extend(p, [offset], [quarantine_line(p, offset, timestamp, key, value, reason)])
-                counts.quarantined += 1
-                continue
-            if b"\n" in value or b"\r" in value:
-                value = _compact(value)
-            offsets.append(offset)
-            lines.append(
-                b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b}\n'
-                % (p, offset, timestamp, key_json, value)
-            )
-        if lines:
-            records.extend(p, offsets, lines)
-            counts.kept += len(lines)
-            counts.bytes += sum(map(len, lines))
+        rows = [(m.offset(), m.timestamp()[1], m.key(), m.value()) for m in batch]
+        inside = [row for row in rows if start_ms <= row[1] < end_ms]
+        counts.outside += len(rows) - len(inside)
+        out = batch_lines(p, inside, validate)
+        if out.quarantine_lines:
+            quarantine.extend(p, out.quarantine_offsets, out.quarantine_lines)
+            counts.quarantined += len(out.quarantine_lines)
+        if out.lines:
+            records.extend(p, out.offsets, out.lines)
+            counts.kept += len(out.lines)
+            counts.bytes += sum(map(len, out.lines))
             if counts.first is None:
-                counts.first = offsets[0]
-            counts.last = offsets[-1]
+                counts.first = out.offsets[0]
+            counts.last = out.offsets[-1]
     records.close_object()
     quarantine.close_object()
     return counts

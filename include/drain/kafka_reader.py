@@ -50,6 +50,7 @@ def make_consumer(bootstrap_servers: str) -> Consumer:
             "max.partition.fetch.bytes": 4_194_304,
             "queued.max.messages.kbytes": 16_384,
             "fetch.wait.max.ms": 50,
+            "fetch.queue.backoff.ms": 5,
             "socket.timeout.ms": 30_000,
         }
     )

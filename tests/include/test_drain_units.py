@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from include.drain import DrainRequest, DrainSettings, Interval, IntervalError, NoIntervalError
-from include.drain.engine import _key_json, quarantine_line, stale_keys
+from include.drain.engine import stale_keys
 from include.drain.kafka_reader import start_is_held
+from include.drain.lines import key_json, quarantine_line
 from include.drain.objects import object_name
 
 D = datetime(2024, 3, 10, tzinfo=UTC)
@@ -111,10 +112,10 @@ def test_request_and_settings_refuse_bad_values():
     "key", [b"8b5b1f3e-0c4e-4a8e-9d0f-3c1f2e6a7b90", b"42", b'a"b', b"a\\b", b"\xc3\xa9", b"\t", b""]
 )
 def test_key_json_is_the_json_string_of_the_key(key):
-    assert json.loads(_key_json(key)) == key.decode()
+    assert json.loads(key_json(key)) == key.decode()
 
 
 def test_key_json_of_a_missing_key_is_null_and_a_non_utf8_key_is_refused():
-    assert _key_json(None) == b"null"
+    assert key_json(None) == b"null"
     with pytest.raises(UnicodeDecodeError):
-        _key_json(b"\xff")
+        key_json(b"\xff")

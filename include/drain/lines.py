@@ -1,0 +1,147 @@
+"""Turning a batch of Kafka messages into raw-zone lines and quarantine lines (pure functions).
+
+A record line is ``{"partition","offset","timestamp","key","value"}`` with the value as sent
+(compacted onto one line if it spans several). A message whose value is missing or not a
+valid record of the entity, or whose key is not UTF-8, becomes a quarantine line instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+MAX_REASON_CHARS = 500
+# printable ASCII except '"' and '\\': such bytes are a JSON string as they are
+_PLAIN_KEY = re.compile(rb"[ !#-\[\]-~]*").fullmatch
+
+Row = tuple[int, int, bytes | None, bytes | None]
+"""One message: offset, timestamp (ms), key, value."""
+
+Validate = Callable[[bytes], Any]
+"""Raises ``ValidationError`` when the value is not a valid record (a pydantic ``validate_json``)."""
+
+
+@dataclass
+class BatchLines:
+    """What a batch becomes: record lines with their offsets, and quarantine lines with theirs."""
+
+    offsets: list[int] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    quarantine_offsets: list[int] = field(default_factory=list)
+    quarantine_lines: list[bytes] = field(default_factory=list)
+
+
+def key_json(key: bytes | None) -> bytes:
+    """The Kafka key as a JSON string (or null); raises UnicodeDecodeError when it is not UTF-8."""
+    if key is None:
+        return b"null"
+    if _PLAIN_KEY(key):
+        return b'"' + key + b'"'
+    return json.dumps(key.decode()).encode()
+
+
+def compact(value: bytes) -> bytes:
+    """The value on a single line (JSON strings hold no raw newline, so only whitespace changes)."""
+    return json.dumps(json.loads(value), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def record_line(partition: int, offset: int, timestamp: int, key: bytes, value: bytes) -> bytes:
+    """A raw-zone line; ``key`` is already JSON (see ``key_json``), ``value`` a one-line JSON object."""
+    return b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b}\n' % (
+        partition,
+        offset,
+        timestamp,
+        key,
+        value,
+    )
+
+
+def quarantine_line(
+    partition: int, offset: int, timestamp: int, key: bytes | None, value: bytes | None, reason: str
+) -> bytes:
+    """A quarantined message: its coordinates, its raw key and value as text, and why it was rejected."""
+    return (
+        json.dumps(
+            {
+                "partition": partition,
+                "offset": offset,
+                "timestamp": timestamp,
+                "key": None if key is None else key.decode("utf-8", "replace"),
+                "value": None if value is None else value.decode("utf-8", "replace"),
+                "reason": reason,
+            },
+            ensure_ascii=False,
+        ).encode()
+        + b"\n"
+    )
+
+
+def _reason(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in exc.errors(include_url=False)]
+    return "; ".join(parts)[:MAX_REASON_CHARS]
+
+
+def _all_plain(rows: Sequence[Row]) -> bool:
+    """Whether every key and value can go into its line as is: keys plain and present, values on one line."""
+    keys = [row[2] for row in rows]
+    if None in keys or not _PLAIN_KEY(b"".join(keys)):  # type: ignore[arg-type]
+        return False
+    values = [row[3] for row in rows]
+    if None in values:
+        return False
+    joined = b"".join(values)  # type: ignore[arg-type]
+    return b"\n" not in joined and b"\r" not in joined
+
+
+def _fast(partition: int, rows: Sequence[Row], validate: Validate) -> BatchLines | None:
+    """Every line of an all-valid, all-plain batch at once, or None when the batch needs a closer look."""
+    if not _all_plain(rows):
+        return None
+    try:
+        deque(map(validate, (row[3] for row in rows)), maxlen=0)
+    except ValidationError:
+        return None
+    line = b'{"partition":%d,"offset":%d,"timestamp":%d,"key":"%b","value":%b}\n'
+    return BatchLines(
+        offsets=[row[0] for row in rows],
+        lines=[line % (partition, offset, timestamp, key, value) for offset, timestamp, key, value in rows],
+    )
+
+
+def _one_by_one(partition: int, rows: Sequence[Row], validate: Validate) -> BatchLines:
+    """The lines of ``rows`` message by message: quarantines the bad ones, compacts multi-line values."""
+    out = BatchLines()
+    for offset, timestamp, key, value in rows:
+        try:
+            if value is None:
+                raise ValueError("value is empty (tombstone)")
+            validate(value)
+            key_text = key_json(key)
+        except (ValidationError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            reason = _reason(exc) if isinstance(exc, ValidationError) else f"key or value: {exc}"
+            out.quarantine_offsets.append(offset)
+            out.quarantine_lines.append(quarantine_line(partition, offset, timestamp, key, value, reason))
+            continue
+        if b"\n" in value or b"\r" in value:
+            value = compact(value)
+        out.offsets.append(offset)
+        out.lines.append(record_line(partition, offset, timestamp, key_text, value))
+    return out
+
+
+def batch_lines(partition: int, rows: Sequence[Row], validate: Validate) -> BatchLines:
+    """The record and quarantine lines of ``rows`` (one partition's messages in offset order).
+
+    Most batches are entirely valid and plain, so they are validated in one pass and formatted
+    at once; a batch with a bad message, a null or unusual key or a multi-line value goes
+    message by message. Both paths give the same bytes.
+    """
+    if not rows:
+        return BatchLines()
+    return _fast(partition, rows, validate) or _one_by_one(partition, rows, validate)

@@ -1,0 +1,63 @@
+"""A batch of messages into raw-zone and quarantine lines: both paths, every kind of bad message."""
+
+from __future__ import annotations
+
+import json
+
+from include.drain.lines import _one_by_one, batch_lines
+from include.records import PinRecord
+from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
+
+VALIDATE = PinRecord.__pydantic_validator__.validate_json
+TS = 1710028800000
+
+
+def _sample_values(n: int) -> list[bytes]:
+    return [line.encode() for line in SAMPLE.read_text().splitlines()[:n]]
+
+
+def _key(value: bytes) -> bytes:
+    return json.loads(value)["unique_id"].encode()
+
+
+def test_valid_batch_keeps_every_message_with_its_coordinates_and_value():
+    values = _sample_values(20)
+    rows = [(100 + i, TS + i, _key(v), v) for i, v in enumerate(values)]
+    out = batch_lines(2, rows, VALIDATE)
+    assert out.offsets == list(range(100, 120))
+    assert out.quarantine_lines == []
+    assert [json.loads(line) for line in out.lines] == [
+        {"partition": 2, "offset": 100 + i, "timestamp": TS + i, "key": _key(v).decode(), "value": json.loads(v)}
+        for i, v in enumerate(values)
+    ]
+    assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in out.lines)
+
+
+def test_batch_path_and_message_path_write_the_same_bytes():
+    rows = [(i, TS, _key(v), v) for i, v in enumerate(_sample_values(50))]
+    assert batch_lines(0, rows, VALIDATE) == _one_by_one(0, rows, VALIDATE)
+
+
+def test_bad_messages_are_quarantined_with_a_reason_and_the_rest_kept():
+    good = _sample_values(3)
+    multi_line = json.dumps(json.loads(good[2]), indent=2).encode()
+    rows = [
+        (0, TS, _key(good[0]), good[0]),
+        (1, TS, b"k1", b"{not json"),
+        (2, TS, b"k2", None),
+        (3, TS, b"\xff", good[1]),
+        (4, TS, None, good[1]),
+        (5, TS, b"k5", b'{"index": 1}'),
+        (6, TS, b'say "hi"', multi_line),
+    ]
+    out = batch_lines(1, rows, VALIDATE)
+    assert out.offsets == [0, 4, 6]
+    assert out.quarantine_offsets == [1, 2, 3, 5]
+    kept = [json.loads(line) for line in out.lines]
+    assert [k["key"] for k in kept] == [_key(good[0]).decode(), None, 'say "hi"']
+    assert kept[2]["value"] == json.loads(good[2]) and b"\n" not in out.lines[2][:-1]
+    reasons = {q["offset"]: q["reason"] for q in map(json.loads, out.quarantine_lines)}
+    assert "Invalid JSON" in reasons[1]
+    assert "tombstone" in reasons[2]
+    assert "utf-8" in reasons[3]
+    assert "unique_id: Field required" in reasons[5]
