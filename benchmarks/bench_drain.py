@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from benchmarks.results import Result
+from benchmarks.stack import stack_env
 from include.settings import PlatformSettings
 
 BENCH = "drain"
@@ -32,13 +33,6 @@ DAY_1X = date(2024, 6, 1)
 DAY_4X = date(2024, 6, 3)  # not adjacent: no record of it falls in the 1x day's grace
 PARTITIONS = 3
 FULL_DAY = 1_000_000
-
-
-def _stack_env() -> dict[str, str]:
-    from devstack import paths
-    from devstack.secrets import read_env_file
-
-    return {**read_env_file(paths.STACK_ENV_FILE), **os.environ}
 
 
 def _s3(env: dict[str, str]) -> Any:
@@ -173,7 +167,7 @@ def run(scale: float = 1.0) -> list[Result]:
     """Rates of the drain and of bare consumers on the same offsets; the drain's peak RSS at 1x and 4x."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    env = _stack_env()
+    env = stack_env()
     count = max(3000, int(FULL_DAY * scale))
     tag = uuid.uuid4().hex[:8]
     topic, bucket = f"bench-drain-{tag}.pin", f"bench-drain-{tag}"

@@ -15,11 +15,9 @@ Run on its own: ``python -m benchmarks.bench_spark [scale]``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -27,87 +25,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 import psutil
 
 from benchmarks.results import Result
+from benchmarks.stack import stack_env
+from include.emulator.local_lake import write_raw_day
 from spark_jobs.cleaning import PLACEHOLDERS
 
 BENCH = "spark"
 DAY = date(2024, 6, 1)
 FULL = 1_000_000
-FILES_PER_ENTITY = 4  # as if the topics had four partitions
-POOL = 20_000  # distinct generated triples that the output cycles through (with fresh ids)
-REPOST_PERCENT = 3.0
 DRIVER_MEMORY = "2g"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
-
-
-# --- raw data -------------------------------------------------------------------------------------
-
-
-def _pool() -> list[dict[str, dict[str, Any]]]:
-    """Real-looking triples from the emulator; a third of the geo timestamps in ISO-8601."""
-    from include.emulator.generate import generate_triples
-
-    pool = []
-    for number, triple in enumerate(generate_triples(seed=7, count=POOL, repeat_percent=0)):
-        values = {e: json.loads(triple.record(e).model_dump_json(exclude_none=True)) for e in ("pin", "geo", "user")}
-        if number % 3 == 0:
-            values["geo"]["timestamp"] = values["geo"]["timestamp"].replace(" ", "T")
-        pool.append(values)
-    return pool
-
-
-def write_raw_lake(root: Path, triples: int) -> int:
-    """Write the day's raw partitions (JSONL objects + manifests) under ``root``; returns the bytes written."""
-    from include.lake import manifest_key, partition_prefix
-
-    pool, rng = _pool(), random.Random(11)
-    start_ms = int(datetime.combine(DAY, datetime.min.time(), UTC).timestamp() * 1000)
-    step_ms = 86_400_000 / triples
-    prefixes = {e: partition_prefix("raw", e, DAY) for e in ("pin", "geo", "user")}
-    for prefix in prefixes.values():
-        (root / prefix).mkdir(parents=True, exist_ok=True)
-    handles = {
-        (e, f): (root / prefixes[e] / f"{f}-000000.jsonl").open("w") for e in prefixes for f in range(FILES_PER_ENTITY)
-    }
-    counts = dict.fromkeys(handles, 0)
-    try:
-        for i in range(triples):
-            ind = rng.randrange(i) if i and rng.random() * 100 < REPOST_PERCENT else i
-            values = pool[ind % POOL]
-            file = ind % FILES_PER_ENTITY  # a key always lands in the same partition
-            for entity, value in values.items():
-                record = dict(value)
-                if entity == "pin":
-                    record["index"] = ind
-                    record["unique_id"] = f"{ind:08x}-0000-4000-8000-000000000000"
-                else:
-                    record["ind"] = ind
-                line = {"partition": file, "offset": counts[entity, file], "timestamp": start_ms + int(i * step_ms),
-                        "key": str(ind), "value": record}  # fmt: skip
-                handles[entity, file].write(json.dumps(line) + "\n")
-                counts[entity, file] += 1
-    finally:
-        for handle in handles.values():
-            handle.close()
-    written = 0
-    for entity, prefix in prefixes.items():
-        files = []
-        for file in range(FILES_PER_ENTITY):
-            key = f"{prefix}{file}-000000.jsonl"
-            data = (root / key).read_bytes()
-            written += len(data)
-            count = counts[entity, file]
-            files.append({"key": key, "partition": file, "first_offset": 0, "last_offset": count - 1, "count": count,
-                          "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
-        (root / manifest_key(entity, DAY)).write_text(json.dumps({"status": "complete", "files": files}))
-    return written
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -139,11 +72,15 @@ def peak_rss(pids: Callable[[], list[int]]) -> Iterator[list[float]]:
         sampler.join()
 
 
-def spark_submit(application: Path, args: list[str], py_files: Path) -> tuple[float, float]:
+def spark_submit(application: Path, args: list[str], py_files: Path, conf: dict[str, str]) -> tuple[float, float]:
     """Run one job with spark-submit on local[*]; returns (wall seconds, peak RSS MiB of the process tree)."""
-    command = [str(SPARK_SUBMIT), "--master", "local[*]", "--driver-memory", DRIVER_MEMORY,
-               "--conf", "spark.log.level=WARN", "--py-files", str(py_files), str(application), *args]  # fmt: skip
-    env = {**os.environ, "PYSPARK_DRIVER_PYTHON": sys.executable, "PATH": f"{SPARK_SUBMIT.parent}:{os.environ['PATH']}"}
+    settings = [
+        arg for key, value in {"spark.log.level": "WARN", **conf}.items() for arg in ("--conf", f"{key}={value}")
+    ]
+    command = [str(SPARK_SUBMIT), "--master", "local[*]", "--driver-memory", DRIVER_MEMORY, *settings,
+               "--py-files", str(py_files), str(application), *args]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "SPARK_CONF_DIR"}  # a conf folder would void the CDS archive
+    env |= {"PYSPARK_DRIVER_PYTHON": sys.executable, "PATH": f"{SPARK_SUBMIT.parent}:{os.environ['PATH']}"}
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -282,23 +219,25 @@ def spark_results(root: Path) -> dict[str, list[tuple]]:
 
 
 def run(scale: float = 1.0) -> list[Result]:
-    from plugins.lake_spark import SHIPPED_PACKAGES, zip_packages
+    from plugins.lake_spark import SHIPPED_PACKAGES, class_data_conf, zip_packages
 
     triples = max(1_000, math.ceil(FULL * scale))
     label = f"{triples:,} triples"
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as folder:
         root = Path(folder) / "lake"
         started = time.perf_counter()
-        raw_bytes = write_raw_lake(root, triples)
+        raw_bytes = write_raw_day(root, DAY, triples)
         generated = time.perf_counter() - started
         py_files = zip_packages(REPO_ROOT, SHIPPED_PACKAGES, Path(folder) / "packages.zip")
         empty_job = Path(folder) / "start_only.py"
         empty_job.write_text("from spark_jobs.session import build_session\nbuild_session('start').range(1).count()\n")
         job_args = ["--date", DAY.isoformat(), "--bucket", "bench", "--lake-root", root.as_uri()]
 
-        start_s, start_peak = spark_submit(empty_job, [], py_files)
-        clean_s, clean_peak = spark_submit(REPO_ROOT / "spark_jobs" / "clean.py", job_args, py_files)
-        analytics_s, analytics_peak = spark_submit(REPO_ROOT / "spark_jobs" / "analytics.py", job_args, py_files)
+        cds = class_data_conf(stack_env())  # as the operator submits them
+        start_s, start_peak = spark_submit(empty_job, [], py_files, cds)
+        cold_start_s, _ = spark_submit(empty_job, [], py_files, {})
+        clean_s, clean_peak = spark_submit(REPO_ROOT / "spark_jobs" / "clean.py", job_args, py_files, cds)
+        analytics_s, analytics_peak = spark_submit(REPO_ROOT / "spark_jobs" / "analytics.py", job_args, py_files, cds)
         spark_s = clean_s + analytics_s
 
         me = os.getpid()
@@ -309,6 +248,7 @@ def run(scale: float = 1.0) -> list[Result]:
         spark = spark_results(root)
         differing = sorted(name for name in duck if _normalised(duck[name]) != _normalised(spark[name]))
 
+    cds_note = f"{cold_start_s:.1f}s without the CDS archive" if cds else "NO CDS archive (run devstack install)"
     agreement = "the 9 result tables agree" if not differing else f"DIFFER: {', '.join(differing)}"
     ratio = spark_s / duck_s
     return [
@@ -316,7 +256,7 @@ def run(scale: float = 1.0) -> list[Result]:
         Result(BENCH, "spark clean (spark-submit)", clean_s, "s", "JVM start + read JSON + dedup + write Parquet"),
         Result(BENCH, "spark analytics (spark-submit)", analytics_s, "s", "JVM start + 9 result tables"),
         Result(BENCH, "spark clean + analytics", spark_s, "s", f"local[*], driver {DRIVER_MEMORY}"),
-        Result(BENCH, "spark JVM + session start (empty job)", start_s, "s", "paid once per spark-submit"),
+        Result(BENCH, "spark JVM + session start (empty job)", start_s, "s", f"per spark-submit; {cds_note}"),
         Result(BENCH, "spark peak RSS", max(clean_peak, analytics_peak), "MiB", "spark-submit tree: JVM + driver"),
         Result(BENCH, "duckdb clean + analytics", duck_s, "s", "same raw files, same rules, Parquet out"),
         Result(BENCH, "duckdb peak RSS", duck_peak[0], "MiB", "this process"),

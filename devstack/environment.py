@@ -29,6 +29,7 @@ def platform_env() -> dict[str, str]:
         "AIRFLOW_API_URL": f"http://127.0.0.1:{PORTS['airflow']}",
         "AIRFLOW_USERNAME": AIRFLOW_USERNAME,
         "AIRFLOW_PASSWORD": s["AIRFLOW_PASSWORD"],
+        "SPARK_CDS_ARCHIVE": str(paths.SPARK_CDS_ARCHIVE),
     }
 
 

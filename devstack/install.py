@@ -1,4 +1,4 @@
-"""Fetch and build what the stack needs beyond pip: Kafka jars, the MinIO server, the s3a jars.
+"""Fetch and build what the stack needs beyond pip: Kafka jars, the MinIO server, the s3a jars, Spark's CDS archive.
 
 Each step is skipped when its pinned version is already in place, so a second install changes nothing.
 """
@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from devstack import paths, versions
+from devstack import paths, spark_cds, versions
 from devstack.log import step
 
 
@@ -87,3 +87,4 @@ def install_all() -> None:
     install_kafka()
     install_s3a_jars()
     install_minio()
+    spark_cds.train_archive()  # after the jars: the archive fits one class path

@@ -20,6 +20,7 @@ KAFKA_LOG4J = STATE / "kafka" / "log4j2.yaml"
 MINIO_BIN = STATE / "minio" / "bin" / "minio"
 MINIO_DATA = STATE / "minio" / "data"
 S3A_JARS = STATE / "spark" / "jars"
+SPARK_CDS_ARCHIVE = STATE / "spark" / "cds" / "spark.jsa"
 AIRFLOW_HOME = STATE / "airflow"
 
 MAVEN_DIR = Path(__file__).resolve().parent / "maven"

@@ -13,10 +13,11 @@ The master comes from the Spark connection (``spark_default``): ``local[*]`` loc
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +37,19 @@ SHIPPED_PACKAGES = ("include", "spark_jobs")
 CREDENTIALS_PROVIDER = "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
 # Spark's INFO lines would bury the job's own log in the task log; a caller's conf wins over this.
 DEFAULT_CONF = {"spark.log.level": "WARN"}
+CDS_ARCHIVE_ENV = "SPARK_CDS_ARCHIVE"
+
+
+def class_data_conf(environ: Mapping[str, str]) -> dict[str, str]:
+    """The driver JVM option that loads its classes from the class-data archive named by ``SPARK_CDS_ARCHIVE``.
+
+    ``devstack install`` trains the archive (``devstack/spark_cds.py``); without one, or with an
+    archive of another Java or pyspark (then the JVM ignores it), jobs start as usual.
+    """
+    archive = environ.get(CDS_ARCHIVE_ENV)
+    if not archive or not Path(archive).is_file():
+        return {}
+    return {"spark.driver.defaultJavaOptions": f"-XX:SharedArchiveFile={archive} -Xshare:auto"}
 
 
 def s3a_conf(endpoint_url: str | None, region: str) -> dict[str, str]:
@@ -145,7 +159,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
 
     def execute(self, context: Any) -> None:
         conf, credentials = self.s3_access()
-        self.conf = {**DEFAULT_CONF, **conf, **(self.conf or {})}
+        self.conf = {**DEFAULT_CONF, **class_data_conf(os.environ), **conf, **(self.conf or {})}
         self.application_args = job_arguments(
             self.day or interval_day(context),
             self.bucket or platform_settings().lake_bucket,

@@ -20,6 +20,7 @@ from plugins.lake_spark import (
     CREDENTIALS_PROVIDER,
     REPO_ROOT,
     LakeSparkSubmitOperator,
+    class_data_conf,
     interval_day,
     job_arguments,
     s3a_conf,
@@ -121,3 +122,13 @@ def test_submits_the_job_with_credentials_only_in_the_environment(
     assert operator._hook._env["AWS_SECRET_ACCESS_KEY"] == SECRET
     table = pq.read_table(tmp_path / partition_prefix("clean", "pin", day.date()))
     assert table.select(["ind", "follower_count"]).to_pylist() == [{"ind": 5, "follower_count": 124_000}]
+
+
+def test_class_data_conf_names_the_archive_only_when_it_exists(tmp_path: Path) -> None:
+    archive = tmp_path / "spark.jsa"
+    assert class_data_conf({}) == {}
+    assert class_data_conf({"SPARK_CDS_ARCHIVE": str(archive)}) == {}
+    archive.write_bytes(b"archive")
+    assert class_data_conf({"SPARK_CDS_ARCHIVE": str(archive)}) == {
+        "spark.driver.defaultJavaOptions": f"-XX:SharedArchiveFile={archive} -Xshare:auto"
+    }
