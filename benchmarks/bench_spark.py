@@ -234,8 +234,10 @@ def run(scale: float = 1.0) -> list[Result]:
         job_args = ["--date", DAY.isoformat(), "--bucket", "bench", "--lake-root", root.as_uri()]
 
         cds = class_data_conf(stack_env())  # as the operator submits them
-        start_s, start_peak = spark_submit(empty_job, [], py_files, cds)
-        cold_start_s, _ = spark_submit(empty_job, [], py_files, {})
+        # the start with and without the archive alternate twice and keep their best: the machine is shared
+        starts = [(spark_submit(empty_job, [], py_files, cds), spark_submit(empty_job, [], py_files, {}))
+                  for _ in range(2)]  # fmt: skip
+        (start_s, start_peak), cold_start_s = min(s[0] for s in starts), min(s[1][0] for s in starts)
         clean_s, clean_peak = spark_submit(REPO_ROOT / "spark_jobs" / "clean.py", job_args, py_files, cds)
         analytics_s, analytics_peak = spark_submit(REPO_ROOT / "spark_jobs" / "analytics.py", job_args, py_files, cds)
         spark_s = clean_s + analytics_s
