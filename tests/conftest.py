@@ -77,9 +77,12 @@ def isolated_topics(bootstrap_servers: str, prefix: str) -> Iterator[str]:
     names = [f"{prefix}.{e}" for e in ENTITIES]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
     admin.create_topics([NewTopic(n, 3, 1, topic_configs={"retention.ms": "-1"}) for n in names])
+    admin.close()
     try:
         yield prefix
     finally:
+        # a new client: a test may have restarted the broker, leaving an old one's connection in backoff
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
         admin.delete_topics(names)
         admin.close()
 
