@@ -71,7 +71,9 @@ def _spark_state() -> str:
     spark_submit = paths.VENV_BIN / "spark-submit"
     jars = install.pyspark_jars_dir()
     has_s3a = any(jars.glob("hadoop-aws-*.jar"))
-    return f"{'ready' if spark_submit.exists() and has_s3a else 'missing'} ({spark_submit}, s3a jars: {has_s3a})"
+    has_cds = paths.SPARK_CDS_ARCHIVE.exists()
+    state = "ready" if spark_submit.exists() and has_s3a else "missing"
+    return f"{state} ({spark_submit}, s3a jars: {has_s3a}, class-data archive: {has_cds})"
 
 
 def cmd_status(_: argparse.Namespace) -> None:
