@@ -32,6 +32,7 @@ import psutil
 
 from benchmarks.results import Result
 from benchmarks.stack import stack_env
+from devstack.spark_cds import submit_env
 from include.emulator.local_lake import write_raw_day
 from spark_jobs.cleaning import PLACEHOLDERS
 
@@ -79,8 +80,7 @@ def spark_submit(application: Path, args: list[str], py_files: Path, conf: dict[
     ]
     command = [str(SPARK_SUBMIT), "--master", "local[*]", "--driver-memory", DRIVER_MEMORY, *settings,
                "--py-files", str(py_files), str(application), *args]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "SPARK_CONF_DIR"}  # a conf folder would void the CDS archive
-    env |= {"PYSPARK_DRIVER_PYTHON": sys.executable, "PATH": f"{SPARK_SUBMIT.parent}:{os.environ['PATH']}"}
+    env = submit_env()  # without SPARK_CONF_DIR, which would void the class-data archive
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -235,9 +235,12 @@ def run(scale: float = 1.0) -> list[Result]:
 
         cds = class_data_conf(stack_env())  # as the operator submits them
         # the start with and without the archive alternate twice and keep their best: the machine is shared
-        starts = [(spark_submit(empty_job, [], py_files, cds), spark_submit(empty_job, [], py_files, {}))
-                  for _ in range(2)]  # fmt: skip
-        (start_s, start_peak), cold_start_s = min(s[0] for s in starts), min(s[1][0] for s in starts)
+        with_archive, without_archive = [], []
+        for _ in range(2):
+            with_archive.append(spark_submit(empty_job, [], py_files, cds))
+            without_archive.append(spark_submit(empty_job, [], py_files, {}))
+        start_s, start_peak = min(with_archive)
+        cold_start_s = min(without_archive)[0]
         clean_s, clean_peak = spark_submit(REPO_ROOT / "spark_jobs" / "clean.py", job_args, py_files, cds)
         analytics_s, analytics_peak = spark_submit(REPO_ROOT / "spark_jobs" / "analytics.py", job_args, py_files, cds)
         spark_s = clean_s + analytics_s

@@ -69,7 +69,7 @@ def _state(svc: Service) -> tuple[str, str]:
 
 def _spark_state() -> str:
     spark_submit = paths.VENV_BIN / "spark-submit"
-    jars = install.pyspark_jars_dir()
+    jars = paths.pyspark_jars_dir()
     has_s3a = any(jars.glob("hadoop-aws-*.jar"))
     has_cds = paths.SPARK_CDS_ARCHIVE.exists()
     state = "ready" if spark_submit.exists() and has_s3a else "missing"

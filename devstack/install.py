@@ -61,12 +61,6 @@ def install_minio() -> None:
     stamp.write_text(versions.MINIO_VERSION)
 
 
-def pyspark_jars_dir() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent / "jars"
-
-
 def install_s3a_jars() -> None:
     """Fetch hadoop-aws + AWS SDK and link them into pyspark's jars so every Spark sees s3a://."""
     stamp = paths.S3A_JARS / ".version"
@@ -74,7 +68,7 @@ def install_s3a_jars() -> None:
         step(f"fetching hadoop-aws {versions.HADOOP_VERSION} and the AWS SDK bundle from Maven Central")
         _maven_copy(paths.MAVEN_DIR / "s3a", paths.S3A_JARS, {"hadoop.version": versions.HADOOP_VERSION})
         stamp.write_text(versions.HADOOP_VERSION)
-    target = pyspark_jars_dir()
+    target = paths.pyspark_jars_dir()
     for jar in sorted(paths.S3A_JARS.glob("*.jar")):
         link = target / jar.name
         if not link.exists():

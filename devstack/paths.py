@@ -24,3 +24,10 @@ SPARK_CDS_ARCHIVE = STATE / "spark" / "cds" / "spark.jsa"
 AIRFLOW_HOME = STATE / "airflow"
 
 MAVEN_DIR = Path(__file__).resolve().parent / "maven"
+
+
+def pyspark_jars_dir() -> Path:
+    """The jar folder of the venv's pyspark: spark-submit's class path."""
+    import pyspark
+
+    return Path(pyspark.__file__).parent / "jars"

@@ -34,18 +34,12 @@ analytics.main(sys.argv[1:])
 """
 
 
-def _pyspark_dir() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent
-
-
 def fingerprint() -> str:
     """What the archive depends on: the java binary and version, pyspark's version and its jars."""
     import pyspark
 
     java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=True).stderr
-    jars = sorted(p.name for p in (_pyspark_dir() / "jars").glob("*.jar"))
+    jars = sorted(p.name for p in paths.pyspark_jars_dir().glob("*.jar"))
     text = "\n".join([java, pyspark.__version__, *jars])
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -23,6 +23,9 @@ _PLAIN_KEY = re.compile(rb"[ !#-\[\]-~]*").fullmatch
 Row = tuple[int, int, bytes | None, bytes | None]
 """One message: offset, timestamp (ms), key, value."""
 
+_LINE = b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b}\n'
+_LINE_OF_PLAIN_KEY = _LINE.replace(b'"key":%b', b'"key":"%b"')  # the key's bytes go between the quotes
+
 Validate = Callable[[bytes], Any]
 """Raises ``ValidationError`` when the value is not a valid record (a pydantic ``validate_json``)."""
 
@@ -53,13 +56,7 @@ def compact(value: bytes) -> bytes:
 
 def record_line(partition: int, offset: int, timestamp: int, key: bytes, value: bytes) -> bytes:
     """A raw-zone line; ``key`` is already JSON (see ``key_json``), ``value`` a one-line JSON object."""
-    return b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b}\n' % (
-        partition,
-        offset,
-        timestamp,
-        key,
-        value,
-    )
+    return _LINE % (partition, offset, timestamp, key, value)
 
 
 def quarantine_line(
@@ -107,10 +104,9 @@ def _fast(partition: int, rows: Sequence[Row], validate: Validate) -> BatchLines
         deque(map(validate, (row[3] for row in rows)), maxlen=0)
     except ValidationError:
         return None
-    line = b'{"partition":%d,"offset":%d,"timestamp":%d,"key":"%b","value":%b}\n'
     return BatchLines(
         offsets=[row[0] for row in rows],
-        lines=[line % (partition, offset, timestamp, key, value) for offset, timestamp, key, value in rows],
+        lines=[_LINE_OF_PLAIN_KEY % (partition, o, t, k, v) for o, t, k, v in rows],
     )
 
 
