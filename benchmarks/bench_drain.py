@@ -85,7 +85,7 @@ def _child(mode: str, topic: str, day_iso: str, bucket: str) -> dict[str, float]
         records = result.record_count
     elif mode == "bare-confluent":
         consumer = make_consumer(env["KAFKA_BOOTSTRAP_SERVERS"])
-        for plan in plan_partitions(consumer, topic, interval.start_ms, interval.end_ms + 600_000):
+        for plan in plan_partitions(consumer, topic, interval.start_ms, interval.end_ms, 600_000):
             for batch in read_range(consumer, topic, plan):
                 records += len(batch)
                 payload += sum(len(m.value()) + len(m.key()) for m in batch)

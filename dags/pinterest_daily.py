@@ -115,6 +115,9 @@ with DAG(
         ),
         "max_duplicate_key_share": Param(0.5, type="number", minimum=0, maximum=1),
         "min_ind_match_rate": Param(0.9, type="number", minimum=0, maximum=1),
+        "min_records": Param(
+            0, type="integer", minimum=0, description="the gate fails an entity's day with fewer records than this"
+        ),
     },
 ) as dag:
 
@@ -178,6 +181,7 @@ with DAG(
             max_quarantine_share=params["max_quarantine_share"],
             max_duplicate_key_share=params["max_duplicate_key_share"],
             min_ind_match_rate=params["min_ind_match_rate"],
+            min_records=params["min_records"],
         )
         try:
             reports = run_quality_gate(

@@ -3,9 +3,10 @@
 Steps, under a lease on the partition (see ``lock``):
 
 1. plan: per Kafka partition, the offsets from the first record at the interval start to the
-   first record at the end plus the lateness grace (or the high watermark);
-2. if Kafka no longer holds the start of the interval, keep the existing raw partition (or
-   fail with DataExpiredError when there is none);
+   high watermark (a record of the day written after later days' records is still found);
+2. if Kafka may no longer hold all of the interval (retention, or a recreated topic that lacks
+   offsets the existing manifest lists), keep the existing raw partition and rewrite its
+   ``_SUCCESS`` (or fail with DataExpiredError when there is none);
 3. remove ``_SUCCESS`` and ``_dq.json``, then stream every record timestamped in ``[start, end)``
    to objects named by partition and offset range; invalid messages go to ``quarantine/``;
 4. commit: write ``_manifest.json``, then ``_SUCCESS``, then delete objects no manifest lists.
@@ -28,7 +29,7 @@ from confluent_kafka import Consumer
 
 from include import lake
 from include.drain.errors import DataExpiredError, QuarantineThresholdError
-from include.drain.interval import Interval, Status, epoch_ms
+from include.drain.interval import Interval, Status
 from include.drain.kafka_reader import PartitionPlan, make_consumer, plan_partitions, read_range
 from include.drain.lines import batch_lines
 from include.drain.lock import PartitionLock
@@ -93,6 +94,7 @@ class _PartitionCounts:
     kept: int = 0
     quarantined: int = 0
     outside: int = 0
+    late: int = 0
     bytes: int = 0
     first: int | None = None
     last: int | None = None
@@ -117,6 +119,8 @@ def _drain_partition(
         rows = [(m.offset(), m.timestamp()[1], m.key(), m.value()) for m in batch]
         inside = [row for row in rows if start_ms <= row[1] < end_ms]
         counts.outside += len(rows) - len(inside)
+        if inside and inside[-1][0] >= plan.late_from:
+            counts.late += sum(1 for row in inside if row[0] >= plan.late_from)
         out = batch_lines(p, inside, validate)
         if out.quarantine_lines:
             quarantine.extend(p, out.quarantine_offsets, out.quarantine_lines)
@@ -133,12 +137,16 @@ def _drain_partition(
     return counts
 
 
+def _is_missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
+
+
 def _exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+        if _is_missing(exc):
             return False
         raise
 
@@ -162,8 +170,56 @@ def stale_keys(listed: list[str], keep: set[str]) -> list[str]:
     return sorted(k for k in listed if k not in keep and k.rsplit("/", 1)[-1] not in CONTROL_NAMES)
 
 
-def _expired_partitions(plans: list[PartitionPlan]) -> list[PartitionPlan]:
-    return [plan for plan in plans if not plan.start_held]
+def lost_partitions(plans: list[PartitionPlan], existing: Manifest | None) -> list[str]:
+    """Why Kafka may no longer hold all of the interval, per partition (empty when it holds it all).
+
+    A partition has lost records when its log may start inside the interval (retention), or, for
+    a day already drained, when Kafka no longer has offsets the existing manifest lists: deleted
+    below the log start, or beyond the high watermark of a topic that was recreated or reset.
+    """
+    reasons = [f"[{p.partition}] starts at offset {p.log_start}" for p in plans if not p.start_held]
+    if existing is None:
+        return reasons
+    by_partition = {plan.partition: plan for plan in plans}
+    for held in existing.partitions:
+        plan = by_partition.get(held.partition)
+        if held.first_offset is None or held.last_offset is None:
+            continue
+        if plan is None:
+            reasons.append(f"[{held.partition}] no longer exists")
+        elif not plan.start_held:
+            continue  # already given above
+        elif held.first_offset < plan.log_start:
+            reasons.append(
+                f"[{held.partition}] starts at offset {plan.log_start}, after drained offset {held.first_offset}"
+            )
+        elif held.last_offset >= plan.high_watermark:
+            reasons.append(
+                f"[{held.partition}] ends at offset {plan.high_watermark}, before drained offset {held.last_offset} "
+                "(topic recreated or reset?)"
+            )
+    return reasons
+
+
+def _existing_manifest(s3: Any, bucket: str, key: str) -> Manifest | None:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if _is_missing(exc):
+            return None
+        raise
+    return Manifest.model_validate_json(body)
+
+
+def _keep_existing(s3: Any, bucket: str, raw_prefix: str, kept: Manifest) -> None:
+    """Check that the kept partition is whole, then (re)write its ``_SUCCESS`` (a failed rerun removed it)."""
+    missing = [f.key for f in (*kept.files, *kept.quarantine.files) if not _exists(s3, bucket, f.key)]
+    if missing:
+        raise DataExpiredError(
+            f"the raw partition s3://{bucket}/{raw_prefix} lacks {len(missing)} objects its manifest lists "
+            f"(first: {missing[0]}) and Kafka no longer holds its records: it cannot be repaired"
+        )
+    s3.put_object(Bucket=bucket, Key=raw_prefix + lake.SUCCESS_NAME, Body=b"")
 
 
 def drain(
@@ -176,34 +232,36 @@ def drain(
     quarantine_prefix = lake.partition_prefix("quarantine", entity, day)
     manifest_key = lake.manifest_key(entity, day)
     status = interval.status_at(now(), settings.lateness_grace)
-    stop_ms = epoch_ms(interval.closes_at(settings.lateness_grace))
+    grace_ms = round(settings.lateness_grace.total_seconds() * 1000)
 
     with PartitionLock(s3, bucket, lake.lock_key(entity, day), request.run_id, settings.lock_ttl_seconds) as lock:
         consumer = make_consumer(bootstrap_servers)
         try:
-            plans = plan_partitions(consumer, request.topic, interval.start_ms, stop_ms)
-            expired = _expired_partitions(plans)
-            if expired:
-                where = ", ".join(f"[{p.partition}] starts at offset {p.log_start}" for p in expired)
-                if _exists(s3, bucket, manifest_key):
-                    message = (
-                        f"Kafka no longer holds the start of {day} in {request.topic} ({where}); kept the "
-                        f"existing raw partition s3://{bucket}/{raw_prefix} as the source of truth"
+            plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms)
+            existing = _existing_manifest(s3, bucket, manifest_key)
+            lost = lost_partitions(plans, existing)
+            if lost:
+                where = "; ".join(lost)
+                if existing is None:
+                    raise DataExpiredError(
+                        f"the records of {day} have expired from Kafka topic {request.topic} ({where}) and no raw "
+                        f"partition s3://{bucket}/{raw_prefix} exists: this day cannot be drained any more"
                     )
-                    log.warning(message)
-                    kept = Manifest.model_validate_json(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
-                    return DrainResult(
-                        "kept_existing",
-                        entity,
-                        manifest_key,
-                        kept.status,
-                        kept.record_count,
-                        kept.quarantine.count,
-                        message,
-                    )
-                raise DataExpiredError(
-                    f"the records of {day} have expired from Kafka topic {request.topic} ({where}) and no raw "
-                    f"partition s3://{bucket}/{raw_prefix} exists: this day cannot be drained any more"
+                _keep_existing(s3, bucket, raw_prefix, existing)
+                message = (
+                    f"Kafka no longer holds all of {day} in {request.topic} ({where}); kept the existing raw "
+                    f"partition s3://{bucket}/{raw_prefix} ({existing.status}, {existing.record_count} records) "
+                    "as the source of truth"
+                )
+                log.warning(message)
+                return DrainResult(
+                    "kept_existing",
+                    entity,
+                    manifest_key,
+                    existing.status,
+                    existing.record_count,
+                    existing.quarantine.count,
+                    message,
                 )
             _delete_keys(s3, bucket, [raw_prefix + lake.SUCCESS_NAME, raw_prefix + lake.DQ_NAME])
             manifest = _write_partition(s3, consumer, request, plans, status, raw_prefix, quarantine_prefix, now)
@@ -256,11 +314,13 @@ def _write_partition(
                         log_start_offset=plan.log_start,
                         read_from=plan.read_from,
                         read_to=plan.read_to,
+                        late_from=plan.late_from,
                         first_offset=counts.first,
                         last_offset=counts.last,
                         count=counts.kept,
                         quarantined=counts.quarantined,
                         outside_interval=counts.outside,
+                        late=counts.late,
                         bytes=counts.bytes,
                         sha256=records.partition_sha256(),
                     )

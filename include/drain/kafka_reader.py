@@ -29,6 +29,7 @@ class PartitionPlan:
     high_watermark: int
     read_from: int
     read_to: int
+    late_from: int
     start_held: bool
 
     @property
@@ -64,25 +65,29 @@ def _offset_at(consumer: Consumer, topic: str, partition: int, timestamp_ms: int
     return found.offset if found.offset >= 0 else None
 
 
-def start_is_held(log_start: int, high: int, first_at_start: int | None) -> bool:
+def start_is_held(log_start: int, high: int, first_at_early: int | None) -> bool:
     """Whether Kafka still holds every record of the partition timestamped at or after the interval start.
 
-    Held when nothing was ever deleted (log start 0), when a retained record precedes the
-    first one at the start (so the deletion point lies before the interval), or when records
-    are retained and all of them precede the start. Otherwise records at the start may be gone.
+    ``first_at_early`` is the first offset timestamped at or after the start minus the lateness
+    grace. Held when nothing was ever deleted (log start 0), when a retained record older than
+    that precedes it (records are out of order by at most the grace, so everything deleted
+    lies before the interval), or when records are retained and all of them are that old.
+    Otherwise records of the interval may be gone.
     """
     if log_start == 0:
         return True
-    if first_at_start is None:
+    if first_at_early is None:
         return high > log_start
-    return first_at_start > log_start
+    return first_at_early > log_start
 
 
-def plan_partitions(consumer: Consumer, topic: str, start_ms: int, stop_ms: int) -> list[PartitionPlan]:
-    """Per partition: read from the first offset at ``start_ms`` up to the first offset at ``stop_ms``.
+def plan_partitions(consumer: Consumer, topic: str, start_ms: int, end_ms: int, grace_ms: int) -> list[PartitionPlan]:
+    """Per partition: read from the first offset at ``start_ms`` up to the high watermark seen now.
 
-    ``stop_ms`` is the interval end plus the lateness grace; with no record that late yet,
-    reading stops at the high watermark seen now, so the range is fixed before reading.
+    Reading goes to the high watermark because a record of the interval may have been written
+    after records of later days (history seeding, a slow producer). Offsets from the first record
+    at ``end_ms + grace_ms`` on are ``late_from``: a record of the interval found there came later
+    than the grace allows. The range is fixed before reading starts.
     """
     try:
         metadata = consumer.list_topics(topic, timeout=TIMEOUT_S)
@@ -96,17 +101,18 @@ def plan_partitions(consumer: Consumer, topic: str, start_ms: int, stop_ms: int)
     for partition in sorted(described.partitions):
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)
         first_at_start = _offset_at(consumer, topic, partition, start_ms)
-        first_at_stop = _offset_at(consumer, topic, partition, stop_ms)
+        first_late = _offset_at(consumer, topic, partition, end_ms + grace_ms)
+        first_at_early = _offset_at(consumer, topic, partition, start_ms - grace_ms)
         read_from = max(low, first_at_start if first_at_start is not None else high)
-        read_to = max(read_from, first_at_stop if first_at_stop is not None else high)
         plans.append(
             PartitionPlan(
                 partition=partition,
                 log_start=low,
                 high_watermark=high,
                 read_from=read_from,
-                read_to=read_to,
-                start_held=start_is_held(low, high, first_at_start),
+                read_to=max(read_from, high),
+                late_from=max(read_from, first_late if first_late is not None else high),
+                start_held=start_is_held(low, high, first_at_early),
             )
         )
     return plans

@@ -34,12 +34,14 @@ class PartitionSummary(_Frozen):
     partition: int
     log_start_offset: int = Field(description="earliest offset Kafka still held")
     read_from: int = Field(description="first offset read: earliest with timestamp >= interval start")
-    read_to: int = Field(description="offset where reading stopped (exclusive)")
+    read_to: int = Field(description="offset where reading stopped (exclusive): the high watermark seen")
+    late_from: int = Field(0, description="first offset timestamped at or after the interval end plus the grace")
     first_offset: int | None = Field(description="first offset kept in the partition, null when none")
     last_offset: int | None
     count: int = Field(description="records kept")
     quarantined: int
     outside_interval: int = Field(description="records read but timestamped outside the interval")
+    late: int = Field(0, description="messages of the interval at offsets from late_from: later than the grace")
     bytes: int
     sha256: str = Field(description="SHA-256 of the partition's object checksums (hex) joined by newlines")
 

@@ -91,19 +91,24 @@ def _scan(s3: Any, bucket: str, entity: Entity, files: list[FileEntry]) -> _Scan
         except ClientError as exc:
             scan.problems.append(f"{entry.key} listed in the manifest cannot be read: {exc}")
             continue
-        digest, size, lines, rest = hashlib.sha256(), 0, 0, b""
+        digest, size, lines, rest, unreadable = hashlib.sha256(), 0, 0, b"", None
         for chunk in body.iter_chunks(1 << 20):
             digest.update(chunk)
             size += len(chunk)
             *complete, rest = (rest + chunk).split(b"\n")
-            for line in complete:
-                record = json.loads(line)
-                key = record["key"]
-                scan.key_hashes.add(hash(key))
-                ind = record["value"].get(ind_field)
+            for number, line in enumerate(complete, start=lines + 1):
+                try:
+                    record = json.loads(line)
+                    scan.key_hashes.add(hash(record["key"]))
+                    ind = record["value"].get(ind_field)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    unreadable = unreadable or f"{entry.key} line {number} is not a raw record line ({exc!r:.200})"
+                    continue
                 if isinstance(ind, int):
                     scan.inds.add(ind)
             lines += len(complete)
+        if unreadable:
+            scan.problems.append(unreadable)
         if rest:
             scan.problems.append(f"{entry.key} does not end with a newline")
         if (lines, size, digest.hexdigest()) != (entry.count, entry.bytes, entry.sha256):

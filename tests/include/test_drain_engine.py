@@ -134,7 +134,7 @@ def test_exact_interval_across_partitions_with_boundaries_and_late_records(s3, s
         (0, END_MS, False),
         (0, END_MS - 5_000, True),  # late, within the grace: placed by its timestamp
         (0, END_MS + GRACE_MS + 60_000, False),
-        (0, END_MS - 2_000, False),  # later than the grace: not read
+        (0, END_MS - 2_000, True),  # after a record later than the grace: still found, counted as late
         (1, START_MS - 86_400_000, False),
         (1, START_MS + 1, True),
         (1, START_MS + 43_200_000, True),
@@ -156,6 +156,7 @@ def test_exact_interval_across_partitions_with_boundaries_and_late_records(s3, s
     for summary in manifest.partitions:
         offsets = [o for p, o, *_ in expected if p == summary.partition]
         assert (summary.count, summary.first_offset, summary.last_offset) == (len(offsets), min(offsets), max(offsets))
+    assert [s.late for s in manifest.partitions] == [1, 0, 0]
     prefix = lake.partition_prefix("raw", "pin", DAY)
     stored = listing(s3, scratch_bucket, prefix)
     assert set(stored) == {e.key for e in manifest.files} | {prefix + "_manifest.json", prefix + "_SUCCESS"}
@@ -327,11 +328,12 @@ def test_expired_start_keeps_the_existing_partition_or_fails_clearly(s3, scratch
     before = listing(s3, scratch_bucket, raw)
     middle = sorted(o for p, o, *_ in produced if p == 0)[5]
     delete_records_before(bootstrap, f"{kafka_topics}.pin", 0, middle)
+    s3.delete_object(Bucket=scratch_bucket, Key=raw + "_SUCCESS")  # as a rerun that failed halfway leaves it
 
     result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="after-retention"))
 
     assert result.outcome == "kept_existing" and "no longer holds" in result.message and "[0]" in result.message
-    assert listing(s3, scratch_bucket, raw) == before
+    assert listing(s3, scratch_bucket, raw) == before  # _SUCCESS is back
     s3.create_bucket(Bucket=scratch_bucket + "-empty")
     try:
         with pytest.raises(DataExpiredError, match=r"expired from Kafka .* cannot be drained"):
@@ -339,3 +341,35 @@ def test_expired_start_keeps_the_existing_partition_or_fails_clearly(s3, scratch
         assert listing_keys(s3, scratch_bucket + "-empty", "") == []
     finally:
         s3.delete_bucket(Bucket=scratch_bucket + "-empty")
+
+
+def test_redrain_from_a_topic_without_the_drained_offsets_keeps_the_partition(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    values = pins(40)
+    produce(bootstrap, f"{kafka_topics}.pin", [(0, START_MS + i * 60_000, *next(values)) for i in range(30)])
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+    raw = lake.partition_prefix("raw", "pin", DAY)
+    before = listing(s3, scratch_bucket, raw)
+    # the same topic name recreated: offsets start again at 0 and end below what the manifest lists
+    recreated = f"{kafka_topics}.geo"
+    produce(bootstrap, recreated, [(0, START_MS + i * 60_000, *next(values)) for i in range(10)])
+
+    redrain = DrainRequest("pin", recreated, scratch_bucket, Interval.for_day(DAY), "reset", DrainSettings(GRACE))
+    result = drain(s3, bootstrap, redrain)
+
+    assert result.outcome == "kept_existing" and result.record_count == 30
+    assert "[0] ends at offset 10, before drained offset 29" in result.message
+    assert listing(s3, scratch_bucket, raw) == before
+
+
+def test_first_drain_after_retention_cut_at_a_late_record_fails_as_expired(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(20)
+    day_records = [(0, START_MS + i * 60_000, *next(values)) for i in range(10)]
+    late_from_before = [(0, START_MS - 1_000, *next(values))]  # the previous day's, one second late
+    produced = produce(bootstrap, f"{kafka_topics}.pin", day_records + late_from_before)
+    delete_records_before(bootstrap, f"{kafka_topics}.pin", 0, produced[-1][1])  # retention removed the day
+
+    with pytest.raises(DataExpiredError, match=r"\[0\] starts at offset 10"):
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+    assert listing_keys(s3, scratch_bucket, "") == []

@@ -8,9 +8,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from include.drain import DrainRequest, DrainSettings, Interval, IntervalError, NoIntervalError
-from include.drain.engine import stale_keys
-from include.drain.kafka_reader import start_is_held
+from include.drain.engine import lost_partitions, stale_keys
+from include.drain.kafka_reader import PartitionPlan, start_is_held
 from include.drain.lines import key_json, quarantine_line
+from include.drain.manifest import Manifest, PartitionSummary, QuarantineSummary
 from include.drain.objects import object_name
 
 D = datetime(2024, 3, 10, tzinfo=UTC)
@@ -64,7 +65,7 @@ def test_status_and_wait_follow_the_end_plus_grace(now, status, wait_s):
 
 
 @pytest.mark.parametrize(
-    ("log_start", "high", "first_at_start", "held"),
+    ("log_start", "high", "first_at_early", "held"),
     [
         (0, 0, None, True),  # never written
         (0, 10, 3, True),  # nothing deleted
@@ -74,8 +75,48 @@ def test_status_and_wait_follow_the_end_plus_grace(now, status, wait_s):
         (10, 10, None, False),  # everything deleted
     ],
 )
-def test_start_is_held_unless_records_at_the_start_may_be_deleted(log_start, high, first_at_start, held):
-    assert start_is_held(log_start, high, first_at_start) is held
+def test_start_is_held_unless_records_at_the_start_may_be_deleted(log_start, high, first_at_early, held):
+    assert start_is_held(log_start, high, first_at_early) is held
+
+
+def plan(partition: int, log_start: int, high: int, held: bool = True) -> PartitionPlan:
+    return PartitionPlan(partition, log_start, high, log_start, high, high, held)
+
+
+def drained(*ranges: tuple[int, int | None, int | None]) -> Manifest:
+    """A manifest whose partitions hold the offset ranges ``(partition, first, last)``."""
+    summaries = [
+        PartitionSummary(
+            partition=p, log_start_offset=0, read_from=0, read_to=0, first_offset=first, last_offset=last,
+            count=0, quarantined=0, outside_interval=0, bytes=0, sha256="",
+        )
+        for p, first, last in ranges
+    ]  # fmt: skip
+    return Manifest(
+        entity="pin", dt=D.date(), topic="t", interval_start=D, interval_end=D + timedelta(days=1),
+        lateness_grace_seconds=600, status="complete", run_id="r", drained_at=D, record_count=0, total_bytes=0,
+        files=[], partitions=summaries, quarantine=QuarantineSummary(count=0, share=0, max_share=0, files=[]),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("plans", "existing", "reasons"),
+    [
+        ([plan(0, 0, 50), plan(1, 5, 9)], None, []),
+        ([plan(0, 0, 50), plan(1, 5, 9, held=False)], None, ["[1] starts at offset 5"]),
+        ([plan(0, 0, 50)], drained((0, 10, 49)), []),  # Kafka still has every drained offset
+        ([plan(0, 0, 50)], drained((0, None, None), (1, 3, 4)), ["[1] no longer exists"]),
+        ([plan(0, 20, 50)], drained((0, 10, 49)), ["[0] starts at offset 20, after drained offset 10"]),
+        (
+            [plan(0, 0, 12)],
+            drained((0, 10, 49)),
+            ["[0] ends at offset 12, before drained offset 49 (topic recreated or reset?)"],
+        ),
+        ([plan(0, 20, 50, held=False)], drained((0, 10, 49)), ["[0] starts at offset 20"]),
+    ],
+)
+def test_lost_partitions_compare_kafka_with_the_drained_offsets(plans, existing, reasons):
+    assert lost_partitions(plans, existing) == reasons
 
 
 def test_object_name_carries_partition_and_offset_range_and_sorts_by_offset():

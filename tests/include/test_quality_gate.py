@@ -90,6 +90,26 @@ def test_gate_fails_above_thresholds_and_on_tampered_objects(s3, scratch_bucket,
     assert any(tampered in f for f in read_dq(s3, scratch_bucket, "user")["failures"])
 
 
+def test_gate_names_an_unreadable_line_and_a_too_small_day_and_still_reports_every_entity(
+    s3, scratch_bucket, kafka_topics, stack_env
+):
+    sent = produce_triples(stack_env["KAFKA_BOOTSTRAP_SERVERS"], kafka_topics, 30, seed=4)
+    drain_all(s3, stack_env["KAFKA_BOOTSTRAP_SERVERS"], kafka_topics, scratch_bucket)
+    manifest = json.loads(s3.get_object(Bucket=scratch_bucket, Key=lake.manifest_key("pin", DAY))["Body"].read())
+    broken = manifest["files"][0]["key"]
+    body = s3.get_object(Bucket=scratch_bucket, Key=broken)["Body"].read()
+    s3.put_object(Bucket=scratch_bucket, Key=broken, Body=b"not json at all" + body[body.index(b"\n") :])
+
+    with pytest.raises(QualityGateError) as failure:
+        run_quality_gate(s3, scratch_bucket, DAY, "gate-run", QualityThresholds(min_records=31, min_ind_match_rate=0))
+
+    assert f"{broken} line 1 is not a raw record line" in str(failure.value)
+    for entity in ENTITIES:
+        report = read_dq(s3, scratch_bucket, entity)
+        count = len(sent[entity]["keys"])
+        assert not report["passed"] and f"record_count {count} < min_records 31" in report["failures"]
+
+
 def test_gate_without_a_drained_partition_says_what_is_missing(s3, scratch_bucket):
     with pytest.raises(QualityGateError, match=r"no manifest at .*raw/pin/dt=2024-05-01/_manifest.json"):
         run_quality_gate(s3, scratch_bucket, DAY, "gate-run")
