@@ -144,6 +144,7 @@ with DAG(
                     bucket=params["lake_bucket"],
                     interval=_interval(context),
                     run_id=context["run_id"],
+                    attempt=context["ti"].try_number,
                     settings=DrainSettings(
                         lateness_grace=timedelta(minutes=params["lateness_grace_minutes"]),
                         max_quarantine_share=params["max_quarantine_share"],

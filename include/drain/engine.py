@@ -68,6 +68,7 @@ class DrainRequest:
     interval: Interval
     run_id: str
     settings: DrainSettings = field(default_factory=DrainSettings)
+    attempt: int = 1  # the Airflow try number: a later try waits out an earlier try's lease
 
     def __post_init__(self) -> None:
         if self.entity not in MODELS:
@@ -234,7 +235,10 @@ def drain(
     status = interval.status_at(now(), settings.lateness_grace)
     grace_ms = round(settings.lateness_grace.total_seconds() * 1000)
 
-    with PartitionLock(s3, bucket, lake.lock_key(entity, day), request.run_id, settings.lock_ttl_seconds) as lock:
+    lease = PartitionLock(
+        s3, bucket, lake.lock_key(entity, day), request.run_id, settings.lock_ttl_seconds, request.attempt
+    )
+    with lease as lock:
         consumer = make_consumer(bootstrap_servers)
         try:
             plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms)

@@ -2,9 +2,10 @@
 
 The lock object is created with ``If-None-Match: *`` (only one creator wins), renewed by a
 heartbeat with ``If-Match: <our ETag>`` and checked once more just before the manifest is
-committed. A lease that has expired (its holder died), or one held under the same owner
-(a retry of the same run: Airflow runs one try at a time), is taken over with ``If-Match``
-on the ETag that was read, so of two runs racing for it exactly one wins.
+committed. A lease that has expired (its holder died) is taken over with ``If-Match`` on the
+ETag that was read, so of two runs racing for it exactly one wins. A later try of the same run
+first waits out the lease of the earlier try, which may still be running (a try Airflow gave
+up on is not always dead): if that try renews it meanwhile, the later try is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -37,12 +39,23 @@ def _is_missing(exc: ClientError) -> bool:
 class PartitionLock:
     """Context manager: hold the lease on ``key`` for ``owner`` while the body runs."""
 
-    def __init__(self, s3: Any, bucket: str, key: str, owner: str, ttl_seconds: float, clock=time.time):
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        owner: str,
+        ttl_seconds: float,
+        attempt: int = 1,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if ttl_seconds <= 0:
             raise ValueError(f"lock ttl must be positive, got {ttl_seconds}")
         self._s3, self._bucket, self._key, self._owner = s3, bucket, key, owner
+        self._attempt = attempt
         self._ttl = ttl_seconds
-        self._clock = clock
+        self._clock, self._sleep = clock, sleep
         self._etag: str | None = None
         self._guard = threading.Lock()
         self._stop = threading.Event()
@@ -50,7 +63,8 @@ class PartitionLock:
         self._heartbeat: threading.Thread | None = None
 
     def _body(self) -> bytes:
-        return json.dumps({"owner": self._owner, "expires_at": self._clock() + self._ttl}).encode()
+        lease = {"owner": self._owner, "attempt": self._attempt, "expires_at": self._clock() + self._ttl}
+        return json.dumps(lease).encode()
 
     def _put(self, **condition: str) -> str:
         reply = self._s3.put_object(Bucket=self._bucket, Key=self._key, Body=self._body(), **condition)
@@ -64,22 +78,31 @@ class PartitionLock:
         except ClientError as exc:
             if not _is_conflict(exc):
                 raise
-        try:
-            current = self._s3.get_object(Bucket=self._bucket, Key=self._key)
-        except ClientError as exc:
-            if _is_missing(exc):  # released between our two calls: try once more from scratch
-                return self._acquire_fresh()
-            raise
-        holder = json.loads(current["Body"].read())
+        current = self._read()
+        if current is None:  # released between our two calls: try once more from scratch
+            return self._acquire_fresh()
+        etag, holder = current
         expired = holder.get("expires_at", 0) < self._clock()
-        if not expired and holder.get("owner") != self._owner:
+        same_run = holder.get("owner") == self._owner
+        if not expired and same_run and holder.get("attempt") != self._attempt:
+            self._sleep(max(0.0, holder["expires_at"] - self._clock()) + 0.2)  # dead tries stop renewing
+            current = self._read()
+            if current is None:
+                return self._acquire_fresh()
+            if current[0] != etag:
+                raise PartitionLockedError(
+                    f"s3://{self._bucket}/{self._key} is still renewed by try {holder.get('attempt')} of this run "
+                    f"({self._owner!r}): that try is still draining; this try will succeed on retry once it is done"
+                )
+            expired = True
+        elif not expired and not same_run:
             raise PartitionLockedError(
                 f"s3://{self._bucket}/{self._key} is held by {holder.get('owner')!r} for "
                 f"{holder['expires_at'] - self._clock():.0f}s more: another run is draining this partition; "
                 "this run will succeed on retry once it is done"
             )
         try:
-            self._etag = self._put(IfMatch=current["ETag"])
+            self._etag = self._put(IfMatch=etag)
         except ClientError as exc:
             if _is_conflict(exc):
                 raise PartitionLockedError(
@@ -93,6 +116,16 @@ class PartitionLock:
             self._bucket,
             self._key,
         )
+
+    def _read(self) -> tuple[str, dict[str, Any]] | None:
+        """The lease's ETag and content, or None when there is none."""
+        try:
+            current = self._s3.get_object(Bucket=self._bucket, Key=self._key)
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise
+        return current["ETag"], json.loads(current["Body"].read())
 
     def _acquire_fresh(self) -> None:
         try:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -264,7 +265,7 @@ from datetime import date, timedelta
 from include.drain import DrainRequest, DrainSettings, Interval, drain
 topic, bucket, run_id = sys.argv[1:4]
 s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"], region_name=os.environ["AWS_DEFAULT_REGION"])
-settings = DrainSettings(lateness_grace=timedelta(minutes=10), max_object_bytes=8_000)
+settings = DrainSettings(lateness_grace=timedelta(minutes=10), max_object_bytes=8_000, lock_ttl_seconds=6)
 drain(s3, os.environ["KAFKA_BOOTSTRAP_SERVERS"],
       DrainRequest("pin", topic, bucket, Interval.for_day(date(2024, 3, 10)), run_id, settings))
 """
@@ -294,7 +295,8 @@ def test_killed_drain_leaves_no_success_and_the_retry_repairs_it(s3, scratch_buc
 
     with pytest.raises(PartitionLockedError, match="another run is draining"):
         drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="someone-else", max_object_bytes=8_000))
-    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="run-7", max_object_bytes=8_000))
+    retry = request(kafka_topics, scratch_bucket, run_id="run-7", max_object_bytes=8_000, lock_ttl_seconds=6)
+    drain(s3, bootstrap, replace(retry, attempt=2))  # waits out the killed try's lease, then repairs
 
     manifest = load_manifest(s3, scratch_bucket)
     assert sorted(drained_records(s3, scratch_bucket, manifest)) == as_rows(produced)

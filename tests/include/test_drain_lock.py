@@ -34,6 +34,20 @@ def test_expired_lease_is_taken_over_and_the_old_holder_cannot_commit(s3, scratc
     second.release()
 
 
+def test_a_later_try_waits_out_the_lease_of_an_earlier_try_and_refuses_a_live_one(s3, scratch_bucket):
+    live = PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=1.0, attempt=1)
+    with live, pytest.raises(PartitionLockedError, match="still renewed by try 1 of this run"):
+        PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=60, attempt=2).acquire()
+    dead = PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=1.0, attempt=1)
+    dead.acquire()  # no heartbeat: as a killed try, it stops renewing
+    later = PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=60, attempt=2)
+    later.acquire()
+    with pytest.raises(LockLostError):
+        dead.renew()
+    later.release()
+    assert s3.list_objects_v2(Bucket=scratch_bucket, Prefix=KEY).get("KeyCount") == 0
+
+
 def test_of_many_racing_runs_exactly_one_gets_the_lease(s3, scratch_bucket):
     barrier = threading.Barrier(8)
     outcomes: list[str] = []
