@@ -25,7 +25,8 @@ def _parseable_timestamp(value: str) -> str:
     return value
 
 
-NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+# Record ids are Spark LongType columns: a larger value would be read back as null.
+RecordId = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
 # The leading date pattern refuses what the datetime parser alone would take (epoch numbers such as "1700000000").
 Timestamp = Annotated[
     str,
@@ -41,7 +42,7 @@ class _Record(BaseModel):
 class PinRecord(_Record):
     """A pin as posted by the original clients (``index`` becomes ``ind`` when cleaned)."""
 
-    index: NonNegativeInt
+    index: RecordId
     unique_id: UUID
     title: str
     description: str
@@ -58,7 +59,7 @@ class PinRecord(_Record):
 class GeoRecord(_Record):
     """Where and when a pin was posted."""
 
-    ind: NonNegativeInt
+    ind: RecordId
     timestamp: Timestamp
     latitude: Annotated[float, Field(strict=True, ge=-90, le=90)]
     longitude: Annotated[float, Field(strict=True, ge=-180, le=180)]
@@ -68,7 +69,7 @@ class GeoRecord(_Record):
 class UserRecord(_Record):
     """The user who posted a pin."""
 
-    ind: NonNegativeInt
+    ind: RecordId
     first_name: str
     last_name: str
     age: Annotated[int, Field(strict=True, ge=0, le=150)]

@@ -18,6 +18,7 @@ PIN = TRIPLE.pin.model_dump(mode="json")
 GEO = TRIPLE.geo.model_dump(mode="json")
 USER = TRIPLE.user.model_dump(mode="json")
 LIMIT = 1_048_576
+INT64_MAX = 2**63 - 1  # the largest value of Spark's LongType, which the id fields are read as
 NAN_LATITUDE = '{"ind": 1, "timestamp": "2020-01-01 00:00:00", "latitude": NaN, "longitude": 0, "country": "X"}'
 
 
@@ -33,6 +34,7 @@ BAD_INPUTS = [
     ("/pin/", json.dumps([PIN]), 422, ""),
     ("/pin/", json.dumps({**PIN, "index": "12"}), 422, "index"),
     ("/pin/", json.dumps({**PIN, "index": -1}), 422, "index"),
+    ("/pin/", json.dumps({**PIN, "index": INT64_MAX + 1}), 422, "index"),
     ("/pin/", json.dumps({**PIN, "unique_id": "not-a-uuid"}), 422, "unique_id"),
     ("/pin/", json.dumps({**PIN, "downloaded": 2}), 422, "downloaded"),
     ("/pin/", json.dumps(without(PIN, "category")), 422, "category"),
@@ -42,12 +44,16 @@ BAD_INPUTS = [
     ("/geo/", json.dumps({**GEO, "latitude": "45"}), 422, "latitude"),
     ("/geo/", json.dumps({**GEO, "timestamp": "yesterday at noon"}), 422, "timestamp"),
     ("/geo/", json.dumps(without(GEO, "ind")), 422, "ind"),
+    ("/geo/", json.dumps({**GEO, "ind": INT64_MAX + 1}), 422, "ind"),
+    ("/geo/", json.dumps({**GEO, "ind": 10**30}), 422, "ind"),
     ("/geo/", json.dumps({**GEO, "timestamp": "1700000000"}), 422, "timestamp"),
     ("/geo/", NAN_LATITUDE, 422, "latitude"),
     ("/user/", json.dumps({**USER, "age": -3}), 422, "age"),
     ("/user/", json.dumps({**USER, "age": 30.5}), 422, "age"),
     ("/user/", json.dumps({**USER, "date_joined": "2020-13-45 99:00:00"}), 422, "date_joined"),
     ("/user/", json.dumps({**USER, "ind": True}), 422, "ind"),
+    ("/user/", json.dumps({**USER, "ind": INT64_MAX + 1}), 422, "ind"),
+    ("/user/batch", json.dumps([{**USER, "ind": INT64_MAX + 1}]), 422, "ind"),
     ("/user/batch", json.dumps(USER), 422, ""),
     ("/user/batch", "[]", 422, ""),
     ("/user/batch", json.dumps([USER] * 501), 422, ""),
@@ -84,6 +90,14 @@ def test_bad_input_is_rejected_and_not_produced(
 def test_a_pin_without_poster_name_is_accepted(api: RunningApi) -> None:
     response = httpx.post(f"{api.url}/pin/", json=without(PIN, "poster_name"), timeout=10)
     assert response.status_code == 200, response.text
+
+
+def test_the_largest_int64_id_is_accepted_and_stored_as_sent(api: RunningApi) -> None:
+    response = httpx.post(f"{api.url}/geo/", json={**GEO, "ind": INT64_MAX}, timeout=10)
+    assert response.status_code == 200, response.text
+    stored = {(r.partition, r.offset): r for r in read_all(api.bootstrap, api.topic("geo"))}
+    record = stored[(response.json()["partition"], response.json()["offset"])]
+    assert (record.key, json.loads(record.value)["ind"]) == (b"9223372036854775807", 9223372036854775807)
 
 
 @pytest.fixture(scope="module")
