@@ -18,7 +18,8 @@ S3_CLIENT_CONFIG: dict[str, Any] = {"s3": {"payload_signing_enabled": False}}
 class PlatformSettings(BaseSettings):
     """Where Kafka and the lake are, and how topics are named."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a failed validation must not echo the environment (API_KEY, AWS_SECRET_ACCESS_KEY).
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     topic_prefix: str = Field("pinterest", validation_alias="PINTEREST_TOPIC_PREFIX")

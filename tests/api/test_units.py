@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import uuid
+
 import pytest
+from kafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import ValidationError
 
 from api.middleware import entity_of_path
 from api.producer import producer_config
 from api.records import field_errors
 from api.settings import ApiSettings
-from include.records import GeoRecord
+from include.records import GeoRecord, PinRecord, kafka_key, kafka_value
+from tests.api_process import REPO
+
+SECRET = "k-TOPSECRET-" + "9e" * 8
+BAD_TIMEOUTS = {"KAFKA_DELIVERY_TIMEOUT_MS": "500", "KAFKA_REQUEST_TIMEOUT_MS": "1000"}
 
 
 def test_delivery_timeout_must_cover_linger_plus_one_request() -> None:
@@ -22,6 +31,48 @@ def test_an_empty_api_key_means_no_key_and_the_key_is_never_shown() -> None:
     settings = ApiSettings(API_KEY="s3cr3t-value")
     assert "s3cr3t-value" not in repr(settings)
     assert "s3cr3t-value" not in str(settings.model_dump())
+
+
+def only_these_settings(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    """An environment holding no API setting but ``values`` (pydantic shortens a long input in its messages)."""
+    for field in ApiSettings.model_fields.values():
+        monkeypatch.delenv(str(field.validation_alias), raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_a_bad_setting_error_does_not_show_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    only_these_settings(monkeypatch, {"API_KEY": SECRET, **BAD_TIMEOUTS})
+    with pytest.raises(ValidationError, match="KAFKA_DELIVERY_TIMEOUT_MS") as from_env:
+        ApiSettings()
+    monkeypatch.delenv("API_KEY")
+    with pytest.raises(ValidationError, match="KAFKA_DELIVERY_TIMEOUT_MS") as from_arguments:
+        ApiSettings(API_KEY=SECRET)
+    assert SECRET[:8] not in str(from_env.value)
+    assert SECRET[:8] not in str(from_arguments.value)
+
+
+def test_the_api_refusing_bad_settings_does_not_print_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    only_these_settings(monkeypatch, {"API_KEY": SECRET, **BAD_TIMEOUTS})
+    result = subprocess.run([sys.executable, "-m", "api"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "KAFKA_DELIVERY_TIMEOUT_MS" in result.stderr
+    assert SECRET[:8] not in result.stdout + result.stderr
+
+
+def test_a_record_whose_body_is_at_the_limit_fits_the_producer_request_size() -> None:
+    settings = ApiSettings()
+    pin = {"index": 2**63 - 1, "unique_id": str(uuid.uuid4()), "title": "", "description": "", "poster_name": "",
+           "follower_count": "0", "tag_list": "", "is_image_or_video": "image", "image_src": "", "downloaded": 1,
+           "save_location": "", "category": ""}  # fmt: skip
+    compact = PinRecord.model_validate(pin).model_dump_json()
+    pin["description"] = "d" * (settings.max_body_bytes - len(compact))
+    body = PinRecord.model_validate(pin).model_dump_json()
+    assert len(body) == settings.max_body_bytes
+    record = PinRecord.model_validate_json(body)
+    headers = [("request_id", b"r" * 64)]
+    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(kafka_key("pin", record), kafka_value(record), headers)
+    assert size <= producer_config(settings)["max_request_size"]
 
 
 def test_producer_is_durable_and_fails_fast() -> None:
