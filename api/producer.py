@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.producer.future import FutureRecordMetadata, RecordMetadata
 
 from api.settings import ApiSettings
@@ -19,8 +20,17 @@ log = logging.getLogger(__name__)
 Header = tuple[str, bytes]
 
 
+# Beyond the body: the key, the request_id header, the record and batch framing, and what re-serialising the
+# body may add (a float's ".0", a UUID's hyphens).
+RECORD_OVERHEAD_BYTES = 4096
+
+
 class KafkaUnavailableError(Exception):
     """Kafka did not acknowledge a record in time (or is not connected yet)."""
+
+
+class RecordTooLargeError(Exception):
+    """Kafka refuses the record for its size; sending it again cannot help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,9 @@ class Delivery:
     offset: int
 
 
+Outcome = Delivery | KafkaUnavailableError | RecordTooLargeError
+
+
 def producer_config(settings: ApiSettings) -> dict[str, object]:
     """The KafkaProducer options: durable (acks=all, idempotent) and quick to fail when Kafka is gone."""
     return {
@@ -56,13 +69,21 @@ def producer_config(settings: ApiSettings) -> dict[str, object]:
         "request_timeout_ms": settings.kafka_request_timeout_ms,
         "delivery_timeout_ms": settings.kafka_delivery_timeout_ms,
         "max_block_ms": settings.kafka_max_block_ms,
+        "max_request_size": settings.max_body_bytes + RECORD_OVERHEAD_BYTES,
         "bootstrap_timeout_ms": settings.kafka_max_block_ms,
         "reconnect_backoff_max_ms": 1_000,
     }
 
 
-def _bridge(future: FutureRecordMetadata, loop: asyncio.AbstractEventLoop) -> asyncio.Future[RecordMetadata]:
-    """An asyncio future resolved, on ``loop``, when the kafka-python future is (from the sender thread)."""
+def _bridge(
+    future: FutureRecordMetadata,
+    loop: asyncio.AbstractEventLoop,
+    blame: Callable[[BaseException], BaseException],
+) -> asyncio.Future[RecordMetadata]:
+    """An asyncio future resolved, on ``loop``, when the kafka-python future is (from the sender thread).
+
+    A failure is passed through ``blame`` on the loop, in the order the sender thread reported it.
+    """
     waiter: asyncio.Future[RecordMetadata] = loop.create_future()
 
     def settle_ok(metadata: RecordMetadata) -> None:
@@ -70,6 +91,7 @@ def _bridge(future: FutureRecordMetadata, loop: asyncio.AbstractEventLoop) -> as
             waiter.set_result(metadata)
 
     def settle_error(error: BaseException) -> None:
+        error = blame(error)
         if not waiter.done():
             waiter.set_exception(error)
 
@@ -84,6 +106,11 @@ class RecordProducer:
     ``send`` calls ``KafkaProducer.send`` on the event loop only for topics whose
     metadata is already known (then it only appends to a buffer); the first
     send to a topic runs in a worker thread because it may wait for metadata.
+
+    After Kafka fails a record with a non-retriable error (such as a record
+    over the topic's ``max.message.bytes``), kafka-python's idempotent producer
+    fails every later record with that same error: the producer is then
+    replaced, and only the first failure is the record's own.
     """
 
     def __init__(self, settings: ApiSettings, topics: Iterable[str]) -> None:
@@ -92,6 +119,8 @@ class RecordProducer:
         self._producer: KafkaProducer | None = None
         self._warm_topics: set[str] = set()
         self._connector: asyncio.Task[None] | None = None
+        self._retired: weakref.WeakSet[KafkaProducer] = weakref.WeakSet()
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def connected(self) -> bool:
@@ -130,8 +159,8 @@ class RecordProducer:
                 self._warm_topics.add(topic)
         return producer
 
-    async def send_many(self, records: Sequence[OutgoingRecord]) -> list[Delivery | KafkaUnavailableError]:
-        """Produce records; each outcome is its Delivery or a KafkaUnavailableError, in order."""
+    async def send_many(self, records: Sequence[OutgoingRecord]) -> list[Outcome]:
+        """Produce records; one outcome per record, in order (a Delivery when Kafka acknowledged it)."""
         producer = self._producer
         if producer is None:
             return [KafkaUnavailableError("not connected to Kafka yet")] * len(records)
@@ -150,11 +179,33 @@ class RecordProducer:
                 failed.set_exception(error)
                 waiters.append(failed)
             else:
-                waiters.append(_bridge(future, loop))
+                waiters.append(_bridge(future, loop, lambda error, p=producer: self._blame(p, error)))
         _, pending = await asyncio.wait(waiters, timeout=self._settings.ack_wait_s)
         for waiter in pending:
             waiter.cancel()
         return [_outcome(waiter) for waiter in waiters]
+
+    def _blame(self, producer: KafkaProducer, error: BaseException) -> BaseException:
+        """The error a record's failure stands for; the first non-retriable one retires its producer."""
+        if not isinstance(error, KafkaError) or error.retriable:
+            return error
+        if producer in self._retired:
+            return KafkaUnavailableError(f"the Kafka producer is being replaced after an earlier error: {error!r}")
+        self._retire(producer, error)
+        return error
+
+    def _retire(self, producer: KafkaProducer, error: KafkaError) -> None:
+        """Close a producer that fails every record from now on, and connect a new one."""
+        log.error("kafka producer unusable after a non-retriable error, replacing it", extra={"error": repr(error)})
+        self._retired.add(producer)
+        if self._producer is producer:
+            self._producer = None
+            self._warm_topics.clear()
+        closing = asyncio.create_task(asyncio.to_thread(producer.close, 0), name="kafka-close-retired")
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        if self._connector is None or self._connector.done():
+            self._connector = asyncio.create_task(self._connect_until_done(), name="kafka-connect")
 
     @staticmethod
     def _send_now(producer: KafkaProducer, record: OutgoingRecord) -> FutureRecordMetadata:
@@ -172,15 +223,20 @@ class RecordProducer:
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connector
+        await asyncio.gather(*self._closing)
         if self._producer is not None:
             await asyncio.to_thread(self._producer.close, self._settings.kafka_delivery_timeout_ms / 1000 + 1)
             self._producer = None
 
 
-def _outcome(waiter: asyncio.Future[RecordMetadata]) -> Delivery | KafkaUnavailableError:
+def _outcome(waiter: asyncio.Future[RecordMetadata]) -> Outcome:
     if waiter.cancelled():
         return KafkaUnavailableError("Kafka did not acknowledge in time")
     error = waiter.exception()
+    if isinstance(error, MessageSizeTooLargeError | RecordListTooLargeError):
+        return RecordTooLargeError(f"Kafka refused the record for its size: {error!r}")
+    if isinstance(error, KafkaUnavailableError):
+        return error
     if error is not None:
         return KafkaUnavailableError(f"Kafka did not take the record: {error!r}")
     metadata = waiter.result()

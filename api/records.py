@@ -12,13 +12,16 @@ from pydantic_core import ErrorDetails, from_json
 
 from api.logs import request_id_var
 from api.metrics import KAFKA_ERRORS, RECORDS_ACCEPTED, RECORDS_REJECTED
-from api.producer import Delivery, KafkaUnavailableError, OutgoingRecord, RecordProducer
+from api.producer import KafkaUnavailableError, Outcome, OutgoingRecord, RecordProducer, RecordTooLargeError
 from api.schemas import Accepted, BatchItem, BatchResult, FieldError, Invalid, Problem
 from api.security import require_api_key
 from api.settings import ApiSettings
 from include.records import MODELS, Entity, kafka_key, kafka_value
 
 log = logging.getLogger(__name__)
+
+TOO_LARGE = "too_large"
+"""The error type of a batch record larger than Kafka accepts."""
 
 
 async def get_producer(request: Request) -> RecordProducer:
@@ -68,7 +71,7 @@ def _body_schema(model: type[BaseModel], batch_max: int | None) -> dict[str, Any
 _ERRORS = {
     400: {"model": Problem, "description": "The body is not JSON."},
     401: {"model": Problem, "description": "Missing or wrong X-API-Key."},
-    413: {"model": Problem, "description": "The body is over the size limit."},
+    413: {"model": Problem, "description": "The body is over the size limit, or the record over Kafka's."},
     503: {"model": Problem, "description": "Kafka did not acknowledge in time; retry after Retry-After seconds."},
 }
 
@@ -102,6 +105,10 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
             log.info("record rejected", extra={"entity": entity, "errors": [e["loc"] for e in errors]})
             return _json(Invalid(detail=field_errors(errors)), 422)
         outcome = (await producer.send_many([_outgoing(entity, topic, record, request_id)]))[0]
+        if isinstance(outcome, RecordTooLargeError):
+            RECORDS_REJECTED.labels(entity, "too_large").inc()
+            log.warning("record too large for kafka", extra={"entity": entity, "error": str(outcome)})
+            return _problem(413, "the record is larger than Kafka accepts, it was not stored")
         if isinstance(outcome, KafkaUnavailableError):
             KAFKA_ERRORS.labels(entity).inc()
             RECORDS_REJECTED.labels(entity, "kafka_unavailable").inc()
@@ -118,7 +125,8 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         response_model=BatchResult,
         summary=f"Ingest up to {settings.batch_max_records} {entity} records, answered per record",
         description="200 when every record was accepted, 207 when some were not (see each item), "
-        "422 when none was valid, 503 when Kafka took none of the valid ones.",
+        "422 when none was valid, 503 when Kafka took none of the valid ones. "
+        "A record larger than Kafka accepts is invalid, with an error of type too_large.",
         responses={
             **_ERRORS,
             207: {"model": BatchResult, "description": "Some records were not accepted."},
@@ -156,14 +164,19 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         result = _summarise(entity, request_id, [item for item in results if item is not None])
         if result.accepted == len(items):
             return _json(result, 200)
-        if outgoing and result.unavailable == len(outgoing):
+        if result.invalid == len(items):
+            return _json(result, 422)
+        if result.unavailable == len(outgoing):
             return _json(result, 503, retry_after)
-        return _json(result, 207 if outgoing else 422)
+        return _json(result, 207)
 
     return router
 
 
-def _batch_item(index: int, outcome: Delivery | KafkaUnavailableError) -> BatchItem:
+def _batch_item(index: int, outcome: Outcome) -> BatchItem:
+    if isinstance(outcome, RecordTooLargeError):
+        error = FieldError(field="", loc=["body", index], msg="the record is larger than Kafka accepts", type=TOO_LARGE)
+        return BatchItem(index=index, status="invalid", errors=[error])
     if isinstance(outcome, KafkaUnavailableError):
         return BatchItem(index=index, status="unavailable")
     return BatchItem(
@@ -175,8 +188,10 @@ def _summarise(entity: Entity, request_id: str, items: list[BatchItem]) -> Batch
     counts = {"accepted": 0, "invalid": 0, "unavailable": 0}
     for item in items:
         counts[item.status] += 1
+    too_large = sum(1 for item in items if item.errors and item.errors[0].type == TOO_LARGE)
     RECORDS_ACCEPTED.labels(entity).inc(counts["accepted"])
-    RECORDS_REJECTED.labels(entity, "invalid").inc(counts["invalid"])
+    RECORDS_REJECTED.labels(entity, "invalid").inc(counts["invalid"] - too_large)
+    RECORDS_REJECTED.labels(entity, "too_large").inc(too_large)
     RECORDS_REJECTED.labels(entity, "kafka_unavailable").inc(counts["unavailable"])
     KAFKA_ERRORS.labels(entity).inc(counts["unavailable"])
     if counts["invalid"] or counts["unavailable"]:
