@@ -25,10 +25,12 @@ RUN mkdir -p /usr/share/man/man1 \
  && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
  && rm -rf /var/lib/apt/lists/*
 
-# The pinned Python stack, plus the PostgreSQL drivers Airflow needs here (sync psycopg2, async asyncpg).
+# The pinned Python stack, plus the PostgreSQL drivers Airflow needs here (sync psycopg2, async asyncpg). Then the
+# pinned pyspark again: pyspark-client (required by the Spark provider, older) overwrites pyspark's Python files.
 COPY requirements.txt constraints.txt docker/requirements-postgres.txt /tmp/pins/
 RUN python -m venv /opt/venv \
- && pip install -r /tmp/pins/requirements.txt -r /tmp/pins/requirements-postgres.txt -c /tmp/pins/constraints.txt
+ && pip install -r /tmp/pins/requirements.txt -r /tmp/pins/requirements-postgres.txt -c /tmp/pins/constraints.txt \
+ && pip install --force-reinstall --no-deps "$(grep -E '^pyspark==' /tmp/pins/requirements.txt)"
 
 # s3a for every Spark of the image: link the jars into pyspark's jars, as devstack/install.py does.
 COPY --from=s3a-jars /s3a-jars /opt/s3a-jars

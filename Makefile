@@ -13,10 +13,15 @@ help:
 	@echo "make bench   set up, start the local stack, run the benchmarks (table + bench-results/)"
 	@echo "make up | down | status | lint | lock | clean"
 
-$(VENV)/.installed: requirements.txt constraints.txt
+# pyspark-client (required by the Spark provider; its newest release is older than our pyspark) ships pyspark's
+# Python files too and overwrites them: reinstall the pinned pyspark over it.
+PYSPARK_PIN := $(shell grep -E '^pyspark==' requirements.txt)
+
+$(VENV)/.installed: requirements.txt constraints.txt Makefile
 	@echo "==> creating $(VENV) and installing pinned Python dependencies (first time: ~3 min)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$(PYSPARK_PIN)"
 	@touch $@
 
 install: $(VENV)/.installed

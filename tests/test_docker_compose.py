@@ -274,6 +274,10 @@ def test_dockerfile_installs_requirements_with_constraints_on_python_and_java_of
     assert len(installs) == 1
     assert re.search(r"-r \S*/requirements\.txt", installs[0]) and re.search(r"-c \S*/constraints\.txt", installs[0])
     assert re.search(r"-r \S*/requirements-postgres\.txt", installs[0])
+    # then pyspark again over pyspark-client's copies of its files, at the version requirements.txt pins
+    main, reinstall = installs[0].split(" && pip install ", 2)[1:]
+    assert "-r " in main and "--force-reinstall --no-deps" in reinstall
+    assert "\"$(grep -E '^pyspark==' /tmp/pins/requirements.txt)\"" in reinstall
     assert any(op == "RUN" and "openjdk-17-jre-headless" in args for op, args in stage)
 
 
