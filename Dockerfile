@@ -7,8 +7,12 @@
 FROM maven:3.9-eclipse-temurin-17 AS s3a-jars
 # Must match the Hadoop client jars bundled with pyspark (devstack/versions.py HADOOP_VERSION).
 ARG HADOOP_VERSION=3.5.0
+# The plugin version devstack/install.py pins.
+ARG MAVEN_DEPENDENCY_PLUGIN_VERSION=3.8.1
 COPY devstack/maven/s3a/pom.xml /build/pom.xml
-RUN mvn -q -B -f /build/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+RUN mvn -q -B -f /build/pom.xml \
+        org.apache.maven.plugins:maven-dependency-plugin:${MAVEN_DEPENDENCY_PLUGIN_VERSION}:copy-dependencies \
+        -DincludeScope=runtime \
         -DoutputDirectory=/s3a-jars -Dhadoop.version=${HADOOP_VERSION}
 
 FROM python:3.11-slim-bookworm AS platform

@@ -13,6 +13,10 @@ from pathlib import Path
 from devstack import paths, spark_cds, versions
 from devstack.log import step
 
+# Pinned, so the goal does not depend on the default of whichever Maven is installed (also in the Dockerfile).
+MAVEN_DEPENDENCY_PLUGIN_VERSION = "3.8.1"
+MAVEN_DEPENDENCY_PLUGIN = f"org.apache.maven.plugins:maven-dependency-plugin:{MAVEN_DEPENDENCY_PLUGIN_VERSION}"
+
 
 def _stamp_ok(stamp: Path, version: str) -> bool:
     return stamp.exists() and stamp.read_text() == version
@@ -30,7 +34,7 @@ def _maven_copy(pom_dir: Path, dest: Path, props: dict[str, str]) -> None:
             "-B",
             "-f",
             str(pom_dir / "pom.xml"),
-            "dependency:copy-dependencies",
+            f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={tmp}",
             *defines,

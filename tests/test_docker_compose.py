@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from api.settings import ApiSettings
-from devstack import versions
+from devstack import install, versions
 from devstack.environment import airflow_env
 from devstack.ports import PORTS
 from devstack.secrets import GENERATED, load_secrets
@@ -257,6 +257,8 @@ def test_python_services_share_one_image_built_from_the_dockerfile():
 def test_images_pin_the_local_stack_versions():
     assert SERVICES["kafka"]["image"] == f"apache/kafka:{versions.KAFKA_VERSION}"
     assert dockerfile_args(DOCKERFILE)["HADOOP_VERSION"] == versions.HADOOP_VERSION
+    plugin = dockerfile_args(DOCKERFILE)["MAVEN_DEPENDENCY_PLUGIN_VERSION"]
+    assert plugin == install.MAVEN_DEPENDENCY_PLUGIN_VERSION
     minio_args = dockerfile_args(MINIO_DOCKERFILE)
     assert (minio_args["MINIO_MODULE"], minio_args["MINIO_VERSION"]) == (versions.MINIO_MODULE, versions.MINIO_VERSION)
     assert SERVICES["minio"]["build"] == {"context": "docker/minio"}
@@ -297,9 +299,8 @@ def test_postgres_drivers_are_pinned_and_do_not_clash_with_the_constraints():
 def test_s3a_jars_come_from_the_local_stack_pom_and_land_in_pyspark():
     steps = instructions(DOCKERFILE)
     assert any(op == "COPY" and args.startswith("devstack/maven/s3a/pom.xml ") for op, args in steps)
-    assert any(
-        op == "RUN" and "dependency:copy-dependencies" in args and "${HADOOP_VERSION}" in args for op, args in steps
-    )
+    goal = "org.apache.maven.plugins:maven-dependency-plugin:${MAVEN_DEPENDENCY_PLUGIN_VERSION}:copy-dependencies"
+    assert any(op == "RUN" and goal in args and "${HADOOP_VERSION}" in args for op, args in steps)
     assert any(op == "RUN" and "pyspark" in args and "ln -s" in args for op, args in platform_stage(DOCKERFILE))
 
 
