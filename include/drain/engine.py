@@ -28,9 +28,16 @@ from botocore.exceptions import ClientError
 from confluent_kafka import Consumer
 
 from include import lake
-from include.drain.errors import DataExpiredError, QuarantineThresholdError
-from include.drain.interval import Interval, Status
-from include.drain.kafka_reader import PartitionPlan, make_consumer, plan_partitions, read_range
+from include.drain.errors import DataExpiredError, QuarantineThresholdError, TopicError
+from include.drain.interval import Interval, Status, epoch_ms
+from include.drain.kafka_reader import (
+    PartitionPlan,
+    make_consumer,
+    plan_partitions,
+    read_range,
+    retention_floor_ms,
+    topic_configs,
+)
 from include.drain.lines import batch_lines
 from include.drain.lock import PartitionLock
 from include.drain.manifest import FileEntry, Manifest, PartitionSummary, QuarantineSummary
@@ -202,6 +209,15 @@ def lost_partitions(plans: list[PartitionPlan], existing: Manifest | None) -> li
     return reasons
 
 
+def _retention_floor(bootstrap_servers: str, topic: str, now: datetime) -> int | None:
+    """The topic's ``retention_floor_ms``; None (the offset checks alone) when its configuration is not readable."""
+    try:
+        return retention_floor_ms(topic_configs(bootstrap_servers, topic), epoch_ms(now))
+    except TopicError as exc:
+        log.warning("%s: judging retention by offsets alone", exc)
+        return None
+
+
 def _existing_manifest(s3: Any, bucket: str, key: str) -> Manifest | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -241,7 +257,8 @@ def drain(
     with lease as lock:
         consumer = make_consumer(bootstrap_servers)
         try:
-            plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms)
+            floor_ms = _retention_floor(bootstrap_servers, request.topic, now())
+            plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms, floor_ms)
             existing = _existing_manifest(s3, bucket, manifest_key)
             lost = lost_partitions(plans, existing)
             if lost:

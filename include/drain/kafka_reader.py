@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from include.drain.errors import KafkaReadError, TopicError
 
@@ -65,30 +66,60 @@ def _offset_at(consumer: Consumer, topic: str, partition: int, timestamp_ms: int
     return found.offset if found.offset >= 0 else None
 
 
-def start_is_held(log_start: int, high: int, first_at_early: int | None) -> bool:
+def retention_floor_ms(configs: dict[str, str], now_ms: int) -> int | None:
+    """Timestamp below which the topic's retention may have deleted records, when only time retention deletes.
+
+    Time retention removes a segment once its newest record is older than ``retention.ms``, so
+    nothing at or after ``now - retention.ms`` has been deleted by it. None when that cannot be
+    relied on: size retention (``retention.bytes``), compaction, or no time limit at all (then
+    only an administrator deleted records, anywhere).
+    """
+    retention = int(configs.get("retention.ms", "-1"))
+    if retention < 0 or int(configs.get("retention.bytes", "-1")) >= 0 or configs.get("cleanup.policy") != "delete":
+        return None
+    return now_ms - retention
+
+
+def topic_configs(bootstrap_servers: str, topic: str) -> dict[str, str]:
+    """The topic's effective configuration (its own settings and the broker's defaults)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    [future] = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+    try:
+        entries = future.result(TIMEOUT_S)
+    except KafkaException as exc:
+        raise TopicError(f"cannot read the configuration of topic {topic!r}: {exc}") from exc
+    return {name: entry.value for name, entry in entries.items() if entry.value is not None}
+
+
+def start_is_held(log_start: int, high: int, first_at_early: int | None, early_is_retained: bool = False) -> bool:
     """Whether Kafka still holds every record of the partition timestamped at or after the interval start.
 
     ``first_at_early`` is the first offset timestamped at or after the start minus the lateness
-    grace. Held when nothing was ever deleted (log start 0), when a retained record older than
-    that precedes it (records are out of order by at most the grace, so everything deleted
+    grace. Held when nothing was ever deleted (log start 0), when time retention cannot have
+    reached that early moment (``early_is_retained``), when a retained record older than it
+    precedes that offset (records are out of order by at most the grace, so everything deleted
     lies before the interval), or when records are retained and all of them are that old.
     Otherwise records of the interval may be gone.
     """
-    if log_start == 0:
+    if log_start == 0 or early_is_retained:
         return True
     if first_at_early is None:
         return high > log_start
     return first_at_early > log_start
 
 
-def plan_partitions(consumer: Consumer, topic: str, start_ms: int, end_ms: int, grace_ms: int) -> list[PartitionPlan]:
+def plan_partitions(
+    consumer: Consumer, topic: str, start_ms: int, end_ms: int, grace_ms: int, floor_ms: int | None = None
+) -> list[PartitionPlan]:
     """Per partition: read from the first offset at ``start_ms`` up to the high watermark seen now.
 
     Reading goes to the high watermark because a record of the interval may have been written
     after records of later days (history seeding, a slow producer). Offsets from the first record
     at ``end_ms + grace_ms`` on are ``late_from``: a record of the interval found there came later
-    than the grace allows. The range is fixed before reading starts.
+    than the grace allows. ``floor_ms`` is the topic's ``retention_floor_ms``. The range is fixed
+    before reading starts.
     """
+    early_is_retained = floor_ms is not None and start_ms - grace_ms >= floor_ms
     try:
         metadata = consumer.list_topics(topic, timeout=TIMEOUT_S)
     except KafkaException as exc:
@@ -112,7 +143,7 @@ def plan_partitions(consumer: Consumer, topic: str, start_ms: int, end_ms: int, 
                 read_from=read_from,
                 read_to=max(read_from, high),
                 late_from=max(read_from, first_late if first_late is not None else high),
-                start_held=start_is_held(low, high, first_at_early),
+                start_held=start_is_held(low, high, first_at_early, early_is_retained),
             )
         )
     return plans

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from confluent_kafka import Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from include import lake
 from include.drain import (
@@ -375,3 +375,25 @@ def test_first_drain_after_retention_cut_at_a_late_record_fails_as_expired(s3, s
     with pytest.raises(DataExpiredError, match=r"\[0\] starts at offset 10"):
         drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
     assert listing_keys(s3, scratch_bucket, "") == []
+
+
+def test_a_partition_emptied_by_time_retention_does_not_expire_a_recent_day(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    topic, values = f"{kafka_topics}.pin", pins(5)
+    three_days_ago = int((datetime.now(UTC) - timedelta(days=3)).timestamp() * 1000)
+    produced = produce(bootstrap, topic, [(0, three_days_ago + i, *next(values)) for i in range(5)])
+    delete_records_before(bootstrap, topic, 0, produced[-1][1] + 1)  # partition 0 is empty: log start = high
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+
+    with pytest.raises(DataExpiredError):  # no time limit: only an administrator deleted, anything may be gone
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket, day=yesterday))
+    week = ConfigEntry("retention.ms", str(7 * 86_400_000), incremental_operation=AlterConfigOpType.SET)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.incremental_alter_configs(
+        [ConfigResource("topic", topic, incremental_configs=[week])]
+    ).values():
+        future.result(30)
+    result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, day=yesterday))
+
+    assert (result.outcome, result.record_count) == ("drained", 0)  # a week's retention cannot reach yesterday

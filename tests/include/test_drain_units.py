@@ -9,7 +9,7 @@ import pytest
 
 from include.drain import DrainRequest, DrainSettings, Interval, IntervalError, NoIntervalError
 from include.drain.engine import lost_partitions, stale_keys
-from include.drain.kafka_reader import PartitionPlan, start_is_held
+from include.drain.kafka_reader import PartitionPlan, retention_floor_ms, start_is_held
 from include.drain.lines import key_json, quarantine_line
 from include.drain.manifest import Manifest, PartitionSummary, QuarantineSummary
 from include.drain.objects import object_name
@@ -77,6 +77,23 @@ def test_status_and_wait_follow_the_end_plus_grace(now, status, wait_s):
 )
 def test_start_is_held_unless_records_at_the_start_may_be_deleted(log_start, high, first_at_early, held):
     assert start_is_held(log_start, high, first_at_early) is held
+    assert start_is_held(log_start, high, first_at_early, early_is_retained=True)  # time retention cannot reach it
+
+
+WEEK_MS = 7 * 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("configs", "floor"),
+    [
+        ({"retention.ms": str(WEEK_MS), "retention.bytes": "-1", "cleanup.policy": "delete"}, 10 * WEEK_MS),
+        ({"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}, None),  # only admins delete
+        ({"retention.ms": str(WEEK_MS), "retention.bytes": "1073741824", "cleanup.policy": "delete"}, None),
+        ({"retention.ms": str(WEEK_MS), "retention.bytes": "-1", "cleanup.policy": "compact,delete"}, None),
+    ],
+)
+def test_retention_floor_only_when_time_alone_deletes(configs, floor):
+    assert retention_floor_ms(configs, now_ms=11 * WEEK_MS) == floor
 
 
 def plan(partition: int, log_start: int, high: int, held: bool = True) -> PartitionPlan:
