@@ -21,9 +21,9 @@ STACK_ENV = read_env_file(paths.STACK_ENV_FILE)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Give the code under test the stack's settings (variables already set win) and the venv's tools on PATH."""
-    for key, value in STACK_ENV.items():
-        os.environ.setdefault(key, value)
+    """Give the code under test the stack's settings (over the shell's, as the stack's servers use them) and the
+    venv's tools on PATH."""
+    os.environ.update(STACK_ENV)
     os.environ["PATH"] = f"{paths.VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -49,3 +50,34 @@ def test_port_taken_by_another_program_is_named():
 def test_state_folder_is_git_ignored():
     ignored = subprocess.run(["git", "check-ignore", "-q", str(paths.STATE)], cwd=paths.REPO)
     assert ignored.returncode == 0
+
+
+def test_the_code_under_test_reaches_the_stack_whatever_the_shell_sets(stack_env, tmp_path):
+    probe = tmp_path / "test_probe.py"
+    probe.write_text(
+        "from kafka import KafkaAdminClient\n"
+        "from include.settings import PlatformSettings\n\n\n"
+        "def test_probe():\n"
+        "    settings = PlatformSettings()\n"
+        "    settings.s3_client().head_bucket(Bucket=settings.lake_bucket)\n"
+        "    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)\n"
+        "    assert settings.topic('pin') in admin.list_topics()\n"
+        "    admin.close()\n"
+    )
+    shell = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "AWS_ACCESS_KEY_ID": "AKIA-from-the-shell",
+        "AWS_SECRET_ACCESS_KEY": "secret-from-the-shell",
+        "S3_ENDPOINT_URL": "http://127.0.0.1:1",
+        "LAKE_BUCKET": "bucket-from-the-shell",
+        "PINTEREST_TOPIC_PREFIX": "prefix-from-the-shell",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest", str(probe)],
+        cwd=paths.REPO,
+        env={**os.environ, **shell},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
