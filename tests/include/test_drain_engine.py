@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -397,3 +398,36 @@ def test_a_partition_emptied_by_time_retention_does_not_expire_a_recent_day(
     result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, day=yesterday))
 
     assert (result.outcome, result.record_count) == ("drained", 0)  # a week's retention cannot reach yesterday
+
+
+def test_two_concurrent_runs_of_one_day_leave_exactly_one_clean_partition(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(2000)
+    produced = produce(
+        bootstrap, f"{kafka_topics}.pin", [(i % 3, START_MS + i * 30_000, *next(values)) for i in range(2000)]
+    )
+    outcomes: dict[str, str] = {}
+    together = threading.Barrier(2)
+
+    def run(run_id: str) -> None:
+        together.wait()
+        try:
+            drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id=run_id, max_object_bytes=20_000))
+            outcomes[run_id] = "drained"
+        except PartitionLockedError:
+            outcomes[run_id] = "refused"
+
+    threads = [threading.Thread(target=run, args=(f"run-{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes.values()) == ["drained", "refused"]
+    manifest = load_manifest(s3, scratch_bucket)
+    assert manifest.run_id == next(r for r, o in outcomes.items() if o == "drained")
+    assert sorted(drained_records(s3, scratch_bucket, manifest)) == as_rows(produced)
+    raw = lake.partition_prefix("raw", "pin", DAY)
+    assert set(listing_keys(s3, scratch_bucket, raw)) == {f.key for f in manifest.files} | {
+        raw + "_manifest.json",
+        raw + "_SUCCESS",
+    }
