@@ -21,6 +21,7 @@ from devstack.airflow_client import AirflowClient
 from devstack.secrets import read_env_file
 from include import lake
 from include.emulator.__main__ import main as emulator
+from include.emulator.__main__ import parse_args, refusals, run_post
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 
@@ -30,6 +31,14 @@ console = Console()
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+
+
+def post_live(api_url: str, triples: int, seed: int) -> None:
+    """Post live triples through the API; stop the demo unless every record was accepted."""
+    summary = run_post(parse_args(["post", "--url", api_url, "--count", str(triples), "--seed", str(seed)]))
+    refused = refusals(summary)
+    if refused:
+        raise SystemExit(f"the API did not accept every live record: {refused}; see .stack/logs/api.log")
 
 
 def run_days(client: AirflowClient, first: date, last: date) -> None:
@@ -99,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
               "--per-day", str(args.per_day), "--seed", str(args.seed)])  # fmt: skip
 
     console.rule(f"2/5 posting {args.live} live pin/geo/user triples to the API at {env['API_URL']}")
-    if emulator(["post", "--url", env["API_URL"], "--count", str(args.live), "--seed", str(args.seed + 1)]) != 0:
-        raise SystemExit("the API did not accept every record; see .stack/logs/api.log")
+    post_live(env["API_URL"], args.live, args.seed + 1)
 
     client = AirflowClient.from_env(env)
     client.wait_for_dag(DAG_ID)

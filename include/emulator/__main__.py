@@ -89,6 +89,14 @@ def run_post(args: argparse.Namespace) -> PostSummary:
     return summary
 
 
+def refusals(summary: PostSummary) -> str | None:
+    """How many records were not accepted and the answers they got instead; None when every one was."""
+    if summary.accepted == summary.sent:
+        return None
+    answers = ", ".join(f"{answer}: {n}" for answer, n in sorted(summary.statuses.items()) if answer[0] != "2")
+    return f"{summary.sent - summary.accepted} of {summary.sent} records were not accepted ({answers})"
+
+
 def run_seed(args: argparse.Namespace) -> SeedReport:
     settings = PlatformSettings()
     if args.topic_prefix:
@@ -113,8 +121,11 @@ def run_seed(args: argparse.Namespace) -> SeedReport:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "post":
-        summary = run_post(args)
-        return 0 if summary.errors == 0 else 1
+        refused = refusals(run_post(args))
+        if refused:
+            console.print(f"[red]{refused}[/red]")
+            return 1
+        return 0
     run_seed(args)
     return 0
 

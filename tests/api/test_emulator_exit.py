@@ -1,0 +1,56 @@
+"""`python -m include.emulator post` and the demo's posting step fail, saying how many and why, unless every record
+was accepted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from demo.__main__ import post_live
+from tests.api.kafka_helpers import read_all
+from tests.api_process import REPO, RunningApi, start_api, stop_api
+
+KEY = "k-" + "51ab" * 8
+
+
+@pytest.fixture(scope="module")
+def keyed_api(
+    stack_env: dict[str, str], api_topics: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningApi]:
+    """An API that requires the key KEY."""
+    log_path = tmp_path_factory.mktemp("keyed") / "api.log"
+    process, url = start_api(stack_env, api_topics, log_path, {"API_KEY": KEY})
+    try:
+        yield RunningApi(url, api_topics, stack_env["KAFKA_BOOTSTRAP_SERVERS"], log_path, api_key=KEY)
+    finally:
+        stop_api(process)
+
+
+def post(api: RunningApi, key: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "API_KEY"} | ({"API_KEY": key} if key else {})
+    command = [sys.executable, "-m", "include.emulator", "post", "--url", api.url, "--count", "2", "--seed", "4"]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_post_exits_1_naming_the_refusals_when_records_are_rejected(keyed_api: RunningApi) -> None:
+    result = post(keyed_api, key=None)
+    assert result.returncode == 1, result.stderr
+    assert "6 of 6 records were not accepted (401: 6)" in result.stderr
+
+
+def test_post_exits_0_when_every_record_is_accepted(keyed_api: RunningApi) -> None:
+    result = post(keyed_api, key=KEY)
+    assert result.returncode == 0, result.stderr
+    assert [len(read_all(keyed_api.bootstrap, topic)) for topic in keyed_api.topics] == [2, 2, 2]
+
+
+def test_the_demo_stops_unless_every_live_record_is_accepted(
+    keyed_api: RunningApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("API_KEY", raising=False)
+    with pytest.raises(SystemExit, match=r"every live record: 3 of 3 records were not accepted \(401: 3\)"):
+        post_live(keyed_api.url, 1, seed=5)
