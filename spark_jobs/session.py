@@ -16,11 +16,12 @@ from include.lake import s3a_url
 # Settings these jobs rely on; values given to spark-submit (--conf, --master) win over them.
 DEFAULT_CONF: dict[str, str] = {
     "spark.master": "local[*]",
-    "spark.sql.session.timeZone": "UTC",
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.adaptive.enabled": "true",
     "spark.ui.showConsoleProgress": "false",
 }
+# Set on every session, over any cluster default: the lake's days and years are UTC (DESIGN.md §5).
+FORCED_CONF: dict[str, str] = {"spark.sql.session.timeZone": "UTC"}
 # Read by s3a's EnvironmentVariableCredentialsProvider.
 CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -37,13 +38,18 @@ def executor_credentials_conf(master: str, environ: Mapping[str, str]) -> dict[s
 
 
 def build_session(app_name: str) -> SparkSession:
-    """The job's SparkSession: spark-submit's settings, the platform defaults for the rest.
+    """The job's SparkSession: spark-submit's settings, the platform defaults for the rest, and ``FORCED_CONF``.
 
-    A session already running in this process (a test's, a notebook's) is used as it is.
+    A session already running in this process (a test's, a notebook's) is reused, with ``FORCED_CONF`` set.
     """
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
+    session = SparkSession.getActiveSession() or _new_session(app_name)
+    for key, value in FORCED_CONF.items():
+        session.conf.set(key, value)
+    return session
+
+
+def _new_session(app_name: str) -> SparkSession:
+    """A session from spark-submit's settings, with ``DEFAULT_CONF`` for what they leave out."""
     submitted = SparkConf()  # under spark-submit this holds its --master and --conf values
     builder = SparkSession.builder.appName(app_name)
     for key, value in DEFAULT_CONF.items():

@@ -1,4 +1,4 @@
-"""Session helpers: executor credentials for remote masters, lake URLs, the --date argument."""
+"""Session helpers: the UTC time zone, executor credentials for remote masters, lake URLs, the --date argument."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import argparse
 from datetime import date
 
 import pytest
+from pyspark.sql import SparkSession
 
-from spark_jobs.session import Lake, executor_credentials_conf, iso_date, lake_argument_parser
+from spark_jobs.session import Lake, build_session, executor_credentials_conf, iso_date, lake_argument_parser
 
 ENVIRON = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret", "HOME": "/root"}
 
@@ -34,3 +35,14 @@ def test_date_argument() -> None:
     assert (args.date, args.bucket, args.lake_root) == (date(2026, 11, 24), "b", None)
     with pytest.raises(argparse.ArgumentTypeError, match="--date must be YYYY-MM-DD, got '24/11/2026'"):
         iso_date("24/11/2026")
+
+
+def test_build_session_forces_utc_over_another_time_zone(spark: SparkSession) -> None:
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        session = build_session("tz")
+
+        assert session.conf.get("spark.sql.session.timeZone") == "UTC"
+        assert session.sql("SELECT year(TIMESTAMP '2021-01-01 02:00:00Z') AS y").first().y == 2021
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
