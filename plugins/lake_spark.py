@@ -8,7 +8,9 @@ spark-submit process (read by s3a's EnvironmentVariableCredentialsProvider): nev
 arguments, which the operator logs.
 
 The master comes from the Spark connection (``spark_default``): ``local[*]`` locally,
-``spark://spark-master:7077`` in docker-compose, with the same code.
+``spark://spark-master:7077`` in docker-compose, with the same code. For YARN and Kubernetes masters the
+provider passes ``env_vars`` as ``--conf`` values, so the operator refuses to send a connection's credentials
+there.
 """
 
 from __future__ import annotations
@@ -68,6 +70,17 @@ def s3a_conf(endpoint_url: str | None, region: str) -> dict[str, str]:
             "spark.hadoop.fs.s3a.connection.ssl.enabled": "true" if scheme == "https" else "false",
         }
     return conf
+
+
+def spark_master(conn_type: str, host: str | None, port: int | None) -> str:
+    """The master URL the provider's hook builds from a Spark connection (``yarn`` when there is none)."""
+    master = host if conn_type == "spark" and host and ("://" in host or not port) else f"{conn_type}://{host or ''}"
+    return f"{master}:{port}" if port else master
+
+
+def env_vars_become_conf(master: str) -> bool:
+    """Whether the provider turns ``env_vars`` into ``--conf`` arguments for this master (its own test)."""
+    return "yarn" in master or "k8s" in master
 
 
 def zip_packages(root: Path, packages: Sequence[str], target: Path) -> Path:
@@ -157,8 +170,23 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             credentials = {"AWS_ACCESS_KEY_ID": connection.login, "AWS_SECRET_ACCESS_KEY": connection.password}
         return s3a_conf(endpoint, region), credentials
 
+    def master(self) -> str:
+        """The master of the Spark connection, as the provider's hook resolves it."""
+        try:
+            connection = BaseHook.get_connection(self._conn_id)
+        except AirflowNotFoundException:
+            return "yarn"
+        return spark_master(connection.conn_type, connection.host, connection.port)
+
     def execute(self, context: Any) -> None:
         conf, credentials = self.s3_access()
+        master = self.master()
+        if credentials and env_vars_become_conf(master):
+            raise AirflowException(
+                f"Spark master {master!r} would put env_vars on the spark-submit command line as --conf values, "
+                f"so the S3 credentials of connection {self.aws_conn_id!r} cannot be passed to it: give the "
+                "cluster its own S3 credentials and remove login/password from that connection"
+            )
         self.conf = {**DEFAULT_CONF, **class_data_conf(os.environ), **conf, **(self.conf or {})}
         self.application_args = job_arguments(
             self.day or interval_day(context),

@@ -12,18 +12,22 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk.exceptions import AirflowException
 
-from include.lake import manifest_key, partition_prefix
+from include.lake import SUCCESS_NAME, manifest_key, partition_prefix
 from plugins.lake_spark import (
     CLEAN_JOB,
     CREDENTIALS_PROVIDER,
     REPO_ROOT,
     LakeSparkSubmitOperator,
     class_data_conf,
+    env_vars_become_conf,
     interval_day,
     job_arguments,
     s3a_conf,
+    spark_master,
     zip_packages,
 )
 
@@ -90,6 +94,7 @@ def write_one_pin_partition(lake: Path, day: datetime) -> None:
     (lake / prefix / "part-0.jsonl").write_text(json.dumps(line | {"value": record}) + "\n")
     files = [{"key": prefix + "part-0.jsonl", "partition": 0, "first_offset": 0, "last_offset": 0, "count": 1}]
     (lake / manifest_key("pin", day.date())).write_text(json.dumps({"status": "complete", "files": files}))
+    (lake / prefix / SUCCESS_NAME).write_bytes(b"")
 
 
 def test_submits_the_job_with_credentials_only_in_the_environment(
@@ -122,6 +127,68 @@ def test_submits_the_job_with_credentials_only_in_the_environment(
     assert operator._hook._env["AWS_SECRET_ACCESS_KEY"] == SECRET
     table = pq.read_table(tmp_path / partition_prefix("clean", "pin", day.date()))
     assert table.select(["ind", "follower_count"]).to_pylist() == [{"ind": 5, "follower_count": 124_000}]
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [
+        {"conn_type": "spark", "host": "local[2]"},
+        {"conn_type": "spark", "host": "spark://spark-master", "port": 7077},
+        {"conn_type": "spark", "host": "yarn"},
+        {"conn_type": "spark", "host": "spark-master", "port": 7077},
+        {"conn_type": "yarn", "host": "rm.example"},
+    ],
+)
+def test_master_is_resolved_as_the_provider_hook_does(monkeypatch: pytest.MonkeyPatch, connection: dict) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(connection))
+
+    expected = SparkSubmitHook(conn_id="spark_default")._connection["master"]
+
+    assert spark_master(connection["conn_type"], connection["host"], connection.get("port")) == expected
+
+
+def test_masters_whose_env_vars_become_conf() -> None:
+    assert [env_vars_become_conf(m) for m in ("yarn", "k8s://https://kube:6443", "local[*]", "spark://m:7077")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spark_connection", "master"),
+    [
+        ({"conn_type": "spark", "host": "yarn"}, "yarn"),
+        ({"conn_type": "spark", "host": "k8s://https://kube.example:6443"}, "k8s://https://kube.example:6443"),
+    ],
+)
+def test_refuses_connection_credentials_where_env_vars_become_conf(
+    monkeypatch: pytest.MonkeyPatch, spark_connection: dict[str, str], master: str
+) -> None:
+    submitted = []
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: submitted.append(self.env_vars))
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(spark_connection))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "login": KEY_ID, "password": SECRET})
+    )
+    operator = LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, bucket="lake")
+
+    with pytest.raises(AirflowException, match=rf"master '{master}'.*aws_default"):
+        operator.execute({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)})
+    assert submitted == []
+
+
+def test_environment_credentials_are_fine_with_any_master(monkeypatch: pytest.MonkeyPatch) -> None:
+    submitted = []
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: submitted.append(self.env_vars))
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "yarn"}))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws"}))
+    operator = LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, bucket="lake")
+
+    operator.execute({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)})
+
+    assert submitted == [{"PYSPARK_DRIVER_PYTHON": sys.executable}]
 
 
 def test_class_data_conf_names_the_archive_only_when_it_exists(tmp_path: Path) -> None:
