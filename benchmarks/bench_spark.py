@@ -34,7 +34,7 @@ from benchmarks.results import Result
 from benchmarks.stack import stack_env
 from devstack.spark_cds import submit_env
 from include.emulator.local_lake import write_raw_day
-from spark_jobs.cleaning import PLACEHOLDERS
+from spark_jobs.cleaning import BLANK_CHARACTERS, PLACEHOLDERS
 
 BENCH = "spark"
 DAY = date(2024, 6, 1)
@@ -124,7 +124,7 @@ def duckdb_clean_sql(entity: str, files: list[str]) -> str:
                    txt(poster_name) AS poster_name, followers(txt(follower_count)) AS follower_count,
                    txt(tag_list) AS tag_list, txt(is_image_or_video) AS is_image_or_video,
                    txt(image_src) AS image_src, downloaded::INTEGER AS downloaded,
-                   regexp_replace(txt(save_location), '^Local save in ', '') AS save_location,
+                   txt(regexp_replace(save_location, '^Local save in ', '')) AS save_location,
                    txt(category) AS category, {ingest} FROM ({latest})"""
     if entity == "geo":
         return f"""SELECT ind, blank(country) AS country, [latitude, longitude] AS coordinates,
@@ -172,12 +172,14 @@ def duckdb_pipeline(root: Path, out: Path) -> dict[str, list[tuple]]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     placeholders = ", ".join("'" + p.replace("'", "''") + "'" for p in PLACEHOLDERS)
-    con.execute("CREATE MACRO blank(x) AS CASE WHEN trim(x) = '' THEN NULL ELSE x END")
-    con.execute(f"CREATE MACRO txt(x) AS CASE WHEN trim(x) = '' OR x IN ({placeholders}) THEN NULL ELSE x END")
+    con.execute(f"CREATE MACRO is_blank(x) AS trim(x, '{BLANK_CHARACTERS}') = ''")
+    con.execute("CREATE MACRO blank(x) AS CASE WHEN is_blank(x) THEN NULL ELSE x END")
+    con.execute(f"CREATE MACRO txt(x) AS CASE WHEN is_blank(x) OR x IN ({placeholders}) THEN NULL ELSE x END")
+    # As in Spark: multiply the exact decimal, then truncate ("1.2345k" -> 1234); too large -> null.
     con.execute(r"""CREATE MACRO followers(x) AS CASE WHEN regexp_full_match(x, '\s*\d+(\.\d+)?\s*[kKmM]?\s*') THEN
-        TRY_CAST(TRY_CAST(regexp_extract(x, '\d+(\.\d+)?') AS DECIMAL(20, 3))
-                 * CASE lower(regexp_extract(x, '[kKmM]')) WHEN 'k' THEN 1000 WHEN 'm' THEN 1000000 ELSE 1 END
-             AS BIGINT) END""")
+        try(TRY_CAST(trunc(TRY_CAST(regexp_extract(x, '\d+(\.\d+)?') AS DECIMAL(38, 18))
+                 * CASE lower(regexp_extract(x, '[kKmM]')) WHEN 'k' THEN 1000 WHEN 'm' THEN 1000000 ELSE 1 END)
+             AS BIGINT)) END""")
     for entity in ("pin", "geo", "user"):
         manifest = json.loads((root / manifest_key(entity, DAY)).read_text())
         files = [str(root / entry["key"]) for entry in manifest["files"]]

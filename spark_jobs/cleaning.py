@@ -27,6 +27,8 @@ PLACEHOLDERS: tuple[str, ...] = (
     "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e",
 )
 SAVE_LOCATION_PREFIX = "Local save in "
+# What a blank text may consist of: ASCII whitespace and the Unicode spaces seen in pasted text (no-break too).
+BLANK_CHARACTERS = " \t\n\r\f\v\u00a0\u2007\u202f\u3000"
 INGEST_COLUMNS = ("ingested_at", "kafka_partition", "kafka_offset")
 LATEST_BY = ("ingested_at", "kafka_offset")  # what "latest ingested" orders by
 _FOLLOWER_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$"
@@ -52,14 +54,37 @@ CLEAN_COLUMNS: dict[Entity, tuple[str, ...]] = {
 }
 
 
-def records_with_coordinates(raw: DataFrame) -> DataFrame:
-    """Flatten raw lines: the record's fields plus when and where Kafka stored it."""
-    return raw.select(
-        "value.*",
-        F.timestamp_millis("timestamp").alias("ingested_at"),
-        F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
+def checked_key(key: str) -> Column:
+    """The record's ``key`` field; a line without a record or without that field fails the job, naming the line."""
+    missing = F.format_string(
+        "raw line at %s (Kafka partition %s, offset %s) has no record or no %s",
+        F.input_file_name(),
+        F.col("partition"),
+        F.col("offset"),
+        F.lit(key),
     )
+    return F.when(F.col(f"value.{key}").isNull(), F.raise_error(missing)).otherwise(F.col(f"value.{key}"))
+
+
+def records_with_coordinates(key: str) -> Transform:
+    """Flatten raw lines: the record's fields plus when and where Kafka stored it, in one projection.
+
+    The ``key`` field is checked in the same projection (no extra pass over the data).
+    """
+
+    def transform(raw: DataFrame) -> DataFrame:
+        fields = [
+            checked_key(key).alias(key) if name == key else F.col(f"value.{name}")
+            for name in raw.schema["value"].dataType.names
+        ]
+        return raw.select(
+            *fields,
+            F.timestamp_millis("timestamp").alias("ingested_at"),
+            F.col("partition").alias("kafka_partition"),
+            F.col("offset").alias("kafka_offset"),
+        )
+
+    return transform
 
 
 def keep_latest(key: str) -> Transform:
@@ -75,7 +100,7 @@ def keep_latest(key: str) -> Transform:
 
 
 def _is_blank(column: Column) -> Column:
-    return F.trim(column) == ""
+    return F.trim(column, F.lit(BLANK_CHARACTERS)) == ""
 
 
 def nulls_for(placeholders: Iterable[str]) -> Transform:
@@ -99,20 +124,33 @@ def follower_count_number(column: Column) -> Column:
     digits = F.regexp_extract(column, _FOLLOWER_PATTERN, 1)
     suffix = F.lower(F.regexp_extract(column, _FOLLOWER_PATTERN, 2))
     multiplier = F.when(suffix == "k", F.lit(1_000)).when(suffix == "m", F.lit(1_000_000)).otherwise(F.lit(1))
-    number = F.when(column.rlike(_FOLLOWER_PATTERN), digits.try_cast("decimal(20,3)") * multiplier)
+    # Multiply the exact decimal, then truncate: "1.2345k" -> 1234.5 -> 1234.
+    number = F.when(column.rlike(_FOLLOWER_PATTERN), digits.try_cast("decimal(38,18)") * multiplier)
     return number.try_cast("long")
 
 
+def timestamp_from_text(column: Column) -> Column:
+    """``YYYY-MM-DD HH:MM:SS`` or any ISO-8601 form the API accepts -> a timestamp (UTC without an offset).
+
+    Spark's cast takes ``T``, ``Z`` and ``.`` fractions; the API (pydantic) also takes ``t``, ``z``, ``_`` as the
+    date/time separator and ``,`` fractions, so those are rewritten first. Unparseable text becomes null.
+    """
+    return F.translate(F.upper(column), ",_", ".T").try_cast("timestamp")
+
+
 def clean_pins(pins: DataFrame) -> DataFrame:
-    """Pin rules: placeholders to null, follower counts to numbers, ``index`` -> ``ind``, bare save path."""
+    """Pin rules: bare save path, placeholders to null, follower counts to numbers, ``index`` -> ``ind``.
+
+    The save prefix goes first, so that a bare prefix is blank and becomes null.
+    """
     return (
-        pins.transform(nulls_for(PLACEHOLDERS))
+        pins.withColumn("save_location", F.regexp_replace("save_location", "^" + SAVE_LOCATION_PREFIX, ""))
+        .transform(nulls_for(PLACEHOLDERS))
         .withColumnsRenamed({"index": "ind"})
         .withColumns(
             {
                 "follower_count": follower_count_number(F.col("follower_count")),
                 "downloaded": F.col("downloaded").cast("int"),
-                "save_location": F.regexp_replace("save_location", "^" + SAVE_LOCATION_PREFIX, ""),
             }
         )
     )
@@ -123,7 +161,7 @@ def clean_geos(geos: DataFrame) -> DataFrame:
     return (
         geos.transform(nulls_for(()))
         .withColumn("coordinates", F.array("latitude", "longitude"))
-        .withColumn("timestamp", F.col("timestamp").try_cast("timestamp"))
+        .withColumn("timestamp", timestamp_from_text(F.col("timestamp")))
     )
 
 
@@ -134,7 +172,7 @@ def clean_users(users: DataFrame) -> DataFrame:
         users.transform(nulls_for(()))
         .withColumn("user_name", F.when(user_name != "", user_name))
         .withColumn("age", F.col("age").cast("int"))
-        .withColumn("date_joined", F.col("date_joined").try_cast("timestamp"))
+        .withColumn("date_joined", timestamp_from_text(F.col("date_joined")))
     )
 
 
@@ -151,7 +189,7 @@ def clean(entity: Entity) -> Transform:
 
     def transform(raw: DataFrame) -> DataFrame:
         return (
-            raw.transform(records_with_coordinates)
+            raw.transform(records_with_coordinates(KEY_FIELD[entity]))
             .transform(keep_latest(KEY_FIELD[entity]))
             .transform(_RULES[entity])
             .transform(select_clean_columns(entity))

@@ -7,15 +7,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from include.records import MODELS, PinRecord, kafka_value
-from spark_jobs.cleaning import PLACEHOLDERS, clean, follower_count_number
+from include.records import MODELS, GeoRecord, PinRecord, UserRecord, kafka_value
+from spark_jobs.cleaning import clean, follower_count_number
 from spark_jobs.schemas import raw_line_schema, record_schema
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
 NO_TAGS = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"
+PLACEHOLDER_TEXTS = {
+    "No Title Data Available",
+    "No description available Story format",
+    "No description available",
+    "Untitled",
+    "User Info Error",
+    "Image src error.",
+    NO_TAGS,
+}
 T0 = 1_764_000_000_000  # epoch ms of the first ingest in these tests
 INGEST = "ingested_at timestamp, kafka_partition long, kafka_offset long"
 PIN_SCHEMA = (
@@ -114,6 +125,24 @@ def test_pin_placeholders_become_null_and_values_are_typed(spark: SparkSession) 
     assertDataFrameEqual(actual, spark.createDataFrame(expected, PIN_SCHEMA))
 
 
+def test_whitespace_only_text_and_a_bare_save_prefix_become_null(spark: SparkSession) -> None:
+    raw = [
+        pin(1, title="\t", description="\u00a0", poster_name=" \n ", save_location="Local save in "),
+        pin(2, title="\r\n", category="\u00a0 \t", follower_count="\t"),
+        pin(3, title="\u00a0kept\u00a0", save_location="Local save in \u00a0"),
+    ]
+    expected = [
+        clean_pin_row(1, 0, title=None, description=None, poster_name=None, save_location=None),
+        clean_pin_row(2, 1, title=None, category=None, follower_count=None),
+        clean_pin_row(3, 2, title="\u00a0kept\u00a0", save_location=None),
+    ]
+    lines = [line(record, offset) for offset, record in enumerate(raw)]
+
+    actual = raw_frame(spark, "pin", lines).transform(clean("pin"))
+
+    assertDataFrameEqual(actual, spark.createDataFrame(expected, PIN_SCHEMA))
+
+
 @pytest.mark.parametrize(
     ("text", "number"),
     [
@@ -123,6 +152,8 @@ def test_pin_placeholders_become_null_and_values_are_typed(spark: SparkSession) 
         ("124k", 124_000),
         ("1M", 1_000_000),
         ("1.2k", 1_200),
+        ("1.2345k", 1_234),  # 1234.5, truncated
+        ("0.0000015M", 1),  # 1.5, truncated
         (" 35k ", 35_000),
         ("User Info Error", None),
         ("", None),
@@ -180,6 +211,49 @@ def test_user_name_and_date_joined(spark: SparkSession) -> None:
     assertDataFrameEqual(actual, spark.createDataFrame(expected, USER_SCHEMA))
 
 
+# Forms of the ISO-8601 text the API's models accept; each is checked against them below.
+API_TIMESTAMP_FORMS = (
+    "2020-05-17 08:31:02",
+    "2020-05-17T08:31:02",
+    "2020-05-17t08:31:02",
+    "2020-05-17_08:31:02",
+    "2020-05-17T08:31:02Z",
+    "2020-05-17T08:31:02z",
+    "2020-05-17 08:31:02z",
+    "2020-05-17T08:31:02.5",
+    "2020-05-17T08:31:02,5",
+    "2020-05-17t08:31:02,25z",
+    "2020-05-17T08:31:02,123456+01:00",
+    "2020-05-17T08:31:02+0200",
+    "2020-05-17T08:31:02-05:00",
+    "2020-05-17T08:31",
+    "2020-05-17",
+)
+
+
+def utc_instant(text: str) -> datetime:
+    """The naive UTC instant of a timestamp text as pydantic (the API) parses it; a text without offset is UTC."""
+    parsed = TypeAdapter(datetime).validate_python(text)
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def test_every_timestamp_form_the_api_accepts_becomes_that_instant(spark: SparkSession) -> None:
+    geos = [{"ind": i, "timestamp": t, "latitude": 0.0, "longitude": 0.0, "country": "Chad"}
+            for i, t in enumerate(API_TIMESTAMP_FORMS)]  # fmt: skip
+    users = [{"ind": i, "first_name": "A", "last_name": "B", "age": 30, "date_joined": t}
+             for i, t in enumerate(API_TIMESTAMP_FORMS)]  # fmt: skip
+    for geo, user in zip(geos, users, strict=True):  # the API takes each of them
+        GeoRecord.model_validate(geo)
+        UserRecord.model_validate(user)
+    expected = [Row(ind=i, t=utc_instant(text)) for i, text in enumerate(API_TIMESTAMP_FORMS)]
+
+    clean_geos = raw_frame(spark, "geo", [line(g, o) for o, g in enumerate(geos)]).transform(clean("geo"))
+    clean_users = raw_frame(spark, "user", [line(u, o) for o, u in enumerate(users)]).transform(clean("user"))
+
+    assertDataFrameEqual(clean_geos.select("ind", F.col("timestamp").alias("t")), expected)
+    assertDataFrameEqual(clean_users.select("ind", F.col("date_joined").alias("t")), expected)
+
+
 def test_duplicates_keep_the_latest_ingested(spark: SparkSession) -> None:
     first = pin(1, title="first")
     later = pin(1, title="later")
@@ -224,18 +298,25 @@ def test_spark_schema_agrees_with_the_record_models() -> None:
         assert spark_fields == expected, entity
 
 
+def becomes_null(text: str | None) -> bool:
+    """The null rule of DESIGN.md §5, applied by Python: absent, blank (any whitespace) or a placeholder."""
+    return text is None or not text.strip() or text in PLACEHOLDER_TEXTS
+
+
 def test_real_sample_rows_parse_and_clean_as_counted_independently(spark: SparkSession) -> None:
     records = [PinRecord.model_validate_json(text) for text in SAMPLE.read_text().splitlines() if text.strip()]
     values = [json.loads(kafka_value(record)) for record in records]
     lines = [line(value, offset) for offset, value in enumerate(values)]
-    unique = {value["unique_id"]: value for value in values}  # later lines win, as in the job
-    expected_null_followers = sum(value["follower_count"] in PLACEHOLDERS for value in unique.values())
-    expected_null_tags = sum(value["tag_list"] == NO_TAGS for value in unique.values())
-    expected_null_images = sum(value["image_src"] == "Image src error." for value in unique.values())
+    unique = list({value["unique_id"]: value for value in values}.values())  # later lines win, as in the job
+
+    def nulls(field: str) -> int:
+        return sum(becomes_null(value.get(field)) for value in unique)
 
     clean_pins = raw_frame(spark, "pin", lines).transform(clean("pin")).cache()
     counts = clean_pins.selectExpr(
         "count(*) AS rows",
+        "count_if(title IS NULL) AS null_titles",
+        "count_if(description IS NULL) AS null_descriptions",
         "count_if(follower_count IS NULL) AS null_followers",
         "count_if(tag_list IS NULL) AS null_tags",
         "count_if(image_src IS NULL) AS null_images",
@@ -244,8 +325,10 @@ def test_real_sample_rows_parse_and_clean_as_counted_independently(spark: SparkS
 
     assert counts == Row(
         rows=len(unique),
-        null_followers=expected_null_followers,
-        null_tags=expected_null_tags,
-        null_images=expected_null_images,
+        null_titles=nulls("title"),
+        null_descriptions=nulls("description"),
+        null_followers=nulls("follower_count"),
+        null_tags=nulls("tag_list"),
+        null_images=nulls("image_src"),
         prefixed=0,
     )
