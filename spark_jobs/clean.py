@@ -14,7 +14,7 @@ from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
 
-from include.lake import MANIFEST_NAME, partition_prefix
+from include.lake import partition_prefix
 from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
 from spark_jobs.manifest import read_manifest
@@ -25,9 +25,9 @@ log = logging.getLogger("spark_jobs.clean")
 
 
 def read_raw_partition(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> DataFrame:
-    """The raw lines of one partition, from exactly the files its manifest lists (none -> no rows)."""
+    """The raw lines of one drained partition (``_SUCCESS`` present), from exactly the files its manifest lists."""
     prefix = partition_prefix("raw", entity, day)
-    manifest = read_manifest(spark, lake.url(prefix + MANIFEST_NAME), prefix)
+    manifest = read_manifest(spark, lake.url(prefix), prefix)
     log.info("raw %s: manifest %s, %d files", prefix, manifest.status, len(manifest.keys))
     schema = raw_line_schema(entity)
     if not manifest.keys:

@@ -1,16 +1,23 @@
-"""The raw partition's ``_manifest.json``: the list of files a job reads (the prefix is never listed)."""
+"""The lake's marker files and partition folders, read through Hadoop's FileSystem API (s3a and file://).
+
+A raw partition's ``_manifest.json`` is the list of files a job reads (the prefix is never listed), and its
+``_SUCCESS`` says the drain that wrote it has finished. Spark's DataFrame readers skip names starting with ``_``.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from datetime import date
+from typing import Any, Literal
 
 from pyspark.sql import SparkSession
 
+from include.lake import MANIFEST_NAME, SUCCESS_NAME
+
 
 class ManifestError(ValueError):
-    """The manifest is missing or does not describe the partition it sits in."""
+    """The manifest is missing, not committed, or does not describe the partition it sits in."""
 
 
 @dataclass(frozen=True)
@@ -44,14 +51,21 @@ def parse_manifest(text: str, partition_prefix: str) -> Manifest:
     return Manifest(status=status, keys=tuple(keys))
 
 
-def read_text(spark: SparkSession, url: str) -> str | None:
-    """The UTF-8 text of one file through Hadoop's filesystem (s3a settings and credentials apply); None if absent.
+def _path_on_filesystem(spark: SparkSession, url: str) -> tuple[Any, Any]:
+    """Hadoop's ``Path`` of ``url`` and its ``FileSystem`` (the session's s3a settings and credentials apply)."""
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(url)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
 
-    Spark's DataFrame readers skip names starting with ``_``, so the manifest is read with the FileSystem API.
-    """
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(url)
-    filesystem = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+def exists(spark: SparkSession, url: str) -> bool:
+    """Whether a file (or folder) exists at ``url``."""
+    path, filesystem = _path_on_filesystem(spark, url)
+    return bool(filesystem.exists(path))
+
+
+def read_text(spark: SparkSession, url: str) -> str | None:
+    """The UTF-8 text of one file; None if absent."""
+    path, filesystem = _path_on_filesystem(spark, url)
     if not filesystem.exists(path):
         return None
     stream = filesystem.open(path)
@@ -61,11 +75,39 @@ def read_text(spark: SparkSession, url: str) -> str | None:
         stream.close()
 
 
-def read_manifest(spark: SparkSession, url: str, partition_prefix: str) -> Manifest:
-    """Read and check the manifest at ``url``; a missing one is an error that says what to do."""
+def partition_day(name: str) -> date | None:
+    """The day of a ``dt=YYYY-MM-DD`` folder name; None for any other name."""
+    if not name.startswith("dt="):
+        return None
+    try:
+        return date.fromisoformat(name.removeprefix("dt="))
+    except ValueError:
+        return None
+
+
+def partition_days(spark: SparkSession, dataset_url: str) -> list[date]:
+    """The days of the ``dt=`` folders directly under ``dataset_url``, sorted (one listing; none if it is absent)."""
+    path, filesystem = _path_on_filesystem(spark, dataset_url)
+    if not filesystem.exists(path):
+        return []
+    names = (status.getPath().getName() for status in filesystem.listStatus(path) if status.isDirectory())
+    return sorted(day for day in map(partition_day, names) if day is not None)
+
+
+def read_manifest(spark: SparkSession, partition_url: str, partition_prefix: str) -> Manifest:
+    """Read and check the manifest of the raw partition at ``partition_url`` (ending in ``/``).
+
+    A missing manifest, or one without the drain's ``_SUCCESS`` next to it, is an error that says what to do.
+    """
+    url = partition_url + MANIFEST_NAME
     text = read_text(spark, url)
     if text is None:
         raise ManifestError(
             f"no manifest at {url}: the raw partition has not been drained; run the drain for this date first"
+        )
+    if not exists(spark, partition_url + SUCCESS_NAME):
+        raise ManifestError(
+            f"no _SUCCESS at {partition_url}: the drain has not finished or is being rerun; "
+            "wait for it, or rerun the drain for this date, before cleaning"
         )
     return parse_manifest(text, partition_prefix)

@@ -2,9 +2,9 @@
 
 For runs of the Spark jobs without Kafka or S3 (``--lake-root file:///…``): the benchmark and the
 JVM class-data archive that ``devstack install`` trains. Each entity gets ``files`` JSON Lines
-objects (as if its topic had that many partitions; a key always lands in the same one) and a
-``_manifest.json`` listing them. ``repost_percent`` of the triples re-post an earlier one, and a
-third of the geo timestamps are ISO-8601, so every cleaning rule has work to do.
+objects (as if its topic had that many partitions; a key always lands in the same one), a
+``_manifest.json`` listing them, and ``_SUCCESS`` last. ``repost_percent`` of the triples re-post an
+earlier one, and a third of the geo timestamps are ISO-8601, so every cleaning rule has work to do.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from include.emulator.generate import generate_triples
-from include.lake import manifest_key, partition_prefix
+from include.lake import manifest_key, partition_prefix, success_key
 from include.records import ENTITIES
 
 
@@ -35,7 +35,7 @@ def _pool(size: int) -> list[dict[str, dict[str, Any]]]:
 def write_raw_day(
     root: Path, day: date, triples: int, *, files: int = 4, pool_size: int = 20_000, repost_percent: float = 3.0
 ) -> int:
-    """Write ``triples`` pin/geo/user triples of ``day`` under ``root`` (objects + manifests); returns the bytes."""
+    """Write ``triples`` triples of ``day`` under ``root`` (objects, manifests, ``_SUCCESS``); returns the bytes."""
     pool, rng = _pool(min(pool_size, triples)), random.Random(11)
     start_ms = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
     step_ms = 86_400_000 / triples
@@ -73,4 +73,5 @@ def write_raw_day(
             entries.append({"key": key, "partition": file, "first_offset": 0, "last_offset": count - 1, "count": count,
                             "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
         (root / manifest_key(entity, day)).write_text(json.dumps({"status": "complete", "files": entries}))
+        (root / success_key(entity, day)).write_bytes(b"")  # last, as the drain does
     return written

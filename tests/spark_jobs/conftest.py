@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from include.lake import manifest_key, partition_prefix
+from include.lake import SUCCESS_NAME, manifest_key, partition_prefix
 
 RawLine = dict[str, Any]
 WriteRaw = Callable[..., list[str]]
@@ -41,10 +41,11 @@ def spark() -> Iterator[SparkSession]:
 
 @pytest.fixture
 def write_raw(tmp_path: Path) -> WriteRaw:
-    """Write a raw partition under ``tmp_path`` (the lake root): JSONL objects and their manifest.
+    """Write a raw partition under ``tmp_path`` (the lake root): JSONL objects, their manifest, ``_SUCCESS`` last.
 
     ``files`` is a list of line lists, one object each; names ending in ``.gz`` are gzipped.
-    Returns the keys written. ``manifest=False`` leaves the manifest out.
+    Returns the keys written. ``manifest=False`` leaves the manifest out, ``success=False`` the ``_SUCCESS``
+    marker (a drain that has not finished).
     """
 
     def write(
@@ -54,6 +55,7 @@ def write_raw(tmp_path: Path) -> WriteRaw:
         *,
         gzipped: Sequence[bool] | None = None,
         manifest: bool = True,
+        success: bool = True,
         status: str = "complete",
     ) -> list[str]:
         prefix = partition_prefix("raw", entity, day)
@@ -83,6 +85,9 @@ def write_raw(tmp_path: Path) -> WriteRaw:
             path = tmp_path / manifest_key(entity, day)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"status": status, "files": entries}))
+        if success:
+            (tmp_path / prefix).mkdir(parents=True, exist_ok=True)
+            (tmp_path / prefix / SUCCESS_NAME).write_bytes(b"")
         return keys
 
     return write

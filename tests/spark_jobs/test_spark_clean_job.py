@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +12,14 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from include.lake import partition_prefix
+from include.emulator.local_lake import write_raw_day
+from include.lake import partition_prefix, success_key
 from spark_jobs import clean
 from spark_jobs.manifest import ManifestError, parse_manifest
 
 WriteRaw = Callable[..., list[str]]
 DAY = date(2026, 11, 24)
-T0 = 1_763_942_400_000  # 2026-11-24T00:00:00Z in epoch ms
+T0 = int(datetime.combine(DAY, time(), UTC).timestamp() * 1000)  # the start of DAY in epoch ms
 
 
 def kafka_line(value: dict[str, Any], *, offset: int, timestamp_ms: int, partition: int = 0) -> dict[str, Any]:
@@ -103,6 +104,21 @@ def test_all_entities_by_default(spark: SparkSession, tmp_path: Path, write_raw:
     assert read_clean(spark, tmp_path, "user", DAY).select("user_name").collect() == [("A B",)]
 
 
+def test_a_day_written_by_the_emulator_lake_is_committed_and_cleans(spark: SparkSession, tmp_path: Path):
+    write_raw_day(tmp_path, DAY, 40, files=2, pool_size=10, repost_percent=20.0)
+    keys = {
+        entity: {json.loads(text)["key"] for path in (tmp_path / partition_prefix("raw", entity, DAY)).glob("*.jsonl")
+                 for text in path.read_text().splitlines()}
+        for entity in ("pin", "geo", "user")
+    }  # fmt: skip
+
+    run_clean(tmp_path, DAY)
+
+    for entity, written in keys.items():
+        assert (tmp_path / success_key(entity, DAY)).is_file()
+        assert {str(row.ind) for row in read_clean(spark, tmp_path, entity, DAY).select("ind").collect()} == written
+
+
 def test_empty_file_list_gives_an_empty_partition_with_the_clean_schema(
     spark: SparkSession, tmp_path: Path, write_raw: WriteRaw
 ):
@@ -123,6 +139,33 @@ def test_missing_manifest_is_a_clear_error(tmp_path: Path, write_raw: WriteRaw):
     with pytest.raises(ManifestError, match=r"no manifest at .*raw/pin/dt=2026-11-24/_manifest\.json.*drain"):
         run_clean(tmp_path, DAY, "pin")
     assert not (tmp_path / partition_prefix("clean", "pin", DAY)).exists()
+
+
+def test_partition_without_success_marker_is_refused(tmp_path: Path, write_raw: WriteRaw):
+    write_raw("pin", DAY, [[kafka_line(pin(1, "p"), offset=0, timestamp_ms=T0)]], success=False)
+
+    with pytest.raises(ManifestError, match=r"no _SUCCESS at .*raw/pin/dt=2026-11-24/.*drain has not finished"):
+        run_clean(tmp_path, DAY, "pin")
+    assert not (tmp_path / partition_prefix("clean", "pin", DAY)).exists()
+
+
+@pytest.mark.parametrize(
+    ("entity", "bad_line"),
+    [
+        ("pin", {"partition": 3, "offset": 7, "timestamp": T0, "key": "x"}),  # no value at all
+        ("pin", kafka_line({k: v for k, v in pin(2, "p").items() if k != "unique_id"}, offset=7, timestamp_ms=T0)),
+        ("user", {"partition": 3, "offset": 7, "timestamp": T0, "key": "1", "value": None}),
+        ("geo", kafka_line({"country": "Chad", "latitude": 1.0, "longitude": 2.0}, offset=7, timestamp_ms=T0)),
+    ],
+)
+def test_line_without_a_record_or_its_key_fails_the_job_naming_it(
+    tmp_path: Path, write_raw: WriteRaw, entity: str, bad_line: dict[str, Any]
+):
+    good = {"pin": pin(1, "p"), "geo": {"ind": 1, "country": "Chad"}, "user": {"ind": 1, "first_name": "A"}}[entity]
+    (key,) = write_raw(entity, DAY, [[kafka_line(good, offset=6, timestamp_ms=T0), bad_line]])
+
+    with pytest.raises(Exception, match=rf"{key}.*offset 7"):
+        run_clean(tmp_path, DAY, entity)
 
 
 def test_malformed_raw_line_fails_the_job(tmp_path: Path, write_raw: WriteRaw):

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from include.lake import manifest_key, partition_prefix
+from include.lake import manifest_key, partition_prefix, success_key
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
@@ -37,7 +37,7 @@ def records(ind: int) -> dict[str, dict[str, Any]]:
 
 
 def put_raw(s3: Any, bucket: str, entity: str, inds: list[int], reposted: list[int]) -> None:
-    """Two objects (one gzipped) listed by the manifest, plus one object the manifest does not list."""
+    """Two objects (one gzipped) listed by the manifest, one object it does not list, and ``_SUCCESS``."""
     prefix = partition_prefix("raw", entity, DAY.date())
     batches = [inds, reposted]
     files = []
@@ -55,6 +55,7 @@ def put_raw(s3: Any, bucket: str, entity: str, inds: list[int], reposted: list[i
     s3.put_object(Bucket=bucket, Key=f"{prefix}stray.jsonl", Body=stray.encode())
     manifest = {"status": "complete", "files": files}
     s3.put_object(Bucket=bucket, Key=manifest_key(entity, DAY.date()), Body=json.dumps(manifest).encode())
+    s3.put_object(Bucket=bucket, Key=success_key(entity, DAY.date()), Body=b"")
 
 
 def read_parquet_rows(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
