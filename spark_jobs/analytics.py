@@ -1,24 +1,24 @@
 """Analytics job: as of a date, over all clean data up to and including it -> analytics/<name>/dt=<date>/.
 
 Usage: ``spark-submit --py-files lake.zip spark_jobs/analytics.py --date 2026-11-25 --bucket pinterest-lake``.
-Each result overwrites only its own ``dt=<date>`` partition; records cleaned on several days count once
-(the latest ingested).
+It first checks that ``<date>`` and every earlier drained day have a committed clean partition, and fails
+naming the missing ones. Each result overwrites only its own ``dt=<date>`` partition; records cleaned on
+several days count once (the latest ingested).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
-from include.lake import dataset_prefix, partition_prefix
-from include.records import KEY_FIELD, Entity
-from spark_jobs.cleaning import LATEST_BY, Transform, keep_latest
+from include.lake import SUCCESS_NAME, dataset_prefix, manifest_key, partition_prefix
+from include.records import ENTITIES, KEY_FIELD, Entity
+from spark_jobs.cleaning import LATEST_BY, keep_latest
+from spark_jobs.manifest import exists, partition_days
 from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 
@@ -26,26 +26,66 @@ log = logging.getLogger("spark_jobs.analytics")
 
 
 class MissingCleanDataError(FileNotFoundError):
-    """An entity has no clean data at all: the cleaning job has not run."""
+    """A day the analytics need has no committed clean partition: the clean job has not run (or not finished)."""
 
 
-def up_to(day: date) -> Transform:
-    """Transform: the rows of partitions ``dt <= day``, without the ``dt`` column."""
-    return lambda df: df.where(F.col("dt") <= F.lit(day)).drop("dt")
+def missing_clean_days(day: date, drained: Iterable[date], cleaned: Iterable[date]) -> list[date]:
+    """The days that must be clean as of ``day`` but are not: ``day`` itself and every drained day before it."""
+    needed = {day} | {drained_day for drained_day in drained if drained_day <= day}
+    return sorted(needed - set(cleaned))
 
 
-def read_clean_as_of(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> DataFrame:
-    """The clean rows of ``entity`` up to ``day``, one per record key (the latest ingested).
+def missing_clean_message(day: date, missing: Mapping[Entity, Sequence[date]]) -> str:
+    """The error naming each entity's missing clean days."""
+    listing = "; ".join(f"{entity}: {', '.join(map(str, days))}" for entity, days in missing.items())
+    return (
+        f"clean data is incomplete as of {day}: run the clean job for {listing} first "
+        f"(every day up to {day} with a raw manifest, and {day} itself, needs clean/<entity>/dt=<day>/_SUCCESS)"
+    )
 
-    Only the columns the results use are read and shuffled.
+
+def committed_clean_days(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> list[date]:
+    """The days up to ``day`` whose clean partition has ``_SUCCESS`` (Spark's committer writes it last)."""
+    listed = partition_days(spark, lake.url(dataset_prefix("clean", entity)))
+    return [d for d in listed if d <= day and exists(spark, clean_success_url(lake, entity, d))]
+
+
+def clean_success_url(lake: Lake, entity: Entity, day: date) -> str:
+    """URL of the ``_SUCCESS`` marker of one clean partition."""
+    return lake.url(partition_prefix("clean", entity, day) + SUCCESS_NAME)
+
+
+def drained_days(spark: SparkSession, lake: Lake, entity: Entity, days: Iterable[date]) -> list[date]:
+    """Those of ``days`` that have a raw manifest."""
+    return [d for d in days if exists(spark, lake.url(manifest_key(entity, d)))]
+
+
+def clean_days_as_of(spark: SparkSession, lake: Lake, day: date) -> dict[Entity, list[date]]:
+    """Each entity's committed clean days up to ``day``; raises MissingCleanDataError when any needed day lacks one.
+
+    Only folder names are listed; a raw day's manifest is looked up only when its clean partition is missing.
     """
-    url = lake.url(dataset_prefix("clean", entity))
-    try:
-        clean = spark.read.option("basePath", url).parquet(url)
-    except AnalysisException as error:
-        raise MissingCleanDataError(f"no clean {entity} data at {url}: run the clean job first") from error
-    columns = (*USED_COLUMNS[entity], *LATEST_BY, "dt")
-    return clean.select(*columns).transform(up_to(day)).transform(keep_latest(KEY_FIELD[entity]))
+    cleaned, missing = {}, {}
+    for entity in ENTITIES:
+        cleaned[entity] = committed_clean_days(spark, lake, entity, day)
+        raw_days = partition_days(spark, lake.url(dataset_prefix("raw", entity)))
+        unclean = [d for d in raw_days if d <= day and d not in cleaned[entity]]
+        lacking = missing_clean_days(day, drained_days(spark, lake, entity, unclean), cleaned[entity])
+        if lacking:
+            missing[entity] = lacking
+    if missing:
+        raise MissingCleanDataError(missing_clean_message(day, missing))
+    return cleaned
+
+
+def read_clean(spark: SparkSession, lake: Lake, entity: Entity, days: Sequence[date]) -> DataFrame:
+    """The clean rows of ``entity`` on ``days``, one per record key (the latest ingested).
+
+    Only these partitions, and only the columns the results use, are read.
+    """
+    paths = [lake.url(partition_prefix("clean", entity, d)) for d in days]
+    clean = spark.read.option("basePath", lake.url(dataset_prefix("clean", entity))).parquet(*paths)
+    return clean.select(*USED_COLUMNS[entity], *LATEST_BY).transform(keep_latest(KEY_FIELD[entity]))
 
 
 def write_results(lake: Lake, day: date, results: dict[str, DataFrame]) -> None:
@@ -62,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lake = Lake(bucket=args.bucket, root=args.lake_root)
     spark = build_session(f"analytics {args.date}")
-    pins, geos, users = (read_clean_as_of(spark, lake, entity, args.date) for entity in ("pin", "geo", "user"))
+    days = clean_days_as_of(spark, lake, args.date)
+    pins, geos, users = (read_clean(spark, lake, entity, days[entity]) for entity in ENTITIES)
     write_results(lake, args.date, all_results(pins, geos, users))
 
 

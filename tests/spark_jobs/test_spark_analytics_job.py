@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
 
-from include.lake import partition_prefix
+from include.lake import SUCCESS_NAME, partition_prefix
 from spark_jobs import analytics, clean
 from spark_jobs.analytics import MissingCleanDataError
 
 WriteRaw = Callable[..., list[str]]
 DAYS = (date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24))
-T0 = 1_763_769_600_000  # 2026-11-22T00:00:00Z
+T0 = int(datetime.combine(DAYS[0], time(), UTC).timestamp() * 1000)  # the start of DAYS[0] in epoch ms
 
 
 def triple(ind: int, category: str, country: str) -> dict[str, dict[str, Any]]:
@@ -55,6 +55,11 @@ def seed_day(write_raw: WriteRaw, day_number: int, triples: list[dict[str, dict[
         write_raw(entity, DAYS[day_number], [lines])
 
 
+def every_entity(day: str) -> str:
+    """How the missing-data error lists one day missing for every entity."""
+    return f"pin: {day}; geo: {day}; user: {day}"
+
+
 def run(job: Any, lake: Path, day: date) -> None:
     job.main(["--date", day.isoformat(), "--bucket", "unused", "--lake-root", lake.as_uri()])
 
@@ -66,14 +71,20 @@ def read_result(spark: SparkSession, lake: Path, name: str, day: date) -> list[t
 
 
 @pytest.fixture
-def lake(tmp_path: Path, write_raw: WriteRaw) -> Path:
-    """Three cleaned days: pin 1 re-posted on day 2 with a new category, pin 3 only after the analytics date."""
+def drained(tmp_path: Path, write_raw: WriteRaw) -> Path:
+    """Three drained days: pin 1 re-posted on day 2 with a new category, pins 3-5 only on day 3."""
     seed_day(write_raw, 0, [triple(1, "art", "Chad"), triple(2, "art", "Chad")])
     seed_day(write_raw, 1, [triple(1, "diy", "Chad")])
     seed_day(write_raw, 2, [triple(3, "travel", "Chad"), triple(4, "travel", "Chad"), triple(5, "travel", "Chad")])
-    for day in DAYS:
-        run(clean, tmp_path, day)
     return tmp_path
+
+
+@pytest.fixture
+def lake(drained: Path) -> Path:
+    """The three drained days, all cleaned."""
+    for day in DAYS:
+        run(clean, drained, day)
+    return drained
 
 
 def test_as_of_a_date_counts_each_record_once_and_ignores_later_days(spark: SparkSession, lake: Path) -> None:
@@ -101,5 +112,35 @@ def test_rerun_overwrites_only_its_own_date(spark: SparkSession, lake: Path) -> 
 
 
 def test_no_clean_data_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(MissingCleanDataError, match=r"no clean pin data at .*run the clean job first"):
+    with pytest.raises(
+        MissingCleanDataError, match=rf"as of 2026-11-22: run the clean job for {every_entity('2026-11-22')} first"
+    ):
         run(analytics, tmp_path, DAYS[0])
+
+
+def test_an_earlier_drained_day_not_cleaned_is_an_error(drained: Path) -> None:
+    for day in (DAYS[0], DAYS[2]):
+        run(clean, drained, day)
+
+    with pytest.raises(
+        MissingCleanDataError, match=rf"as of 2026-11-24: run the clean job for {every_entity('2026-11-23')} first"
+    ):
+        run(analytics, drained, DAYS[2])
+    assert not (drained / "analytics").exists()
+
+
+def test_the_day_itself_not_cleaned_is_an_error_even_when_later_days_are(drained: Path) -> None:
+    for day in DAYS[1:]:
+        run(clean, drained, day)
+
+    with pytest.raises(
+        MissingCleanDataError, match=rf"as of 2026-11-22: run the clean job for {every_entity('2026-11-22')} first"
+    ):
+        run(analytics, drained, DAYS[0])
+
+
+def test_a_clean_partition_without_success_marker_counts_as_missing(lake: Path) -> None:
+    (lake / partition_prefix("clean", "geo", DAYS[1]) / SUCCESS_NAME).unlink()
+
+    with pytest.raises(MissingCleanDataError, match=r"as of 2026-11-24: run the clean job for geo: 2026-11-23 first"):
+        run(analytics, lake, DAYS[2])
