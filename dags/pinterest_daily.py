@@ -19,7 +19,10 @@ the day). A run without a logical date has no interval and fails at once, saying
 **Backfill** the days 2026-11-01 to 2026-11-03 (both inclusive: the dates are the drained days;
 runs stay queued while the DAG is paused; UI: *Backfill*; REST: `POST /api/v2/backfills`):
 
-    airflow backfill create --dag-id pinterest_daily --from-date 2026-11-01 --to-date 2026-11-03
+    airflow backfill create --dag-id pinterest_daily --max-active-runs 1 --from-date 2026-11-01 --to-date 2026-11-03
+
+One day at a time: the analytics of a day read the clean partitions of every earlier drained
+day and fail (then retry) while one of them is missing.
 
 **Params**: `topic_prefix` and `lake_bucket` (defaults from the platform settings) isolate
 a run, e.g. `{"topic_prefix": "test-abc", "lake_bucket": "scratch"}` as run conf;
