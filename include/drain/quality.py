@@ -46,6 +46,7 @@ class QualityMetrics(BaseModel):
     record_count: int
     quarantined: int
     quarantine_share: float
+    late_records: int  # records of the day that arrived later than the grace (see the manifest's partitions)
     distinct_keys: int
     duplicate_keys: int
     duplicate_key_share: float
@@ -172,6 +173,7 @@ def run_quality_gate(
             record_count=count,
             quarantined=manifest.quarantine.count,
             quarantine_share=manifest.quarantine.share,
+            late_records=sum(p.late for p in manifest.partitions),
             distinct_keys=distinct,
             duplicate_keys=count - distinct,
             duplicate_key_share=(count - distinct) / count if count else 0.0,

@@ -64,7 +64,7 @@ def test_gate_reports_counts_duplicates_and_ind_match(s3, scratch_bucket, kafka_
         assert metrics["record_count"] == len(keys)
         assert metrics["duplicate_keys"] == len(keys) - len(set(keys)) > 0
         assert metrics["distinct_ind"] == len(set(sent[entity]["inds"]))
-        assert metrics["ind_match_rate"] == 1.0 and metrics["quarantine_share"] == 0.0
+        assert metrics["ind_match_rate"] == 1.0 and metrics["quarantine_share"] == 0.0 and metrics["late_records"] == 0
         assert reports[entity].passed
 
 
