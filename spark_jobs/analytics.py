@@ -15,10 +15,10 @@ from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
 
-from include.lake import SUCCESS_NAME, dataset_prefix, manifest_key, partition_prefix
+from include.lake import MANIFEST_NAME, SUCCESS_NAME, dataset_prefix, partition_prefix
 from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
-from spark_jobs.manifest import exists, partition_days
+from spark_jobs.manifest import days_with_marker
 from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 
@@ -44,33 +44,18 @@ def missing_clean_message(day: date, missing: Mapping[Entity, Sequence[date]]) -
     )
 
 
-def committed_clean_days(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> list[date]:
-    """The days up to ``day`` whose clean partition has ``_SUCCESS`` (Spark's committer writes it last)."""
-    listed = partition_days(spark, lake.url(dataset_prefix("clean", entity)))
-    return [d for d in listed if d <= day and exists(spark, clean_success_url(lake, entity, d))]
-
-
-def clean_success_url(lake: Lake, entity: Entity, day: date) -> str:
-    """URL of the ``_SUCCESS`` marker of one clean partition."""
-    return lake.url(partition_prefix("clean", entity, day) + SUCCESS_NAME)
-
-
-def drained_days(spark: SparkSession, lake: Lake, entity: Entity, days: Iterable[date]) -> list[date]:
-    """Those of ``days`` that have a raw manifest."""
-    return [d for d in days if exists(spark, lake.url(manifest_key(entity, d)))]
-
-
 def clean_days_as_of(spark: SparkSession, lake: Lake, day: date) -> dict[Entity, list[date]]:
     """Each entity's committed clean days up to ``day``; raises MissingCleanDataError when any needed day lacks one.
 
-    Only folder names are listed; a raw day's manifest is looked up only when its clean partition is missing.
+    A clean day is committed when its partition holds ``_SUCCESS`` (Spark's committer writes it last); a day
+    was drained when its raw partition holds a manifest. One recursive listing per dataset finds both.
     """
     cleaned, missing = {}, {}
     for entity in ENTITIES:
-        cleaned[entity] = committed_clean_days(spark, lake, entity, day)
-        raw_days = partition_days(spark, lake.url(dataset_prefix("raw", entity)))
-        unclean = [d for d in raw_days if d <= day and d not in cleaned[entity]]
-        lacking = missing_clean_days(day, drained_days(spark, lake, entity, unclean), cleaned[entity])
+        committed = days_with_marker(spark, lake.url(dataset_prefix("clean", entity)), SUCCESS_NAME)
+        cleaned[entity] = [d for d in committed if d <= day]
+        drained = days_with_marker(spark, lake.url(dataset_prefix("raw", entity)), MANIFEST_NAME)
+        lacking = missing_clean_days(day, drained, cleaned[entity])
         if lacking:
             missing[entity] = lacking
     if missing:

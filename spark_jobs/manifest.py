@@ -85,13 +85,21 @@ def partition_day(name: str) -> date | None:
         return None
 
 
-def partition_days(spark: SparkSession, dataset_url: str) -> list[date]:
-    """The days of the ``dt=`` folders directly under ``dataset_url``, sorted (one listing; none if it is absent)."""
+def days_with_marker(spark: SparkSession, dataset_url: str, marker: str) -> list[date]:
+    """The days of the ``dt=`` folders under ``dataset_url`` that hold a file named ``marker``, sorted.
+
+    One recursive listing (on S3: a few LIST pages, not a request per day); none if the dataset is absent.
+    """
     path, filesystem = _path_on_filesystem(spark, dataset_url)
     if not filesystem.exists(path):
         return []
-    names = (status.getPath().getName() for status in filesystem.listStatus(path) if status.isDirectory())
-    return sorted(day for day in map(partition_day, names) if day is not None)
+    days = set()
+    files = filesystem.listFiles(path, True)
+    while files.hasNext():
+        found = files.next().getPath()
+        if found.getName() == marker and (day := partition_day(found.getParent().getName())) is not None:
+            days.add(day)
+    return sorted(days)
 
 
 def read_manifest(spark: SparkSession, partition_url: str, partition_prefix: str) -> Manifest:
