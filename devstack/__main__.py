@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import time
 
 from devstack import install, paths, processes
 from devstack.environment import process_env, write_stack_env
@@ -94,9 +96,32 @@ def cmd_env(_: argparse.Namespace) -> None:
         print(f"export {line}")
 
 
+BACKFILL_ATTEMPTS = 3
+
+
+def retry_on_sqlite_lock(argv: list[str], returncode: int, output: str) -> bool:
+    """Whether a failed ``airflow backfill create`` should run again: SQLite refused a write it could not wait for.
+
+    With SQLite (WAL), a transaction that read before writing fails at once when the scheduler wrote meanwhile;
+    Airflow then removes the partial backfill, so the command can simply run again.
+    """
+    return argv[:2] == ["backfill", "create"] and returncode != 0 and "database is locked" in output
+
+
 def cmd_airflow(args: argparse.Namespace) -> None:
     env = process_env()
-    os.execve(str(paths.VENV_BIN / "airflow"), ["airflow", *args.args], env)
+    airflow = str(paths.VENV_BIN / "airflow")
+    if args.args[:2] != ["backfill", "create"]:
+        os.execve(airflow, ["airflow", *args.args], env)
+    for attempt in range(1, BACKFILL_ATTEMPTS + 1):
+        done = subprocess.run([airflow, *args.args], env=env, capture_output=True, text=True, check=False)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        retry = retry_on_sqlite_lock(args.args, done.returncode, done.stdout + done.stderr)
+        if attempt == BACKFILL_ATTEMPTS or not retry:
+            sys.exit(done.returncode)
+        step(f"SQLite was busy with the scheduler's writes; Airflow removed the partial backfill: try {attempt + 1}")
+        time.sleep(2 * attempt)
 
 
 def main(argv: list[str] | None = None) -> None:

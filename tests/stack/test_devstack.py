@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from devstack import paths, processes
+from devstack.__main__ import retry_on_sqlite_lock
 from devstack.services import SERVICES
 
 
@@ -81,3 +82,16 @@ def test_the_code_under_test_reaches_the_stack_whatever_the_shell_sets(stack_env
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("argv", "returncode", "output", "retry"),
+    [
+        (["backfill", "create", "--dag-id", "d"], 1, "sqlite3.OperationalError: database is locked", True),
+        (["backfill", "create", "--dag-id", "d"], 0, "database is locked (logged, but it went through)", False),
+        (["backfill", "create", "--dag-id", "d"], 1, "Dag with dag_id: 'd' not found", False),
+        (["dags", "trigger", "d"], 1, "database is locked", False),
+    ],
+)
+def test_only_a_backfill_create_refused_by_sqlite_runs_again(argv, returncode, output, retry):
+    assert retry_on_sqlite_lock(argv, returncode, output) is retry
