@@ -39,7 +39,7 @@ from include.drain.kafka_reader import (
     topic_configs,
 )
 from include.drain.lines import batch_lines
-from include.drain.lock import PartitionLock
+from include.drain.lock import PartitionLock, is_missing
 from include.drain.manifest import FileEntry, Manifest, PartitionSummary, QuarantineSummary
 from include.drain.objects import ObjectWriter
 from include.records import MODELS, Entity
@@ -148,16 +148,12 @@ def _drain_partition(
     return counts
 
 
-def _is_missing(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
-
-
 def _exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as exc:
-        if _is_missing(exc):
+        if is_missing(exc):
             return False
         raise
 
@@ -225,7 +221,7 @@ def _existing_manifest(s3: Any, bucket: str, key: str) -> Manifest | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        if _is_missing(exc):
+        if is_missing(exc):
             return None
         raise
     return Manifest.model_validate_json(body)

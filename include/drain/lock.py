@@ -32,7 +32,8 @@ def _is_conflict(exc: ClientError) -> bool:
     return error.get("Code") in _CONFLICT_CODES or status in {"412", "409"}
 
 
-def _is_missing(exc: ClientError) -> bool:
+def is_missing(exc: ClientError) -> bool:
+    """Whether an S3 error says the object does not exist."""
     return exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}
 
 
@@ -48,14 +49,13 @@ class PartitionLock:
         ttl_seconds: float,
         attempt: int = 1,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         if ttl_seconds <= 0:
             raise ValueError(f"lock ttl must be positive, got {ttl_seconds}")
         self._s3, self._bucket, self._key, self._owner = s3, bucket, key, owner
         self._attempt = attempt
         self._ttl = ttl_seconds
-        self._clock, self._sleep = clock, sleep
+        self._clock = clock
         self._etag: str | None = None
         self._guard = threading.Lock()
         self._stop = threading.Event()
@@ -85,7 +85,7 @@ class PartitionLock:
         expired = holder.get("expires_at", 0) < self._clock()
         same_run = holder.get("owner") == self._owner
         if not expired and same_run and holder.get("attempt") != self._attempt:
-            self._sleep(max(0.0, holder["expires_at"] - self._clock()) + 0.2)  # dead tries stop renewing
+            time.sleep(max(0.0, holder["expires_at"] - self._clock()) + 0.2)  # dead tries stop renewing
             current = self._read()
             if current is None:
                 return self._acquire_fresh()
@@ -122,7 +122,7 @@ class PartitionLock:
         try:
             current = self._s3.get_object(Bucket=self._bucket, Key=self._key)
         except ClientError as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return None
             raise
         return current["ETag"], json.loads(current["Body"].read())
@@ -143,7 +143,7 @@ class PartitionLock:
             try:
                 self._etag = self._put(IfMatch=self._etag)
             except ClientError as exc:
-                if not (_is_conflict(exc) or _is_missing(exc)):
+                if not (_is_conflict(exc) or is_missing(exc)):
                     raise
                 self._lost = (
                     f"lost the lease on s3://{self._bucket}/{self._key}: another run took it over "
@@ -171,7 +171,7 @@ class PartitionLock:
             try:
                 head = self._s3.head_object(Bucket=self._bucket, Key=self._key)
             except ClientError as exc:
-                if _is_missing(exc):
+                if is_missing(exc):
                     return
                 raise
             if head["ETag"] == self._etag:
