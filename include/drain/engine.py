@@ -37,6 +37,7 @@ from include.drain.kafka_reader import (
     read_range,
     retention_floor_ms,
     topic_configs,
+    topic_id,
 )
 from include.drain.lines import batch_lines
 from include.drain.lock import PartitionLock, is_missing
@@ -177,16 +178,22 @@ def stale_keys(listed: list[str], keep: set[str]) -> list[str]:
     return sorted(k for k in listed if k not in keep and k.rsplit("/", 1)[-1] not in CONTROL_NAMES)
 
 
-def lost_partitions(plans: list[PartitionPlan], existing: Manifest | None) -> list[str]:
+def lost_partitions(plans: list[PartitionPlan], existing: Manifest | None, current_topic_id: str) -> list[str]:
     """Why Kafka may no longer hold all of the interval, per partition (empty when it holds it all).
 
     A partition has lost records when its log may start inside the interval (retention), or, for
-    a day already drained, when Kafka no longer has offsets the existing manifest lists: deleted
-    below the log start, or beyond the high watermark of a topic that was recreated or reset.
+    a day already drained, when the topic is not the one drained (recreated: another topic id, its
+    offsets name other records), or Kafka no longer has offsets the existing manifest lists: deleted
+    below the log start, or beyond the high watermark of a topic that was reset.
     """
     reasons = [f"[{p.partition}] starts at offset {p.log_start}" for p in plans if not p.start_held]
     if existing is None:
         return reasons
+    if existing.topic_id is not None and existing.topic_id != current_topic_id:
+        return [
+            f"the topic was recreated: its id is {current_topic_id}, the raw partition was drained from "
+            f"{existing.topic_id} (delete the raw partition to drain the new topic's records instead)"
+        ]
     by_partition = {plan.partition: plan for plan in plans}
     for held in existing.partitions:
         plan = by_partition.get(held.partition)
@@ -258,8 +265,9 @@ def drain(
         try:
             floor_ms = _retention_floor(bootstrap_servers, request.topic, now())
             plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms, floor_ms)
+            drained_topic_id = topic_id(bootstrap_servers, request.topic)
             existing = _existing_manifest(s3, bucket, manifest_key)
-            lost = lost_partitions(plans, existing)
+            lost = lost_partitions(plans, existing, drained_topic_id)
             if lost:
                 where = "; ".join(lost)
                 if existing is None:
@@ -284,7 +292,9 @@ def drain(
                     message,
                 )
             _delete_keys(s3, bucket, [raw_prefix + lake.SUCCESS_NAME, raw_prefix + lake.DQ_NAME])
-            manifest = _write_partition(s3, consumer, request, plans, status, raw_prefix, quarantine_prefix, now)
+            manifest = _write_partition(
+                s3, consumer, request, plans, status, drained_topic_id, raw_prefix, quarantine_prefix, now
+            )
         finally:
             consumer.close()
         lock.renew()  # fails if another run took the lease: then it owns the partition, we commit nothing
@@ -311,6 +321,7 @@ def _write_partition(
     request: DrainRequest,
     plans: list[PartitionPlan],
     status: Status,
+    drained_topic_id: str,
     raw_prefix: str,
     quarantine_prefix: str,
     now: Callable[[], datetime],
@@ -364,6 +375,7 @@ def _write_partition(
         entity=request.entity,
         dt=request.interval.day,
         topic=request.topic,
+        topic_id=drained_topic_id,
         interval_start=request.interval.start,
         interval_end=request.interval.end,
         lateness_grace_seconds=settings.lateness_grace.total_seconds(),

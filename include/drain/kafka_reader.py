@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from include.drain.errors import KafkaReadError, TopicError
@@ -89,6 +89,16 @@ def topic_configs(bootstrap_servers: str, topic: str) -> dict[str, str]:
     except KafkaException as exc:
         raise TopicError(f"cannot read the configuration of topic {topic!r}: {exc}") from exc
     return {name: entry.value for name, entry in entries.items() if entry.value is not None}
+
+
+def topic_id(bootstrap_servers: str, topic: str) -> str:
+    """Kafka's id of the topic: a deleted and recreated topic of the same name gets a new one."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    [future] = admin.describe_topics(TopicCollection([topic])).values()
+    try:
+        return str(future.result(TIMEOUT_S).topic_id)
+    except KafkaException as exc:
+        raise TopicError(f"cannot describe topic {topic!r}: {exc}") from exc
 
 
 def start_is_held(log_start: int, high: int, first_at_early: int | None, early_is_retained: bool = False) -> bool:

@@ -62,6 +62,7 @@ class Manifest(_Frozen):
     entity: str
     dt: date
     topic: str
+    topic_id: str | None = Field(None, description="Kafka's id of the topic drained (a recreated topic has another)")
     interval_start: datetime
     interval_end: datetime
     lateness_grace_seconds: float

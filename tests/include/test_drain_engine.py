@@ -19,8 +19,8 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from confluent_kafka import Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka import KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from include import lake
 from include.drain import (
@@ -346,23 +346,39 @@ def test_expired_start_keeps_the_existing_partition_or_fails_clearly(s3, scratch
         s3.delete_bucket(Bucket=scratch_bucket + "-empty")
 
 
-def test_redrain_from_a_topic_without_the_drained_offsets_keeps_the_partition(
-    s3, scratch_bucket, kafka_topics, bootstrap
-):
-    values = pins(40)
-    produce(bootstrap, f"{kafka_topics}.pin", [(0, START_MS + i * 60_000, *next(values)) for i in range(30)])
+def recreate_topic(bootstrap: str, topic: str) -> None:
+    """Delete ``topic`` and create it again under the same name (one partition, no retention limit)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics([topic]).values():
+        future.result(30)
+    deadline = time.monotonic() + 60
+    while True:  # the broker finishes the deletion asynchronously
+        try:
+            for future in admin.create_topics([NewTopic(topic, 1, 1, config={"retention.ms": "-1"})]).values():
+                future.result(30)
+            return
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.mark.parametrize("new_records", [10, 60], ids=["fewer-than-drained", "more-than-drained"])
+def test_redrain_from_a_recreated_topic_keeps_the_partition(s3, scratch_bucket, kafka_topics, bootstrap, new_records):
+    topic, values = f"{kafka_topics}.pin", pins(30 + new_records)
+    produce(bootstrap, topic, [(0, START_MS + i * 60_000, *next(values)) for i in range(30)])
     drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
     raw = lake.partition_prefix("raw", "pin", DAY)
     before = listing(s3, scratch_bucket, raw)
-    # the same topic name recreated: offsets start again at 0 and end below what the manifest lists
-    recreated = f"{kafka_topics}.geo"
-    produce(bootstrap, recreated, [(0, START_MS + i * 60_000, *next(values)) for i in range(10)])
+    # the same name, a new topic: its offsets start again at 0 and hold records of later days only
+    recreate_topic(bootstrap, topic)
+    now_ms = int(time.time() * 1000)
+    produce(bootstrap, topic, [(0, now_ms + i, *next(values)) for i in range(new_records)])
 
-    redrain = DrainRequest("pin", recreated, scratch_bucket, Interval.for_day(DAY), "reset", DrainSettings(GRACE))
-    result = drain(s3, bootstrap, redrain)
+    result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
 
     assert result.outcome == "kept_existing" and result.record_count == 30
-    assert "[0] ends at offset 10, before drained offset 29" in result.message
+    assert "the topic was recreated" in result.message
     assert listing(s3, scratch_bucket, raw) == before
 
 

@@ -100,7 +100,10 @@ def plan(partition: int, log_start: int, high: int, held: bool = True) -> Partit
     return PartitionPlan(partition, log_start, high, log_start, high, high, held)
 
 
-def drained(*ranges: tuple[int, int | None, int | None]) -> Manifest:
+TOPIC_ID = "topic-id-1"
+
+
+def drained(*ranges: tuple[int, int | None, int | None], topic_id: str | None = TOPIC_ID) -> Manifest:
     """A manifest whose partitions hold the offset ranges ``(partition, first, last)``."""
     summaries = [
         PartitionSummary(
@@ -110,7 +113,7 @@ def drained(*ranges: tuple[int, int | None, int | None]) -> Manifest:
         for p, first, last in ranges
     ]  # fmt: skip
     return Manifest(
-        entity="pin", dt=D.date(), topic="t", interval_start=D, interval_end=D + timedelta(days=1),
+        entity="pin", dt=D.date(), topic="t", topic_id=topic_id, interval_start=D, interval_end=D + timedelta(days=1),
         lateness_grace_seconds=600, status="complete", run_id="r", drained_at=D, record_count=0, total_bytes=0,
         files=[], partitions=summaries, quarantine=QuarantineSummary(count=0, share=0, max_share=0, files=[]),
     )  # fmt: skip
@@ -130,10 +133,16 @@ def drained(*ranges: tuple[int, int | None, int | None]) -> Manifest:
             ["[0] ends at offset 12, before drained offset 49 (topic recreated or reset?)"],
         ),
         ([plan(0, 20, 50, held=False)], drained((0, 10, 49)), ["[0] starts at offset 20"]),
+        ([plan(0, 0, 50)], drained((0, 10, 49), topic_id=None), []),  # a manifest from before topic ids
     ],
 )
 def test_lost_partitions_compare_kafka_with_the_drained_offsets(plans, existing, reasons):
-    assert lost_partitions(plans, existing) == reasons
+    assert lost_partitions(plans, existing, TOPIC_ID) == reasons
+
+
+def test_a_recreated_topic_has_lost_every_partition_whatever_its_offsets():
+    reasons = lost_partitions([plan(0, 0, 500)], drained((0, 10, 49)), "topic-id-2")
+    assert len(reasons) == 1 and "recreated" in reasons[0] and "topic-id-2" in reasons[0] and TOPIC_ID in reasons[0]
 
 
 def test_object_name_carries_partition_and_offset_range_and_sorts_by_offset():
