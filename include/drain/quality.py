@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from include import lake
 from include.drain.errors import QualityGateError
+from include.drain.lock import is_missing
 from include.drain.manifest import FileEntry, Manifest
 from include.records import ENTITIES, Entity
 
@@ -90,7 +91,9 @@ def _scan(s3: Any, bucket: str, entity: Entity, files: list[FileEntry]) -> _Scan
         try:
             body = s3.get_object(Bucket=bucket, Key=entry.key)["Body"]
         except ClientError as exc:
-            scan.problems.append(f"{entry.key} listed in the manifest cannot be read: {exc}")
+            if not is_missing(exc):
+                raise  # S3 unavailable or refusing: the task retries
+            scan.problems.append(f"{entry.key} listed in the manifest is missing")
             continue
         digest, size, lines, rest, unreadable = hashlib.sha256(), 0, 0, b"", None
         for chunk in body.iter_chunks(1 << 20):
@@ -147,7 +150,9 @@ def _manifest(s3: Any, bucket: str, entity: Entity, day: date) -> Manifest:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        raise QualityGateError(f"no manifest at s3://{bucket}/{key}: drain {entity} for {day} first ({exc})") from exc
+        if not is_missing(exc):
+            raise  # S3 unavailable or refusing: the task retries
+        raise QualityGateError(f"no manifest at s3://{bucket}/{key}: drain {entity} for {day} first") from exc
     return Manifest.model_validate_json(body)
 
 

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, date, datetime
 
 import pytest
+from botocore.exceptions import ClientError
 from confluent_kafka import Producer
 
 from include import lake
@@ -13,6 +14,7 @@ from include.drain import DrainRequest, Interval, QualityGateError, QualityThres
 from include.drain.quality import match_rate
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES, kafka_key, kafka_value
+from include.settings import PlatformSettings
 
 DAY = date(2024, 5, 1)
 START_MS = int(datetime(2024, 5, 1, tzinfo=UTC).timestamp() * 1000)
@@ -118,3 +120,11 @@ def test_gate_without_a_drained_partition_says_what_is_missing(s3, scratch_bucke
 def test_match_rate_is_the_share_found_in_every_other_entity():
     assert match_rate({1, 2, 3, 4}, [{1, 2, 3}, {2, 3, 4}]) == 0.5
     assert match_rate(set(), [{1}]) is None
+
+
+def test_gate_lets_an_s3_failure_through_for_a_retry_instead_of_failing_the_data(s3, scratch_bucket, stack_env):
+    refused = PlatformSettings.model_validate({**stack_env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}).s3_client()
+
+    with pytest.raises(ClientError) as raised:  # not QualityGateError, which fails the run without retries
+        run_quality_gate(refused, scratch_bucket, DAY, "gate-run")
+    assert raised.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
