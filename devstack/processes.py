@@ -96,7 +96,6 @@ def wait_until(
     check: Callable[[], bool],
     timeout: float,
     proc: psutil.Process | None = None,
-    log_name: str | None = None,
 ) -> None:
     """Poll ``check`` until it holds; fail early if ``proc`` died, naming its log."""
     deadline = time.monotonic() + timeout
@@ -107,6 +106,6 @@ def wait_until(
         except Exception:  # a service still starting answers with all kinds of errors
             pass
         if proc is not None and (not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE):
-            raise StackError(f"{what} exited while starting; see {paths.LOGS / (log_name or what)}.log")
+            raise StackError(f"{what} exited while starting; see {paths.LOGS / what}.log")
         time.sleep(0.5)
-    raise StackError(f"{what} not healthy after {timeout:.0f}s; see {paths.LOGS / (log_name or what)}.log")
+    raise StackError(f"{what} not healthy after {timeout:.0f}s; see {paths.LOGS / what}.log")
