@@ -35,6 +35,12 @@ class ApiSettings(PlatformSettings):
     kafka_max_block_ms: int = Field(1_000, ge=10, validation_alias="KAFKA_MAX_BLOCK_MS")
     kafka_connect_retry_s: float = Field(2.0, gt=0, validation_alias="KAFKA_CONNECT_RETRY_S")
 
+    @field_validator("kafka_compression", mode="before")
+    @classmethod
+    def _none_or_empty_means_off(cls, codec: object) -> object:
+        """``KAFKA_COMPRESSION=none`` (any case) or empty turns compression off."""
+        return None if isinstance(codec, str) and codec.strip().lower() in ("", "none") else codec
+
     @field_validator("api_key", mode="after")
     @classmethod
     def _empty_key_means_none(cls, key: SecretStr | None) -> SecretStr | None:

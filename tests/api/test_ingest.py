@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import httpx
 
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES
 from tests.api.kafka_helpers import read_all
-from tests.api_process import RunningApi
+from tests.api_process import RunningApi, start_api, stop_api
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
 
@@ -97,3 +98,21 @@ def test_request_id_is_echoed_and_logged(api: RunningApi) -> None:
 
 def test_entities_cover_every_topic(api: RunningApi) -> None:
     assert api.topics == [f"{api.prefix}.{e}" for e in ENTITIES]
+
+
+def test_an_api_with_compression_off_starts_and_stores_records(
+    stack_env: dict[str, str], api_topics: str, tmp_path: Path
+) -> None:
+    process, url = start_api(stack_env, api_topics, tmp_path / "api.log", {"KAFKA_COMPRESSION": ""})
+    try:
+        geo = next(generate_triples(seed=13, count=1, repeat_percent=0)).geo.model_dump(mode="json")
+        response = httpx.post(f"{url}/geo/", json=geo, timeout=10)
+    finally:
+        stop_api(process)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    stored = {
+        (r.partition, r.offset): json.loads(r.value)
+        for r in read_all(stack_env["KAFKA_BOOTSTRAP_SERVERS"], answer["topic"])
+    }
+    assert stored[(answer["partition"], answer["offset"])] == geo

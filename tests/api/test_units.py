@@ -75,6 +75,18 @@ def test_a_record_whose_body_is_at_the_limit_fits_the_producer_request_size() ->
     assert size <= producer_config(settings)["max_request_size"]
 
 
+@pytest.mark.parametrize("value", ["none", "None", ""])
+def test_none_or_empty_compression_turns_compression_off(value: str) -> None:
+    settings = ApiSettings(KAFKA_COMPRESSION=value)
+    assert settings.kafka_compression is None
+    assert producer_config(settings)["compression_type"] is None
+
+
+def test_an_unknown_compression_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ValidationError, match="KAFKA_COMPRESSION"):
+        ApiSettings(KAFKA_COMPRESSION="brotli")
+
+
 def test_producer_is_durable_and_fails_fast() -> None:
     config = producer_config(ApiSettings(KAFKA_BOOTSTRAP_SERVERS="a:9092,b:9092"))
     assert config["bootstrap_servers"] == ["a:9092", "b:9092"]
