@@ -130,6 +130,7 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         responses={
             **_ERRORS,
             207: {"model": BatchResult, "description": "Some records were not accepted."},
+            413: {"model": Problem, "description": "The body is over the size limit."},
             422: {"model": BatchResult | Invalid, "description": "No record was valid, or the body is not a list."},
             503: {"model": BatchResult, "description": "Kafka took none of the valid records; retry later."},
         },
@@ -150,6 +151,9 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         positions: list[int] = []
         outgoing: list[OutgoingRecord] = []
         for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                results[index] = BatchItem(index=index, status="invalid", errors=[_not_an_object(index)])
+                continue
             try:
                 record = model.model_validate(item)
             except ValidationError as error:
@@ -171,6 +175,11 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         return _json(result, 207)
 
     return router
+
+
+def _not_an_object(index: int) -> FieldError:
+    """The error of a batch item that is not a JSON object, worded as the single endpoint words it."""
+    return FieldError(field="", loc=["body", index], msg="Input should be an object", type="model_type")
 
 
 def _batch_item(index: int, outcome: Outcome) -> BatchItem:

@@ -128,3 +128,22 @@ def test_api_key_is_required_when_configured_and_never_logged(keyed_api: Running
     assert (right.json()["partition"], right.json()["offset"]) in stored
     assert httpx.get(f"{keyed_api.url}/health").status_code == 200
     assert keyed_api.api_key not in keyed_api.log_path.read_text()
+
+
+@pytest.mark.parametrize("item", ["1", '"a geo record"', "null", json.dumps([GEO])], ids=["int", "str", "null", "list"])
+def test_a_batch_item_that_is_not_an_object_gets_the_single_endpoints_words(api: RunningApi, item: str) -> None:
+    single = httpx.post(f"{api.url}/geo/", content=item, timeout=10)
+    batch = httpx.post(f"{api.url}/geo/batch", content=f"[{item}]", timeout=10)
+    assert (single.status_code, batch.status_code) == (422, 422), batch.text
+    [result] = batch.json()["results"]
+    assert result["status"] == "invalid"
+    expected = [(error["msg"], error["type"]) for error in single.json()["detail"]]
+    assert [(error["msg"], error["type"]) for error in result["errors"]] == expected
+    assert result["errors"][0]["loc"] == ["body", 0]
+    assert "GeoRecord" not in batch.text
+
+
+def test_the_batch_route_documents_413_for_the_body_only(api: RunningApi) -> None:
+    paths = httpx.get(f"{api.url}/openapi.json", timeout=10).json()["paths"]
+    assert "Kafka" in paths["/geo/"]["post"]["responses"]["413"]["description"]
+    assert "Kafka" not in paths["/geo/batch"]["post"]["responses"]["413"]["description"]
