@@ -10,7 +10,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 RECORDS_ACCEPTED = Counter("ingest_records_accepted_total", "Records acknowledged by Kafka.", ["entity"])
 RECORDS_REJECTED = Counter(
     "ingest_records_rejected_total",
-    "Records or requests refused, by reason (invalid, not_json, too_large, unauthorized, kafka_unavailable).",
+    "Records or requests refused, by reason (invalid, not_json, too_large, unauthorized, kafka_unavailable, "
+    "topic_missing).",
     ["entity", "reason"],
 )
 KAFKA_ERRORS = Counter("ingest_kafka_errors_total", "Records Kafka did not acknowledge in time.", ["entity"])

@@ -46,8 +46,13 @@ async def health() -> Status:
 @router.get(
     "/ready",
     response_model=Status,
-    summary="Kafka is reachable and the producer connected",
-    responses={503: {"model": Status, "description": "Not ready: Kafka unreachable or producer not connected."}},
+    summary="Kafka is reachable, the producer connected and every topic exists",
+    responses={
+        503: {
+            "model": Status,
+            "description": "Not ready: producer not connected, Kafka unreachable, or topics missing (named).",
+        }
+    },
 )
 async def ready(
     producer: Annotated[RecordProducer, Depends(get_producer)],
@@ -58,6 +63,10 @@ async def ready(
         return JSONResponse(Status(status="unready", detail="producer not connected yet").model_dump(), 503)
     if not await kafka_reachable(settings.kafka_bootstrap_servers):
         return JSONResponse(Status(status="unready", detail="Kafka is not reachable").model_dump(), 503)
+    missing = await producer.missing_topics()
+    if missing:
+        detail = f"topics missing in Kafka: {', '.join(sorted(missing))}"
+        return JSONResponse(Status(status="unready", detail=detail).model_dump(), 503)
     return Status(status="ready")
 
 

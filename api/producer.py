@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,14 @@ class RecordTooLargeError(Exception):
     """Kafka refuses the record for its size; sending it again cannot help."""
 
 
+class TopicMissingError(Exception):
+    """Kafka has no metadata for the record's topic: it does not exist (yet)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"the topic {topic} does not exist in Kafka")
+        self.topic = topic
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingRecord:
     """A validated record ready for Kafka."""
@@ -53,7 +62,7 @@ class Delivery:
     offset: int
 
 
-Outcome = Delivery | KafkaUnavailableError | RecordTooLargeError
+Outcome = Delivery | KafkaUnavailableError | RecordTooLargeError | TopicMissingError
 
 
 def producer_config(settings: ApiSettings) -> dict[str, object]:
@@ -100,12 +109,42 @@ def _bridge(
     return waiter
 
 
+def _failed(loop: asyncio.AbstractEventLoop, error: BaseException) -> asyncio.Future[RecordMetadata]:
+    """A future that already failed with ``error``."""
+    failed: asyncio.Future[RecordMetadata] = loop.create_future()
+    failed.set_exception(error)
+    return failed
+
+
+def _has_metadata(producer: KafkaProducer, topic: str) -> bool:
+    """True when Kafka gives the topic's partitions within KAFKA_MAX_BLOCK_MS (blocks: call from a thread)."""
+    try:
+        producer.partitions_for(topic)
+    except KafkaError as error:
+        reason = "no metadata for topic: it does not exist, or Kafka did not answer in time"
+        log.warning(reason, extra={"topic": topic, "error": repr(error)})
+        return False
+    return True
+
+
+async def _without_metadata(producer: KafkaProducer, topics: Iterable[str]) -> set[str]:
+    """The topics Kafka has no metadata for, asked in parallel worker threads."""
+    topics = sorted(topics)
+    found = await asyncio.gather(*(asyncio.to_thread(_has_metadata, producer, topic) for topic in topics))
+    return {topic for topic, known in zip(topics, found, strict=True) if not known}
+
+
 class RecordProducer:
     """Owns the process's KafkaProducer; connects in the background and reconnects by itself.
 
     ``send`` calls ``KafkaProducer.send`` on the event loop only for topics whose
     metadata is already known (then it only appends to a buffer); the first
     send to a topic runs in a worker thread because it may wait for metadata.
+
+    A topic Kafka has no metadata for is missing: its records fail at once with
+    TopicMissingError. Missing topics are asked for again (at most every
+    KAFKA_CONNECT_RETRY_S) when a record for one arrives or when readiness is
+    checked, so a topic created later is used without a restart.
 
     After Kafka fails a record with a non-retriable error (such as a record
     over the topic's ``max.message.bytes``), kafka-python's idempotent producer
@@ -118,6 +157,9 @@ class RecordProducer:
         self._topics = tuple(topics)
         self._producer: KafkaProducer | None = None
         self._warm_topics: set[str] = set()
+        self._missing_topics: set[str] = set()
+        self._recheck: asyncio.Task[None] | None = None
+        self._next_recheck = 0.0
         self._connector: asyncio.Task[None] | None = None
         self._retired: weakref.WeakSet[KafkaProducer] = weakref.WeakSet()
         self._closing: set[asyncio.Task[None]] = set()
@@ -137,36 +179,58 @@ class RecordProducer:
 
     async def _try_connect(self) -> bool:
         try:
-            self._producer = await asyncio.to_thread(self._build)
+            producer = await asyncio.to_thread(KafkaProducer, **producer_config(self._settings))
         except (KafkaError, OSError) as error:
             log.warning("kafka not reachable yet, retrying", extra={"error": repr(error)})
             return False
-        log.info("kafka producer connected", extra={"topics": sorted(self._warm_topics)})
+        missing = await _without_metadata(producer, self._topics)
+        self._producer = producer
+        self._missing_topics = missing
+        self._warm_topics = set(self._topics) - missing
+        self._next_recheck = time.monotonic() + self._settings.kafka_connect_retry_s
+        log.info("kafka producer connected", extra={"topics": sorted(self._warm_topics), "missing": sorted(missing)})
         return True
 
     async def _connect_until_done(self) -> None:
         while not await self._try_connect():
             await asyncio.sleep(self._settings.kafka_connect_retry_s)
 
-    def _build(self) -> KafkaProducer:
-        producer = KafkaProducer(**producer_config(self._settings))
-        for topic in self._topics:
-            try:
-                producer.partitions_for(topic)
-            except KafkaError as error:
-                log.warning("no metadata for topic yet", extra={"topic": topic, "error": repr(error)})
-            else:
-                self._warm_topics.add(topic)
-        return producer
+    async def missing_topics(self) -> frozenset[str]:
+        """The topics Kafka has no metadata for; asked for again when the last check is old enough.
+
+        One check runs at a time, and concurrent callers wait for it (at most KAFKA_MAX_BLOCK_MS).
+        """
+        producer = self._producer
+        idle = self._recheck is None or self._recheck.done()
+        if producer is not None and self._missing_topics and idle and time.monotonic() >= self._next_recheck:
+            self._recheck = asyncio.create_task(self._check_missing(producer), name="kafka-topics")
+        if self._recheck is not None and not self._recheck.done():
+            await asyncio.shield(self._recheck)
+        return frozenset(self._missing_topics)
+
+    async def _check_missing(self, producer: KafkaProducer) -> None:
+        missing = await _without_metadata(producer, self._missing_topics)
+        self._next_recheck = time.monotonic() + self._settings.kafka_connect_retry_s
+        if producer is not self._producer:
+            return
+        created = self._missing_topics - missing
+        if created:
+            log.info("topics now exist in kafka", extra={"topics": sorted(created)})
+        self._missing_topics = missing
+        self._warm_topics |= created
 
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[Outcome]:
         """Produce records; one outcome per record, in order (a Delivery when Kafka acknowledged it)."""
+        missing = await self.missing_topics() if any(r.topic in self._missing_topics for r in records) else frozenset()
         producer = self._producer
         if producer is None:
             return [KafkaUnavailableError("not connected to Kafka yet")] * len(records)
         loop = asyncio.get_running_loop()
         waiters: list[asyncio.Future[RecordMetadata]] = []
         for record in records:
+            if record.topic in missing:
+                waiters.append(_failed(loop, TopicMissingError(record.topic)))
+                continue
             try:
                 if record.topic in self._warm_topics:
                     future = self._send_now(producer, record)
@@ -175,9 +239,7 @@ class RecordProducer:
                     self._warm_topics.add(record.topic)
             except KafkaError as error:
                 log.warning("kafka refused a record", extra={"topic": record.topic, "error": repr(error)})
-                failed: asyncio.Future[RecordMetadata] = loop.create_future()
-                failed.set_exception(error)
-                waiters.append(failed)
+                waiters.append(_failed(loop, error))
             else:
                 waiters.append(_bridge(future, loop, lambda error, p=producer: self._blame(p, error)))
         _, pending = await asyncio.wait(waiters, timeout=self._settings.ack_wait_s)
@@ -201,6 +263,7 @@ class RecordProducer:
         if self._producer is producer:
             self._producer = None
             self._warm_topics.clear()
+            self._missing_topics.clear()
         closing = asyncio.create_task(asyncio.to_thread(producer.close, 0), name="kafka-close-retired")
         self._closing.add(closing)
         closing.add_done_callback(self._closing.discard)
@@ -224,6 +287,8 @@ class RecordProducer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connector
         await asyncio.gather(*self._closing)
+        if self._recheck is not None:
+            await asyncio.wait([self._recheck])  # its outcome went to the callers that awaited it
         if self._producer is not None:
             await asyncio.to_thread(self._producer.close, self._settings.kafka_delivery_timeout_ms / 1000 + 1)
             self._producer = None
@@ -235,7 +300,7 @@ def _outcome(waiter: asyncio.Future[RecordMetadata]) -> Outcome:
     error = waiter.exception()
     if isinstance(error, MessageSizeTooLargeError | RecordListTooLargeError):
         return RecordTooLargeError(f"Kafka refused the record for its size: {error!r}")
-    if isinstance(error, KafkaUnavailableError):
+    if isinstance(error, KafkaUnavailableError | TopicMissingError):
         return error
     if error is not None:
         return KafkaUnavailableError(f"Kafka did not take the record: {error!r}")

@@ -12,7 +12,14 @@ from pydantic_core import ErrorDetails, from_json
 
 from api.logs import request_id_var
 from api.metrics import KAFKA_ERRORS, RECORDS_ACCEPTED, RECORDS_REJECTED
-from api.producer import KafkaUnavailableError, Outcome, OutgoingRecord, RecordProducer, RecordTooLargeError
+from api.producer import (
+    KafkaUnavailableError,
+    Outcome,
+    OutgoingRecord,
+    RecordProducer,
+    RecordTooLargeError,
+    TopicMissingError,
+)
 from api.schemas import Accepted, BatchItem, BatchResult, FieldError, Invalid, Problem
 from api.security import require_api_key
 from api.settings import ApiSettings
@@ -22,6 +29,8 @@ log = logging.getLogger(__name__)
 
 TOO_LARGE = "too_large"
 """The error type of a batch record larger than Kafka accepts."""
+TOPIC_MISSING = "topic_missing"
+"""The error type of a batch record whose topic does not exist in Kafka."""
 
 
 async def get_producer(request: Request) -> RecordProducer:
@@ -72,7 +81,11 @@ _ERRORS = {
     400: {"model": Problem, "description": "The body is not JSON."},
     401: {"model": Problem, "description": "Missing or wrong X-API-Key."},
     413: {"model": Problem, "description": "The body is over the size limit, or the record over Kafka's."},
-    503: {"model": Problem, "description": "Kafka did not acknowledge in time; retry after Retry-After seconds."},
+    503: {
+        "model": Problem,
+        "description": "Kafka did not acknowledge in time, or the entity's topic does not exist (named); "
+        "retry after Retry-After seconds.",
+    },
 }
 
 
@@ -109,6 +122,10 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
             RECORDS_REJECTED.labels(entity, "too_large").inc()
             log.warning("record too large for kafka", extra={"entity": entity, "error": str(outcome)})
             return _problem(413, "the record is larger than Kafka accepts, it was not stored")
+        if isinstance(outcome, TopicMissingError):
+            RECORDS_REJECTED.labels(entity, TOPIC_MISSING).inc()
+            log.warning("topic missing in kafka", extra={"entity": entity, "topic": outcome.topic})
+            return _problem(503, f"{outcome}, the record was not stored", retry_after)
         if isinstance(outcome, KafkaUnavailableError):
             KAFKA_ERRORS.labels(entity).inc()
             RECORDS_REJECTED.labels(entity, "kafka_unavailable").inc()
@@ -186,6 +203,9 @@ def _batch_item(index: int, outcome: Outcome) -> BatchItem:
     if isinstance(outcome, RecordTooLargeError):
         error = FieldError(field="", loc=["body", index], msg="the record is larger than Kafka accepts", type=TOO_LARGE)
         return BatchItem(index=index, status="invalid", errors=[error])
+    if isinstance(outcome, TopicMissingError):
+        error = FieldError(field="", loc=["body", index], msg=str(outcome), type=TOPIC_MISSING)
+        return BatchItem(index=index, status="unavailable", errors=[error])
     if isinstance(outcome, KafkaUnavailableError):
         return BatchItem(index=index, status="unavailable")
     return BatchItem(
@@ -198,11 +218,13 @@ def _summarise(entity: Entity, request_id: str, items: list[BatchItem]) -> Batch
     for item in items:
         counts[item.status] += 1
     too_large = sum(1 for item in items if item.errors and item.errors[0].type == TOO_LARGE)
+    topic_missing = sum(1 for item in items if item.errors and item.errors[0].type == TOPIC_MISSING)
     RECORDS_ACCEPTED.labels(entity).inc(counts["accepted"])
     RECORDS_REJECTED.labels(entity, "invalid").inc(counts["invalid"] - too_large)
     RECORDS_REJECTED.labels(entity, "too_large").inc(too_large)
-    RECORDS_REJECTED.labels(entity, "kafka_unavailable").inc(counts["unavailable"])
-    KAFKA_ERRORS.labels(entity).inc(counts["unavailable"])
+    RECORDS_REJECTED.labels(entity, TOPIC_MISSING).inc(topic_missing)
+    RECORDS_REJECTED.labels(entity, "kafka_unavailable").inc(counts["unavailable"] - topic_missing)
+    KAFKA_ERRORS.labels(entity).inc(counts["unavailable"] - topic_missing)
     if counts["invalid"] or counts["unavailable"]:
         log.info("batch partly refused", extra={"entity": entity, **counts})
     return BatchResult(request_id=request_id, results=items, **counts)
