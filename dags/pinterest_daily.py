@@ -11,15 +11,23 @@ Every run is idempotent: a retry, a manual trigger and a backfill of the same da
 on the same objects. A day still open (or within the lateness grace) is drained as
 `"status": "partial"`; the scheduled run after the day ends makes it `"complete"`.
 
-**Trigger one day** (UI *Trigger*, or REST `POST /api/v2/dags/pinterest_daily/dagRuns`): a
-manual run with logical date L drains the last whole UTC day before L, so to drain
-2026-11-24 give `{"logical_date": "2026-11-25T00:00:00Z"}` (the run's data interval shows
-the day). A run without a logical date has no interval and fails at once, saying so.
+**Trigger** (UI *Trigger*, keeping its pre-filled logical date "now"): a manual run drains
+the last whole UTC day before its logical date, i.e. yesterday. **One chosen day**: backfill
+it (below, with `--from-date` = `--to-date`), or over REST (`POST /api/v2/dags/pinterest_daily/dagRuns`)
+give the day as the interval and "now" as the logical date, e.g. to drain 2026-11-24:
+`{"logical_date": "2026-11-26T09:30:00Z", "data_interval_start": "2026-11-24T00:00:00Z",
+"data_interval_end": "2026-11-25T00:00:00Z"}`. A midnight logical date of today or later
+(`2026-11-26T00:00:00Z` for yesterday) is refused at once: it is the logical date of that day's
+scheduled run, which the scheduler would then skip (Airflow keeps one run per logical date).
+A run without a logical date has no interval and fails at once, saying so.
 
 **Backfill** the days 2026-11-01 to 2026-11-03 (both inclusive: the dates are the drained days;
 runs stay queued while the DAG is paused; UI: *Backfill*; REST: `POST /api/v2/backfills`):
 
-    airflow backfill create --dag-id pinterest_daily --max-active-runs 1 --from-date 2026-11-01 --to-date 2026-11-03
+    airflow backfill create --dag-id pinterest_daily --max-active-runs 1 --reprocess-behavior completed \
+        --from-date 2026-11-01 --to-date 2026-11-03
+
+Without `--reprocess-behavior completed`, days that already have a finished run are skipped.
 
 One day at a time: the analytics of a day read the clean partitions of every earlier drained
 day and fail (then retry) while one of them is missing.
@@ -61,15 +69,28 @@ ANALYTICS_ASSET = Asset(name="pinterest_analytics", uri=f"s3://{SETTINGS.lake_bu
 
 
 def _interval(context: dict[str, Any]):
-    """The run's data interval; permanent errors (no interval) fail at once, without retries."""
+    """The run's data interval; permanent errors (no interval, a manual run on a scheduled run's date) fail at once."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.drain import Interval, IntervalError, NoIntervalError
+    from include.drain.interval import refuse_scheduled_logical_date
 
     try:
-        return Interval.of_run(context.get("data_interval_start"), context.get("data_interval_end"))
+        interval = Interval.of_run(context.get("data_interval_start"), context.get("data_interval_end"))
+        if context["dag_run"].run_type == "manual":
+            refuse_scheduled_logical_date(context.get("logical_date"), interval, datetime.now(UTC))
     except (NoIntervalError, IntervalError) as exc:
         raise AirflowFailException(str(exc)) from exc
+    return interval
+
+
+def _refuse_unknown_conf(context: dict[str, Any]) -> None:
+    """Fail at once when the run conf holds a key that is no param: a misspelt one would fall back to the default."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    unknown = sorted(set(context["dag_run"].conf or {}) - set(context["params"]))
+    if unknown:
+        raise AirflowFailException(f"unknown run conf keys {unknown}; the params are {sorted(context['params'])}")
 
 
 def _s3_client() -> Any:
@@ -127,6 +148,7 @@ with DAG(
     @task.sensor(poke_interval=30, timeout=3 * 3600, mode="reschedule")
     def wait_for_late_records(params: dict[str, Any], **context: Any) -> bool:
         """Once the day is over, wait out the lateness grace; an open day is drained at once as partial."""
+        _refuse_unknown_conf(context)
         interval = _interval(context)
         grace = timedelta(minutes=params["lateness_grace_minutes"])
         return interval.seconds_to_wait(datetime.now(UTC), grace) == 0
@@ -139,7 +161,15 @@ with DAG(
                 """Drain this entity's topic for the run's day into raw/<entity>/dt=<day>/."""
                 from airflow.sdk.exceptions import AirflowFailException
 
-                from include.drain import DataExpiredError, DrainRequest, DrainSettings, QuarantineThresholdError, drain
+                from include.drain import (
+                    DataExpiredError,
+                    DrainRequest,
+                    DrainSettings,
+                    MissingBucketError,
+                    MissingTopicError,
+                    QuarantineThresholdError,
+                    drain,
+                )
 
                 request = DrainRequest(
                     entity=entity,
@@ -155,7 +185,8 @@ with DAG(
                 )
                 try:
                     result = drain(_s3_client(), _bootstrap_servers(), request)
-                except (DataExpiredError, QuarantineThresholdError) as exc:  # a retry cannot change these
+                except (DataExpiredError, QuarantineThresholdError, MissingTopicError, MissingBucketError) as exc:
+                    # a retry cannot change these
                     raise AirflowFailException(str(exc)) from exc
                 context["outlet_events"][RAW_ASSETS[entity]].extra = {
                     "dt": request.interval.day.isoformat(),
@@ -202,7 +233,7 @@ with DAG(
         doc_md="Spark: raw/<entity>/dt=<day>/ (files from the manifest) -> clean/<entity>/dt=<day>/ (Parquet).",
         application=CLEAN_JOB,
         bucket="{{ params.lake_bucket }}",
-        name="pinterest-clean-{{ ds }}",
+        name="pinterest-clean-{{ data_interval_start | ds }}",
         driver_memory="1g",
         outlets=list(CLEAN_ASSETS.values()),
     )
@@ -211,7 +242,7 @@ with DAG(
         doc_md="Spark: the analytics as of <day> over all clean data up to it -> analytics/<query>/dt=<day>/.",
         application=ANALYTICS_JOB,
         bucket="{{ params.lake_bucket }}",
-        name="pinterest-analytics-{{ ds }}",
+        name="pinterest-analytics-{{ data_interval_start | ds }}",
         driver_memory="1g",
         outlets=[ANALYTICS_ASSET],
     )

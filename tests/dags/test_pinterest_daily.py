@@ -151,10 +151,31 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
         f"/api/v2/dags/{DAG_ID}/dagRuns",
         json={"dag_run_id": f"test-nodate-{uuid.uuid4().hex[:8]}", "logical_date": None, "conf": conf},
     )
+    # today's midnight: the logical date of today's scheduled run, which the scheduler would skip if this one held it
+    slot = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
+    on_a_slot = airflow.post(
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        json={"dag_run_id": f"test-slot-{uuid.uuid4().hex[:8]}", "logical_date": slot.isoformat(), "conf": conf},
+    )
+    misspelt = airflow.post(
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        json={"dag_run_id": f"test-conf-{uuid.uuid4().hex[:8]}", "logical_date": datetime.now(UTC).isoformat(),
+              "conf": {**conf, "lake_buket": "elsewhere"}},
+    )  # fmt: skip
     assert with_date.status_code == 200, with_date.text
     assert without_date.status_code == 200, without_date.text
+    assert on_a_slot.status_code == 200, on_a_slot.text
+    assert misspelt.status_code == 200, misspelt.text
+    run_ids = [r.json()["dag_run_id"] for r in (with_date, without_date, on_a_slot, misspelt)]
 
-    ended = wait_for_runs(airflow, [with_date.json()["dag_run_id"], without_date.json()["dag_run_id"]])
+    try:
+        ended = wait_for_runs(airflow, run_ids)
+        refused_log, misspelt_log = (
+            airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/wait_for_late_records/logs/1").text
+            for run_id in run_ids[2:]
+        )
+    finally:
+        airflow.delete(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_ids[2]}")  # gives the slot back to the scheduler
 
     good = ended[with_date.json()["dag_run_id"]]
     assert good["state"] == "success", task_states(airflow, good["dag_run_id"])
@@ -180,3 +201,8 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
         f"/api/v2/dags/{DAG_ID}/dagRuns/{bad['dag_run_id']}/taskInstances/wait_for_late_records/logs/1",
     )
     assert "no data interval" in log.text, log.text[-2000:]
+
+    assert ended[run_ids[2]]["state"] == "failed"
+    assert f"is the logical date of the scheduled run of {slot.date()}" in refused_log, refused_log[-2000:]
+    assert ended[run_ids[3]]["state"] == "failed"
+    assert "unknown run conf keys ['lake_buket']" in misspelt_log, misspelt_log[-2000:]
