@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from confluent_kafka import Consumer
 
 from include import lake
-from include.drain.errors import DataExpiredError, QuarantineThresholdError, TopicError
+from include.drain.errors import DataExpiredError, MissingBucketError, QuarantineThresholdError, TopicError
 from include.drain.interval import Interval, Status, epoch_ms
 from include.drain.kafka_reader import (
     PartitionPlan,
@@ -224,6 +224,19 @@ def _retention_floor(bootstrap_servers: str, topic: str, now: datetime) -> int |
         return None
 
 
+def _require_bucket(s3: Any, bucket: str) -> None:
+    """Raise MissingBucketError, naming the bucket, when it does not exist."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket"}:
+            raise MissingBucketError(
+                f"bucket {bucket!r} does not exist at the lake's S3 endpoint: create it, or give the run "
+                "the lake_bucket of an existing one"
+            ) from exc
+        raise
+
+
 def _existing_manifest(s3: Any, bucket: str, key: str) -> Manifest | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -257,6 +270,7 @@ def drain(
     status = interval.status_at(now(), settings.lateness_grace)
     grace_ms = round(settings.lateness_grace.total_seconds() * 1000)
 
+    _require_bucket(s3, bucket)
     lease = PartitionLock(
         s3, bucket, lake.lock_key(entity, day), request.run_id, settings.lock_ttl_seconds, request.attempt
     )

@@ -16,7 +16,15 @@ class IntervalError(DrainError):
 
 
 class TopicError(DrainError):
-    """The topic is missing or cannot be described."""
+    """The topic cannot be described (Kafka unreachable or refusing)."""
+
+
+class MissingTopicError(TopicError):
+    """The topic does not exist: a retry will not create it."""
+
+
+class MissingBucketError(DrainError):
+    """The lake bucket does not exist: a retry will not create it."""
 
 
 class KafkaReadError(DrainError):

@@ -88,3 +88,25 @@ class Interval:
         if now < self.end:
             return 0.0
         return max(0.0, (self.closes_at(grace) - now).total_seconds())
+
+
+def refuse_scheduled_logical_date(logical_date: datetime | None, interval: Interval, now: datetime) -> None:
+    """Raise IntervalError for a manual run holding the logical date of a scheduled run still to come.
+
+    A scheduled daily run's logical date is its day's midnight. A manual run given a midnight
+    other than its own interval's start (``D 00:00`` to drain the day before D), today's or a
+    later one, takes that logical date first: Airflow keeps one run per logical date, so the
+    scheduler would skip day D for good.
+    """
+    if logical_date is None:
+        return
+    moment = _as_utc(logical_date, "logical date")
+    today = datetime.combine(_as_utc(now, "now").date(), datetime.min.time(), UTC)
+    if moment != interval.start and moment.time() == datetime.min.time() and moment >= today:
+        raise IntervalError(
+            f"this manual run's logical date {moment:%Y-%m-%dT%H:%MZ} is the logical date of the scheduled run "
+            f"of {moment.date()}, which the scheduler would then skip (one run per logical date). Delete this run; "
+            f"to drain {interval.day}, backfill it (`airflow backfill create --dag-id … --from-date {interval.day} "
+            f"--to-date {interval.day}`) or trigger with a logical date that is not a midnight (the UI's default, "
+            "now) and, over REST, data_interval_start/data_interval_end of the day"
+        )

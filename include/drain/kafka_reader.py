@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from include.drain.errors import KafkaReadError, TopicError
+from include.drain.errors import KafkaReadError, MissingTopicError, TopicError
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +135,13 @@ def plan_partitions(
     except KafkaException as exc:
         raise TopicError(f"cannot describe topic {topic!r}: {exc}") from exc
     described = metadata.topics.get(topic)
-    if described is None or described.error is not None or not described.partitions:
-        reason = described.error if described is not None else "unknown topic"
-        raise TopicError(f"topic {topic!r} does not exist or has no partitions ({reason})")
+    error = described.error if described is not None else None
+    if described is None or (error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+        raise MissingTopicError(
+            f"topic {topic!r} does not exist: create it, or give the run the topic_prefix of existing topics"
+        )
+    if error is not None or not described.partitions:
+        raise TopicError(f"topic {topic!r} cannot be read: {error or 'it has no partitions'}")
     plans = []
     for partition in sorted(described.partitions):
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)

@@ -29,6 +29,8 @@ from include.drain import (
     DrainSettings,
     Interval,
     Manifest,
+    MissingBucketError,
+    MissingTopicError,
     PartitionLockedError,
     QuarantineThresholdError,
     drain,
@@ -447,3 +449,13 @@ def test_two_concurrent_runs_of_one_day_leave_exactly_one_clean_partition(s3, sc
         raw + "_manifest.json",
         raw + "_SUCCESS",
     }
+
+
+def test_a_missing_topic_or_bucket_is_named_and_is_not_worth_a_retry(s3, scratch_bucket, kafka_topics, bootstrap):
+    missing_bucket = f"{scratch_bucket}-none"
+    with pytest.raises(MissingBucketError, match=f"bucket '{missing_bucket}' does not exist"):
+        drain(s3, bootstrap, request(kafka_topics, missing_bucket))
+
+    with pytest.raises(MissingTopicError, match=rf"topic '{kafka_topics}-none.pin' does not exist"):
+        drain(s3, bootstrap, request(f"{kafka_topics}-none", scratch_bucket))
+    assert listing_keys(s3, scratch_bucket, "") == []  # nothing written, the lease released

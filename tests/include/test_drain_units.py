@@ -9,6 +9,7 @@ import pytest
 
 from include.drain import DrainRequest, DrainSettings, Interval, IntervalError, NoIntervalError
 from include.drain.engine import lost_partitions, stale_keys
+from include.drain.interval import refuse_scheduled_logical_date
 from include.drain.kafka_reader import PartitionPlan, retention_floor_ms, start_is_held
 from include.drain.lines import key_json, quarantine_line
 from include.drain.manifest import Manifest, PartitionSummary, QuarantineSummary
@@ -186,3 +187,24 @@ def test_key_json_of_a_missing_key_is_null_and_a_non_utf8_key_is_refused():
     assert key_json(None) == b"null"
     with pytest.raises(UnicodeDecodeError):
         key_json(b"\xff")
+
+
+@pytest.mark.parametrize(
+    ("logical", "refused"),
+    [
+        (datetime(2026, 11, 26, tzinfo=UTC), True),  # today's midnight, to drain yesterday: today's slot
+        (datetime(2026, 12, 5, tzinfo=UTC), True),  # a later midnight
+        (datetime(2026, 11, 26, 9, 30, tzinfo=UTC), False),  # the UI's default, "now"
+        (datetime(2026, 11, 20, tzinfo=UTC), False),  # a past midnight: that scheduled run is not to come
+        (datetime(2026, 11, 25, tzinfo=UTC), False),  # the interval's own start, as scheduled runs have
+        (None, False),
+    ],
+)
+def test_a_manual_run_may_not_hold_the_logical_date_of_a_scheduled_run_to_come(logical, refused):
+    interval = Interval.for_day(date(2026, 11, 25))
+    now = datetime(2026, 11, 26, 8, tzinfo=UTC)
+    if refused:
+        with pytest.raises(IntervalError, match=f"scheduled run of {logical.date()}"):
+            refuse_scheduled_logical_date(logical, interval, now)
+    else:
+        refuse_scheduled_logical_date(logical, interval, now)
