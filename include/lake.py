@@ -3,7 +3,7 @@
 ```
 raw/<entity>/dt=YYYY-MM-DD/<objects>  + _manifest.json + _SUCCESS (written last)
 quarantine/<entity>/dt=YYYY-MM-DD/...
-clean/<entity>/dt=YYYY-MM-DD/          Parquet
+clean/<entity>/dt=YYYY-MM-DD/          Parquet + _SUCCESS + _source.json (the raw manifest it was cleaned from)
 analytics/<query>/dt=YYYY-MM-DD/       Parquet
 ```
 """
@@ -19,6 +19,7 @@ MANIFEST_NAME = "_manifest.json"
 SUCCESS_NAME = "_SUCCESS"
 DQ_NAME = "_dq.json"
 LOCK_NAME = "_drain.lock"
+SOURCE_NAME = "_source.json"
 
 
 def partition_prefix(zone: Zone, name: str, day: date) -> str:

@@ -1,66 +1,154 @@
 """Analytics job: as of a date, over all clean data up to and including it -> analytics/<name>/dt=<date>/.
 
 Usage: ``spark-submit --py-files lake.zip spark_jobs/analytics.py --date 2026-11-25 --bucket pinterest-lake``.
-It first checks that ``<date>`` and every earlier drained day have a committed clean partition, and fails
-naming the missing ones. Each result overwrites only its own ``dt=<date>`` partition; records cleaned on
-several days count once (the latest ingested).
+It first checks that ``<date>`` and every earlier drained day are ready (raw ``_SUCCESS``, earlier days complete,
+a clean partition cleaned from the current raw manifest), and fails naming the days that are not. Each result
+overwrites only its own ``dt=<date>`` partition; records cleaned on several days count once (the latest ingested).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
 
-from include.lake import MANIFEST_NAME, SUCCESS_NAME, dataset_prefix, partition_prefix
+from include.lake import MANIFEST_NAME, SOURCE_NAME, SUCCESS_NAME, dataset_prefix, partition_prefix
 from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
-from spark_jobs.manifest import days_with_marker
+from spark_jobs.manifest import markers_by_day, parse_manifest, read_text, source_sha256
 from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 
 log = logging.getLogger("spark_jobs.analytics")
 
+RAW_MARKERS = frozenset({MANIFEST_NAME, SUCCESS_NAME})
+CLEAN_MARKERS = frozenset({SUCCESS_NAME, SOURCE_NAME})
+
 
 class MissingCleanDataError(FileNotFoundError):
-    """A day the analytics need has no committed clean partition: the clean job has not run (or not finished)."""
+    """A day the analytics need is not ready: not cleaned (or cleaned before a re-drain), or its raw day unfinished."""
 
 
-def missing_clean_days(day: date, drained: Iterable[date], cleaned: Iterable[date]) -> list[date]:
-    """The days that must be clean as of ``day`` but are not: ``day`` itself and every drained day before it."""
-    needed = {day} | {drained_day for drained_day in drained if drained_day <= day}
-    return sorted(needed - set(cleaned))
+@dataclass(frozen=True)
+class DayState:
+    """What the lake holds of one entity's day, as far as the analytics' readiness goes."""
+
+    raw_sha256: str | None = None  # of the raw manifest; None when the day was never drained
+    raw_status: str | None = None
+    raw_success: bool = False
+    clean_success: bool = False
+    clean_source: str | None = None  # the raw manifest SHA-256 named by the clean partition's _source.json
 
 
-def missing_clean_message(day: date, missing: Mapping[Entity, Sequence[date]]) -> str:
-    """The error naming each entity's missing clean days."""
-    listing = "; ".join(f"{entity}: {', '.join(map(str, days))}" for entity, days in missing.items())
-    return (
-        f"clean data is incomplete as of {day}: run the clean job for {listing} first "
-        f"(every day up to {day} with a raw manifest, and {day} itself, needs clean/<entity>/dt=<day>/_SUCCESS)"
+@dataclass(frozen=True)
+class Readiness:
+    """The days, up to the analytics' day, that keep an entity's data from being used."""
+
+    not_cleaned: list[date] = field(default_factory=list)
+    unfinished: list[date] = field(default_factory=list)
+    partial: list[date] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.not_cleaned or self.unfinished or self.partial)
+
+
+def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
+    """Check ``day`` and every drained day before it.
+
+    Each needs its raw ``_SUCCESS`` (else unfinished: a drain is running, failed or was killed), and a clean
+    partition with ``_SUCCESS`` cleaned from the current raw manifest (else not cleaned, also when the day was
+    re-drained after cleaning). A day before ``day`` must be complete: a partial one was drained while open and
+    its completing run never came (``day`` itself may be partial: the run of an open day).
+    """
+    found = Readiness()
+    needed = {day} | {d for d, state in states.items() if d <= day and state.raw_sha256 is not None}
+    for needed_day in sorted(needed):
+        state = states.get(needed_day, DayState())
+        if state.raw_sha256 is not None and not state.raw_success:
+            found.unfinished.append(needed_day)
+            continue
+        if needed_day < day and state.raw_status == "partial":
+            found.partial.append(needed_day)
+        if not state.clean_success or state.raw_sha256 is None or state.clean_source != state.raw_sha256:
+            found.not_cleaned.append(needed_day)
+    return found
+
+
+def readiness_message(day: date, problems: Mapping[Entity, Readiness]) -> str:
+    """The error naming, per kind of problem, each entity's days and what to do."""
+
+    def listing(days_of: Callable[[Readiness], list[date]]) -> str:
+        return "; ".join(f"{e}: {', '.join(map(str, days_of(r)))}" for e, r in problems.items() if days_of(r))
+
+    parts = []
+    if text := listing(lambda r: r.not_cleaned):
+        parts.append(
+            f"clean data is incomplete as of {day}: run the clean job for {text} first (every day up to {day} "
+            f"with a raw manifest, and {day} itself, needs clean/<entity>/dt=<day>/ with _SUCCESS, cleaned from "
+            "the raw manifest the day has now)"
+        )
+    if text := listing(lambda r: r.unfinished):
+        parts.append(
+            f"raw days without _SUCCESS (a drain has not finished, failed, or is being rerun): {text}; "
+            "let it finish or rerun the drain of those days, then their clean job"
+        )
+    if text := listing(lambda r: r.partial):
+        parts.append(
+            f"earlier raw days still partial (drained while open, never completed): {text}; rerun their "
+            "drain (it drains a day that is over as complete), then their clean job"
+        )
+    return "; and ".join(parts)
+
+
+def _read_all(spark: SparkSession, urls: Sequence[str]) -> list[str | None]:
+    """The texts of small lake files, read a few at a time (one request round trip each)."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda url: read_text(spark, url), urls))
+
+
+def day_states(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> dict[date, DayState]:
+    """The state of each of ``entity``'s days up to ``day``: one listing per dataset, then its marker files."""
+    raw = markers_by_day(spark, lake.url(dataset_prefix("raw", entity)), RAW_MARKERS)
+    clean = markers_by_day(spark, lake.url(dataset_prefix("clean", entity)), CLEAN_MARKERS)
+    drained = sorted(d for d, names in raw.items() if d <= day and MANIFEST_NAME in names)
+    sourced = sorted(d for d, names in clean.items() if d <= day and SOURCE_NAME in names)
+    texts = _read_all(
+        spark,
+        [lake.url(partition_prefix("raw", entity, d) + MANIFEST_NAME) for d in drained]
+        + [lake.url(partition_prefix("clean", entity, d) + SOURCE_NAME) for d in sourced],
     )
+    manifests = dict(zip(drained, texts[: len(drained)], strict=True))
+    sources = dict(zip(sourced, texts[len(drained) :], strict=True))
+    states = {}
+    for d in {*drained, *(d for d in clean if d <= day)}:
+        text = manifests.get(d)
+        manifest = parse_manifest(text, partition_prefix("raw", entity, d)) if text is not None else None
+        states[d] = DayState(
+            raw_sha256=manifest.sha256 if manifest else None,
+            raw_status=manifest.status if manifest else None,
+            raw_success=SUCCESS_NAME in raw.get(d, set()),
+            clean_success=SUCCESS_NAME in clean.get(d, set()),
+            clean_source=source_sha256(sources[d]) if sources.get(d) is not None else None,
+        )
+    return states
 
 
 def clean_days_as_of(spark: SparkSession, lake: Lake, day: date) -> dict[Entity, list[date]]:
-    """Each entity's committed clean days up to ``day``; raises MissingCleanDataError when any needed day lacks one.
-
-    A clean day is committed when its partition holds ``_SUCCESS`` (Spark's committer writes it last); a day
-    was drained when its raw partition holds a manifest. One recursive listing per dataset finds both.
-    """
-    cleaned, missing = {}, {}
+    """Each entity's days to read as of ``day``; raises MissingCleanDataError when any of them is not ready."""
+    days, problems = {}, {}
     for entity in ENTITIES:
-        committed = days_with_marker(spark, lake.url(dataset_prefix("clean", entity)), SUCCESS_NAME)
-        cleaned[entity] = [d for d in committed if d <= day]
-        drained = days_with_marker(spark, lake.url(dataset_prefix("raw", entity)), MANIFEST_NAME)
-        lacking = missing_clean_days(day, drained, cleaned[entity])
-        if lacking:
-            missing[entity] = lacking
-    if missing:
-        raise MissingCleanDataError(missing_clean_message(day, missing))
-    return cleaned
+        states = day_states(spark, lake, entity, day)
+        if found := readiness(day, states):
+            problems[entity] = found
+        days[entity] = sorted(d for d, state in states.items() if state.clean_success)
+    if problems:
+        raise MissingCleanDataError(readiness_message(day, problems))
+    return days
 
 
 def read_clean(spark: SparkSession, lake: Lake, entity: Entity, days: Sequence[date]) -> DataFrame:

@@ -14,21 +14,18 @@ from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
 
-from include.lake import partition_prefix
+from include.lake import SOURCE_NAME, partition_prefix
 from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
-from spark_jobs.manifest import read_manifest
+from spark_jobs.manifest import Manifest, read_manifest, source_json, write_text
 from spark_jobs.schemas import raw_line_schema
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 
 log = logging.getLogger("spark_jobs.clean")
 
 
-def read_raw_partition(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> DataFrame:
-    """The raw lines of one drained partition (``_SUCCESS`` present), from exactly the files its manifest lists."""
-    prefix = partition_prefix("raw", entity, day)
-    manifest = read_manifest(spark, lake.url(prefix), prefix)
-    log.info("raw %s: manifest %s, %d files", prefix, manifest.status, len(manifest.keys))
+def read_raw_partition(spark: SparkSession, lake: Lake, entity: Entity, manifest: Manifest) -> DataFrame:
+    """The raw lines of one drained partition of ``entity``, from exactly the files its manifest lists."""
     schema = raw_line_schema(entity)
     if not manifest.keys:
         return spark.createDataFrame([], schema)
@@ -37,9 +34,18 @@ def read_raw_partition(spark: SparkSession, lake: Lake, entity: Entity, day: dat
 
 
 def clean_partition(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> str:
-    """Clean one entity's day and overwrite its clean partition; returns the partition's URL."""
+    """Clean one entity's day and overwrite its clean partition; returns the partition's URL.
+
+    ``_source.json`` goes in last, after Spark's ``_SUCCESS``: it names the raw manifest the partition was
+    cleaned from, and the analytics take a partition without it (a job killed in between) as not cleaned.
+    """
+    raw = partition_prefix("raw", entity, day)
+    manifest = read_manifest(spark, lake.url(raw), raw)
+    log.info("raw %s: manifest %s, %d files", raw, manifest.status, len(manifest.keys))
     target = lake.url(partition_prefix("clean", entity, day))
-    read_raw_partition(spark, lake, entity, day).transform(clean(entity)).write.mode("overwrite").parquet(target)
+    lines = read_raw_partition(spark, lake, entity, manifest).transform(clean(entity))
+    lines.write.mode("overwrite").parquet(target)
+    write_text(spark, target + SOURCE_NAME, source_json(manifest))
     log.info("clean %s written", target)
     return target
 

@@ -1,11 +1,14 @@
 """The lake's marker files and partition folders, read through Hadoop's FileSystem API (s3a and file://).
 
 A raw partition's ``_manifest.json`` is the list of files a job reads (the prefix is never listed), and its
-``_SUCCESS`` says the drain that wrote it has finished. Spark's DataFrame readers skip names starting with ``_``.
+``_SUCCESS`` says the drain that wrote it has finished. A clean partition's ``_source.json`` names the raw
+manifest it was cleaned from (its SHA-256), so a re-drained day shows as not cleaned. Spark's DataFrame readers
+skip names starting with ``_``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +29,22 @@ class Manifest:
 
     status: Literal["complete", "partial"]
     keys: tuple[str, ...]
+    sha256: str  # of the manifest's text: the identity of what was drained
+
+
+def source_json(manifest: Manifest) -> str:
+    """The ``_source.json`` of a clean partition cleaned from ``manifest``."""
+    return json.dumps({"raw_manifest_sha256": manifest.sha256, "raw_status": manifest.status})
+
+
+def source_sha256(text: str) -> str | None:
+    """The raw manifest SHA-256 a ``_source.json`` names; None when it is not one."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    digest = document.get("raw_manifest_sha256") if isinstance(document, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def parse_manifest(text: str, partition_prefix: str) -> Manifest:
@@ -48,7 +67,7 @@ def parse_manifest(text: str, partition_prefix: str) -> Manifest:
         if not isinstance(key, str) or not key.startswith(partition_prefix) or key == partition_prefix:
             raise ManifestError(f"manifest of {partition_prefix} lists {key!r}, which is not a file of the partition")
         keys.append(key)
-    return Manifest(status=status, keys=tuple(keys))
+    return Manifest(status=status, keys=tuple(keys), sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
 def _path_on_filesystem(spark: SparkSession, url: str) -> tuple[Any, Any]:
@@ -75,6 +94,16 @@ def read_text(spark: SparkSession, url: str) -> str | None:
         stream.close()
 
 
+def write_text(spark: SparkSession, url: str, text: str) -> None:
+    """Write (or overwrite) one small UTF-8 file."""
+    path, filesystem = _path_on_filesystem(spark, url)
+    stream = filesystem.create(path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
 def partition_day(name: str) -> date | None:
     """The day of a ``dt=YYYY-MM-DD`` folder name; None for any other name."""
     if not name.startswith("dt="):
@@ -85,37 +114,38 @@ def partition_day(name: str) -> date | None:
         return None
 
 
-def days_with_marker(spark: SparkSession, dataset_url: str, marker: str) -> list[date]:
-    """The days of the ``dt=`` folders under ``dataset_url`` that hold a file named ``marker``, sorted.
+def markers_by_day(spark: SparkSession, dataset_url: str, markers: frozenset[str]) -> dict[date, set[str]]:
+    """Per day of the ``dt=`` folders under ``dataset_url``, which of the files named in ``markers`` it holds.
 
-    One recursive listing (on S3: a few LIST pages, not a request per day); none if the dataset is absent.
+    One recursive listing (on S3: a few LIST pages, not a request per day); empty if the dataset is absent.
     """
     path, filesystem = _path_on_filesystem(spark, dataset_url)
     if not filesystem.exists(path):
-        return []
-    days = set()
+        return {}
+    found: dict[date, set[str]] = {}
     files = filesystem.listFiles(path, True)
     while files.hasNext():
-        found = files.next().getPath()
-        if found.getName() == marker and (day := partition_day(found.getParent().getName())) is not None:
-            days.add(day)
-    return sorted(days)
+        file = files.next().getPath()
+        if file.getName() in markers and (day := partition_day(file.getParent().getName())) is not None:
+            found.setdefault(day, set()).add(file.getName())
+    return found
 
 
 def read_manifest(spark: SparkSession, partition_url: str, partition_prefix: str) -> Manifest:
     """Read and check the manifest of the raw partition at ``partition_url`` (ending in ``/``).
 
-    A missing manifest, or one without the drain's ``_SUCCESS`` next to it, is an error that says what to do.
+    ``_SUCCESS`` is checked first, so the manifest read is one a finished drain committed. A missing manifest,
+    or one without the drain's ``_SUCCESS`` next to it, is an error that says what to do.
     """
+    if not exists(spark, partition_url + SUCCESS_NAME):
+        raise ManifestError(
+            f"no _SUCCESS at {partition_url}: the drain has not finished or is being rerun; "
+            "wait for it, or rerun the drain for this date, before cleaning"
+        )
     url = partition_url + MANIFEST_NAME
     text = read_text(spark, url)
     if text is None:
         raise ManifestError(
             f"no manifest at {url}: the raw partition has not been drained; run the drain for this date first"
-        )
-    if not exists(spark, partition_url + SUCCESS_NAME):
-        raise ManifestError(
-            f"no _SUCCESS at {partition_url}: the drain has not finished or is being rerun; "
-            "wait for it, or rerun the drain for this date, before cleaning"
         )
     return parse_manifest(text, partition_prefix)

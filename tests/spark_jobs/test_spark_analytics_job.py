@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from include.lake import SUCCESS_NAME, partition_prefix
+from include.lake import SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_prefix
 from spark_jobs import analytics, clean
 from spark_jobs.analytics import MissingCleanDataError
 
@@ -144,3 +146,59 @@ def test_a_clean_partition_without_success_marker_counts_as_missing(lake: Path) 
 
     with pytest.raises(MissingCleanDataError, match=r"as of 2026-11-24: run the clean job for geo: 2026-11-23 first"):
         run(analytics, lake, DAYS[2])
+
+
+def test_clean_names_the_raw_manifest_it_was_cleaned_from(lake: Path) -> None:
+    for entity in ("pin", "geo", "user"):
+        for day in DAYS:
+            raw_manifest = (lake / manifest_key(entity, day)).read_bytes()
+            source = json.loads((lake / partition_prefix("clean", entity, day) / SOURCE_NAME).read_text())
+            assert source == {"raw_manifest_sha256": hashlib.sha256(raw_manifest).hexdigest(), "raw_status": "complete"}
+
+
+def test_a_day_drained_again_after_cleaning_must_be_cleaned_again(
+    spark: SparkSession, lake: Path, write_raw: WriteRaw
+) -> None:
+    seed_day(write_raw, 1, [triple(1, "diy", "Chad"), triple(6, "diy", "Chad")])  # day 2 re-drained, one more pin
+
+    with pytest.raises(MissingCleanDataError, match=rf"run the clean job for {every_entity('2026-11-23')} first"):
+        run(analytics, lake, DAYS[2])
+
+    run(clean, lake, DAYS[1])
+    run(analytics, lake, DAYS[2])
+    assert read_result(spark, lake, "popular_category_by_country", DAYS[2]) == [("Chad", "travel", 3)]
+    assert read_result(spark, lake, "users_joined_by_year", DAYS[2]) == [(2017, 6)]
+
+
+def test_a_clean_partition_without_its_source_counts_as_not_cleaned(lake: Path) -> None:
+    (lake / partition_prefix("clean", "user", DAYS[0]) / SOURCE_NAME).unlink()  # killed after Spark's commit
+
+    with pytest.raises(MissingCleanDataError, match=r"run the clean job for user: 2026-11-22 first"):
+        run(analytics, lake, DAYS[1])
+
+
+def test_an_unfinished_or_partial_earlier_raw_day_is_named(lake: Path, write_raw: WriteRaw) -> None:
+    (lake / partition_prefix("raw", "geo", DAYS[0]) / SUCCESS_NAME).unlink()  # a re-drain running or failed
+    lines = [{"partition": 0, "offset": 0, "timestamp": T0 + 86_400_000, "key": None,
+              "value": triple(1, "x", "y")["pin"]}]  # fmt: skip
+    write_raw("pin", DAYS[1], [lines], status="partial")
+    run(clean, lake, DAYS[1])  # cleaned from the partial manifest: up to date, but the day never completed
+
+    with pytest.raises(MissingCleanDataError) as raised:
+        run(analytics, lake, DAYS[2])
+    message = str(raised.value)
+    assert "raw days without _SUCCESS (a drain has not finished, failed, or is being rerun): geo: 2026-11-22" in message
+    assert "earlier raw days still partial (drained while open, never completed): pin: 2026-11-23" in message
+    assert "run the clean job" not in message
+
+
+def test_the_day_itself_may_be_partial(spark: SparkSession, lake: Path, write_raw: WriteRaw) -> None:
+    lines = [{"partition": 0, "offset": 0, "timestamp": T0 + 2 * 86_400_000, "key": None,
+              "value": triple(3, "travel", "Chad")["pin"]}]  # fmt: skip
+    write_raw("pin", DAYS[2], [lines], status="partial")
+    run(clean, lake, DAYS[2])
+
+    run(analytics, lake, DAYS[2])
+
+    # pins 1 (diy), 2 (art) and 3 (travel): a tie broken alphabetically
+    assert read_result(spark, lake, "popular_category_by_country", DAYS[2]) == [("Chad", "art", 1)]
