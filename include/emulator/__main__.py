@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from include.emulator.generate import generate_triples
-from include.emulator.post import PostSummary, post_triples
-from include.emulator.seed import SeedReport, days_between, seed_kafka
+from include.emulator.post import ApiUnreachableError, PostSummary, check_api, post_triples
+from include.emulator.seed import SeedError, SeedReport, check_kafka, days_between, seed_kafka
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 
@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_post(args: argparse.Namespace) -> PostSummary:
+    check_api(args.url)
     triples = generate_triples(args.seed, args.count, args.repeat_percent)
     total = None if args.count is None else args.count * len(ENTITIES)
     with _progress() as progress:
@@ -102,6 +103,7 @@ def run_seed(args: argparse.Namespace) -> SeedReport:
     if args.topic_prefix:
         settings = settings.model_copy(update={"topic_prefix": args.topic_prefix})
     days = days_between(args.first_day, args.last_day)
+    check_kafka(settings)  # before the progress bar, so a failure is the only output
     with _progress() as progress:
         task = progress.add_task("seeding Kafka", total=len(days) * args.per_day * len(ENTITIES))
         report = seed_kafka(
@@ -118,15 +120,21 @@ def run_seed(args: argparse.Namespace) -> SeedReport:
     return report
 
 
+def _fail(message: str) -> int:
+    """Print ``message`` as one red line on stderr (no markup, no wrapping); the exit code 1."""
+    console.print(message, style="red", markup=False, soft_wrap=True)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.command == "post":
-        refused = refusals(run_post(args))
-        if refused:
-            console.print(f"[red]{refused}[/red]")
-            return 1
-        return 0
-    run_seed(args)
+    try:
+        if args.command == "post":
+            refused = refusals(run_post(args))
+            return _fail(refused) if refused else 0
+        run_seed(args)
+    except (ApiUnreachableError, SeedError) as error:
+        return _fail(str(error))
     return 0
 
 

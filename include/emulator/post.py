@@ -14,6 +14,12 @@ from include.emulator.generate import Triple
 from include.records import ENTITIES
 
 ProgressHook = Callable[[int], None]
+CHECK_TIMEOUT_S = 5.0
+"""How long the check before posting waits for the API's /health."""
+
+
+class ApiUnreachableError(Exception):
+    """Nothing answers at the API URL, or what answers is not the ingest API."""
 
 
 @dataclass
@@ -37,6 +43,20 @@ class PostSummary:
             self.rejected += 1
         else:
             self.errors += 1
+
+
+def check_api(base_url: str) -> None:
+    """Raise ApiUnreachableError unless ``GET <base_url>/health`` answers 200 within CHECK_TIMEOUT_S."""
+    url = f"{base_url.rstrip('/')}/health"
+    try:
+        response = httpx.get(url, timeout=CHECK_TIMEOUT_S)
+    except (httpx.HTTPError, httpx.InvalidURL) as error:
+        raise ApiUnreachableError(
+            f"the API does not answer at {base_url} ({type(error).__name__}: {error}); "
+            "start the local stack with `make up`, or give the right --url (or API_URL)"
+        ) from error
+    if response.status_code != 200:
+        raise ApiUnreachableError(f"GET {url} answered {response.status_code}, not 200: is {base_url} the ingest API?")
 
 
 async def _post_triple(client: httpx.AsyncClient, triple: Triple, summary: PostSummary) -> None:

@@ -8,13 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import KafkaError
 
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES, Entity, kafka_key, kafka_value
 from include.settings import PlatformSettings
 
 DAY_MS = 86_400_000
+CHECK_TIMEOUT_MS = 5_000
+"""How long the check before seeding waits for Kafka to answer."""
+
+
+class SeedError(RuntimeError):
+    """Kafka cannot take the seeded records (not answering, topics missing) or did not acknowledge them all."""
 
 
 @dataclass
@@ -33,6 +40,31 @@ def days_between(first: date, last: date) -> list[date]:
     if last < first:
         raise ValueError(f"the last day {last} is before the first day {first}")
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def check_kafka(settings: PlatformSettings) -> None:
+    """Raise SeedError unless Kafka answers within CHECK_TIMEOUT_MS and has the three entity topics."""
+    servers = settings.kafka_bootstrap_servers
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=servers.split(","),
+            client_id="pinterest-emulator-check",
+            bootstrap_timeout_ms=CHECK_TIMEOUT_MS,
+            request_timeout_ms=CHECK_TIMEOUT_MS,
+        )
+        try:
+            existing = set(admin.list_topics())
+        finally:
+            admin.close()
+    except (KafkaError, OSError) as error:
+        message = f"Kafka does not answer at {servers} ({error}); start the local stack with `make up`"
+        raise SeedError(message) from error
+    missing = [settings.topic(entity) for entity in ENTITIES if settings.topic(entity) not in existing]
+    if missing:
+        raise SeedError(
+            f"topics missing in Kafka at {servers}: {', '.join(missing)} "
+            "(check PINTEREST_TOPIC_PREFIX or --topic-prefix; `make up` creates the default ones)"
+        )
 
 
 def day_timestamps_ms(day: date, count: int, rng: random.Random) -> list[int]:
@@ -54,7 +86,8 @@ def seed_kafka(
     """Produce ``per_day`` triples (a pin, a geo and a user record each) for every day of ``[first_day, last_day]``.
 
     Each triple's records carry a record timestamp inside its day. Returns the exact
-    acknowledged counts; raises RuntimeError when Kafka did not acknowledge them all.
+    acknowledged counts; raises SeedError (a RuntimeError) when Kafka does not answer,
+    a topic is missing, or Kafka did not acknowledge every record.
     """
     if per_day < 1:
         raise ValueError(f"per_day must be at least 1, got {per_day}")
@@ -63,6 +96,7 @@ def seed_kafka(
         raise ValueError(f"seed-kafka writes past days only: the last day {last_day} is not before today ({today} UTC)")
     days = days_between(first_day, last_day)
     settings = settings or PlatformSettings()
+    check_kafka(settings)
     rng = random.Random(f"timestamps-{seed}")
     triples = generate_triples(seed)
     report = SeedReport({day: dict.fromkeys(ENTITIES, 0) for day in days})
@@ -109,5 +143,5 @@ def seed_kafka(
     finally:
         producer.close()
     if failures:
-        raise RuntimeError(f"Kafka did not acknowledge {len(failures)} seeded records; first error: {failures[0]!r}")
+        raise SeedError(f"Kafka did not acknowledge {len(failures)} seeded records; first error: {failures[0]!r}")
     return report

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+import uuid
 from collections import Counter
 from datetime import UTC, date, datetime
 
-from include.emulator import seed_kafka
+import pytest
+
+from include.emulator import SeedError, seed_kafka
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 from tests.api.kafka_helpers import read_all
-from tests.api_process import REPO, RunningApi
+from tests.api_process import REPO, RunningApi, free_port
 
 
 def test_seed_kafka_writes_the_reported_counts_on_the_right_days(stack_env: dict[str, str], kafka_topics: str) -> None:
@@ -48,3 +53,64 @@ def test_post_cli_posts_every_record_and_summarises(api: RunningApi) -> None:
     assert "200: 90" in result.stdout
     stored = sum(len(read_all(api.bootstrap, api.topic(entity))) for entity in ENTITIES)
     assert stored == 90
+
+
+def emulator(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the emulator CLI; its result and how long it took."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "include.emulator", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result, time.monotonic() - started
+
+
+SEED_ARGS = ("seed-kafka", "--per-day", "5", "--from", "2026-11-20", "--to", "2026-11-21")
+
+
+def one_line(stderr: str) -> str:
+    """The only line of ``stderr`` (fails when there is a traceback or more)."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_seed_kafka_names_the_missing_topics_at_once(stack_env: dict[str, str]) -> None:
+    prefix = f"test-absent-{uuid.uuid4().hex[:10]}"
+    result, took_s = emulator(*SEED_ARGS, "--topic-prefix", prefix)
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert all(f"{prefix}.{entity}" in line for entity in ENTITIES), line
+    assert took_s < 15
+
+
+def test_seed_kafka_names_the_servers_when_kafka_does_not_answer() -> None:
+    servers = f"127.0.0.1:{free_port()}"
+    result, took_s = emulator(*SEED_ARGS, env={"KAFKA_BOOTSTRAP_SERVERS": servers})
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert f"Kafka does not answer at {servers}" in line
+    assert "make up" in line
+    assert took_s < 15
+
+
+def test_seed_kafka_raises_seed_error_naming_a_missing_topic(stack_env: dict[str, str]) -> None:
+    settings = PlatformSettings(
+        KAFKA_BOOTSTRAP_SERVERS=stack_env["KAFKA_BOOTSTRAP_SERVERS"], PINTEREST_TOPIC_PREFIX="test-absent-lib"
+    )
+    with pytest.raises(SeedError, match=r"test-absent-lib\.pin, test-absent-lib\.geo, test-absent-lib\.user"):
+        seed_kafka(date(2026, 11, 20), date(2026, 11, 20), 1, settings=settings)
+
+
+def test_post_names_the_url_when_no_api_answers() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result, took_s = emulator("post", "--url", url, "--count", "1")
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert f"the API does not answer at {url}" in line
+    assert "make up" in line
+    assert took_s < 15
