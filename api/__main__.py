@@ -2,24 +2,59 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import uvicorn
 
 from api.settings import ApiSettings
 
+# Not imported from api.metrics: importing it creates this process's metric files, which must come after the cleanup.
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def shared_metrics(workers: int) -> Iterator[None]:
+    """Let every worker's figures reach /metrics (prometheus_client's multiprocess mode).
+
+    A configured PROMETHEUS_MULTIPROC_DIR is emptied of an earlier run's ``*.db`` files; without one, several
+    workers share a temporary directory, removed at exit; a single worker keeps its figures in memory.
+    """
+    configured = os.environ.get(MULTIPROC_DIR)
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield
+    elif workers > 1:
+        with tempfile.TemporaryDirectory(prefix="ingest-api-metrics-") as directory:
+            os.environ[MULTIPROC_DIR] = directory  # the spawned workers inherit it
+            try:
+                yield
+            finally:
+                del os.environ[MULTIPROC_DIR]
+    else:
+        yield
+
 
 def main() -> None:
     settings = ApiSettings()
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    with shared_metrics(settings.workers):
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
 
 
 if __name__ == "__main__":

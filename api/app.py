@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api import ops
 from api.logs import configure_logging
+from api.metrics import forget_this_worker
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.producer import RecordProducer
 from api.records import entity_router
@@ -32,6 +33,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             yield
         finally:
             await producer.close()
+            forget_this_worker()
 
     app = FastAPI(
         title="Pinterest ingest API",

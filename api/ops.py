@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.metrics import KAFKA_CONNECTED, render
+from api.metrics import render
 from api.producer import RecordProducer
 from api.records import get_producer
 from api.security import get_settings
@@ -58,7 +58,6 @@ async def ready(
     producer: Annotated[RecordProducer, Depends(get_producer)],
     settings: Annotated[ApiSettings, Depends(get_settings)],
 ) -> Status | JSONResponse:
-    KAFKA_CONNECTED.set(1 if producer.connected else 0)
     if not producer.connected:
         return JSONResponse(Status(status="unready", detail="producer not connected yet").model_dump(), 503)
     if not await kafka_reachable(settings.kafka_bootstrap_servers):
@@ -71,7 +70,6 @@ async def ready(
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
-    KAFKA_CONNECTED.set(1 if producer.connected else 0)
+async def metrics() -> Response:
     body, content_type = render()
     return Response(body, media_type=content_type)

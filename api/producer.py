@@ -14,6 +14,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.producer.future import FutureRecordMetadata, RecordMetadata
 
+from api.metrics import KAFKA_CONNECTED
 from api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class RecordProducer:
             return False
         missing = await _without_metadata(producer, self._topics)
         self._producer = producer
+        KAFKA_CONNECTED.set(1)
         self._missing_topics = missing
         self._warm_topics = set(self._topics) - missing
         self._next_recheck = time.monotonic() + self._settings.kafka_connect_retry_s
@@ -262,6 +264,7 @@ class RecordProducer:
         self._retired.add(producer)
         if self._producer is producer:
             self._producer = None
+            KAFKA_CONNECTED.set(0)
             self._warm_topics.clear()
             self._missing_topics.clear()
         closing = asyncio.create_task(asyncio.to_thread(producer.close, 0), name="kafka-close-retired")
@@ -292,6 +295,7 @@ class RecordProducer:
         if self._producer is not None:
             await asyncio.to_thread(self._producer.close, self._settings.kafka_delivery_timeout_ms / 1000 + 1)
             self._producer = None
+            KAFKA_CONNECTED.set(0)
 
 
 def _outcome(waiter: asyncio.Future[RecordMetadata]) -> Outcome:
