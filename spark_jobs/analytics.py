@@ -42,7 +42,7 @@ class DayState:
     raw_status: str | None = None
     raw_success: bool = False
     clean_success: bool = False
-    clean_source: str | None = None  # the raw manifest SHA-256 named by the clean partition's _source.json
+    clean_source: str | None = None  # the clean partition's _source.json (unique to each clean write)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
             continue
         if needed_day < day and state.raw_status == "partial":
             found.partial.append(needed_day)
-        if not state.clean_success or state.raw_sha256 is None or state.clean_source != state.raw_sha256:
+        cleaned_from = source_sha256(state.clean_source) if state.clean_source is not None else None
+        if not state.clean_success or state.raw_sha256 is None or cleaned_from != state.raw_sha256:
             found.not_cleaned.append(needed_day)
     return found
 
@@ -133,22 +134,25 @@ def day_states(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> di
             raw_status=manifest.status if manifest else None,
             raw_success=SUCCESS_NAME in raw.get(d, set()),
             clean_success=SUCCESS_NAME in clean.get(d, set()),
-            clean_source=source_sha256(sources[d]) if sources.get(d) is not None else None,
+            clean_source=sources.get(d),
         )
     return states
 
 
-def clean_days_as_of(spark: SparkSession, lake: Lake, day: date) -> dict[Entity, list[date]]:
-    """Each entity's days to read as of ``day``; raises MissingCleanDataError when any of them is not ready."""
-    days, problems = {}, {}
-    for entity in ENTITIES:
-        states = day_states(spark, lake, entity, day)
-        if found := readiness(day, states):
-            problems[entity] = found
-        days[entity] = sorted(d for d, state in states.items() if state.clean_success)
+LakeState = dict[Entity, dict[date, DayState]]
+
+
+def lake_state(spark: SparkSession, lake: Lake, day: date) -> LakeState:
+    """The state of every entity's days up to ``day``."""
+    return {entity: day_states(spark, lake, entity, day) for entity in ENTITIES}
+
+
+def days_to_read(day: date, state: LakeState) -> dict[Entity, list[date]]:
+    """Each entity's clean days to read as of ``day``; raises MissingCleanDataError when any needed day is not ready."""
+    problems = {entity: found for entity, states in state.items() if (found := readiness(day, states))}
     if problems:
         raise MissingCleanDataError(readiness_message(day, problems))
-    return days
+    return {entity: sorted(d for d, s in states.items() if s.clean_success) for entity, states in state.items()}
 
 
 def read_clean(spark: SparkSession, lake: Lake, entity: Entity, days: Sequence[date]) -> DataFrame:
@@ -159,6 +163,11 @@ def read_clean(spark: SparkSession, lake: Lake, entity: Entity, days: Sequence[d
     paths = [lake.url(partition_prefix("clean", entity, d)) for d in days]
     clean = spark.read.option("basePath", lake.url(dataset_prefix("clean", entity))).parquet(*paths)
     return clean.select(*USED_COLUMNS[entity], *LATEST_BY).transform(keep_latest(KEY_FIELD[entity]))
+
+
+def computed(spark: SparkSession, results: dict[str, DataFrame]) -> dict[str, DataFrame]:
+    """The results computed now and held by the driver (they are small aggregates), as local DataFrames."""
+    return {name: spark.createDataFrame(result.collect(), result.schema) for name, result in results.items()}
 
 
 def write_results(lake: Lake, day: date, results: dict[str, DataFrame]) -> None:
@@ -175,9 +184,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lake = Lake(bucket=args.bucket, root=args.lake_root)
     spark = build_session(f"analytics {args.date}")
-    days = clean_days_as_of(spark, lake, args.date)
+    before = lake_state(spark, lake, args.date)
+    days = days_to_read(args.date, before)
     pins, geos, users = (read_clean(spark, lake, entity, days[entity]) for entity in ENTITIES)
-    write_results(lake, args.date, all_results(pins, geos, users))
+    results = computed(spark, all_results(pins, geos, users))
+    # a clean job rewriting a day while it was read (another run) may have left a mix: write nothing, retry
+    if lake_state(spark, lake, args.date) != before:
+        raise MissingCleanDataError(
+            f"the lake changed while the analytics as of {args.date} read it (a clean or drain job of another run "
+            "rewrote a day they use): nothing was written; a retry reads it again"
+        )
+    write_results(lake, args.date, results)
 
 
 if __name__ == "__main__":

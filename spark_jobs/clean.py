@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -45,7 +45,7 @@ def clean_partition(spark: SparkSession, lake: Lake, entity: Entity, day: date) 
     target = lake.url(partition_prefix("clean", entity, day))
     lines = read_raw_partition(spark, lake, entity, manifest).transform(clean(entity))
     lines.write.mode("overwrite").parquet(target)
-    write_text(spark, target + SOURCE_NAME, source_json(manifest))
+    write_text(spark, target + SOURCE_NAME, source_json(manifest, datetime.now(UTC)))
     log.info("clean %s written", target)
     return target
 

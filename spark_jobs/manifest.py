@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pyspark.sql import SparkSession
@@ -32,9 +32,11 @@ class Manifest:
     sha256: str  # of the manifest's text: the identity of what was drained
 
 
-def source_json(manifest: Manifest) -> str:
-    """The ``_source.json`` of a clean partition cleaned from ``manifest``."""
-    return json.dumps({"raw_manifest_sha256": manifest.sha256, "raw_status": manifest.status})
+def source_json(manifest: Manifest, cleaned_at: datetime) -> str:
+    """The ``_source.json`` of a clean partition cleaned from ``manifest``; ``cleaned_at`` sets each write apart."""
+    return json.dumps(
+        {"raw_manifest_sha256": manifest.sha256, "raw_status": manifest.status, "cleaned_at": cleaned_at.isoformat()}
+    )
 
 
 def source_sha256(text: str) -> str | None:
