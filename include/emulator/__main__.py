@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from datetime import UTC, date, datetime
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -61,8 +62,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def fail(message: str) -> NoReturn:
+    """Print ``message`` as one red line on stderr (no markup, no wrapping) and exit with code 1."""
+    console.print(message, style="red", markup=False, soft_wrap=True)
+    raise SystemExit(1)
+
+
 def run_post(args: argparse.Namespace) -> PostSummary:
-    check_api(args.url)
+    try:
+        check_api(args.url)
+    except ApiUnreachableError as error:
+        fail(str(error))
     triples = generate_triples(args.seed, args.count, args.repeat_percent)
     total = None if args.count is None else args.count * len(ENTITIES)
     with _progress() as progress:
@@ -103,13 +113,16 @@ def run_seed(args: argparse.Namespace) -> SeedReport:
     if args.topic_prefix:
         settings = settings.model_copy(update={"topic_prefix": args.topic_prefix})
     days = days_between(args.first_day, args.last_day)
-    check_kafka(settings)  # before the progress bar, so a failure is the only output
-    with _progress() as progress:
-        task = progress.add_task("seeding Kafka", total=len(days) * args.per_day * len(ENTITIES))
-        report = seed_kafka(
-            args.first_day, args.last_day, args.per_day, seed=args.seed, settings=settings,
-            on_sent=lambda n: progress.advance(task, n),
-        )  # fmt: skip
+    try:
+        check_kafka(settings)  # before the progress bar, so a failure is the only output
+        with _progress() as progress:
+            task = progress.add_task("seeding Kafka", total=len(days) * args.per_day * len(ENTITIES))
+            report = seed_kafka(
+                args.first_day, args.last_day, args.per_day, seed=args.seed, settings=settings,
+                on_sent=lambda n: progress.advance(task, n),
+            )  # fmt: skip
+    except SeedError as error:
+        fail(str(error))
     table = Table(title=f"records per day in {settings.topic_prefix}.*")
     table.add_column("day")
     for entity in ENTITIES:
@@ -120,21 +133,16 @@ def run_seed(args: argparse.Namespace) -> SeedReport:
     return report
 
 
-def _fail(message: str) -> int:
-    """Print ``message`` as one red line on stderr (no markup, no wrapping); the exit code 1."""
-    console.print(message, style="red", markup=False, soft_wrap=True)
-    return 1
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; 0 when it fully succeeded, else one line on stderr and SystemExit(1) (which stops a caller
+    such as the demo too)."""
     args = parse_args(argv)
-    try:
-        if args.command == "post":
-            refused = refusals(run_post(args))
-            return _fail(refused) if refused else 0
-        run_seed(args)
-    except (ApiUnreachableError, SeedError) as error:
-        return _fail(str(error))
+    if args.command == "post":
+        refused = refusals(run_post(args))
+        if refused:
+            fail(refused)
+        return 0
+    run_seed(args)
     return 0
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from include.emulator import SeedError, seed_kafka
+from include.emulator.__main__ import main as emulator_main
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 from tests.api.kafka_helpers import read_all
@@ -86,6 +87,12 @@ def test_seed_kafka_names_the_missing_topics_at_once(stack_env: dict[str, str]) 
     line = one_line(result.stderr)
     assert all(f"{prefix}.{entity}" in line for entity in ENTITIES), line
     assert took_s < 15
+
+
+def test_a_failed_seed_stops_a_python_caller_such_as_the_demo(stack_env: dict[str, str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        emulator_main([*SEED_ARGS, "--topic-prefix", f"test-absent-{uuid.uuid4().hex[:10]}"])
+    assert stopped.value.code == 1
 
 
 def test_seed_kafka_names_the_servers_when_kafka_does_not_answer() -> None:
