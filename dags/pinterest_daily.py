@@ -85,12 +85,16 @@ def _interval(context: dict[str, Any]):
 
 
 def _refuse_unknown_conf(context: dict[str, Any]) -> None:
-    """Fail at once when the run conf holds a key that is no param: a misspelt one would fall back to the default."""
+    """Fail at once when the run conf holds a key that is no param: a misspelt one would fall back to the default.
+
+    The DAG's own params, not the run's: Airflow merges every conf key into those.
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
-    unknown = sorted(set(context["dag_run"].conf or {}) - set(context["params"]))
+    declared = set(context["dag"].params)
+    unknown = sorted(set(context["dag_run"].conf or {}) - declared)
     if unknown:
-        raise AirflowFailException(f"unknown run conf keys {unknown}; the params are {sorted(context['params'])}")
+        raise AirflowFailException(f"unknown run conf keys {unknown}; the params are {sorted(declared)}")
 
 
 def _s3_client() -> Any:

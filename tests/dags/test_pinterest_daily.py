@@ -153,6 +153,9 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
     )
     # today's midnight: the logical date of today's scheduled run, which the scheduler would skip if this one held it
     slot = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
+    for run in airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 1000}).json()["dag_runs"]:
+        if run["dag_run_id"].startswith("test-slot-"):  # left by an interrupted earlier test run
+            airflow.delete(f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}")
     on_a_slot = airflow.post(
         f"/api/v2/dags/{DAG_ID}/dagRuns",
         json={"dag_run_id": f"test-slot-{uuid.uuid4().hex[:8]}", "logical_date": slot.isoformat(), "conf": conf},
