@@ -43,6 +43,7 @@ class DayState:
     raw_success: bool = False
     clean_success: bool = False
     clean_source: str | None = None  # the clean partition's _source.json (unique to each clean write)
+    clean_after_raw: bool = False  # clean _SUCCESS written after the raw manifest (the store's clock)
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,10 @@ def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
 
     Each needs its raw ``_SUCCESS`` (else unfinished: a drain is running, failed or was killed), and a clean
     partition with ``_SUCCESS`` cleaned from the current raw manifest (else not cleaned, also when the day was
-    re-drained after cleaning). A day before ``day`` must be complete: a partial one was drained while open and
-    its completing run never came (``day`` itself may be partial: the run of an open day).
+    re-drained after cleaning): its ``_source.json`` names that manifest, or, for a partition without one (cleaned
+    before clean jobs wrote it, or a job killed right after Spark's commit), its ``_SUCCESS`` is newer than it.
+    A day before ``day`` must be complete: a partial one was drained while open and its completing run never
+    came (``day`` itself may be partial: the run of an open day).
     """
     found = Readiness()
     needed = {day} | {d for d, state in states.items() if d <= day and state.raw_sha256 is not None}
@@ -74,8 +77,11 @@ def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
             continue
         if needed_day < day and state.raw_status == "partial":
             found.partial.append(needed_day)
-        cleaned_from = source_sha256(state.clean_source) if state.clean_source is not None else None
-        if not state.clean_success or state.raw_sha256 is None or cleaned_from != state.raw_sha256:
+        if state.clean_source is not None:
+            current = state.raw_sha256 is not None and source_sha256(state.clean_source) == state.raw_sha256
+        else:
+            current = state.clean_after_raw
+        if not state.clean_success or state.raw_sha256 is None or not current:
             found.not_cleaned.append(needed_day)
     return found
 
@@ -129,12 +135,14 @@ def day_states(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> di
     for d in {*drained, *(d for d in clean if d <= day)}:
         text = manifests.get(d)
         manifest = parse_manifest(text, partition_prefix("raw", entity, d)) if text is not None else None
+        raw_written, clean_committed = raw.get(d, {}).get(MANIFEST_NAME), clean.get(d, {}).get(SUCCESS_NAME)
         states[d] = DayState(
             raw_sha256=manifest.sha256 if manifest else None,
             raw_status=manifest.status if manifest else None,
-            raw_success=SUCCESS_NAME in raw.get(d, set()),
-            clean_success=SUCCESS_NAME in clean.get(d, set()),
+            raw_success=SUCCESS_NAME in raw.get(d, {}),
+            clean_success=SUCCESS_NAME in clean.get(d, {}),
             clean_source=sources.get(d),
+            clean_after_raw=raw_written is not None and clean_committed is not None and clean_committed > raw_written,
         )
     return states
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -186,9 +187,14 @@ def test_a_day_drained_again_after_cleaning_must_be_cleaned_again(
     assert read_result(spark, lake, "users_joined_by_year", DAYS[2]) == [(2017, 6)]
 
 
-def test_a_clean_partition_without_its_source_counts_as_not_cleaned(lake: Path) -> None:
-    (lake / partition_prefix("clean", "user", DAYS[0]) / SOURCE_NAME).unlink()  # killed after Spark's commit
+def test_a_clean_partition_without_its_source_is_taken_when_newer_than_the_raw_manifest(lake: Path) -> None:
+    # cleaned before clean jobs wrote _source.json, or a job killed right after Spark's commit
+    (lake / partition_prefix("clean", "user", DAYS[0]) / SOURCE_NAME).unlink()
+    run(analytics, lake, DAYS[1])
 
+    raw_manifest = lake / manifest_key("user", DAYS[0])
+    later = (lake / partition_prefix("clean", "user", DAYS[0]) / SUCCESS_NAME).stat().st_mtime + 60
+    os.utime(raw_manifest, (later, later))  # the day drained again after that clean
     with pytest.raises(MissingCleanDataError, match=r"run the clean job for user: 2026-11-22 first"):
         run(analytics, lake, DAYS[1])
 
