@@ -178,16 +178,19 @@ def stale_keys(listed: list[str], keep: set[str]) -> list[str]:
     return sorted(k for k in listed if k not in keep and k.rsplit("/", 1)[-1] not in CONTROL_NAMES)
 
 
-def lost_partitions(plans: list[PartitionPlan], existing: Manifest | None, current_topic_id: str) -> list[str]:
+def lost_partitions(
+    plans: list[PartitionPlan], existing: Manifest | None, topic: str, current_topic_id: str
+) -> list[str]:
     """Why Kafka may no longer hold all of the interval, per partition (empty when it holds it all).
 
     A partition has lost records when its log may start inside the interval (retention), or, for
-    a day already drained, when the topic is not the one drained (recreated: another topic id, its
-    offsets name other records), or Kafka no longer has offsets the existing manifest lists: deleted
-    below the log start, or beyond the high watermark of a topic that was reset.
+    a day already drained from this topic name, when the topic is not the one drained (recreated:
+    another topic id, its offsets name other records), or Kafka no longer has offsets the existing
+    manifest lists: deleted below the log start, or beyond the high watermark of a topic that was
+    reset. A day drained from another topic name is replaced: the run asked for another source.
     """
     reasons = [f"[{p.partition}] starts at offset {p.log_start}" for p in plans if not p.start_held]
-    if existing is None:
+    if existing is None or existing.topic != topic:
         return reasons
     if existing.topic_id is not None and existing.topic_id != current_topic_id:
         return [
@@ -281,7 +284,7 @@ def drain(
             plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms, floor_ms)
             drained_topic_id = topic_id(bootstrap_servers, request.topic)
             existing = _existing_manifest(s3, bucket, manifest_key)
-            lost = lost_partitions(plans, existing, drained_topic_id)
+            lost = lost_partitions(plans, existing, request.topic, drained_topic_id)
             if lost:
                 where = "; ".join(lost)
                 if existing is None:
