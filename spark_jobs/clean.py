@@ -37,7 +37,7 @@ def clean_partition(spark: SparkSession, lake: Lake, entity: Entity, day: date) 
     """Clean one entity's day and overwrite its clean partition; returns the partition's URL.
 
     ``_source.json`` goes in last, after Spark's ``_SUCCESS``: it names the raw manifest the partition was
-    cleaned from, and the analytics take a partition without it (a job killed in between) as not cleaned.
+    cleaned from, so the analytics can tell a day drained again since (``analytics.readiness``).
     """
     raw = partition_prefix("raw", entity, day)
     manifest = read_manifest(spark, lake.url(raw), raw)

@@ -232,7 +232,7 @@ def _require_bucket(s3: Any, bucket: str) -> None:
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket"}:
+        if is_missing(exc):  # HEAD has no body: a missing bucket is a bare 404
             raise MissingBucketError(
                 f"bucket {bucket!r} does not exist at the lake's S3 endpoint: create it, or give the run "
                 "the lake_bucket of an existing one"
