@@ -9,7 +9,9 @@ Steps, under a lease on the partition (see ``lock``):
    ``_SUCCESS`` (or fail with DataExpiredError when there is none);
 3. remove ``_SUCCESS`` and ``_dq.json``, then stream every record timestamped in ``[start, end)``
    to objects named by partition and offset range; invalid messages go to ``quarantine/``;
-4. commit: write ``_manifest.json``, then ``_SUCCESS``, then delete objects no manifest lists.
+4. commit: write ``_manifest.json`` if it is still the one read in step 2 (a conditional write,
+   so a run that stalled past its lease cannot overwrite another run's commit), then
+   ``_SUCCESS``, then delete objects no manifest lists.
 
 Object names and bytes depend only on the records, so reruns rewrite identical objects.
 The engine knows nothing of Airflow: it takes an S3 client, bootstrap servers and names.
@@ -28,7 +30,13 @@ from botocore.exceptions import ClientError
 from confluent_kafka import Consumer
 
 from include import lake
-from include.drain.errors import DataExpiredError, MissingBucketError, QuarantineThresholdError, TopicError
+from include.drain.errors import (
+    DataExpiredError,
+    LockLostError,
+    MissingBucketError,
+    QuarantineThresholdError,
+    TopicError,
+)
 from include.drain.interval import Interval, Status, epoch_ms
 from include.drain.kafka_reader import (
     PartitionPlan,
@@ -40,7 +48,7 @@ from include.drain.kafka_reader import (
     topic_id,
 )
 from include.drain.lines import batch_lines
-from include.drain.lock import PartitionLock, is_missing
+from include.drain.lock import PartitionLock, is_conflict, is_missing
 from include.drain.manifest import FileEntry, Manifest, PartitionSummary, QuarantineSummary
 from include.drain.objects import ObjectWriter
 from include.records import MODELS, Entity
@@ -240,14 +248,34 @@ def _require_bucket(s3: Any, bucket: str) -> None:
         raise
 
 
-def _existing_manifest(s3: Any, bucket: str, key: str) -> Manifest | None:
+def _existing_manifest(s3: Any, bucket: str, key: str) -> tuple[Manifest | None, str | None]:
+    """The committed manifest and its ETag, or ``(None, None)`` when there is none."""
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        reply = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if is_missing(exc):
-            return None
+            return None, None
         raise
-    return Manifest.model_validate_json(body)
+    return Manifest.model_validate_json(reply["Body"].read()), reply["ETag"]
+
+
+def _commit_manifest(s3: Any, bucket: str, key: str, manifest: Manifest, read_etag: str | None) -> None:
+    """Write the manifest only if it is still the one read before draining (none: still absent).
+
+    This fences the commit: the lease keeps two runs apart while their clocks agree and they keep
+    renewing, but a run that stalls after its last renewal must not overwrite what another run
+    committed meanwhile (and whose stale-object cleanup may have removed this run's objects).
+    """
+    condition = {"IfMatch": read_etag} if read_etag else {"IfNoneMatch": "*"}
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=manifest.to_json(), ContentType="application/json", **condition)
+    except ClientError as exc:
+        if is_conflict(exc):
+            raise LockLostError(
+                f"another run committed s3://{bucket}/{key} while this run was draining (this run's lease "
+                "was taken over): nothing was committed by this run; a retry drains the day again"
+            ) from exc
+        raise
 
 
 def _keep_existing(s3: Any, bucket: str, raw_prefix: str, kept: Manifest) -> None:
@@ -283,7 +311,7 @@ def drain(
             floor_ms = _retention_floor(bootstrap_servers, request.topic, now())
             plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms, floor_ms)
             drained_topic_id = topic_id(bootstrap_servers, request.topic)
-            existing = _existing_manifest(s3, bucket, manifest_key)
+            existing, existing_etag = _existing_manifest(s3, bucket, manifest_key)
             lost = lost_partitions(plans, existing, request.topic, drained_topic_id)
             if lost:
                 where = "; ".join(lost)
@@ -315,11 +343,18 @@ def drain(
         finally:
             consumer.close()
         lock.renew()  # fails if another run took the lease: then it owns the partition, we commit nothing
-        s3.put_object(Bucket=bucket, Key=manifest_key, Body=manifest.to_json(), ContentType="application/json")
+        _commit_manifest(s3, bucket, manifest_key, manifest, existing_etag)
         s3.put_object(Bucket=bucket, Key=raw_prefix + lake.SUCCESS_NAME, Body=b"")
         keep = {f.key for f in manifest.files} | {f.key for f in manifest.quarantine.files}
         listed = _list_keys(s3, bucket, raw_prefix) + _list_keys(s3, bucket, quarantine_prefix)
         stale = stale_keys(listed, keep)
+        try:
+            lock.renew()  # a run that took the lease since may be writing objects this listing calls stale
+        except LockLostError:
+            log.warning(
+                "the lease was taken over after the commit: %d stale objects are left to the next drain", len(stale)
+            )
+            stale = []
         _delete_keys(s3, bucket, stale)
     message = (
         f"drained {manifest.record_count} {entity} records of {day} ({status}) from {request.topic} into "

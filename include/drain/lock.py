@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 
 
-def _is_conflict(exc: ClientError) -> bool:
+def is_conflict(exc: ClientError) -> bool:
+    """Whether an S3 error says a conditional write lost (the object changed or appeared meanwhile)."""
     error = exc.response.get("Error", {})
     status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
     return error.get("Code") in _CONFLICT_CODES or status in {"412", "409"}
@@ -76,7 +77,7 @@ class PartitionLock:
             self._etag = self._put(IfNoneMatch="*")
             return
         except ClientError as exc:
-            if not _is_conflict(exc):
+            if not is_conflict(exc):
                 raise
         current = self._read()
         if current is None:  # released between our two calls: try once more from scratch
@@ -104,7 +105,7 @@ class PartitionLock:
         try:
             self._etag = self._put(IfMatch=etag)
         except ClientError as exc:
-            if _is_conflict(exc):
+            if is_conflict(exc):
                 raise PartitionLockedError(
                     f"s3://{self._bucket}/{self._key} was taken over by another run at the same moment"
                 ) from exc
@@ -131,7 +132,7 @@ class PartitionLock:
         try:
             self._etag = self._put(IfNoneMatch="*")
         except ClientError as exc:
-            if _is_conflict(exc):
+            if is_conflict(exc):
                 raise PartitionLockedError(f"s3://{self._bucket}/{self._key} is held by another run") from exc
             raise
 
@@ -143,7 +144,7 @@ class PartitionLock:
             try:
                 self._etag = self._put(IfMatch=self._etag)
             except ClientError as exc:
-                if not (_is_conflict(exc) or is_missing(exc)):
+                if not (is_conflict(exc) or is_missing(exc)):
                     raise
                 self._lost = (
                     f"lost the lease on s3://{self._bucket}/{self._key}: another run took it over "

@@ -451,6 +451,56 @@ def test_two_concurrent_runs_of_one_day_leave_exactly_one_clean_partition(s3, sc
     }
 
 
+class StallBeforeManifest:
+    """An S3 client that holds the manifest write until ``go`` is set, as a run paused past its lease would."""
+
+    def __init__(self, s3, manifest_key: str):
+        self._s3, self._key = s3, manifest_key
+        self.stalled, self.go = threading.Event(), threading.Event()
+
+    def put_object(self, **kwargs):
+        if kwargs["Key"] == self._key:
+            self.stalled.set()
+            assert self.go.wait(60)
+        return self._s3.put_object(**kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._s3, name)
+
+
+def test_a_run_stalled_past_its_lease_cannot_overwrite_the_commit_of_the_run_that_took_it(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    values = pins(150)
+    topic = f"{kafka_topics}.pin"
+    first = produce(bootstrap, topic, [(i % 3, START_MS + i * 1000, *next(values)) for i in range(100)])
+    stalling = StallBeforeManifest(s3, lake.manifest_key("pin", DAY))
+    failures: list[BaseException] = []
+
+    def stalled_run() -> None:
+        try:
+            drain(stalling, bootstrap, request(kafka_topics, scratch_bucket, run_id="stalled", max_object_bytes=8_000))
+        except BaseException as exc:  # handed to the test thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=stalled_run)
+    thread.start()
+    assert stalling.stalled.wait(60), "the first run never reached its commit"
+    # its lease is lost meanwhile (a clock ahead, a long pause) and another run drains the day, now with more records
+    later = produce(bootstrap, topic, [(i % 3, START_MS + 200_000 + i, *next(values)) for i in range(50)])
+    raw = lake.partition_prefix("raw", "pin", DAY)
+    s3.delete_object(Bucket=scratch_bucket, Key=raw + LOCK_NAME)
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="took-over", max_object_bytes=8_000))
+    stalling.go.set()
+    thread.join(60)
+
+    assert len(failures) == 1 and "another run committed" in str(failures[0]), failures
+    manifest = load_manifest(s3, scratch_bucket)
+    assert manifest.run_id == "took-over"
+    assert sorted(drained_records(s3, scratch_bucket, manifest)) == as_rows(first + later)
+    assert exists(s3, scratch_bucket, raw + "_SUCCESS")
+
+
 def test_a_missing_topic_or_bucket_is_named_and_is_not_worth_a_retry(s3, scratch_bucket, kafka_topics, bootstrap):
     missing_bucket = f"{scratch_bucket}-none"
     with pytest.raises(MissingBucketError, match=f"bucket '{missing_bucket}' does not exist"):
