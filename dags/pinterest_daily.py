@@ -35,7 +35,8 @@ day and fail (then retry) while one of them is missing.
 **Params**: `topic_prefix` and `lake_bucket` (defaults from the platform settings) isolate
 a run, e.g. `{"topic_prefix": "test-abc", "lake_bucket": "scratch"}` as run conf;
 `lateness_grace_minutes`, `max_quarantine_share` and the quality thresholds tune the checks.
-Connections: `kafka_default` (extra `bootstrap.servers`) and `aws_default` (S3/MinIO).
+Connections: `kafka_default` (extra `bootstrap.servers`), `aws_default` (S3/MinIO) and
+`spark_default` (the Spark master: `local[*]` locally, `spark://spark-master:7077` in compose).
 Details: `docs/drain.md`.
 """
 

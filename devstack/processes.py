@@ -56,14 +56,14 @@ def ensure_ports_free(service: str, ports: Sequence[int]) -> None:
             raise StackError(f"port {port} needed by {service} is already in use by another process; stop that process")
 
 
-def start(name: str, argv: Sequence[str], env: dict[str, str], cwd: Path = paths.REPO) -> psutil.Process:
+def start(name: str, argv: Sequence[str], env: dict[str, str]) -> psutil.Process:
     """Start ``argv`` in its own session, output appended to `.stack/logs/<name>.log`, and record its PID."""
     paths.LOGS.mkdir(parents=True, exist_ok=True)
     paths.PIDS.mkdir(parents=True, exist_ok=True)
     with open(paths.LOGS / f"{name}.log", "ab") as log:
         popen = subprocess.Popen(
             list(argv),
-            cwd=cwd,
+            cwd=paths.REPO,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

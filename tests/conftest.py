@@ -43,6 +43,10 @@ def stack_env() -> dict[str, str]:
         KafkaAdminClient(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], request_timeout_ms=5000).close()
     except Exception as exc:  # any failure means the stack is not usable
         pytest.fail(f"Kafka at {env['KAFKA_BOOTSTRAP_SERVERS']} is not reachable ({exc}): run `make up`")
+    try:
+        PlatformSettings.model_validate(env).s3_client().list_buckets()
+    except Exception as exc:  # as above
+        pytest.fail(f"MinIO at {env['S3_ENDPOINT_URL']} is not reachable ({exc}): run `make up`")
     return env
 
 

@@ -48,9 +48,10 @@ from include.drain.kafka_reader import (
     topic_id,
 )
 from include.drain.lines import batch_lines
-from include.drain.lock import PartitionLock, is_conflict, is_missing
+from include.drain.lock import PartitionLock
 from include.drain.manifest import FileEntry, Manifest, PartitionSummary, QuarantineSummary
 from include.drain.objects import ObjectWriter
+from include.drain.s3_errors import is_conflict, is_missing
 from include.records import MODELS, Entity
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from include.drain.errors import KafkaReadError, MissingTopicError, TopicError
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 30.0
+BATCH_SIZE = 5000  # messages per consume(): large enough to amortise the call, small enough to stay in cache
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def plan_partitions(
     return plans
 
 
-def read_range(consumer: Consumer, topic: str, plan: PartitionPlan, batch_size: int = 5000) -> Iterator[list[Message]]:
+def read_range(consumer: Consumer, topic: str, plan: PartitionPlan) -> Iterator[list[Message]]:
     """Batches of the partition's messages with offsets in ``[read_from, read_to)``, in offset order."""
     if plan.empty:
         return
@@ -174,7 +175,7 @@ def read_range(consumer: Consumer, topic: str, plan: PartitionPlan, batch_size: 
     try:
         while True:
             # ask for no more than the range still holds: consume() waits for a full batch or the timeout
-            messages = consumer.consume(min(batch_size, plan.read_to - next_offset), timeout=1.0)
+            messages = consumer.consume(min(BATCH_SIZE, plan.read_to - next_offset), timeout=1.0)
             batch = []
             done = False
             for message in messages:

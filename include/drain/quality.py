@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict
 
 from include import lake
 from include.drain.errors import QualityGateError
-from include.drain.lock import is_missing
 from include.drain.manifest import FileEntry, Manifest
+from include.drain.s3_errors import is_missing
 from include.records import ENTITIES, Entity
 
 log = logging.getLogger(__name__)
@@ -162,16 +162,15 @@ def run_quality_gate(
     day: date,
     run_id: str,
     thresholds: QualityThresholds | None = None,
-    entities: tuple[Entity, ...] = ENTITIES,
 ) -> dict[str, QualityReport]:
     """Check every entity's raw partition of ``day``, write each ``_dq.json``, raise if any check failed."""
     thresholds = thresholds or QualityThresholds()
-    manifests = {e: _manifest(s3, bucket, e, day) for e in entities}
+    manifests = {e: _manifest(s3, bucket, e, day) for e in ENTITIES}
     scans = {e: _scan(s3, bucket, e, m.files) for e, m in manifests.items()}
     reports: dict[str, QualityReport] = {}
     for entity, manifest in manifests.items():
         scan = scans[entity]
-        others = [scans[o].inds for o in entities if o != entity]
+        others = [scans[o].inds for o in ENTITIES if o != entity]
         count = manifest.record_count
         distinct = len(scan.key_hashes)
         metrics = QualityMetrics(

@@ -18,7 +18,7 @@ from typing import Any
 
 from include.emulator.generate import generate_triples
 from include.lake import manifest_key, partition_prefix, success_key
-from include.records import ENTITIES
+from include.records import ENTITIES, KEY_FIELD
 
 
 def _pool(size: int) -> list[dict[str, dict[str, Any]]]:
@@ -56,7 +56,7 @@ def write_raw_day(
                 else:
                     record["ind"] = ind
                 line = {"partition": file, "offset": counts[entity, file], "timestamp": start_ms + int(i * step_ms),
-                        "key": str(ind), "value": record}  # fmt: skip
+                        "key": str(record[KEY_FIELD[entity]]), "value": record}  # fmt: skip
                 handles[entity, file].write(json.dumps(line) + "\n")
                 counts[entity, file] += 1
     finally:
