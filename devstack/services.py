@@ -112,32 +112,16 @@ def _kafka_healthy() -> bool:
         admin.close()
 
 
-def create_topics(prefix: str, partitions: int, retention_ms: int) -> list[str]:
-    """Create the three entity topics under ``prefix`` if missing; returns the names created."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    from include.records import ENTITIES
-
-    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{PORTS['kafka']}")
-    try:
-        existing = set(admin.list_topics())
-        wanted = [f"{prefix}.{e}" for e in ENTITIES if f"{prefix}.{e}" not in existing]
-        if wanted:
-            admin.create_topics(
-                [NewTopic(t, partitions, 1, topic_configs={"retention.ms": str(retention_ms)}) for t in wanted]
-            )
-        return wanted
-    finally:
-        admin.close()
-
-
 def _kafka_after_start() -> None:
+    from include.records import ENTITIES
+    from include.topics import ensure_topics, retention_ms
+
     env = process_env()
-    created = create_topics(
-        env["PINTEREST_TOPIC_PREFIX"],
+    created = ensure_topics(
+        f"127.0.0.1:{PORTS['kafka']}",
+        [f"{env['PINTEREST_TOPIC_PREFIX']}.{entity}" for entity in ENTITIES],
         int(env["KAFKA_TOPIC_PARTITIONS"]),
-        int(os.environ.get("KAFKA_TOPIC_RETENTION_MS", str(90 * 24 * 3600 * 1000))),
+        retention_ms(os.environ),
     )
     if created:
         step(f"created topics {', '.join(created)}")

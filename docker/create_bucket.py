@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import boto3
 from botocore.exceptions import ClientError
 
 from include.settings import PlatformSettings
@@ -14,13 +13,7 @@ def main() -> None:
     settings = PlatformSettings()
     if settings.aws_access_key_id is None or settings.aws_secret_access_key is None:
         raise SystemExit("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set (the MinIO root credentials)")
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.aws_region,
-        aws_access_key_id=settings.aws_access_key_id.get_secret_value(),
-        aws_secret_access_key=settings.aws_secret_access_key.get_secret_value(),
-    )
+    s3 = settings.s3_client()
     try:
         s3.create_bucket(Bucket=settings.lake_bucket)
         state = "created"

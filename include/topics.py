@@ -1,0 +1,43 @@
+"""The platform's Kafka topics: created when missing, by the local stack and by compose's ``kafka-init``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+
+DEFAULT_RETENTION_MS = 90 * 24 * 3600 * 1000  # long enough for seeded history and backfills of past days
+
+
+def retention_ms(environ: Mapping[str, str]) -> int:
+    """``KAFKA_TOPIC_RETENTION_MS`` in milliseconds (-1 keeps records forever); ValueError names a bad value."""
+    text = environ.get("KAFKA_TOPIC_RETENTION_MS", str(DEFAULT_RETENTION_MS))
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"KAFKA_TOPIC_RETENTION_MS must be an integer number of milliseconds, got {text!r}") from None
+    if value < -1 or value == 0:
+        raise ValueError(f"KAFKA_TOPIC_RETENTION_MS must be positive or -1 (forever), got {value}")
+    return value
+
+
+def ensure_topics(
+    bootstrap_servers: str, names: Sequence[str], partitions: int, retention: int, client_id: str = "pinterest-topics"
+) -> list[str]:
+    """Create those of ``names`` that do not exist (replication 1); returns the names this call created.
+
+    Existing topics are left as they are, so calling it again changes nothing.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=client_id)
+    try:
+        existing = set(admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        options = {"num_partitions": partitions, "replication_factor": 1, "configs": {"retention.ms": str(retention)}}
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently: the goal is reached
+                admin.create_topics({name: options for name in missing}, wait_for_metadata=True)
+        return missing
+    finally:
+        admin.close()
