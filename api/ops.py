@@ -25,12 +25,16 @@ class Status(BaseModel):
     detail: str = ""
 
 
-async def kafka_reachable(bootstrap_servers: str, timeout_s: float = 1.0) -> bool:
-    """True when a TCP connection to any bootstrap server opens within ``timeout_s``."""
+CONNECT_TIMEOUT_S = 1.0
+"""How long /ready waits for a TCP connection to one bootstrap server."""
+
+
+async def kafka_reachable(bootstrap_servers: str) -> bool:
+    """True when a TCP connection to any bootstrap server opens within CONNECT_TIMEOUT_S."""
     for server in bootstrap_servers.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), timeout_s)
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, ValueError):
             continue
         writer.close()

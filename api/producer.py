@@ -63,7 +63,8 @@ class Delivery:
     offset: int
 
 
-Outcome = Delivery | KafkaUnavailableError | RecordTooLargeError | TopicMissingError
+Failure = KafkaUnavailableError | RecordTooLargeError | TopicMissingError
+Outcome = Delivery | Failure
 
 
 def producer_config(settings: ApiSettings) -> dict[str, object]:
@@ -138,9 +139,9 @@ async def _without_metadata(producer: KafkaProducer, topics: Iterable[str]) -> s
 class RecordProducer:
     """Owns the process's KafkaProducer; connects in the background and reconnects by itself.
 
-    ``send`` calls ``KafkaProducer.send`` on the event loop only for topics whose
-    metadata is already known (then it only appends to a buffer); the first
-    send to a topic runs in a worker thread because it may wait for metadata.
+    ``send_many`` calls ``KafkaProducer.send`` on the event loop only for topics
+    whose metadata is already known (then it only appends to a buffer); the
+    first send to a topic runs in a worker thread because it may wait for metadata.
 
     A topic Kafka has no metadata for is missing: its records fail at once with
     TopicMissingError. Missing topics are asked for again (at most every

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ValidationError
@@ -13,7 +14,8 @@ from pydantic_core import ErrorDetails, from_json
 from api.logs import request_id_var
 from api.metrics import KAFKA_ERRORS, RECORDS_ACCEPTED, RECORDS_REJECTED
 from api.producer import (
-    KafkaUnavailableError,
+    Delivery,
+    Failure,
     Outcome,
     OutgoingRecord,
     RecordProducer,
@@ -27,10 +29,18 @@ from include.records import MODELS, Entity, kafka_key, kafka_value
 
 log = logging.getLogger(__name__)
 
+ACCEPTED = "accepted"
+"""What ``count`` is given for records Kafka stored."""
+NOT_JSON = "not_json"
+"""The rejection reason of a body that is not JSON."""
+INVALID = "invalid"
+"""The rejection reason of a record that fails validation."""
 TOO_LARGE = "too_large"
-"""The error type of a batch record larger than Kafka accepts."""
+"""The rejection reason (and batch error type) of a record larger than Kafka accepts."""
 TOPIC_MISSING = "topic_missing"
-"""The error type of a batch record whose topic does not exist in Kafka."""
+"""The rejection reason (and batch error type) of a record whose topic does not exist in Kafka."""
+KAFKA_UNAVAILABLE = "kafka_unavailable"
+"""The rejection reason of a record Kafka did not acknowledge in time."""
 
 
 async def get_producer(request: Request) -> RecordProducer:
@@ -112,30 +122,22 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         except ValidationError as error:
             errors = error.errors(include_input=False, include_url=False)
             if errors and errors[0]["type"] == "json_invalid":
-                RECORDS_REJECTED.labels(entity, "not_json").inc()
+                count(entity, NOT_JSON)
                 return _problem(400, f"body is not valid JSON: {errors[0]['msg']}")
-            RECORDS_REJECTED.labels(entity, "invalid").inc()
+            count(entity, INVALID)
             log.info("record rejected", extra={"entity": entity, "errors": [e["loc"] for e in errors]})
             return _json(Invalid(detail=field_errors(errors)), 422)
         outcome = (await producer.send_many([_outgoing(entity, topic, record, request_id)]))[0]
-        if isinstance(outcome, RecordTooLargeError):
-            RECORDS_REJECTED.labels(entity, "too_large").inc()
-            log.warning("record too large for kafka", extra={"entity": entity, "error": str(outcome)})
-            return _problem(413, "the record is larger than Kafka accepts, it was not stored")
-        if isinstance(outcome, TopicMissingError):
-            RECORDS_REJECTED.labels(entity, TOPIC_MISSING).inc()
-            log.warning("topic missing in kafka", extra={"entity": entity, "topic": outcome.topic})
-            return _problem(503, f"{outcome}, the record was not stored", retry_after)
-        if isinstance(outcome, KafkaUnavailableError):
-            KAFKA_ERRORS.labels(entity).inc()
-            RECORDS_REJECTED.labels(entity, "kafka_unavailable").inc()
-            log.warning("kafka unavailable", extra={"entity": entity, "error": str(outcome)})
-            return _problem(503, "Kafka is unavailable, the record was not stored", retry_after)
-        RECORDS_ACCEPTED.labels(entity).inc()
-        accepted = Accepted(
-            topic=outcome.topic, partition=outcome.partition, offset=outcome.offset, request_id=request_id
-        )
-        return _json(accepted, 200)
+        if isinstance(outcome, Delivery):
+            count(entity, ACCEPTED)
+            accepted = Accepted(
+                topic=outcome.topic, partition=outcome.partition, offset=outcome.offset, request_id=request_id
+            )
+            return _json(accepted, 200)
+        refused = refusal(outcome)
+        count(entity, refused.reason)
+        log.warning(refused.log, extra={"entity": entity, **refused.context})
+        return _problem(refused.status, refused.detail, retry_after if refused.status == 503 else None)
 
     @router.post(
         "/batch",
@@ -158,10 +160,10 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         try:
             items = from_json(await request.body())
         except ValueError as error:
-            RECORDS_REJECTED.labels(entity, "not_json").inc()
+            count(entity, NOT_JSON)
             return _problem(400, f"body is not valid JSON: {error}")
         if not isinstance(items, list) or not 1 <= len(items) <= settings.batch_max_records:
-            RECORDS_REJECTED.labels(entity, "invalid").inc()
+            count(entity, INVALID)
             msg = f"body must be a JSON array of 1 to {settings.batch_max_records} records"
             return _json(Invalid(detail=[FieldError(field="", loc=["body"], msg=msg, type="batch_shape")]), 422)
         results: list[BatchItem | None] = [None] * len(items)
@@ -199,18 +201,82 @@ def _not_an_object(index: int) -> FieldError:
     return FieldError(field="", loc=["body", index], msg="Input should be an object", type="model_type")
 
 
-def _batch_item(index: int, outcome: Outcome) -> BatchItem:
-    if isinstance(outcome, RecordTooLargeError):
-        error = FieldError(field="", loc=["body", index], msg="the record is larger than Kafka accepts", type=TOO_LARGE)
-        return BatchItem(index=index, status="invalid", errors=[error])
-    if isinstance(outcome, TopicMissingError):
-        error = FieldError(field="", loc=["body", index], msg=str(outcome), type=TOPIC_MISSING)
-        return BatchItem(index=index, status="unavailable", errors=[error])
-    if isinstance(outcome, KafkaUnavailableError):
-        return BatchItem(index=index, status="unavailable")
-    return BatchItem(
-        index=index, status="accepted", topic=outcome.topic, partition=outcome.partition, offset=outcome.offset
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """How the API answers, counts and logs a record that Kafka did not store."""
+
+    reason: str
+    """The rejected-records metric's reason; a batch item's error type when it carries an error."""
+    status: int
+    """The single endpoint's HTTP status (a 503 comes with Retry-After)."""
+    detail: str
+    """The single endpoint's message."""
+    item_status: Literal["invalid", "unavailable"]
+    """A batch item's status."""
+    item_error: str | None
+    """A batch item's error message; None when the item carries no error."""
+    log: str
+    """The warning the single endpoint logs."""
+    context: dict[str, str]
+    """What that warning adds to the entity."""
+
+
+def refusal(failure: Failure) -> Refusal:
+    """What a record's Kafka failure means for the caller, the metrics and the log."""
+    if isinstance(failure, RecordTooLargeError):
+        return Refusal(
+            reason=TOO_LARGE,
+            status=413,
+            detail="the record is larger than Kafka accepts, it was not stored",
+            item_status="invalid",
+            item_error="the record is larger than Kafka accepts",
+            log="record too large for kafka",
+            context={"error": str(failure)},
+        )
+    if isinstance(failure, TopicMissingError):
+        return Refusal(
+            reason=TOPIC_MISSING,
+            status=503,
+            detail=f"{failure}, the record was not stored",
+            item_status="unavailable",
+            item_error=str(failure),
+            log="topic missing in kafka",
+            context={"topic": failure.topic},
+        )
+    return Refusal(
+        reason=KAFKA_UNAVAILABLE,
+        status=503,
+        detail="Kafka is unavailable, the record was not stored",
+        item_status="unavailable",
+        item_error=None,
+        log="kafka unavailable",
+        context={"error": str(failure)},
     )
+
+
+def count(entity: Entity, reason: str, records: int = 1) -> None:
+    """Count records accepted (``reason`` ACCEPTED) or rejected for ``reason``.
+
+    A record Kafka did not acknowledge in time is also counted as a Kafka error.
+    """
+    if reason == ACCEPTED:
+        RECORDS_ACCEPTED.labels(entity).inc(records)
+        return
+    RECORDS_REJECTED.labels(entity, reason).inc(records)
+    if reason == KAFKA_UNAVAILABLE:
+        KAFKA_ERRORS.labels(entity).inc(records)
+
+
+def _batch_item(index: int, outcome: Outcome) -> BatchItem:
+    if isinstance(outcome, Delivery):
+        return BatchItem(
+            index=index, status="accepted", topic=outcome.topic, partition=outcome.partition, offset=outcome.offset
+        )
+    refused = refusal(outcome)
+    if refused.item_error is None:
+        return BatchItem(index=index, status=refused.item_status)
+    error = FieldError(field="", loc=["body", index], msg=refused.item_error, type=refused.reason)
+    return BatchItem(index=index, status=refused.item_status, errors=[error])
 
 
 def _summarise(entity: Entity, request_id: str, items: list[BatchItem]) -> BatchResult:
@@ -219,12 +285,11 @@ def _summarise(entity: Entity, request_id: str, items: list[BatchItem]) -> Batch
         counts[item.status] += 1
     too_large = sum(1 for item in items if item.errors and item.errors[0].type == TOO_LARGE)
     topic_missing = sum(1 for item in items if item.errors and item.errors[0].type == TOPIC_MISSING)
-    RECORDS_ACCEPTED.labels(entity).inc(counts["accepted"])
-    RECORDS_REJECTED.labels(entity, "invalid").inc(counts["invalid"] - too_large)
-    RECORDS_REJECTED.labels(entity, "too_large").inc(too_large)
-    RECORDS_REJECTED.labels(entity, TOPIC_MISSING).inc(topic_missing)
-    RECORDS_REJECTED.labels(entity, "kafka_unavailable").inc(counts["unavailable"] - topic_missing)
-    KAFKA_ERRORS.labels(entity).inc(counts["unavailable"] - topic_missing)
+    count(entity, ACCEPTED, counts["accepted"])
+    count(entity, INVALID, counts["invalid"] - too_large)
+    count(entity, TOO_LARGE, too_large)
+    count(entity, TOPIC_MISSING, topic_missing)
+    count(entity, KAFKA_UNAVAILABLE, counts["unavailable"] - topic_missing)
     if counts["invalid"] or counts["unavailable"]:
         log.info("batch partly refused", extra={"entity": entity, **counts})
     return BatchResult(request_id=request_id, results=items, **counts)

@@ -15,8 +15,8 @@ class ApiSettings(PlatformSettings):
     """Where the API listens, what it accepts and how it talks to Kafka.
 
     The Kafka timeouts are sized so that an unreachable Kafka turns into a 503
-    within ``kafka_delivery_timeout_ms`` (1.8 s by default) instead of the client
-    library's 60 s default block.
+    within ``ack_wait_s`` (``kafka_delivery_timeout_ms`` + 150 ms, 1.95 s by
+    default) instead of the client library's 60 s default block.
     """
 
     host: str = Field("127.0.0.1", validation_alias="API_HOST")
@@ -54,5 +54,9 @@ class ApiSettings(PlatformSettings):
 
     @property
     def ack_wait_s(self) -> float:
-        """How long a request waits for Kafka's answer before it gives up with 503."""
+        """How long a request waits for Kafka's answer before it gives up with 503.
+
+        ``kafka_delivery_timeout_ms`` + 150 ms: a little longer than kafka-python's own
+        delivery timeout, so that its error usually arrives before the API stops waiting.
+        """
         return (self.kafka_delivery_timeout_ms + 150) / 1000

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from include.emulator.generate import generate_triples
-from include.records import ENTITIES
+from include.records import ENTITIES, MODELS
 from tests.api.kafka_helpers import read_all
 from tests.api_process import RunningApi, start_api, stop_api
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
@@ -96,8 +96,16 @@ def test_request_id_is_echoed_and_logged(api: RunningApi) -> None:
     assert any(entry.get("request_id") == "trace-abc.123" for entry in logged)
 
 
-def test_entities_cover_every_topic(api: RunningApi) -> None:
-    assert api.topics == [f"{api.prefix}.{e}" for e in ENTITIES]
+def test_the_openapi_document_has_a_single_and_a_batch_route_per_entity(api: RunningApi) -> None:
+    paths = httpx.get(f"{api.url}/openapi.json", timeout=10).json()["paths"]
+    assert {path for path, operations in paths.items() if "post" in operations} == {
+        f"/{entity}/{route}" for entity in ENTITIES for route in ("", "batch")
+    }
+    for entity in ENTITIES:
+        title = MODELS[entity].__name__
+        single = paths[f"/{entity}/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        batch = paths[f"/{entity}/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert (single["title"], batch["type"], batch["items"]["title"]) == (title, "array", title)
 
 
 def test_an_api_with_compression_off_starts_and_stores_records(

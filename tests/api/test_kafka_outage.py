@@ -1,4 +1,5 @@
-"""Kafka stopped: the API answers 503 with Retry-After quickly; Kafka back: it accepts again by itself.
+"""Kafka stopped: the API answers 503 with Retry-After before a client's 10 s timeout (kafka-python alone would
+block 60 s); Kafka back: it accepts again by itself.
 
 Stops the stack's Kafka for everyone, so it is marked ``disruptive`` (run it last, serially).
 """
@@ -26,7 +27,7 @@ def devstack(action: str) -> None:
 
 
 @pytest.mark.disruptive
-def test_kafka_down_gives_503_fast_and_recovery_is_automatic(api: RunningApi) -> None:
+def test_kafka_down_gives_503_before_the_client_times_out_and_recovery_is_automatic(api: RunningApi) -> None:
     pins = [t.pin.model_dump(mode="json") for t in generate_triples(seed=31, count=200, repeat_percent=0)]
     acknowledged: list[tuple[dict[str, object], dict[str, object]]] = []
     with httpx.Client(base_url=api.url, timeout=CLIENT_TIMEOUT_S) as client:
