@@ -45,28 +45,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 
-from include import lake
 from include.records import ENTITIES, Entity
 from include.settings import PlatformSettings
+from plugins.lake_assets import emit, lake_alias, lake_asset
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator
 
 SETTINGS = PlatformSettings()
-
-
-def _lake_asset(zone: lake.Zone, name: str) -> Asset:
-    """The lake dataset ``<zone>/<name>/`` of the default bucket as an Asset."""
-    return Asset(
-        name=f"pinterest_{zone}_{name}",
-        uri=f"s3://{SETTINGS.lake_bucket}/{lake.dataset_prefix(zone, name).rstrip('/')}",
-        group="pinterest",
-    )
-
-
-RAW_ASSETS: dict[Entity, Asset] = {entity: _lake_asset("raw", entity) for entity in ENTITIES}
-CLEAN_ASSETS: dict[Entity, Asset] = {entity: _lake_asset("clean", entity) for entity in ENTITIES}
-ANALYTICS_ASSET = Asset(name="pinterest_analytics", uri=f"s3://{SETTINGS.lake_bucket}/analytics", group="pinterest")
 
 
 def _interval(context: dict[str, Any]):
@@ -161,7 +147,7 @@ with DAG(
     with TaskGroup("drain", tooltip="one drain per entity topic") as drains:
         for entity in ENTITIES:
 
-            @task(task_id=entity, outlets=[RAW_ASSETS[entity]])
+            @task(task_id=entity, outlets=[lake_alias("raw", entity)])
             def drain_entity(params: dict[str, Any], entity: Entity = entity, **context: Any) -> dict[str, Any]:
                 """Drain this entity's topic for the run's day into raw/<entity>/dt=<day>/."""
                 from airflow.sdk.exceptions import AirflowFailException
@@ -193,13 +179,18 @@ with DAG(
                 except (DataExpiredError, QuarantineThresholdError, MissingTopicError, MissingBucketError) as exc:
                     # a retry cannot change these
                     raise AirflowFailException(str(exc)) from exc
-                context["outlet_events"][RAW_ASSETS[entity]].extra = {
-                    "dt": request.interval.day.isoformat(),
-                    "bucket": request.bucket,
-                    "status": result.status,
-                    "records": result.record_count,
-                    "outcome": result.outcome,
-                }
+                emit(
+                    context,
+                    lake_alias("raw", entity),
+                    [lake_asset(request.bucket, "raw", entity)],
+                    {
+                        "dt": request.interval.day.isoformat(),
+                        "bucket": request.bucket,
+                        "status": result.status,
+                        "records": result.record_count,
+                        "outcome": result.outcome,
+                    },
+                )
                 return {
                     "outcome": result.outcome,
                     "status": result.status,
@@ -240,7 +231,7 @@ with DAG(
         bucket="{{ params.lake_bucket }}",
         name="pinterest-clean-{{ data_interval_start | ds }}",
         driver_memory="1g",
-        outlets=list(CLEAN_ASSETS.values()),
+        asset_alias=lake_alias("clean"),
     )
     analytics = LakeSparkSubmitOperator(
         task_id="spark_analytics",
@@ -249,6 +240,6 @@ with DAG(
         bucket="{{ params.lake_bucket }}",
         name="pinterest-analytics-{{ data_interval_start | ds }}",
         driver_memory="1g",
-        outlets=[ANALYTICS_ASSET],
+        asset_alias=lake_alias("analytics"),
     )
     wait_for_late_records() >> drains >> gate >> clean >> analytics

@@ -25,12 +25,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import BaseHook
+from airflow.sdk import AssetAlias, BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
+from include.lake import Zone
 from include.records import ENTITIES
 from include.settings import platform_settings
+from plugins.lake_assets import emit, lake_asset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLEAN_JOB = str(REPO_ROOT / "spark_jobs" / "clean.py")
@@ -131,6 +133,8 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
     :param lake_root: a URL root replacing ``s3a://<bucket>`` (e.g. ``file:///…``), for local lakes.
     :param aws_conn_id: connection holding the S3 endpoint (extra ``endpoint_url``) and, optionally,
         the credentials (login/password); ``S3_ENDPOINT_URL`` and the process environment otherwise.
+    :param asset_alias: an outlet through which, once the job succeeded, it emits the Assets of the
+        datasets it wrote in the bucket it wrote (``lake_assets``); not with ``lake_root``.
     """
 
     template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "day", "bucket", "lake_root")
@@ -145,9 +149,15 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         lake_root: str | None = None,
         aws_conn_id: str = "aws_default",
         conn_id: str = "spark_default",
+        asset_alias: AssetAlias | None = None,
         **kwargs: Any,
     ) -> None:
+        if asset_alias is not None:
+            if lake_root is not None:
+                raise ValueError("asset_alias names S3 Assets: it cannot be used with a lake_root")
+            kwargs["outlets"] = [*kwargs.get("outlets", []), asset_alias]
         super().__init__(application=application, conn_id=conn_id, **kwargs)
+        self.asset_alias = asset_alias
         self.day = day
         self.bucket = bucket
         self.entities = tuple(entities) if entities else None
@@ -188,12 +198,8 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
                 "cluster its own S3 credentials and remove login/password from that connection"
             )
         self.conf = {**DEFAULT_CONF, **class_data_conf(os.environ), **conf, **(self.conf or {})}
-        self.application_args = job_arguments(
-            self.day or interval_day(context),
-            self.bucket or platform_settings().lake_bucket,
-            self.entities,
-            self.lake_root,
-        )
+        day, bucket = self.day or interval_day(context), self.bucket or platform_settings().lake_bucket
+        self.application_args = job_arguments(day, bucket, self.entities, self.lake_root)
         # In client mode the driver runs here: use this interpreter, which has the platform's dependencies.
         self.env_vars = {"PYSPARK_DRIVER_PYTHON": sys.executable, **(self.env_vars or {}), **credentials}
         shipped_by_caller = self.py_files
@@ -205,3 +211,12 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
                 super().execute(context)
             finally:
                 self.py_files = shipped_by_caller
+        if self.asset_alias is not None:
+            written = [lake_asset(bucket, *dataset) for dataset in self.datasets_written()]
+            emit(context, self.asset_alias, written, {"dt": day, "bucket": bucket})
+
+    def datasets_written(self) -> list[tuple[Zone, str | None]]:
+        """The lake datasets the job writes: ``analytics``, or ``clean/<entity>`` per cleaned entity."""
+        if self.application == ANALYTICS_JOB:
+            return [("analytics", None)]
+        return [("clean", entity) for entity in self.entities or ENTITIES]

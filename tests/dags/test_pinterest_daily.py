@@ -185,15 +185,17 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
     assert datetime.fromisoformat(good["data_interval_start"]).date() == day
     for entity in ENTITIES:
         assert manifest(s3, scratch_bucket, entity, day).record_count == seeded.counts[day][entity]
+    # the run wrote to the scratch bucket: its events name that bucket's Assets, not the default bucket's
     events = airflow.get("/api/v2/assets/events", params={"source_dag_id": DAG_ID, "source_run_id": good["dag_run_id"]})
-    extras = {e["name"]: e["extra"] for e in events.json()["asset_events"]}
-    assert {n for n in extras if not n.startswith("pinterest_raw_")} == {
-        *(f"pinterest_clean_{entity}" for entity in ENTITIES),
-        "pinterest_analytics",
+    extras = {e["uri"]: e["extra"] for e in events.json()["asset_events"]}
+    lake = f"s3://{scratch_bucket}"
+    assert {u: x for u, x in extras.items() if not u.startswith(f"{lake}/raw/")} == {
+        **{f"{lake}/clean/{entity}": {"dt": day.isoformat(), "bucket": scratch_bucket} for entity in ENTITIES},
+        f"{lake}/analytics": {"dt": day.isoformat(), "bucket": scratch_bucket},
     }
-    assert {n: x for n, x in extras.items() if n.startswith("pinterest_raw_")} == {
-        f"pinterest_raw_{entity}": {"dt": day.isoformat(), "bucket": scratch_bucket, "status": "complete",
-                                    "records": seeded.counts[day][entity], "outcome": "drained"}
+    assert {u: x for u, x in extras.items() if u.startswith(f"{lake}/raw/")} == {
+        f"{lake}/raw/{entity}": {"dt": day.isoformat(), "bucket": scratch_bucket, "status": "complete",
+                                 "records": seeded.counts[day][entity], "outcome": "drained"}
         for entity in ENTITIES
     }  # fmt: skip
     bad = ended[without_date.json()["dag_run_id"]]

@@ -19,7 +19,7 @@ dag = DagBag(dag_folder=os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "
 tasks = {t.task_id: {
     "upstream": sorted(t.upstream_task_ids), "retries": t.retries,
     "backoff": float(t.retry_exponential_backoff), "retry_delay_s": t.retry_delay.total_seconds(),
-    "outlets": [o.uri for o in t.outlets],
+    "outlets": [f"{type(o).__name__}:{o.name}" for o in t.outlets],
 } for t in dag.tasks}
 print(json.dumps({
     "timetable": type(dag.timetable).__name__, "expression": dag.timetable.expression,
@@ -59,7 +59,7 @@ def test_one_drain_per_entity_between_the_grace_wait_and_the_quality_gate(descri
     for name in drains:
         entity = name.split(".")[1]
         assert tasks[name]["upstream"] == ["wait_for_late_records"]
-        assert tasks[name]["outlets"] == [f"s3://lake-from-env/raw/{entity}"]
+        assert tasks[name]["outlets"] == [f"AssetAlias:pinterest_raw_{entity}_any_bucket"]
     assert tasks["quality_gate"]["upstream"] == drains
 
 
@@ -67,8 +67,8 @@ def test_spark_cleaning_then_analytics_after_the_quality_gate(described):
     tasks = described["tasks"]
     assert tasks["spark_clean"]["upstream"] == ["quality_gate"]
     assert tasks["spark_analytics"]["upstream"] == ["spark_clean"]
-    assert tasks["spark_clean"]["outlets"] == [f"s3://lake-from-env/clean/{e}" for e in ("pin", "geo", "user")]
-    assert tasks["spark_analytics"]["outlets"] == ["s3://lake-from-env/analytics"]
+    assert tasks["spark_clean"]["outlets"] == ["AssetAlias:pinterest_clean_any_bucket"]
+    assert tasks["spark_analytics"]["outlets"] == ["AssetAlias:pinterest_analytics_any_bucket"]
 
 
 def test_params_default_to_the_platform_settings(described):
