@@ -20,7 +20,8 @@ from pyspark.sql import DataFrame, SparkSession
 from include.lake import MANIFEST_NAME, SOURCE_NAME, SUCCESS_NAME, dataset_prefix, partition_prefix
 from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
-from spark_jobs.manifest import markers_by_day, parse_manifest, read_text, source_sha256
+from spark_jobs.lake_fs import markers_by_day, read_text
+from spark_jobs.manifest import parse_manifest, source_sha256
 from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 

@@ -17,7 +17,8 @@ from pyspark.sql import DataFrame, SparkSession
 from include.lake import SOURCE_NAME, partition_prefix
 from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
-from spark_jobs.manifest import Manifest, read_manifest, source_json, write_text
+from spark_jobs.lake_fs import write_text
+from spark_jobs.manifest import Manifest, read_manifest, source_json
 from spark_jobs.schemas import raw_line_schema
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 

@@ -128,21 +128,26 @@ EXPECTED_SQL = {
         GROUP BY 1, 2""",
 }
 
-COLUMNS = {
-    "popular_category_by_country": ["country", "category", "category_count"],
-    "popular_category_by_year": ["post_year", "category", "category_count"],
-    "top_poster_by_country": ["country", "poster_name", "follower_count"],
-    "top_country_by_follower_count": ["country", "follower_count"],
-    "popular_category_by_age_group": ["age_group", "category", "category_count"],
-    "median_followers_by_age_group": ["age_group", "median_follower_count"],
-    "users_joined_by_year": ["post_year", "number_users_joined"],
-    "median_followers_by_join_year": ["post_year", "median_follower_count"],
-    "median_followers_by_age_group_and_join_year": ["age_group", "post_year", "median_follower_count"],
+# DESIGN.md §5 names the columns; the types are what a reader of the Parquet results may rely on
+SCHEMAS = {
+    "popular_category_by_country": "country string, category string, category_count bigint",
+    "popular_category_by_year": "post_year int, category string, category_count bigint",
+    "top_poster_by_country": "country string, poster_name string, follower_count bigint",
+    "top_country_by_follower_count": "country string, follower_count bigint",
+    "popular_category_by_age_group": "age_group string, category string, category_count bigint",
+    "median_followers_by_age_group": "age_group string, median_follower_count double",
+    "users_joined_by_year": "post_year int, number_users_joined bigint",
+    "median_followers_by_join_year": "post_year int, median_follower_count double",
+    "median_followers_by_age_group_and_join_year": "age_group string, post_year int, median_follower_count double",
 }
 
 
-def test_every_result_has_the_designed_columns(results: dict[str, DataFrame]) -> None:
-    assert {name: frame.columns for name, frame in results.items()} == COLUMNS
+def test_every_result_has_the_designed_columns_and_types(results: dict[str, DataFrame]) -> None:
+    actual = {
+        name: ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in frame.schema)
+        for name, frame in results.items()
+    }
+    assert actual == SCHEMAS
 
 
 @pytest.mark.parametrize("name", list(EXPECTED_SQL))
@@ -151,7 +156,7 @@ def test_result_matches_duckdb(
 ) -> None:
     actual = results[name]
 
-    expected = spark.createDataFrame(db.sql(EXPECTED_SQL[name]).fetchall(), actual.schema)
+    expected = spark.createDataFrame(db.sql(EXPECTED_SQL[name]).fetchall(), SCHEMAS[name])
 
     assertDataFrameEqual(actual, expected)
 

@@ -1,0 +1,73 @@
+"""Files of the lake through Hadoop's FileSystem API (s3a and file://): small texts, and the ``dt=`` folders'
+marker files (``_SUCCESS``, ``_source.json``) found in one recursive listing.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+
+def _path_on_filesystem(spark: SparkSession, url: str) -> tuple[Any, Any]:
+    """Hadoop's ``Path`` of ``url`` and its ``FileSystem`` (the session's s3a settings and credentials apply)."""
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(url)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def exists(spark: SparkSession, url: str) -> bool:
+    """Whether a file (or folder) exists at ``url``."""
+    path, filesystem = _path_on_filesystem(spark, url)
+    return bool(filesystem.exists(path))
+
+
+def read_text(spark: SparkSession, url: str) -> str | None:
+    """The UTF-8 text of one file; None if absent."""
+    path, filesystem = _path_on_filesystem(spark, url)
+    if not filesystem.exists(path):
+        return None
+    stream = filesystem.open(path)
+    try:
+        return bytes(stream.readAllBytes()).decode("utf-8")
+    finally:
+        stream.close()
+
+
+def write_text(spark: SparkSession, url: str, text: str) -> None:
+    """Write (or overwrite) one small UTF-8 file."""
+    path, filesystem = _path_on_filesystem(spark, url)
+    stream = filesystem.create(path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def partition_day(name: str) -> date | None:
+    """The day of a ``dt=YYYY-MM-DD`` folder name; None for any other name."""
+    if not name.startswith("dt="):
+        return None
+    try:
+        return date.fromisoformat(name.removeprefix("dt="))
+    except ValueError:
+        return None
+
+
+def markers_by_day(spark: SparkSession, dataset_url: str, markers: frozenset[str]) -> dict[date, dict[str, int]]:
+    """Per day of the ``dt=`` folders under ``dataset_url``, the files named in ``markers`` it holds and when each
+    was last written (epoch ms, the store's clock).
+
+    One recursive listing (on S3: a few LIST pages, not a request per day); empty if the dataset is absent.
+    """
+    path, filesystem = _path_on_filesystem(spark, dataset_url)
+    if not filesystem.exists(path):
+        return {}
+    found: dict[date, dict[str, int]] = {}
+    files = filesystem.listFiles(path, True)
+    while files.hasNext():
+        status = files.next()
+        file = status.getPath()
+        if file.getName() in markers and (day := partition_day(file.getParent().getName())) is not None:
+            found.setdefault(day, {})[file.getName()] = int(status.getModificationTime())
+    return found
