@@ -207,6 +207,11 @@ def _airflow(*args: str) -> Callable[[], list[str]]:
     return lambda: [str(paths.VENV_BIN / "airflow"), *args]
 
 
+def _supervised_airflow(*args: str) -> Callable[[], list[str]]:
+    """An Airflow component that is started again when it crashes (see ``devstack.supervise``)."""
+    return lambda: [str(paths.VENV_BIN / "python"), "-m", "devstack.supervise", str(paths.VENV_BIN / "airflow"), *args]
+
+
 # --- the stack, in start order -------------------------------------------------------------
 
 SERVICES: tuple[Service, ...] = (
@@ -237,9 +242,15 @@ SERVICES: tuple[Service, ...] = (
         timeout=180,
         prepare=_airflow_prepare,
     ),
-    Service("airflow-scheduler", (), "", _airflow("scheduler"), _airflow_component_healthy("scheduler")),
-    Service("airflow-dag-processor", (), "", _airflow("dag-processor"), _airflow_component_healthy("dag_processor")),
-    Service("airflow-triggerer", (), "", _airflow("triggerer"), _airflow_component_healthy("triggerer")),
+    Service("airflow-scheduler", (), "", _supervised_airflow("scheduler"), _airflow_component_healthy("scheduler")),
+    Service(
+        "airflow-dag-processor",
+        (),
+        "",
+        _supervised_airflow("dag-processor"),
+        _airflow_component_healthy("dag_processor"),
+    ),
+    Service("airflow-triggerer", (), "", _supervised_airflow("triggerer"), _airflow_component_healthy("triggerer")),
     Service(
         "api",
         (PORTS["api"],),

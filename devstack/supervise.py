@@ -1,0 +1,62 @@
+"""Keep a command running: start it again when it exits with an error, as systemd or Kubernetes would.
+
+The local stack runs Airflow's scheduler, dag-processor and triggerer under it. Airflow 3.3's scheduler
+exits when a run it is scheduling is deleted under it (its error handler reads the deleted row); the
+retry of an ``airflow backfill create`` refused by SQLite deletes runs it had committed, which is enough.
+A crash-looping command is given up after ``MAX_RESTARTS`` restarts within ``WINDOW_S``, so that
+``devstack status`` shows it stopped and its log says why.
+
+Usage: ``python -m devstack.supervise <command> [args...]``, stopped by signalling its process group (SIGTERM
+or SIGINT reach the command directly; this then waits for it and exits).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import FrameType
+
+MAX_RESTARTS = 5
+WINDOW_S = 300.0
+BACKOFF_S = 2.0
+
+
+def should_restart(returncode: int, restarts: deque[float], now: float) -> bool:
+    """Whether to start the command again after it exited with ``returncode`` (``restarts``: earlier restart times)."""
+    while restarts and now - restarts[0] > WINDOW_S:
+        restarts.popleft()
+    return returncode != 0 and len(restarts) < MAX_RESTARTS
+
+
+def supervise(argv: Sequence[str]) -> int:
+    """Run ``argv`` until it exits cleanly, is stopped, or crash-loops; returns its last exit code."""
+    stopping = False
+    child = subprocess.Popen(argv)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True  # the signal reached the command too: devstack signals the whole process group
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    restarts: deque[float] = deque()
+    while True:
+        returncode = child.wait()
+        if stopping or not should_restart(returncode, restarts, time.monotonic()):
+            return returncode
+        restarts.append(time.monotonic())
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        print(f"{stamp} [devstack.supervise] {argv[0]} exited with {returncode}: starting it again", flush=True)
+        time.sleep(BACKOFF_S)
+        if stopping:
+            return returncode
+        child = subprocess.Popen(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(supervise(sys.argv[1:]))
