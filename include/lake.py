@@ -3,7 +3,7 @@
 ```
 raw/<entity>/dt=YYYY-MM-DD/<objects>  + _manifest.json + _SUCCESS (written last)
 quarantine/<entity>/dt=YYYY-MM-DD/...
-clean/<entity>/dt=YYYY-MM-DD/          Parquet + _SUCCESS + _source.json (the raw manifest it was cleaned from)
+clean/<entity>/dt=YYYY-MM-DD/          Parquet + _SUCCESS + _source.json (the raw data it was cleaned from)
 analytics/<query>/dt=YYYY-MM-DD/       Parquet
 ```
 """

@@ -2,7 +2,7 @@
 
 Usage: ``spark-submit --py-files lake.zip spark_jobs/analytics.py --date 2026-11-25 --bucket pinterest-lake``.
 It first checks that ``<date>`` and every earlier drained day are ready (raw ``_SUCCESS``, earlier days complete,
-a clean partition cleaned from the current raw manifest), and fails naming the days that are not. Each result
+a clean partition cleaned from the raw data the day has now), and fails naming the days that are not. Each result
 overwrites only its own ``dt=<date>`` partition; records cleaned on several days count once (the latest ingested).
 """
 
@@ -21,7 +21,7 @@ from include.lake import MANIFEST_NAME, SOURCE_NAME, SUCCESS_NAME, dataset_prefi
 from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.lake_fs import markers_by_day, read_text
-from spark_jobs.manifest import parse_manifest, source_sha256
+from spark_jobs.manifest import cleaned_from, parse_manifest
 from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 
@@ -39,7 +39,8 @@ class MissingCleanDataError(FileNotFoundError):
 class DayState:
     """What the lake holds of one entity's day, as far as the analytics' readiness goes."""
 
-    raw_sha256: str | None = None  # of the raw manifest; None when the day was never drained
+    raw_sha256: str | None = None  # of the raw manifest's text; None when the day was never drained
+    raw_data_sha256: str | None = None  # of what the raw manifest lists (``manifest.data_sha256``)
     raw_status: str | None = None
     raw_success: bool = False
     clean_success: bool = False
@@ -63,9 +64,10 @@ def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
     """Check ``day`` and every drained day before it.
 
     Each needs its raw ``_SUCCESS`` (else unfinished: a drain is running, failed or was killed), and a clean
-    partition with ``_SUCCESS`` cleaned from the current raw manifest (else not cleaned, also when the day was
-    re-drained after cleaning): its ``_source.json`` names that manifest, or, for a partition without one (cleaned
-    before clean jobs wrote it, or a job killed right after Spark's commit), its ``_SUCCESS`` is newer than it.
+    partition with ``_SUCCESS`` cleaned from the current raw data (else not cleaned, also when the day was
+    re-drained with other data after cleaning): its ``_source.json`` names that data, or, for a partition
+    without one (cleaned before clean jobs wrote it, or a job killed right after Spark's commit), its
+    ``_SUCCESS`` is newer than the manifest.
     A day before ``day`` must be complete: a partial one was drained while open and its completing run never
     came (``day`` itself may be partial: the run of an open day).
     """
@@ -79,7 +81,11 @@ def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
         if needed_day < day and state.raw_status == "partial":
             found.partial.append(needed_day)
         if state.clean_source is not None:
-            current = state.raw_sha256 is not None and source_sha256(state.clean_source) == state.raw_sha256
+            current = (
+                state.raw_sha256 is not None
+                and state.raw_data_sha256 is not None
+                and cleaned_from(state.clean_source, state.raw_sha256, state.raw_data_sha256)
+            )
         else:
             current = state.clean_after_raw
         if not state.clean_success or state.raw_sha256 is None or not current:
@@ -98,7 +104,7 @@ def readiness_message(day: date, problems: Mapping[Entity, Readiness]) -> str:
         parts.append(
             f"clean data is incomplete as of {day}: run the clean job for {text} first (every day up to {day} "
             f"with a raw manifest, and {day} itself, needs clean/<entity>/dt=<day>/ with _SUCCESS, cleaned from "
-            "the raw manifest the day has now)"
+            "the raw data the day has now)"
         )
     if text := listing(lambda r: r.unfinished):
         parts.append(
@@ -139,6 +145,7 @@ def day_states(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> di
         raw_written, clean_committed = raw.get(d, {}).get(MANIFEST_NAME), clean.get(d, {}).get(SUCCESS_NAME)
         states[d] = DayState(
             raw_sha256=manifest.sha256 if manifest else None,
+            raw_data_sha256=manifest.data_sha256 if manifest else None,
             raw_status=manifest.status if manifest else None,
             raw_success=SUCCESS_NAME in raw.get(d, {}),
             clean_success=SUCCESS_NAME in clean.get(d, {}),

@@ -2,7 +2,8 @@
 
 A raw partition's ``_manifest.json`` is the list of files a job reads (the prefix is never listed), and its
 ``_SUCCESS`` says the drain that wrote it has finished. A clean partition's ``_source.json`` names the raw
-manifest it was cleaned from (its SHA-256), so a re-drained day shows as not cleaned. Spark's DataFrame readers
+data it was cleaned from (the SHA-256 of the manifest's status and files), so a day re-drained with other data
+shows as not cleaned. Spark's DataFrame readers
 skip names starting with ``_``.
 """
 
@@ -12,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pyspark.sql import SparkSession
 
@@ -30,24 +31,44 @@ class Manifest:
 
     status: Literal["complete", "partial"]
     keys: tuple[str, ...]
-    sha256: str  # of the manifest's text: the identity of what was drained
+    sha256: str  # of the manifest's text
+    data_sha256: str  # of the status and each file's key and checksum: what was drained, without run metadata
 
 
 def source_json(manifest: Manifest, cleaned_at: datetime) -> str:
     """The ``_source.json`` of a clean partition cleaned from ``manifest``; ``cleaned_at`` sets each write apart."""
     return json.dumps(
-        {"raw_manifest_sha256": manifest.sha256, "raw_status": manifest.status, "cleaned_at": cleaned_at.isoformat()}
+        {
+            "raw_data_sha256": manifest.data_sha256,
+            "raw_manifest_sha256": manifest.sha256,
+            "raw_status": manifest.status,
+            "cleaned_at": cleaned_at.isoformat(),
+        }
     )
 
 
-def source_sha256(text: str) -> str | None:
-    """The raw manifest SHA-256 a ``_source.json`` names; None when it is not one."""
+def cleaned_from(source_text: str, raw_sha256: str, raw_data_sha256: str) -> bool:
+    """Whether a ``_source.json`` names the raw data a manifest now lists.
+
+    A re-drain that wrote the same objects (a retry, a rerun of a finished day) changes only the manifest's
+    run metadata, so the data's identity is compared; a ``_source.json`` written before it carried one is
+    compared by the manifest's whole text.
+    """
     try:
-        document = json.loads(text)
+        document = json.loads(source_text)
     except json.JSONDecodeError:
-        return None
-    digest = document.get("raw_manifest_sha256") if isinstance(document, dict) else None
-    return digest if isinstance(digest, str) else None
+        return False
+    if not isinstance(document, dict):
+        return False
+    if "raw_data_sha256" in document:
+        return document["raw_data_sha256"] == raw_data_sha256
+    return document.get("raw_manifest_sha256") == raw_sha256
+
+
+def data_sha256(status: str, files: list[dict[str, Any]]) -> str:
+    """The identity of a raw partition's data: its status and each file's key and checksum, in manifest order."""
+    listed = [[entry.get("key"), entry.get("sha256")] for entry in files]
+    return hashlib.sha256(json.dumps({"status": status, "files": listed}).encode()).hexdigest()
 
 
 def parse_manifest(text: str, partition_prefix: str) -> Manifest:
@@ -70,7 +91,12 @@ def parse_manifest(text: str, partition_prefix: str) -> Manifest:
         if not isinstance(key, str) or not key.startswith(partition_prefix) or key == partition_prefix:
             raise ManifestError(f"manifest of {partition_prefix} lists {key!r}, which is not a file of the partition")
         keys.append(key)
-    return Manifest(status=status, keys=tuple(keys), sha256=hashlib.sha256(text.encode()).hexdigest())
+    return Manifest(
+        status=status,
+        keys=tuple(keys),
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        data_sha256=data_sha256(status, files),
+    )
 
 
 def read_manifest(spark: SparkSession, partition_url: str, partition_prefix: str) -> Manifest:

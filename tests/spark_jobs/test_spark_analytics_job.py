@@ -187,6 +187,35 @@ def test_a_day_drained_again_after_cleaning_must_be_cleaned_again(
     assert read_result(spark, lake, "users_joined_by_year", DAYS[2]) == [(2017, 6)]
 
 
+def redrain_same_objects(lake: Path, entity: str, day: date) -> None:
+    """What a rerun of a finished day writes: the same objects, a manifest differing only in run metadata."""
+    path = lake / manifest_key(entity, day)
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "run_id": "rerun", "drained_at": "2026-11-26T06:00:00+00:00"}))
+
+
+def test_a_day_drained_again_with_the_same_objects_stays_cleaned(spark: SparkSession, lake: Path) -> None:
+    for entity in ("pin", "geo", "user"):
+        redrain_same_objects(lake, entity, DAYS[1])
+
+    run(analytics, lake, DAYS[2])
+
+    assert read_result(spark, lake, "users_joined_by_year", DAYS[2]) == [(2017, 5)]
+
+
+def test_a_source_written_before_the_data_identity_is_compared_by_the_manifest_text(lake: Path) -> None:
+    source = lake / partition_prefix("clean", "geo", DAYS[0]) / SOURCE_NAME
+    legacy = json.loads(source.read_text())
+    del legacy["raw_data_sha256"]
+    source.write_text(json.dumps(legacy))
+    source.with_name(f".{SOURCE_NAME}.crc").unlink()  # Hadoop's local checksum of the text the clean job wrote
+    run(analytics, lake, DAYS[1])  # the manifest text is the one it names
+
+    redrain_same_objects(lake, "geo", DAYS[0])
+    with pytest.raises(MissingCleanDataError, match=r"run the clean job for geo: 2026-11-22 first"):
+        run(analytics, lake, DAYS[1])
+
+
 def test_a_clean_partition_without_its_source_is_taken_when_newer_than_the_raw_manifest(lake: Path) -> None:
     # cleaned before clean jobs wrote _source.json, or a job killed right after Spark's commit
     (lake / partition_prefix("clean", "user", DAYS[0]) / SOURCE_NAME).unlink()
