@@ -119,9 +119,9 @@ def test_backfill_of_three_days_gives_three_complete_partitions(airflow, s3, scr
     )
     assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-2000:]
 
-    runs = airflow.get(
-        f"/api/v2/dags/{DAG_ID}/dagRuns", params={"run_type": "backfill", "limit": 100, "order_by": "-start_date"}
-    ).json()["dag_runs"]
+    # the runs with these days' logical dates (queued runs have no start date yet, so no ordering by it)
+    window = {"logical_date_gte": f"{days[0]}T00:00:00Z", "logical_date_lte": f"{days[-1]}T00:00:00Z"}
+    runs = airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"run_type": "backfill", **window}).json()["dag_runs"]
     ours = [r for r in runs if r.get("conf") == json.loads(conf)]
     assert len(ours) == 3, [(r["dag_run_id"], r.get("conf")) for r in runs[:10]]
     ended = wait_for_runs(airflow, [r["dag_run_id"] for r in ours], timeout_s=720)
