@@ -263,9 +263,9 @@ def _existing_manifest(s3: Any, bucket: str, key: str) -> tuple[Manifest | None,
 def _commit_manifest(s3: Any, bucket: str, key: str, manifest: Manifest, read_etag: str | None) -> None:
     """Write the manifest only if it is still the one read before draining (none: still absent).
 
-    This fences the commit: the lease keeps two runs apart while their clocks agree and they keep
-    renewing, but a run that stalls after its last renewal must not overwrite what another run
-    committed meanwhile (and whose stale-object cleanup may have removed this run's objects).
+    This fences the commit: the lease keeps two runs apart while they keep renewing, but a run that
+    stalls after its last renewal must not overwrite what another run committed meanwhile (and
+    whose stale-object cleanup may have removed this run's objects).
     """
     condition = {"IfMatch": read_etag} if read_etag else {"IfNoneMatch": "*"}
     try:

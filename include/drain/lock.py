@@ -6,6 +6,10 @@ committed. A lease that has expired (its holder died) is taken over with ``If-Ma
 ETag that was read, so of two runs racing for it exactly one wins. A later try of the same run
 first waits out the lease of the earlier try, which may still be running (a try Airflow gave
 up on is not always dead): if that try renews it meanwhile, the later try is refused.
+
+Expiry is judged by the store's clock, never a worker's: a lease is expired when the store's
+``Date`` on reading it is more than its TTL (plus one second, the headers' resolution) after its
+``Last-Modified``. A worker whose clock runs ahead cannot take over a live lease.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +30,29 @@ from include.drain.errors import LockLostError, PartitionLockedError
 from include.drain.s3_errors import is_conflict, is_missing
 
 log = logging.getLogger(__name__)
+
+HEADER_RESOLUTION_S = 1.0  # Date and Last-Modified are whole seconds
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The lease as read: its ETag, its content, and its age by the store's clock."""
+
+    etag: str
+    owner: str | None
+    attempt: int | None
+    ttl_seconds: float
+    age_seconds: float
+
+    @property
+    def remaining_seconds(self) -> float:
+        """How long until the lease has surely expired (0 when it has)."""
+        return max(0.0, self.ttl_seconds + HEADER_RESOLUTION_S - self.age_seconds)
+
+
+def age_seconds(last_modified: datetime, date_header: str) -> float:
+    """Seconds from ``last_modified`` to the store's ``Date`` header of the same reply."""
+    return (parsedate_to_datetime(date_header) - last_modified).total_seconds()
 
 
 class PartitionLock:
@@ -36,14 +66,12 @@ class PartitionLock:
         owner: str,
         ttl_seconds: float,
         attempt: int = 1,
-        clock: Callable[[], float] = time.time,
     ):
         if ttl_seconds <= 0:
             raise ValueError(f"lock ttl must be positive, got {ttl_seconds}")
         self._s3, self._bucket, self._key, self._owner = s3, bucket, key, owner
         self._attempt = attempt
         self._ttl = ttl_seconds
-        self._clock = clock
         self._etag: str | None = None
         self._guard = threading.Lock()
         self._stop = threading.Event()
@@ -51,7 +79,8 @@ class PartitionLock:
         self._heartbeat: threading.Thread | None = None
 
     def _body(self) -> bytes:
-        lease = {"owner": self._owner, "attempt": self._attempt, "expires_at": self._clock() + self._ttl}
+        # the nonce gives every renewal a new ETag, which is how a waiting try sees that the lease is still renewed
+        lease = {"owner": self._owner, "attempt": self._attempt, "ttl_seconds": self._ttl, "nonce": uuid.uuid4().hex}
         return json.dumps(lease).encode()
 
     def _put(self, **condition: str) -> str:
@@ -66,31 +95,30 @@ class PartitionLock:
         except ClientError as exc:
             if not is_conflict(exc):
                 raise
-        current = self._read()
-        if current is None:  # released between our two calls: try once more from scratch
+        holder = self._read()
+        if holder is None:  # released between our two calls: try once more from scratch
             return self._acquire_fresh()
-        etag, holder = current
-        expired = holder.get("expires_at", 0) < self._clock()
-        same_run = holder.get("owner") == self._owner
-        if not expired and same_run and holder.get("attempt") != self._attempt:
-            time.sleep(max(0.0, holder["expires_at"] - self._clock()) + 0.2)  # dead tries stop renewing
-            current = self._read()
-            if current is None:
+        expired = holder.remaining_seconds == 0
+        same_run = holder.owner == self._owner
+        if not expired and same_run and holder.attempt != self._attempt:
+            time.sleep(holder.remaining_seconds)  # a dead try stops renewing
+            again = self._read()
+            if again is None:
                 return self._acquire_fresh()
-            if current[0] != etag:
+            if again.etag != holder.etag:
                 raise PartitionLockedError(
-                    f"s3://{self._bucket}/{self._key} is still renewed by try {holder.get('attempt')} of this run "
+                    f"s3://{self._bucket}/{self._key} is still renewed by try {holder.attempt} of this run "
                     f"({self._owner!r}): that try is still draining; this try will succeed on retry once it is done"
                 )
             expired = True
         elif not expired and not same_run:
             raise PartitionLockedError(
-                f"s3://{self._bucket}/{self._key} is held by {holder.get('owner')!r} for "
-                f"{holder['expires_at'] - self._clock():.0f}s more: another run is draining this partition; "
+                f"s3://{self._bucket}/{self._key} is held by {holder.owner!r} for "
+                f"{holder.remaining_seconds:.0f}s more: another run is draining this partition; "
                 "this run will succeed on retry once it is done"
             )
         try:
-            self._etag = self._put(IfMatch=etag)
+            self._etag = self._put(IfMatch=holder.etag)
         except ClientError as exc:
             if is_conflict(exc):
                 raise PartitionLockedError(
@@ -100,20 +128,27 @@ class PartitionLock:
         log.warning(
             "took over the %s lease of %r on s3://%s/%s",
             "expired" if expired else "own",
-            holder.get("owner"),
+            holder.owner,
             self._bucket,
             self._key,
         )
 
-    def _read(self) -> tuple[str, dict[str, Any]] | None:
-        """The lease's ETag and content, or None when there is none."""
+    def _read(self) -> Holder | None:
+        """The lease as it is now, or None when there is none."""
         try:
-            current = self._s3.get_object(Bucket=self._bucket, Key=self._key)
+            reply = self._s3.get_object(Bucket=self._bucket, Key=self._key)
         except ClientError as exc:
             if is_missing(exc):
                 return None
             raise
-        return current["ETag"], json.loads(current["Body"].read())
+        lease = json.loads(reply["Body"].read())
+        return Holder(
+            etag=reply["ETag"],
+            owner=lease.get("owner"),
+            attempt=lease.get("attempt"),
+            ttl_seconds=float(lease.get("ttl_seconds", self._ttl)),  # a lease from before ttl_seconds: ours
+            age_seconds=age_seconds(reply["LastModified"], reply["ResponseMetadata"]["HTTPHeaders"]["date"]),
+        )
 
     def _acquire_fresh(self) -> None:
         try:

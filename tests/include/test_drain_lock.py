@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -23,7 +24,7 @@ def test_second_run_is_refused_while_the_first_holds_the_lease(s3, scratch_bucke
 def test_expired_lease_is_taken_over_and_the_old_holder_cannot_commit(s3, scratch_bucket):
     first = PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=0.5)
     first.acquire()
-    time.sleep(0.6)  # the holder died: its lease runs out
+    time.sleep(2.6)  # the holder died: its lease runs out (by the store's clock, whose headers are whole seconds)
     second = PartitionLock(s3, scratch_bucket, KEY, "run-b", ttl_seconds=60)
     second.acquire()
     with pytest.raises(LockLostError, match="another run took it over"):
@@ -67,3 +68,13 @@ def test_of_many_racing_runs_exactly_one_gets_the_lease(s3, scratch_bucket):
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["refused"] * 7 + ["won"]
+
+
+def test_a_worker_clock_far_from_the_stores_cannot_take_over_a_live_lease(s3, scratch_bucket):
+    # the lease a run renewed a moment ago on a worker whose clock is an hour behind (an expiry it computed itself
+    # would already be past): expiry is judged by the store's clock, so the lease is live
+    lease = {"owner": "run-a", "attempt": 1, "ttl_seconds": 60, "expires_at": time.time() - 3600}
+    s3.put_object(Bucket=scratch_bucket, Key=KEY, Body=json.dumps(lease).encode())
+
+    with pytest.raises(PartitionLockedError, match=r"held by 'run-a' for \d+s more"):
+        PartitionLock(s3, scratch_bucket, KEY, "run-b", ttl_seconds=60).acquire()
