@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 
 from include import lake
 from include.drain.errors import (
@@ -40,6 +41,7 @@ from include.drain.errors import (
 from include.drain.interval import Interval, Status, epoch_ms
 from include.drain.kafka_reader import (
     PartitionPlan,
+    make_admin,
     make_consumer,
     plan_partitions,
     read_range,
@@ -227,10 +229,10 @@ def lost_partitions(
     return reasons
 
 
-def _retention_floor(bootstrap_servers: str, topic: str, now: datetime) -> int | None:
+def _retention_floor(admin: AdminClient, topic: str, now: datetime) -> int | None:
     """The topic's ``retention_floor_ms``; None (the offset checks alone) when its configuration is not readable."""
     try:
-        return retention_floor_ms(topic_configs(bootstrap_servers, topic), epoch_ms(now))
+        return retention_floor_ms(topic_configs(admin, topic), epoch_ms(now))
     except TopicError as exc:
         log.warning("%s: judging retention by offsets alone", exc)
         return None
@@ -307,11 +309,11 @@ def drain(
         s3, bucket, lake.lock_key(entity, day), request.run_id, settings.lock_ttl_seconds, request.attempt
     )
     with lease as lock:
-        consumer = make_consumer(bootstrap_servers)
+        consumer, admin = make_consumer(bootstrap_servers), make_admin(bootstrap_servers)
         try:
-            floor_ms = _retention_floor(bootstrap_servers, request.topic, now())
+            floor_ms = _retention_floor(admin, request.topic, now())
             plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms, floor_ms)
-            drained_topic_id = topic_id(bootstrap_servers, request.topic)
+            drained_topic_id = topic_id(admin, request.topic)
             existing, existing_etag = _existing_manifest(s3, bucket, manifest_key)
             lost = lost_partitions(plans, existing, request.topic, drained_topic_id)
             if lost:

@@ -81,9 +81,13 @@ def retention_floor_ms(configs: dict[str, str], now_ms: int) -> int | None:
     return now_ms - retention
 
 
-def topic_configs(bootstrap_servers: str, topic: str) -> dict[str, str]:
+def make_admin(bootstrap_servers: str) -> AdminClient:
+    """An admin client for the topic look-ups below."""
+    return AdminClient({"bootstrap.servers": bootstrap_servers})
+
+
+def topic_configs(admin: AdminClient, topic: str) -> dict[str, str]:
     """The topic's effective configuration (its own settings and the broker's defaults)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     [future] = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
     try:
         entries = future.result(TIMEOUT_S)
@@ -92,9 +96,8 @@ def topic_configs(bootstrap_servers: str, topic: str) -> dict[str, str]:
     return {name: entry.value for name, entry in entries.items() if entry.value is not None}
 
 
-def topic_id(bootstrap_servers: str, topic: str) -> str:
+def topic_id(admin: AdminClient, topic: str) -> str:
     """Kafka's id of the topic: a deleted and recreated topic of the same name gets a new one."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     [future] = admin.describe_topics(TopicCollection([topic])).values()
     try:
         return str(future.result(TIMEOUT_S).topic_id)
