@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
 
@@ -23,15 +24,19 @@ def exists(spark: SparkSession, url: str) -> bool:
 
 
 def read_text(spark: SparkSession, url: str) -> str | None:
-    """The UTF-8 text of one file; None if absent."""
+    """The UTF-8 text of one file; None if absent (no separate existence check: one request less on S3)."""
     path, filesystem = _path_on_filesystem(spark, url)
-    if not filesystem.exists(path):
-        return None
-    stream = filesystem.open(path)
     try:
-        return bytes(stream.readAllBytes()).decode("utf-8")
-    finally:
-        stream.close()
+        stream = filesystem.open(path)
+        try:
+            return bytes(stream.readAllBytes()).decode("utf-8")
+        finally:
+            stream.close()
+    except Py4JJavaError as error:
+        missing = spark.sparkContext._jvm.java.lang.Class.forName("java.io.FileNotFoundException")
+        if missing.isInstance(error.java_exception):
+            return None
+        raise
 
 
 def write_text(spark: SparkSession, url: str, text: str) -> None:
