@@ -12,6 +12,7 @@ from include.drain.engine import lost_partitions, stale_keys
 from include.drain.interval import refuse_scheduled_logical_date
 from include.drain.kafka_reader import PartitionPlan, retention_floor_ms, start_is_held
 from include.drain.lines import key_json, quarantine_line
+from include.drain.lock import Holder, age_seconds
 from include.drain.manifest import Manifest, PartitionSummary, QuarantineSummary
 from include.drain.objects import object_name
 
@@ -214,3 +215,12 @@ def test_a_manual_run_may_not_hold_the_logical_date_of_a_scheduled_run_to_come(l
             refuse_scheduled_logical_date(logical, interval, now)
     else:
         refuse_scheduled_logical_date(logical, interval, now)
+
+
+def test_a_lease_is_aged_by_the_stores_headers_and_expires_only_past_their_resolution() -> None:
+    written = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
+    assert age_seconds(written, "Thu, 26 Nov 2026 07:02:00 GMT") == 120.0
+    lease = Holder(etag='"e"', owner="run-a", attempt=1, ttl_seconds=120.0, age_seconds=120.0)
+    # whole-second headers: 120 s measured may be 119.01 s elapsed, so the lease is not surely expired yet
+    assert lease.remaining_seconds == 1.0
+    assert Holder(etag='"e"', owner="run-a", attempt=1, ttl_seconds=120.0, age_seconds=121.0).remaining_seconds == 0.0
