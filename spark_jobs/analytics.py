@@ -21,7 +21,7 @@ from include.lake import MANIFEST_NAME, SOURCE_NAME, SUCCESS_NAME, dataset_prefi
 from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.lake_fs import markers_by_day, read_text
-from spark_jobs.manifest import cleaned_from, parse_manifest
+from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
 from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 
@@ -39,9 +39,7 @@ class MissingCleanDataError(FileNotFoundError):
 class DayState:
     """What the lake holds of one entity's day, as far as the analytics' readiness goes."""
 
-    raw_sha256: str | None = None  # of the raw manifest's text; None when the day was never drained
-    raw_data_sha256: str | None = None  # of what the raw manifest lists (``manifest.data_sha256``)
-    raw_status: str | None = None
+    raw: Manifest | None = None  # None when the day was never drained
     raw_success: bool = False
     clean_success: bool = False
     clean_source: str | None = None  # the clean partition's _source.json (unique to each clean write)
@@ -72,23 +70,21 @@ def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
     came (``day`` itself may be partial: the run of an open day).
     """
     found = Readiness()
-    needed = {day} | {d for d, state in states.items() if d <= day and state.raw_sha256 is not None}
+    needed = {day} | {d for d, state in states.items() if d <= day and state.raw is not None}
     for needed_day in sorted(needed):
         state = states.get(needed_day, DayState())
-        if state.raw_sha256 is not None and not state.raw_success:
+        if state.raw is not None and not state.raw_success:
             found.unfinished.append(needed_day)
             continue
-        if needed_day < day and state.raw_status == "partial":
+        if needed_day < day and state.raw is not None and state.raw.status == "partial":
             found.partial.append(needed_day)
-        if state.clean_source is not None:
-            current = (
-                state.raw_sha256 is not None
-                and state.raw_data_sha256 is not None
-                and cleaned_from(state.clean_source, state.raw_sha256, state.raw_data_sha256)
-            )
+        if state.raw is None:
+            current = False
+        elif state.clean_source is not None:
+            current = cleaned_from(state.clean_source, state.raw)
         else:
             current = state.clean_after_raw
-        if not state.clean_success or state.raw_sha256 is None or not current:
+        if not state.clean_success or not current:
             found.not_cleaned.append(needed_day)
     return found
 
@@ -141,12 +137,9 @@ def day_states(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> di
     states = {}
     for d in {*drained, *(d for d in clean if d <= day)}:
         text = manifests.get(d)
-        manifest = parse_manifest(text, partition_prefix("raw", entity, d)) if text is not None else None
         raw_written, clean_committed = raw.get(d, {}).get(MANIFEST_NAME), clean.get(d, {}).get(SUCCESS_NAME)
         states[d] = DayState(
-            raw_sha256=manifest.sha256 if manifest else None,
-            raw_data_sha256=manifest.data_sha256 if manifest else None,
-            raw_status=manifest.status if manifest else None,
+            raw=parse_manifest(text, partition_prefix("raw", entity, d)) if text is not None else None,
             raw_success=SUCCESS_NAME in raw.get(d, {}),
             clean_success=SUCCESS_NAME in clean.get(d, {}),
             clean_source=sources.get(d),

@@ -47,8 +47,8 @@ def source_json(manifest: Manifest, cleaned_at: datetime) -> str:
     )
 
 
-def cleaned_from(source_text: str, raw_sha256: str, raw_data_sha256: str) -> bool:
-    """Whether a ``_source.json`` names the raw data a manifest now lists.
+def cleaned_from(source_text: str, manifest: Manifest) -> bool:
+    """Whether a ``_source.json`` names the raw data ``manifest`` lists.
 
     A re-drain that wrote the same objects (a retry, a rerun of a finished day) changes only the manifest's
     run metadata, so the data's identity is compared; a ``_source.json`` written before it carried one is
@@ -61,8 +61,8 @@ def cleaned_from(source_text: str, raw_sha256: str, raw_data_sha256: str) -> boo
     if not isinstance(document, dict):
         return False
     if "raw_data_sha256" in document:
-        return document["raw_data_sha256"] == raw_data_sha256
-    return document.get("raw_manifest_sha256") == raw_sha256
+        return document["raw_data_sha256"] == manifest.data_sha256
+    return document.get("raw_manifest_sha256") == manifest.sha256
 
 
 def data_sha256(status: str, files: list[dict[str, Any]]) -> str:
