@@ -43,7 +43,7 @@ Details: `docs/drain.md`.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 
@@ -52,36 +52,41 @@ from include.settings import PlatformSettings
 from plugins.lake_assets import emit, lake_alias, lake_asset
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator
 
+if TYPE_CHECKING:
+    from include.drain import Interval
+
 SETTINGS = PlatformSettings()
 
 
-def _interval(context: dict[str, Any]):
+def _interval(context: dict[str, Any]) -> Interval:
     """The run's data interval; permanent errors (no interval, a manual run on a scheduled run's date) fail at once."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.drain import Interval, IntervalError, NoIntervalError
-    from include.drain.interval import refuse_scheduled_logical_date
+    from include.drain import IntervalError, NoIntervalError
+    from include.drain.run_checks import run_interval
 
     try:
-        interval = Interval.of_run(context.get("data_interval_start"), context.get("data_interval_end"))
-        if context["dag_run"].run_type == "manual":
-            refuse_scheduled_logical_date(context.get("logical_date"), interval, datetime.now(UTC))
+        return run_interval(
+            context.get("data_interval_start"),
+            context.get("data_interval_end"),
+            run_type=context["dag_run"].run_type,
+            logical_date=context.get("logical_date"),
+            now=datetime.now(UTC),
+        )
     except (NoIntervalError, IntervalError) as exc:
         raise AirflowFailException(str(exc)) from exc
-    return interval
 
 
 def _refuse_unknown_conf(context: dict[str, Any]) -> None:
-    """Fail at once when the run conf holds a key that is no param: a misspelt one would fall back to the default.
-
-    The DAG's own params, not the run's: Airflow merges every conf key into those.
-    """
+    """Fail at once when the run conf holds a key that is no param of the DAG (its declared ones, not the run's)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    declared = set(context["dag"].params)
-    unknown = sorted(set(context["dag_run"].conf or {}) - declared)
-    if unknown:
-        raise AirflowFailException(f"unknown run conf keys {unknown}; the params are {sorted(declared)}")
+    from include.drain.run_checks import UnknownConfError, refuse_unknown_conf
+
+    try:
+        refuse_unknown_conf(context["dag_run"].conf, context["dag"].params)
+    except UnknownConfError as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def _s3_client() -> Any:

@@ -1,4 +1,4 @@
-"""The shape of `pinterest_daily` as the dag-processor parses it (DESIGN.md §7/§8)."""
+"""The shape of `pinterest_daily` as the dag-processor parses it (DESIGN.md §7/§8), and its run checks' glue."""
 
 from __future__ import annotations
 
@@ -75,3 +75,56 @@ def test_params_default_to_the_platform_settings(described):
     params = described["params"]
     assert (params["topic_prefix"], params["lake_bucket"]) == ("topics-from-env", "lake-from-env")
     assert params["lateness_grace_minutes"] == 10 and params["max_quarantine_share"] == 0.01
+
+
+_GLUE = """
+import importlib.util, json, os
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from airflow.sdk.exceptions import AirflowFailException
+spec = importlib.util.spec_from_file_location(
+    "pinterest_daily_glue", os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "pinterest_daily.py"))
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+day, next_day = datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC)
+
+def outcome(check, conf=None, run_type="scheduled", start=day, end=next_day, logical=day):
+    context = {"dag": module.dag, "dag_run": SimpleNamespace(run_type=run_type, conf=conf),
+               "data_interval_start": start, "data_interval_end": end, "logical_date": logical}
+    try:
+        result = getattr(module, check)(context)
+    except Exception as exc:
+        return [type(exc).__name__, str(exc)]
+    return ["ok", result.day.isoformat() if result is not None else None]
+
+print(json.dumps({
+    "scheduled": outcome("_interval"),
+    "no_interval": outcome("_interval", run_type="manual", start=None, end=None, logical=None),
+    "future_midnight": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, tzinfo=UTC)),
+    "manual_now": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, 9, 30, tzinfo=UTC)),
+    "conf_ok": outcome("_refuse_unknown_conf", conf={"lake_bucket": "scratch"}),
+    "conf_none": outcome("_refuse_unknown_conf"),
+    "conf_misspelt": outcome("_refuse_unknown_conf", conf={"lake_buket": "scratch"}),
+}))
+"""
+
+
+def test_run_checks_fail_permanently_with_the_reason():
+    # The DAG's glue: values from a task context in, AirflowFailException (no retry) with the check's message out.
+    result = subprocess.run([sys.executable, "-c", _GLUE], env=process_env(), capture_output=True, text=True,
+                            cwd=paths.REPO, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcomes["scheduled"] == ["ok", "2026-11-25"]
+    assert outcomes["manual_now"] == ["ok", "2026-11-25"]
+    assert outcomes["conf_ok"] == outcomes["conf_none"] == ["ok", None]
+    assert outcomes["no_interval"][0] == "AirflowFailException"
+    assert "this run has no data interval" in outcomes["no_interval"][1]
+    assert outcomes["future_midnight"][0] == "AirflowFailException"
+    assert "is the logical date of the scheduled run of 2999-01-01" in outcomes["future_midnight"][1]
+    declared = sorted(["topic_prefix", "lake_bucket", "lateness_grace_minutes", "max_quarantine_share",
+                       "max_duplicate_key_share", "min_ind_match_rate", "min_records"])  # fmt: skip
+    assert outcomes["conf_misspelt"] == [
+        "AirflowFailException",
+        f"unknown run conf keys ['lake_buket']; the params are {declared}",
+    ]
