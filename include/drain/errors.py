@@ -15,6 +15,10 @@ class IntervalError(DrainError):
     """The interval is not one whole UTC day."""
 
 
+class UnknownConfError(DrainError):
+    """The run conf holds a key that is no param of the DAG: a misspelt one would silently fall back to its default."""
+
+
 class TopicError(DrainError):
     """The topic cannot be described (Kafka unreachable or refusing)."""
 

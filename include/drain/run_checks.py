@@ -10,15 +10,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from include.drain.errors import DrainError
+from include.drain.errors import UnknownConfError
 from include.drain.interval import Interval, refuse_scheduled_logical_date
 
 MANUAL = "manual"
 """The run type of a run triggered by hand (UI or REST), as Airflow names it."""
-
-
-class UnknownConfError(DrainError):
-    """The run conf holds a key that is no param of the DAG: a misspelt one would silently fall back to its default."""
 
 
 def run_interval(
