@@ -7,11 +7,16 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    UnknownTopicOrPartitionError,
+)
 from kafka.producer.future import FutureRecordMetadata, RecordMetadata
 
 from api.metrics import KAFKA_CONNECTED
@@ -28,7 +33,7 @@ RECORD_OVERHEAD_BYTES = 4096
 
 
 class KafkaUnavailableError(Exception):
-    """Kafka did not acknowledge a record in time (or is not connected yet)."""
+    """Kafka did not acknowledge a record in time, is not connected yet or did not say whether a topic exists."""
 
 
 class RecordTooLargeError(Exception):
@@ -36,7 +41,7 @@ class RecordTooLargeError(Exception):
 
 
 class TopicMissingError(Exception):
-    """Kafka has no metadata for the record's topic: it does not exist (yet)."""
+    """Kafka's metadata lacks the record's topic: it does not exist (yet)."""
 
     def __init__(self, topic: str) -> None:
         super().__init__(f"the topic {topic} does not exist in Kafka")
@@ -119,21 +124,38 @@ def _failed(loop: asyncio.AbstractEventLoop, error: BaseException) -> asyncio.Fu
 
 
 def _has_metadata(producer: KafkaProducer, topic: str) -> bool:
-    """True when Kafka gives the topic's partitions within KAFKA_MAX_BLOCK_MS (blocks: call from a thread)."""
+    """True when Kafka gives the topic's partitions within KAFKA_MAX_BLOCK_MS (blocks: call from a thread).
+
+    False does not mean missing: Kafka may not have answered in time.
+    """
     try:
         producer.partitions_for(topic)
     except KafkaError as error:
-        reason = "no metadata for topic: it does not exist, or Kafka did not answer in time"
-        log.warning(reason, extra={"topic": topic, "error": repr(error)})
+        log.info("no partitions for topic, asking kafka if it exists", extra={"topic": topic, "error": repr(error)})
         return False
     return True
 
 
-async def _without_metadata(producer: KafkaProducer, topics: Iterable[str]) -> set[str]:
-    """The topics Kafka has no metadata for, asked in parallel worker threads."""
-    topics = sorted(topics)
-    found = await asyncio.gather(*(asyncio.to_thread(_has_metadata, producer, topic) for topic in topics))
-    return {topic for topic, known in zip(topics, found, strict=True) if not known}
+def absent_topics(settings: ApiSettings, topics: Collection[str]) -> set[str]:
+    """The topics Kafka's metadata says do not exist (blocks: call from a thread).
+
+    Raises KafkaUnavailableError when Kafka does not answer within KAFKA_MAX_BLOCK_MS (to connect) plus
+    KAFKA_REQUEST_TIMEOUT_MS (to answer).
+    """
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+            client_id="pinterest-ingest-api",
+            bootstrap_timeout_ms=settings.kafka_max_block_ms,
+            request_timeout_ms=settings.kafka_request_timeout_ms,
+        )
+        try:
+            described = admin.describe_topics(sorted(topics))
+        finally:
+            admin.close()
+    except (KafkaError, OSError) as error:
+        raise KafkaUnavailableError(f"Kafka did not say whether the topics exist: {error!r}") from error
+    return {topic["name"] for topic in described if topic["error_code"] == UnknownTopicOrPartitionError.errno}
 
 
 class RecordProducer:
@@ -143,10 +165,13 @@ class RecordProducer:
     whose metadata is already known (then it only appends to a buffer); the
     first send to a topic runs in a worker thread because it may wait for metadata.
 
-    A topic Kafka has no metadata for is missing: its records fail at once with
-    TopicMissingError. Missing topics are asked for again (at most every
-    KAFKA_CONNECT_RETRY_S) when a record for one arrives or when readiness is
-    checked, so a topic created later is used without a restart.
+    A topic the producer gets no partitions for is unconfirmed, and Kafka's
+    metadata is asked whether it exists: when Kafka says it does not, it is
+    missing and its records fail at once with TopicMissingError; when Kafka
+    does not answer, its records fail with KafkaUnavailableError. Unconfirmed
+    topics are asked for again (at most every KAFKA_CONNECT_RETRY_S) when a
+    record for one arrives or when readiness is checked, so a topic created
+    later is used without a restart.
 
     After Kafka fails a record with a non-retriable error (such as a record
     over the topic's ``max.message.bytes``), kafka-python's idempotent producer
@@ -159,7 +184,8 @@ class RecordProducer:
         self._topics = tuple(topics)
         self._producer: KafkaProducer | None = None
         self._warm_topics: set[str] = set()
-        self._missing_topics: set[str] = set()
+        self._unconfirmed_topics = set(self._topics)
+        self._unanswered: KafkaUnavailableError | None = KafkaUnavailableError("Kafka was not asked yet")
         self._recheck: asyncio.Task[None] | None = None
         self._next_recheck = 0.0
         self._connector: asyncio.Task[None] | None = None
@@ -185,13 +211,11 @@ class RecordProducer:
         except (KafkaError, OSError) as error:
             log.warning("kafka not reachable yet, retrying", extra={"error": repr(error)})
             return False
-        missing = await _without_metadata(producer, self._topics)
         self._producer = producer
         KAFKA_CONNECTED.set(1)
-        self._missing_topics = missing
-        self._warm_topics = set(self._topics) - missing
-        self._next_recheck = time.monotonic() + self._settings.kafka_connect_retry_s
-        log.info("kafka producer connected", extra={"topics": sorted(self._warm_topics), "missing": sorted(missing)})
+        self._next_recheck = 0.0
+        log.info("kafka producer connected")
+        await self.missing_topics()
         return True
 
     async def _connect_until_done(self) -> None:
@@ -199,40 +223,58 @@ class RecordProducer:
             await asyncio.sleep(self._settings.kafka_connect_retry_s)
 
     async def missing_topics(self) -> frozenset[str]:
-        """The topics Kafka has no metadata for; asked for again when the last check is old enough.
+        """The topics Kafka's metadata said do not exist; asked for again when the last check is old enough.
 
-        One check runs at a time, and concurrent callers wait for it (at most KAFKA_MAX_BLOCK_MS).
+        When Kafka did not answer the last check, no topic is missing: records for
+        the unconfirmed ones fail with KafkaUnavailableError until Kafka answers.
+        One check runs at a time, and concurrent callers wait for it (at most
+        KAFKA_MAX_BLOCK_MS twice plus KAFKA_REQUEST_TIMEOUT_MS).
         """
         producer = self._producer
         idle = self._recheck is None or self._recheck.done()
-        if producer is not None and self._missing_topics and idle and time.monotonic() >= self._next_recheck:
-            self._recheck = asyncio.create_task(self._check_missing(producer), name="kafka-topics")
+        if producer is not None and self._unconfirmed_topics and idle and time.monotonic() >= self._next_recheck:
+            self._recheck = asyncio.create_task(self._check_topics(producer), name="kafka-topics")
         if self._recheck is not None and not self._recheck.done():
             await asyncio.shield(self._recheck)
-        return frozenset(self._missing_topics)
+        return frozenset() if self._unanswered else frozenset(self._unconfirmed_topics)
 
-    async def _check_missing(self, producer: KafkaProducer) -> None:
-        missing = await _without_metadata(producer, self._missing_topics)
+    async def _check_topics(self, producer: KafkaProducer) -> None:
+        """Ask about the unconfirmed topics: the producer for their partitions, then Kafka's metadata for the rest."""
+        topics = sorted(self._unconfirmed_topics)
+        known = await asyncio.gather(*(asyncio.to_thread(_has_metadata, producer, topic) for topic in topics))
+        with_partitions = {topic for topic, found in zip(topics, known, strict=True) if found}
+        rest = set(topics) - with_partitions
+        try:
+            absent = await asyncio.to_thread(absent_topics, self._settings, rest) if rest else set()
+        except KafkaUnavailableError as error:
+            log.warning(
+                "kafka did not say whether topics exist, asking again later",
+                extra={"topics": sorted(rest), "error": str(error)},
+            )
+            self._unconfirmed_topics, self._unanswered = rest, error
+        else:
+            if absent:
+                log.warning("topics missing in kafka", extra={"topics": sorted(absent)})
+            self._unconfirmed_topics, self._unanswered = absent, None
         self._next_recheck = time.monotonic() + self._settings.kafka_connect_retry_s
-        if producer is not self._producer:
-            return
-        created = self._missing_topics - missing
-        if created:
-            log.info("topics now exist in kafka", extra={"topics": sorted(created)})
-        self._missing_topics = missing
-        self._warm_topics |= created
+        if producer is self._producer:
+            self._warm_topics |= with_partitions
+        confirmed = set(topics) - self._unconfirmed_topics
+        if confirmed:
+            log.info("topics exist in kafka", extra={"topics": sorted(confirmed)})
 
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[Outcome]:
         """Produce records; one outcome per record, in order (a Delivery when Kafka acknowledged it)."""
-        missing = await self.missing_topics() if any(r.topic in self._missing_topics for r in records) else frozenset()
-        producer = self._producer
+        if any(r.topic in self._unconfirmed_topics for r in records):
+            await self.missing_topics()
+        producer, unconfirmed, unanswered = self._producer, frozenset(self._unconfirmed_topics), self._unanswered
         if producer is None:
             return [KafkaUnavailableError("not connected to Kafka yet")] * len(records)
         loop = asyncio.get_running_loop()
         waiters: list[asyncio.Future[RecordMetadata]] = []
         for record in records:
-            if record.topic in missing:
-                waiters.append(_failed(loop, TopicMissingError(record.topic)))
+            if record.topic in unconfirmed:
+                waiters.append(_failed(loop, unanswered or TopicMissingError(record.topic)))
                 continue
             try:
                 if record.topic in self._warm_topics:
@@ -267,7 +309,6 @@ class RecordProducer:
             self._producer = None
             KAFKA_CONNECTED.set(0)
             self._warm_topics.clear()
-            self._missing_topics.clear()
         closing = asyncio.create_task(asyncio.to_thread(producer.close, 0), name="kafka-close-retired")
         self._closing.add(closing)
         closing.add_done_callback(self._closing.discard)

@@ -1,12 +1,15 @@
 """Topics that do not exist (a wrong PINTEREST_TOPIC_PREFIX): /ready and the record endpoints name them, and a topic
-created later is used without a restart."""
+created later is used without a restart. A topic Kafka could not be asked about is not called missing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +20,8 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
+from api.producer import KafkaUnavailableError, absent_topics
+from api.settings import ApiSettings
 from include.emulator.generate import generate_triples
 from tests.api.kafka_helpers import read_all
 from tests.api_process import REPO, free_port, stop_api
@@ -38,13 +43,19 @@ def prefix(stack_env: dict[str, str]) -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture
-def api_url(stack_env: dict[str, str], prefix: str, tmp_path: Path) -> Iterator[str]:
-    """An API on ``prefix`` that answers /health (it cannot become ready while its topics are missing)."""
+RETRY_S = 0.5
+"""The APIs' KAFKA_CONNECT_RETRY_S: how often they ask Kafka again about missing topics."""
+
+
+@contextlib.contextmanager
+def running_api(stack_env: dict[str, str], prefix: str, log_path: Path, bootstrap: str) -> Iterator[str]:
+    """An API on ``prefix`` and ``bootstrap`` that answers /health (it cannot become ready while its topics are
+    missing); yields its URL."""
     port = free_port()
-    env = {**os.environ, **stack_env, "PINTEREST_TOPIC_PREFIX": prefix, "API_HOST": "127.0.0.1",
-           "API_PORT": str(port), "API_WORKERS": "1", "API_KEY": "", "KAFKA_CONNECT_RETRY_S": "0.5"}  # fmt: skip
-    log = (tmp_path / "api.log").open("wb")
+    env = {**os.environ, **stack_env, "PINTEREST_TOPIC_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+           "API_HOST": "127.0.0.1", "API_PORT": str(port), "API_WORKERS": "1", "API_KEY": "",
+           "KAFKA_CONNECT_RETRY_S": str(RETRY_S)}  # fmt: skip
+    log = log_path.open("wb")
     process = subprocess.Popen([sys.executable, "-m", "api"], cwd=REPO, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -52,6 +63,12 @@ def api_url(stack_env: dict[str, str], prefix: str, tmp_path: Path) -> Iterator[
         yield url
     finally:
         stop_api(process)
+
+
+@pytest.fixture
+def api_url(stack_env: dict[str, str], prefix: str, tmp_path: Path) -> Iterator[str]:
+    with running_api(stack_env, prefix, tmp_path / "api.log", stack_env["KAFKA_BOOTSTRAP_SERVERS"]) as url:
+        yield url
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
@@ -111,3 +128,113 @@ def test_missing_topics_are_named_and_a_created_topic_is_used_without_restart(
         for entity in ("pin", "user"):
             create_topic(bootstrap, f"{prefix}.{entity}")
         wait_for(lambda: client.get("/ready").status_code == 200, "the API to become ready")
+
+
+class Relay:
+    """A TCP relay to Kafka's bootstrap address, on a port of its own: cutting it makes Kafka unreachable there.
+
+    The broker advertises its own address, so a client bootstrapped through the relay keeps the connections it
+    opened to the broker; only what bootstraps anew (and a TCP check of the bootstrap address) meets the cut.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        host, _, port = upstream.rpartition(":")
+        self._upstream = (host, int(port))
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._cut = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Listen (again) on the relay's port."""
+        self._cut.clear()
+        listener = socket.create_server(("127.0.0.1", self.port))
+        listener.settimeout(0.1)
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Stop listening and close every relayed connection."""
+        self._cut.set()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self._open.clear()
+        time.sleep(0.3)  # the accept loop notices within its 0.1 s timeout and closes the listener
+
+    def _accept(self, listener: socket.socket) -> None:
+        with listener:
+            while not self._cut.is_set():
+                try:
+                    client, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                upstream = socket.create_connection(self._upstream)
+                with self._lock:
+                    self._open |= {client, upstream}
+                for source, target in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=_pump, args=(source, target), daemon=True).start()
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    """Copy ``source`` to ``target`` until either closes."""
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    for sock in (source, target):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def relay(stack_env: dict[str, str]) -> Iterator[Relay]:
+    relay = Relay(stack_env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0])
+    relay.start()
+    yield relay
+    relay.cut()
+
+
+def test_a_topic_kafka_cannot_be_asked_about_is_unavailable_not_missing_and_asked_again_later(
+    stack_env: dict[str, str], prefix: str, relay: Relay, tmp_path: Path
+) -> None:
+    with (
+        running_api(stack_env, prefix, tmp_path / "api.log", relay.address) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        ready = client.get("/ready")
+        assert ready.json()["detail"] == f"topics missing in Kafka: {prefix}.geo, {prefix}.pin, {prefix}.user"
+
+        relay.cut()
+        time.sleep(RETRY_S + 0.5)  # the next record asks Kafka again
+        cut_off = client.post("/geo/", json=GEO)
+        assert cut_off.status_code == 503, cut_off.text
+        assert cut_off.json()["detail"] == "Kafka is unavailable, the record was not stored"
+        assert int(cut_off.headers["retry-after"]) >= 1
+        assert client.get("/ready").json()["detail"] == "Kafka is not reachable"
+        metrics = client.get("/metrics").text
+        assert 'ingest_records_rejected_total{entity="geo",reason="kafka_unavailable"} 1.0' in metrics
+        assert 'reason="topic_missing"' not in metrics
+
+        relay.start()
+        time.sleep(RETRY_S + 0.5)
+        missing = client.post("/geo/", json=GEO)
+        assert missing.status_code == 503, missing.text
+        assert f"{prefix}.geo does not exist" in missing.json()["detail"]
+
+
+def test_only_a_topic_kafka_says_does_not_exist_is_absent_and_no_answer_is_kafka_unavailable(
+    stack_env: dict[str, str], prefix: str
+) -> None:
+    create_topic(stack_env["KAFKA_BOOTSTRAP_SERVERS"], f"{prefix}.geo")
+    topics = [f"{prefix}.geo", f"{prefix}.pin"]
+    assert absent_topics(ApiSettings(), topics) == {f"{prefix}.pin"}
+
+    nobody = ApiSettings(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    with pytest.raises(KafkaUnavailableError, match="Kafka did not say whether the topics exist"):
+        absent_topics(nobody, topics)
+    assert time.monotonic() - started < (nobody.kafka_max_block_ms + nobody.kafka_request_timeout_ms) / 1000 + 1
