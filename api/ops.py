@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.metrics import render
-from api.producer import RecordProducer
+from api.producer import RecordProducer, TopicCheck
 from api.records import get_producer
 from api.security import get_settings
 from api.settings import ApiSettings
@@ -50,11 +50,12 @@ async def health() -> Status:
 @router.get(
     "/ready",
     response_model=Status,
-    summary="Kafka is reachable, the producer connected and every topic exists",
+    summary="Kafka is reachable and answers, the producer connected and every topic exists",
     responses={
         503: {
             "model": Status,
-            "description": "Not ready: producer not connected, Kafka unreachable, or topics missing (named).",
+            "description": "Not ready: producer not connected, Kafka unreachable or not answering (named with its "
+            "bootstrap address), or topics missing (named).",
         }
     },
 )
@@ -67,6 +68,10 @@ async def ready(
     if not await kafka_reachable(settings.kafka_bootstrap_servers):
         return JSONResponse(Status(status="unready", detail="Kafka is not reachable").model_dump(), 503)
     missing = await producer.missing_topics()
+    if producer.topic_check is TopicCheck.UNANSWERED:
+        servers = ",".join(server.strip() for server in settings.kafka_bootstrap_servers.split(","))
+        detail = f"Kafka at {servers} is not answering: it did not say whether the topics exist"
+        return JSONResponse(Status(status="unready", detail=detail).model_dump(), 503)
     if missing:
         detail = f"topics missing in Kafka: {', '.join(sorted(missing))}"
         return JSONResponse(Status(status="unready", detail=detail).model_dump(), 503)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 import weakref
@@ -66,6 +67,15 @@ class Delivery:
     topic: str
     partition: int
     offset: int
+
+
+class TopicCheck(enum.Enum):
+    """How the last check of the unconfirmed topics went."""
+
+    ANSWERED = "answered"
+    """Kafka gave every topic's partitions or its metadata said which do not exist."""
+    UNANSWERED = "unanswered"
+    """Kafka (or the producer, before its first check) did not say whether some topics exist."""
 
 
 Failure = KafkaUnavailableError | RecordTooLargeError | TopicMissingError
@@ -168,7 +178,8 @@ class RecordProducer:
     A topic the producer gets no partitions for is unconfirmed, and Kafka's
     metadata is asked whether it exists: when Kafka says it does not, it is
     missing and its records fail at once with TopicMissingError; when Kafka
-    does not answer, its records fail with KafkaUnavailableError. Unconfirmed
+    does not answer, its records fail with KafkaUnavailableError (and
+    ``topic_check`` is UNANSWERED until Kafka answers a check). Unconfirmed
     topics are asked for again (at most every KAFKA_CONNECT_RETRY_S) when a
     record for one arrives or when readiness is checked, so a topic created
     later is used without a restart.
@@ -196,6 +207,11 @@ class RecordProducer:
     def connected(self) -> bool:
         """True once a producer exists (it reconnects to Kafka by itself from then on)."""
         return self._producer is not None
+
+    @property
+    def topic_check(self) -> TopicCheck:
+        """How the last topic check went; read it right after ``missing_topics`` for the state that returned."""
+        return TopicCheck.ANSWERED if self._unanswered is None else TopicCheck.UNANSWERED
 
     async def start(self) -> None:
         """Try to connect once (bounded by KAFKA_MAX_BLOCK_MS); on failure keep trying in the background.

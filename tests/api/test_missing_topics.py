@@ -144,6 +144,7 @@ class Relay:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._cut = threading.Event()
+        self._silent = threading.Event()
 
     @property
     def address(self) -> str:
@@ -166,6 +167,10 @@ class Relay:
             self._open.clear()
         time.sleep(0.3)  # the accept loop notices within its 0.1 s timeout and closes the listener
 
+    def black_hole(self) -> None:
+        """Keep accepting connections but forward nothing more, either way: Kafka looks up on TCP and never answers."""
+        self._silent.set()
+
     def _accept(self, listener: socket.socket) -> None:
         with listener:
             while not self._cut.is_set():
@@ -173,18 +178,23 @@ class Relay:
                     client, _ = listener.accept()
                 except TimeoutError:
                     continue
+                if self._silent.is_set():
+                    with self._lock:
+                        self._open.add(client)  # held open, never read: a black hole
+                    continue
                 upstream = socket.create_connection(self._upstream)
                 with self._lock:
                     self._open |= {client, upstream}
                 for source, target in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=_pump, args=(source, target), daemon=True).start()
+                    threading.Thread(target=_pump, args=(source, target, self._silent), daemon=True).start()
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    """Copy ``source`` to ``target`` until either closes."""
+def _pump(source: socket.socket, target: socket.socket, silent: threading.Event) -> None:
+    """Copy ``source`` to ``target`` until either closes; once ``silent`` is set, drop what arrives instead."""
     with contextlib.suppress(OSError):
         while data := source.recv(65536):
-            target.sendall(data)
+            if not silent.is_set():
+                target.sendall(data)
     for sock in (source, target):
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
@@ -224,6 +234,34 @@ def test_a_topic_kafka_cannot_be_asked_about_is_unavailable_not_missing_and_aske
         missing = client.post("/geo/", json=GEO)
         assert missing.status_code == 503, missing.text
         assert f"{prefix}.geo does not exist" in missing.json()["detail"]
+
+
+def test_ready_names_kafka_when_it_accepts_connections_but_does_not_answer(
+    stack_env: dict[str, str], prefix: str, relay: Relay, tmp_path: Path
+) -> None:
+    with (
+        running_api(stack_env, prefix, tmp_path / "api.log", relay.address) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        ready = client.get("/ready")
+        assert ready.json()["detail"] == f"topics missing in Kafka: {prefix}.geo, {prefix}.pin, {prefix}.user"
+
+        relay.black_hole()
+        time.sleep(RETRY_S + 0.5)  # the next /ready asks Kafka again
+        settings = ApiSettings()
+        started = time.monotonic()
+        silent = client.get("/ready")
+        # one check: partitions (KAFKA_MAX_BLOCK_MS), then the admin client's connect and request
+        bound_s = (2 * settings.kafka_max_block_ms + settings.kafka_request_timeout_ms) / 1000 + 1
+        assert time.monotonic() - started < bound_s
+        assert silent.status_code == 503, silent.text
+        assert silent.json() == {
+            "status": "unready",
+            "detail": f"Kafka at {relay.address} is not answering: it did not say whether the topics exist",
+        }
+        cut_off = client.post("/geo/", json=GEO)
+        assert cut_off.status_code == 503, cut_off.text
+        assert cut_off.json()["detail"] == "Kafka is unavailable, the record was not stored"
 
 
 def test_only_a_topic_kafka_says_does_not_exist_is_absent_and_no_answer_is_kafka_unavailable(
