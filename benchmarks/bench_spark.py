@@ -149,7 +149,7 @@ DUCKDB_ANALYTICS = {
     "top_poster_by_country": """SELECT country, poster_name, follower_count FROM pins_geo QUALIFY row_number() OVER
         (PARTITION BY country ORDER BY follower_count DESC NULLS LAST, poster_name ASC NULLS LAST) = 1""",
     "top_country_by_follower_count": """SELECT country, follower_count FROM top_poster_by_country
-        ORDER BY follower_count DESC NULLS LAST, country ASC NULLS LAST LIMIT 1""",
+        WHERE country IS NOT NULL ORDER BY follower_count DESC NULLS LAST, country LIMIT 1""",
     "popular_category_by_age_group": _most_popular("pins_users WHERE age_group IS NOT NULL", "age_group"),
     "median_followers_by_age_group": """SELECT age_group, median(follower_count)::DOUBLE AS median_follower_count
         FROM pins_users WHERE age_group IS NOT NULL GROUP BY 1""",

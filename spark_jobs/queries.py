@@ -93,10 +93,11 @@ def top_poster_by_country(pins_geo: DataFrame) -> DataFrame:
     return pins_geo.transform(first_per_group(["country"], order)).select("country", "poster_name", "follower_count")
 
 
-# 3'. country, follower_count: the country whose top poster has most followers
+# 3'. country, follower_count: the country whose top poster has most followers (a null country is none)
 def top_country_by_follower_count(top_posters: DataFrame) -> DataFrame:
-    order = [F.col("follower_count").desc_nulls_last(), F.col("country").asc_nulls_last()]
-    return top_posters.orderBy(*order).limit(1).select("country", "follower_count")
+    order = [F.col("follower_count").desc_nulls_last(), F.col("country").asc()]
+    countries = top_posters.where(F.col("country").isNotNull())
+    return countries.orderBy(*order).limit(1).select("country", "follower_count")
 
 
 # 4. age_group, category, category_count

@@ -50,6 +50,7 @@ def fixture_rows() -> tuple[list[tuple], list[tuple], list[tuple]]:
         (1007, "zeta", "Mia", None, "Nulland"),
         (1008, "zeta", None, None, "Nulland"),
         (1009, "art", "Max", 2_000_000, "Zulu"),  # ties Nulland on followers: Nulland comes first
+        (1010, "art", "Ida", 9_000_000, None),  # most followers of all, but no country: not the top country
     ]
     for ind, category, poster, follower, country in ties:
         pins.append((ind, f"u{ind}", poster, follower, category))
@@ -117,7 +118,8 @@ EXPECTED_SQL = {
     "popular_category_by_year": most_popular_sql("pins_geo", "year(timestamp)"),
     "top_poster_by_country": TOP_POSTER_SQL,
     "top_country_by_follower_count": f"""
-        WITH top AS ({TOP_POSTER_SQL}) SELECT min(country), max(f) FROM top WHERE f = (SELECT max(f) FROM top)""",
+        WITH top AS (SELECT * FROM ({TOP_POSTER_SQL}) WHERE country IS NOT NULL)
+        SELECT min(country), max(f) FROM top WHERE f = (SELECT max(f) FROM top)""",
     "popular_category_by_age_group": most_popular_sql("pins_users WHERE age_group IS NOT NULL", "age_group"),
     "median_followers_by_age_group": """
         SELECT age_group, median(follower_count)::DOUBLE FROM pins_users WHERE age_group IS NOT NULL GROUP BY 1""",
