@@ -164,6 +164,7 @@ with DAG(
                     MissingBucketError,
                     MissingTopicError,
                     QuarantineThresholdError,
+                    SourceTopicError,
                     drain,
                 )
 
@@ -181,7 +182,13 @@ with DAG(
                 )
                 try:
                     result = drain(_s3_client(), _bootstrap_servers(), request)
-                except (DataExpiredError, QuarantineThresholdError, MissingTopicError, MissingBucketError) as exc:
+                except (
+                    DataExpiredError,
+                    QuarantineThresholdError,
+                    MissingTopicError,
+                    MissingBucketError,
+                    SourceTopicError,
+                ) as exc:
                     # a retry cannot change these
                     raise AirflowFailException(str(exc)) from exc
                 emit(

@@ -104,7 +104,7 @@ def readiness_message(day: date, problems: Mapping[Entity, Readiness]) -> str:
         )
     if text := listing(lambda r: r.unfinished):
         parts.append(
-            f"raw days without _SUCCESS (a drain has not finished, failed, or is being rerun): {text}; "
+            f"raw days without _SUCCESS (a first drain has not finished, or failed): {text}; "
             "let it finish or rerun the drain of those days, then their clean job"
         )
     if text := listing(lambda r: r.partial):

@@ -107,7 +107,7 @@ def read_manifest(spark: SparkSession, partition_url: str, partition_prefix: str
     """
     if not exists(spark, partition_url + SUCCESS_NAME):
         raise ManifestError(
-            f"no _SUCCESS at {partition_url}: the drain has not finished or is being rerun; "
+            f"no _SUCCESS at {partition_url}: the drain has not finished or failed; "
             "wait for it, or rerun the drain for this date, before cleaning"
         )
     url = partition_url + MANIFEST_NAME

@@ -14,6 +14,7 @@ from include.drain.errors import (
     PartitionLockedError,
     QualityGateError,
     QuarantineThresholdError,
+    SourceTopicError,
 )
 from include.drain.interval import Interval
 from include.drain.manifest import Manifest
@@ -35,6 +36,7 @@ __all__ = [
     "QualityGateError",
     "QualityThresholds",
     "QuarantineThresholdError",
+    "SourceTopicError",
     "drain",
     "run_quality_gate",
 ]

@@ -4,14 +4,16 @@ Steps, under a lease on the partition (see ``lock``):
 
 1. plan: per Kafka partition, the offsets from the first record at the interval start to the
    high watermark (a record of the day written after later days' records is still found);
-2. if Kafka may no longer hold all of the interval (retention, or a recreated topic that lacks
-   offsets the existing manifest lists), keep the existing raw partition and rewrite its
-   ``_SUCCESS`` (or fail with DataExpiredError when there is none);
-3. remove ``_SUCCESS`` and ``_dq.json``, then stream every record timestamped in ``[start, end)``
-   to objects named by partition and offset range; invalid messages go to ``quarantine/``;
+2. refuse a day drained from another topic name; if Kafka may no longer hold all of the interval
+   (retention, or a recreated topic that lacks offsets the existing manifest lists), keep the
+   existing raw partition and rewrite its ``_SUCCESS`` (or fail with DataExpiredError when there
+   is none);
+3. stream every record timestamped in ``[start, end)`` to objects named by partition and offset
+   range; invalid messages go to ``quarantine/``. A day committed before stays in service: its
+   manifest lists none of the new objects, and an object of the same name holds the same bytes;
 4. commit: write ``_manifest.json`` if it is still the one read in step 2 (a conditional write,
-   so a run that stalled past its lease cannot overwrite another run's commit), then
-   ``_SUCCESS``, then delete objects no manifest lists.
+   so a run that stalled past its lease cannot overwrite another run's commit), remove the
+   previous ``_dq.json``, write ``_SUCCESS``, then delete objects no manifest lists.
 
 Object names and bytes depend only on the records, so reruns rewrite identical objects.
 The engine knows nothing of Airflow: it takes an S3 client, bootstrap servers and names.
@@ -36,6 +38,7 @@ from include.drain.errors import (
     LockLostError,
     MissingBucketError,
     QuarantineThresholdError,
+    SourceTopicError,
     TopicError,
 )
 from include.drain.interval import Interval, Status, epoch_ms
@@ -195,13 +198,13 @@ def lost_partitions(
     """Why Kafka may no longer hold all of the interval, per partition (empty when it holds it all).
 
     A partition has lost records when its log may start inside the interval (retention), or, for
-    a day already drained from this topic name, when the topic is not the one drained (recreated:
-    another topic id, its offsets name other records), or Kafka no longer has offsets the existing
-    manifest lists: deleted below the log start, or beyond the high watermark of a topic that was
-    reset. A day drained from another topic name is replaced: the run asked for another source.
+    a day already drained (from this topic name: see ``refuse_other_source``), when the topic is not
+    the one drained (recreated: another topic id, its offsets name other records), or Kafka no longer
+    has offsets the existing manifest lists: deleted below the log start, or beyond the high
+    watermark of a topic that was reset.
     """
     reasons = [f"[{p.partition}] starts at offset {p.log_start}" for p in plans if not p.start_held]
-    if existing is None or existing.topic != topic:
+    if existing is None:
         return reasons
     if existing.topic_id is not None and existing.topic_id != current_topic_id:
         return [
@@ -227,6 +230,21 @@ def lost_partitions(
                 "(topic recreated or reset?)"
             )
     return reasons
+
+
+def refuse_other_source(existing: Manifest | None, topic: str, bucket: str, raw_prefix: str) -> None:
+    """Raise SourceTopicError when the day was drained from another topic name.
+
+    Replacing it would delete records that may exist nowhere else once that topic's retention has
+    passed; a run pointed at another topic by mistake (a ``topic_prefix`` without its own
+    ``lake_bucket``) must not do that.
+    """
+    if existing is not None and existing.topic != topic:
+        raise SourceTopicError(
+            f"s3://{bucket}/{raw_prefix} holds {existing.record_count} records drained from topic "
+            f"{existing.topic}, not {topic}: drain {topic} into another lake bucket, or delete that raw "
+            "partition first to replace it"
+        )
 
 
 def _retention_floor(admin: AdminClient, topic: str, now: datetime) -> int | None:
@@ -315,6 +333,7 @@ def drain(
             plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms, floor_ms)
             drained_topic_id = topic_id(admin, request.topic)
             existing, existing_etag = _existing_manifest(s3, bucket, manifest_key)
+            refuse_other_source(existing, request.topic, bucket, raw_prefix)
             lost = lost_partitions(plans, existing, request.topic, drained_topic_id)
             if lost:
                 where = "; ".join(lost)
@@ -339,14 +358,15 @@ def drain(
                     existing.quarantine.count,
                     message,
                 )
-            _delete_keys(s3, bucket, [raw_prefix + lake.SUCCESS_NAME, raw_prefix + lake.DQ_NAME])
             manifest = _write_partition(
                 s3, consumer, request, plans, status, drained_topic_id, raw_prefix, quarantine_prefix, now
             )
         finally:
             consumer.close()
         lock.renew()  # fails if another run took the lease: then it owns the partition, we commit nothing
+        # Every object of the new manifest is stored, so an existing _SUCCESS stays true across the commit.
         _commit_manifest(s3, bucket, manifest_key, manifest, existing_etag)
+        _delete_keys(s3, bucket, [raw_prefix + lake.DQ_NAME])  # the quality report of the previous manifest
         s3.put_object(Bucket=bucket, Key=raw_prefix + lake.SUCCESS_NAME, Body=b"")
         keep = {f.key for f in manifest.files} | {f.key for f in manifest.quarantine.files}
         listed = _list_keys(s3, bucket, raw_prefix) + _list_keys(s3, bucket, quarantine_prefix)

@@ -27,6 +27,10 @@ class MissingTopicError(TopicError):
     """The topic does not exist: a retry will not create it."""
 
 
+class SourceTopicError(DrainError):
+    """The raw partition was drained from another topic name: replacing it is the operator's decision."""
+
+
 class MissingBucketError(DrainError):
     """The lake bucket does not exist: a retry will not create it."""
 

@@ -2,19 +2,20 @@
 
 A record line is ``{"partition","offset","timestamp","key","value"}`` with the value as sent
 (compacted onto one line if it spans several). A message whose value is missing or not a
-valid record of the entity, or whose key is not UTF-8, becomes a quarantine line instead.
+valid record of the entity, names a key twice, or whose key is not UTF-8, becomes a quarantine
+line instead. (pydantic keeps the last of two equal keys; Spark fails on the first when its type
+is wrong, so such a value would stop the cleaning of its day.)
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 MAX_REASON_CHARS = 500
 # printable ASCII except '"' and '\\': such bytes are a JSON string as they are
@@ -26,8 +27,15 @@ Row = tuple[int, int, bytes | None, bytes | None]
 _LINE = b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b}\n'
 _LINE_OF_PLAIN_KEY = _LINE.replace(b'"key":%b', b'"key":"%b"')  # the key's bytes go between the quotes
 
-Validate = Callable[[bytes], Any]
-"""Raises ``ValidationError`` when the value is not a valid record (a pydantic ``validate_json``)."""
+Validate = Callable[[bytes], BaseModel]
+"""The record in a value; raises ``ValidationError`` when it is not a valid one (a pydantic ``validate_json``)."""
+
+# a '"' followed by a blank: where a key could end other than by '":'
+_QUOTE_THEN_BLANK = re.compile(rb'"[ \t\n\r]').search
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object of the value names the same key twice."""
 
 
 @dataclass
@@ -79,30 +87,63 @@ def quarantine_line(
     )
 
 
-def _reason(exc: ValidationError) -> str:
-    parts = [f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in exc.errors(include_url=False)]
-    return "; ".join(parts)[:MAX_REASON_CHARS]
+def keys_counted_once(text: bytes, fields_set: int) -> bool:
+    """Whether the JSON ``text`` provably names no key twice, without parsing it.
+
+    Every key ends in '"' and ':' with only blanks between them, so when no '"' is followed by a
+    blank, ``text`` holds at least as many '":' as keys (a string may hold more). If that count
+    equals the fields its records have set, each key was counted once. ``text`` may be a batch.
+    """
+    return text.count(b'":') == fields_set and not _QUOTE_THEN_BLANK(text)
 
 
-def _all_plain(rows: Sequence[Row]) -> bool:
-    """Whether every key and value can go into its line as is: keys plain and present, values on one line."""
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in seen:
+            raise DuplicateKeyError(f"the key {name!r} appears twice in one object")
+        seen[name] = value
+    return seen
+
+
+def refuse_duplicate_keys(value: bytes, record: BaseModel) -> None:
+    """Raise DuplicateKeyError when an object of ``value`` (the JSON of ``record``) names a key twice."""
+    if not keys_counted_once(value, len(record.model_fields_set)):
+        json.loads(value, object_pairs_hook=_unique_pairs)
+
+
+def _reason(exc: ValueError) -> str:
+    """Why a message is quarantined, naming the field (pydantic's errors) or the part of the message."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False)
+        parts = [f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in errors]
+        return "; ".join(parts)[:MAX_REASON_CHARS]
+    return f"value: {exc}" if isinstance(exc, DuplicateKeyError) else f"key or value: {exc}"
+
+
+def _plain_values(rows: Sequence[Row]) -> bytes | None:
+    """The values joined when every key and value can go into its line as is (keys plain and present, values
+    on one line), else None."""
     keys = [row[2] for row in rows]
     if None in keys or not _PLAIN_KEY(b"".join(keys)):  # type: ignore[arg-type]
-        return False
+        return None
     values = [row[3] for row in rows]
     if None in values:
-        return False
+        return None
     joined = b"".join(values)  # type: ignore[arg-type]
-    return b"\n" not in joined and b"\r" not in joined
+    return None if b"\n" in joined or b"\r" in joined else joined
 
 
 def _fast(partition: int, rows: Sequence[Row], validate: Validate) -> BatchLines | None:
     """Every line of an all-valid, all-plain batch at once, or None when the batch needs a closer look."""
-    if not _all_plain(rows):
+    values = _plain_values(rows)
+    if values is None:
         return None
     try:
-        deque(map(validate, (row[3] for row in rows)), maxlen=0)
+        records = list(map(validate, (row[3] for row in rows)))  # type: ignore[arg-type]
     except ValidationError:
+        return None
+    if not keys_counted_once(values, sum(len(r.model_fields_set) for r in records)):
         return None
     return BatchLines(
         offsets=[row[0] for row in rows],
@@ -117,12 +158,11 @@ def _one_by_one(partition: int, rows: Sequence[Row], validate: Validate) -> Batc
         try:
             if value is None:
                 raise ValueError("value is empty (tombstone)")
-            validate(value)
+            refuse_duplicate_keys(value, validate(value))
             key_text = key_json(key)
-        except (ValidationError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-            reason = _reason(exc) if isinstance(exc, ValidationError) else f"key or value: {exc}"
+        except ValueError as exc:  # so are ValidationError and UnicodeDecodeError
             out.quarantine_offsets.append(offset)
-            out.quarantine_lines.append(quarantine_line(partition, offset, timestamp, key, value, reason))
+            out.quarantine_lines.append(quarantine_line(partition, offset, timestamp, key, value, _reason(exc)))
             continue
         if b"\n" in value or b"\r" in value:
             value = compact(value)

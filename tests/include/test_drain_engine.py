@@ -33,6 +33,7 @@ from include.drain import (
     MissingTopicError,
     PartitionLockedError,
     QuarantineThresholdError,
+    SourceTopicError,
     drain,
 )
 from include.emulator.generate import generate_triples
@@ -210,9 +211,29 @@ def test_poison_messages_go_to_quarantine_and_too_many_fail_the_run(s3, scratch_
     assert "index" in by_key["k2"]["reason"] and by_key["k3"]["value"] is None
     assert all(q["reason"] for q in quarantined)
 
+    committed = listing(s3, scratch_bucket, lake.partition_prefix("raw", "pin", DAY))
     with pytest.raises(QuarantineThresholdError, match=r"4 of 10 messages .* not valid pin records"):
         drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="run-2", max_quarantine_share=0.1))
-    assert not exists(s3, scratch_bucket, lake.success_key("pin", DAY))
+    # the failed rerun leaves the committed day in service: manifest, _SUCCESS and objects as they were
+    assert listing(s3, scratch_bucket, lake.partition_prefix("raw", "pin", DAY)) == committed
+    assert lake.partition_prefix("raw", "pin", DAY) + "_SUCCESS" in committed
+
+
+def test_a_day_drained_from_another_topic_name_is_not_replaced(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(8)
+    produce(bootstrap, f"{kafka_topics}.pin", [(0, START_MS + i, *next(values)) for i in range(5)])
+    produce(bootstrap, f"{kafka_topics}.geo", [(0, START_MS + i, *next(values)) for i in range(3)])
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+    raw = lake.partition_prefix("raw", "pin", DAY)
+    before = listing(s3, scratch_bucket, raw)
+    other = replace(request(kafka_topics, scratch_bucket, run_id="other-topic"), topic=f"{kafka_topics}.geo")
+
+    with pytest.raises(SourceTopicError) as refused:
+        drain(s3, bootstrap, other)
+
+    assert f"holds 5 records drained from topic {kafka_topics}.pin, not {kafka_topics}.geo" in str(refused.value)
+    assert "delete that raw partition first" in str(refused.value)
+    assert listing(s3, scratch_bucket, raw) == before
 
 
 def test_rerun_is_byte_identical_and_removes_stale_objects(s3, scratch_bucket, kafka_topics, bootstrap):
@@ -333,7 +354,7 @@ def test_expired_start_keeps_the_existing_partition_or_fails_clearly(s3, scratch
     before = listing(s3, scratch_bucket, raw)
     middle = sorted(o for p, o, *_ in produced if p == 0)[5]
     delete_records_before(bootstrap, f"{kafka_topics}.pin", 0, middle)
-    s3.delete_object(Bucket=scratch_bucket, Key=raw + "_SUCCESS")  # as a rerun that failed halfway leaves it
+    s3.delete_object(Bucket=scratch_bucket, Key=raw + "_SUCCESS")  # as an older drain that failed halfway left it
 
     result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="after-retention"))
 

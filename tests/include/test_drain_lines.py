@@ -61,3 +61,45 @@ def test_bad_messages_are_quarantined_with_a_reason_and_the_rest_kept():
     assert "tombstone" in reasons[2]
     assert "utf-8" in reasons[3]
     assert "unique_id: Field required" in reasons[5]
+
+
+def _with_first_key_doubled(value: bytes, first: bytes) -> bytes:
+    """``value`` with ``first`` put before its own members: the object then names that key twice."""
+    return b"{" + first + b", " + value[1:]
+
+
+def test_a_value_that_names_a_key_twice_is_quarantined_in_every_form():
+    good = _sample_values(4)
+    doubled = [
+        _with_first_key_doubled(good[0], b'"index": "seven"'),  # pydantic keeps the last, a valid int
+        _with_first_key_doubled(good[1], b'"index" :7528'),  # a blank before the colon
+        _with_first_key_doubled(good[2], json.dumps({"category": json.loads(good[2])["category"]})[1:-1].encode()),
+    ]
+    for value in doubled:  # each is a valid record to pydantic: only the doubled key is wrong
+        VALIDATE(value)
+    rows = [(0, TS, _key(good[3]), good[3])] + [(i + 1, TS, _key(v), v) for i, v in enumerate(doubled)]
+
+    out = batch_lines(0, rows, VALIDATE)
+
+    assert out.offsets == [0]
+    reasons = {q["offset"]: q["reason"] for q in map(json.loads, out.quarantine_lines)}
+    assert reasons == {
+        1: "value: the key 'index' appears twice in one object",
+        2: "value: the key 'index' appears twice in one object",
+        3: "value: the key 'category' appears twice in one object",
+    }
+
+
+def test_values_whose_text_only_looks_like_more_keys_are_kept():
+    good = json.loads(_sample_values(1)[0])
+    lookalikes = [
+        json.dumps({**good, "title": 'a "quoted": title'}).encode(),  # '":' inside a string
+        json.dumps({**good, "title": 'ends with a quote" '}).encode(),  # '"' then a blank inside a string
+        json.dumps(good, separators=(" ,", " : ")).encode(),  # blanks before every colon
+    ]
+    rows = [(i, TS, _key(v), v) for i, v in enumerate(lookalikes)]
+
+    out = batch_lines(0, rows, VALIDATE)
+
+    assert out.offsets == [0, 1, 2] and out.quarantine_lines == []
+    assert [json.loads(line)["value"] for line in out.lines] == [json.loads(v) for v in lookalikes]

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from include.drain import DrainRequest, DrainSettings, Interval, IntervalError, NoIntervalError
-from include.drain.engine import lost_partitions, stale_keys
+from include.drain import DrainRequest, DrainSettings, Interval, IntervalError, NoIntervalError, SourceTopicError
+from include.drain.engine import lost_partitions, refuse_other_source, stale_keys
 from include.drain.interval import refuse_scheduled_logical_date
 from include.drain.kafka_reader import PartitionPlan, retention_floor_ms, start_is_held
 from include.drain.lines import key_json, quarantine_line
@@ -147,10 +147,13 @@ def test_a_recreated_topic_has_lost_every_partition_whatever_its_offsets():
     assert len(reasons) == 1 and "recreated" in reasons[0] and "topic-id-2" in reasons[0] and TOPIC_ID in reasons[0]
 
 
-def test_a_day_drained_from_another_topic_name_is_replaced_unless_retention_cut_the_new_one():
-    assert lost_partitions([plan(0, 0, 5)], drained((0, 10, 49)), "other", "topic-id-2") == []
-    cut = lost_partitions([plan(0, 3, 5, held=False)], drained((0, 10, 49)), "other", "topic-id-2")
-    assert cut == ["[0] starts at offset 3"]
+def test_a_day_drained_from_another_topic_name_is_refused_with_both_names():
+    refuse_other_source(None, "other", "lake", "raw/pin/dt=2024-03-10/")  # nothing drained yet
+    refuse_other_source(drained((0, 10, 49)), "t", "lake", "raw/pin/dt=2024-03-10/")  # the same topic
+    with pytest.raises(SourceTopicError) as refused:
+        refuse_other_source(drained((0, 10, 49)), "other", "lake", "raw/pin/dt=2024-03-10/")
+    expected = "s3://lake/raw/pin/dt=2024-03-10/ holds 0 records drained from topic t, not other"
+    assert str(refused.value).startswith(expected)
 
 
 def test_object_name_carries_partition_and_offset_range_and_sorts_by_offset():

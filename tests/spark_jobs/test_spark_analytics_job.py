@@ -238,7 +238,7 @@ def test_an_unfinished_or_partial_earlier_raw_day_is_named(lake: Path, write_raw
     with pytest.raises(MissingCleanDataError) as raised:
         run(analytics, lake, DAYS[2])
     message = str(raised.value)
-    assert "raw days without _SUCCESS (a drain has not finished, failed, or is being rerun): geo: 2026-11-22" in message
+    assert "raw days without _SUCCESS (a first drain has not finished, or failed): geo: 2026-11-22" in message
     assert "earlier raw days still partial (drained while open, never completed): pin: 2026-11-23" in message
     assert "run the clean job" not in message
 
