@@ -57,3 +57,7 @@ class QuarantineThresholdError(DrainError):
 
 class QualityGateError(RuntimeError):
     """The quality gate found metrics beyond their thresholds."""
+
+
+class ManifestChangedError(DrainError):
+    """A manifest changed while the quality gate read it (another drain committed): a retry checks the new one."""

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from include import lake
-from include.drain.errors import QualityGateError
+from include.drain.errors import ManifestChangedError, QualityGateError
 from include.drain.manifest import FileEntry, Manifest
 from include.drain.s3_errors import is_missing
 from include.records import ENTITIES, Entity
@@ -145,15 +145,33 @@ def failures_of(metrics: QualityMetrics, thresholds: QualityThresholds) -> list[
     return found
 
 
-def _manifest(s3: Any, bucket: str, entity: Entity, day: date) -> Manifest:
+def _manifest(s3: Any, bucket: str, entity: Entity, day: date) -> tuple[Manifest, str]:
+    """The entity's manifest of ``day`` and its ETag."""
     key = lake.manifest_key(entity, day)
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        reply = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if not is_missing(exc):
             raise  # S3 unavailable or refusing: the task retries
         raise QualityGateError(f"no manifest at s3://{bucket}/{key}: drain {entity} for {day} first") from exc
-    return Manifest.model_validate_json(body)
+    return Manifest.model_validate_json(reply["Body"].read()), reply["ETag"]
+
+
+def _refuse_changed(s3: Any, bucket: str, day: date, etags: dict[Entity, str]) -> None:
+    """Raise ManifestChangedError when a manifest is no longer the one read: its objects may be gone meanwhile."""
+    for entity, etag in etags.items():
+        key = lake.manifest_key(entity, day)
+        try:
+            now = s3.head_object(Bucket=bucket, Key=key)["ETag"]
+        except ClientError as exc:
+            if not is_missing(exc):
+                raise
+            now = None
+        if now != etag:
+            raise ManifestChangedError(
+                f"s3://{bucket}/{key} changed while the quality gate read it (another drain of {day} committed): "
+                "nothing was written; a retry checks the new manifest"
+            )
 
 
 def run_quality_gate(
@@ -165,8 +183,10 @@ def run_quality_gate(
 ) -> dict[str, QualityReport]:
     """Check every entity's raw partition of ``day``, write each ``_dq.json``, raise if any check failed."""
     thresholds = thresholds or QualityThresholds()
-    manifests = {e: _manifest(s3, bucket, e, day) for e in ENTITIES}
+    read = {e: _manifest(s3, bucket, e, day) for e in ENTITIES}
+    manifests = {e: manifest for e, (manifest, _) in read.items()}
     scans = {e: _scan(s3, bucket, e, m.files) for e, m in manifests.items()}
+    _refuse_changed(s3, bucket, day, {e: etag for e, (_, etag) in read.items()})
     reports: dict[str, QualityReport] = {}
     for entity, manifest in manifests.items():
         scan = scans[entity]

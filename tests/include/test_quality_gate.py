@@ -11,6 +11,7 @@ from confluent_kafka import Producer
 
 from include import lake
 from include.drain import DrainRequest, Interval, QualityGateError, QualityThresholds, drain, run_quality_gate
+from include.drain.errors import ManifestChangedError
 from include.drain.quality import match_rate
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES, kafka_key, kafka_value
@@ -128,3 +129,38 @@ def test_gate_lets_an_s3_failure_through_for_a_retry_instead_of_failing_the_data
     with pytest.raises(ClientError) as raised:  # not QualityGateError, which fails the run without retries
         run_quality_gate(refused, scratch_bucket, DAY, "gate-run")
     assert raised.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+class CommitsAnotherDrainOnFirstPinRead:
+    """The real S3 client, except that the first read of a pin object first lets another drain of the day commit."""
+
+    def __init__(self, s3, other_drain) -> None:
+        self._s3, self._other_drain, self.interleaved = s3, other_drain, False
+
+    def __getattr__(self, name: str):
+        return getattr(self._s3, name)
+
+    def get_object(self, **kwargs):
+        if not self.interleaved and kwargs["Key"].startswith("raw/pin/") and kwargs["Key"].endswith(".jsonl"):
+            self.interleaved = True
+            self._other_drain()
+        return self._s3.get_object(**kwargs)
+
+
+def test_a_manifest_replaced_during_the_gate_is_a_retry_not_a_data_failure(s3, scratch_bucket, kafka_topics, stack_env):
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    produce_triples(bootstrap, kafka_topics, 50, seed=3)
+    drain_all(s3, bootstrap, kafka_topics, scratch_bucket)
+    sent_later = produce_triples(bootstrap, kafka_topics, 10, seed=4)
+    request = DrainRequest("pin", f"{kafka_topics}.pin", scratch_bucket, Interval.for_day(DAY), "other-run")
+    racing = CommitsAnotherDrainOnFirstPinRead(s3, lambda: drain(s3, bootstrap, request))
+
+    # the other run's commit deletes the objects of the manifest the gate is reading
+    with pytest.raises(ManifestChangedError, match=r"raw/pin/dt=2024-05-01/_manifest.json changed"):
+        run_quality_gate(racing, scratch_bucket, DAY, "gate-run")
+
+    assert racing.interleaved
+    assert not any(s3.list_objects_v2(Bucket=scratch_bucket, Prefix=lake.dq_key(e, DAY))["KeyCount"] for e in ENTITIES)
+    reports = run_quality_gate(s3, scratch_bucket, DAY, "gate-retry", QualityThresholds(min_ind_match_rate=0.5))
+    assert reports["pin"].manifest_run_id == "other-run"
+    assert reports["pin"].metrics.record_count == 50 + len(sent_later["pin"]["keys"])
