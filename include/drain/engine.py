@@ -291,12 +291,15 @@ def _commit_manifest(s3: Any, bucket: str, key: str, manifest: Manifest, read_et
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=manifest.to_json(), ContentType="application/json", **condition)
     except ClientError as exc:
-        if is_conflict(exc):
-            raise LockLostError(
-                f"another run committed s3://{bucket}/{key} while this run was draining (this run's lease "
-                "was taken over): nothing was committed by this run; a retry drains the day again"
-            ) from exc
-        raise
+        if not (is_conflict(exc) or is_missing(exc)):  # missing: If-Match on a manifest deleted meanwhile
+            raise
+        current, _ = _existing_manifest(s3, bucket, key)
+        if current is not None and (current.run_id, current.drained_at) == (manifest.run_id, manifest.drained_at):
+            return  # this commit landed, and the client's retry of it was refused
+        raise LockLostError(
+            f"s3://{bucket}/{key} was replaced or deleted while this run was draining (another run committed, "
+            "or an operator removed it): nothing was committed by this run; a retry drains the day again"
+        ) from exc
 
 
 def _keep_existing(s3: Any, bucket: str, raw_prefix: str, kept: Manifest) -> None:

@@ -43,6 +43,7 @@ class Holder:
     attempt: int | None
     ttl_seconds: float
     age_seconds: float
+    nonce: str | None = None
 
     @property
     def remaining_seconds(self) -> float:
@@ -73,6 +74,7 @@ class PartitionLock:
         self._attempt = attempt
         self._ttl = ttl_seconds
         self._etag: str | None = None
+        self._nonce: str | None = None  # of the last lease this run wrote
         self._guard = threading.Lock()
         self._stop = threading.Event()
         self._lost: str | None = None
@@ -80,7 +82,8 @@ class PartitionLock:
 
     def _body(self) -> bytes:
         # the nonce gives every renewal a new ETag, which is how a waiting try sees that the lease is still renewed
-        lease = {"owner": self._owner, "attempt": self._attempt, "ttl_seconds": self._ttl, "nonce": uuid.uuid4().hex}
+        self._nonce = uuid.uuid4().hex
+        lease = {"owner": self._owner, "attempt": self._attempt, "ttl_seconds": self._ttl, "nonce": self._nonce}
         return json.dumps(lease).encode()
 
     def _put(self, **condition: str) -> str:
@@ -98,6 +101,8 @@ class PartitionLock:
         holder = self._read()
         if holder is None:  # released between our two calls: try once more from scratch
             return self._acquire_fresh()
+        if self._landed(holder):
+            return
         expired = holder.remaining_seconds == 0
         same_run = holder.owner == self._owner
         if not expired and same_run and holder.attempt != self._attempt:
@@ -120,6 +125,8 @@ class PartitionLock:
         try:
             self._etag = self._put(IfMatch=holder.etag)
         except ClientError as exc:
+            if is_conflict(exc) and self._landed(self._read()):
+                return
             if is_conflict(exc):
                 raise PartitionLockedError(
                     f"s3://{self._bucket}/{self._key} was taken over by another run at the same moment"
@@ -148,12 +155,23 @@ class PartitionLock:
             attempt=lease.get("attempt"),
             ttl_seconds=float(lease.get("ttl_seconds", self._ttl)),  # a lease from before ttl_seconds: ours
             age_seconds=age_seconds(reply["LastModified"], reply["ResponseMetadata"]["HTTPHeaders"]["date"]),
+            nonce=lease.get("nonce"),
         )
+
+    def _landed(self, holder: Holder | None) -> bool:
+        """Whether ``holder`` is the lease this run wrote last (a write whose reply was lost, and whose retry by
+        the client was refused); if so it is ours."""
+        if holder is None or holder.nonce != self._nonce:
+            return False
+        self._etag = holder.etag
+        return True
 
     def _acquire_fresh(self) -> None:
         try:
             self._etag = self._put(IfNoneMatch="*")
         except ClientError as exc:
+            if is_conflict(exc) and self._landed(self._read()):
+                return
             if is_conflict(exc):
                 raise PartitionLockedError(f"s3://{self._bucket}/{self._key} is held by another run") from exc
             raise
@@ -168,6 +186,8 @@ class PartitionLock:
             except ClientError as exc:
                 if not (is_conflict(exc) or is_missing(exc)):
                     raise
+                if self._landed(self._read()):
+                    return
                 self._lost = (
                     f"lost the lease on s3://{self._bucket}/{self._key}: another run took it over "
                     "(this run was too slow to renew it); nothing was committed by this run"

@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
@@ -515,7 +516,7 @@ def test_a_run_stalled_past_its_lease_cannot_overwrite_the_commit_of_the_run_tha
     stalling.go.set()
     thread.join(60)
 
-    assert len(failures) == 1 and "another run committed" in str(failures[0]), failures
+    assert len(failures) == 1 and "was replaced or deleted while this run" in str(failures[0]), failures
     manifest = load_manifest(s3, scratch_bucket)
     assert manifest.run_id == "took-over"
     assert sorted(drained_records(s3, scratch_bucket, manifest)) == as_rows(first + later)
@@ -530,3 +531,37 @@ def test_a_missing_topic_or_bucket_is_named_and_is_not_worth_a_retry(s3, scratch
     with pytest.raises(MissingTopicError, match=rf"topic '{kafka_topics}-none.pin' does not exist"):
         drain(s3, bootstrap, request(f"{kafka_topics}-none", scratch_bucket))
     assert listing_keys(s3, scratch_bucket, "") == []  # nothing written, the lease released
+
+
+class RepliesLost:
+    """The real S3 client, except that each conditional write is stored and then answered 412, as when its reply
+    was lost and the client's retry of it was refused."""
+
+    def __init__(self, s3) -> None:
+        self._s3, self.lost = s3, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._s3, name)
+
+    def put_object(self, **kwargs):
+        reply = self._s3.put_object(**kwargs)
+        if "IfMatch" not in kwargs and "IfNoneMatch" not in kwargs:
+            return reply
+        self.lost += 1
+        error = {"Error": {"Code": "PreconditionFailed", "Message": "retried write"}}
+        raise ClientError({**error, "ResponseMetadata": {"HTTPStatusCode": 412}}, "PutObject")
+
+
+def test_a_commit_and_a_renewal_that_landed_count_although_their_replies_were_lost(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    values = pins(6)
+    produced = produce(bootstrap, f"{kafka_topics}.pin", [(i % 3, START_MS + i, *next(values)) for i in range(6)])
+    lossy = RepliesLost(s3)
+
+    result = drain(lossy, bootstrap, request(kafka_topics, scratch_bucket, run_id="lossy"))
+
+    assert lossy.lost >= 4  # taking the lease, two renewals, the manifest
+    assert result.outcome == "drained" and load_manifest(s3, scratch_bucket).run_id == "lossy"
+    assert not exists(s3, scratch_bucket, lake.lock_key("pin", DAY))  # released: it was this run's
+    assert sorted(drained_records(s3, scratch_bucket, load_manifest(s3, scratch_bucket))) == as_rows(produced)
