@@ -35,6 +35,9 @@ day and fail (then retry) while one of them is missing.
 **Params**: `topic_prefix` and `lake_bucket` (defaults from the platform settings) isolate
 a run, e.g. `{"topic_prefix": "test-abc", "lake_bucket": "scratch"}` as run conf;
 `lateness_grace_minutes`, `max_quarantine_share` and the quality thresholds tune the checks.
+`accept_partial` (default false): a day drained while open whose completing run came after
+Kafka had lost part of it fails its drain, since the analytics of every later day wait for it;
+rerun that day with `{"accept_partial": true}` to keep it, partial, as final.
 Connections: `kafka_default` (extra `bootstrap.servers`), `aws_default` (S3/MinIO) and
 `spark_default` (the Spark master: `local[*]` locally, `spark://spark-master:7077` in compose).
 Details: `docs/drain.md`.
@@ -138,6 +141,11 @@ with DAG(
         "min_records": Param(
             0, type="integer", minimum=0, description="the gate fails an entity's day with fewer records than this"
         ),
+        "accept_partial": Param(
+            False,
+            type="boolean",
+            description="keep a partial day that Kafka can no longer complete as final, so later analytics go on",
+        ),
     },
 ) as dag:
 
@@ -161,6 +169,7 @@ with DAG(
                     DataExpiredError,
                     DrainRequest,
                     DrainSettings,
+                    IncompleteDayError,
                     MissingBucketError,
                     MissingTopicError,
                     QuarantineThresholdError,
@@ -178,12 +187,14 @@ with DAG(
                     settings=DrainSettings(
                         lateness_grace=timedelta(minutes=params["lateness_grace_minutes"]),
                         max_quarantine_share=params["max_quarantine_share"],
+                        accept_partial=params["accept_partial"],
                     ),
                 )
                 try:
                     result = drain(_s3_client(), _bootstrap_servers(), request)
                 except (
                     DataExpiredError,
+                    IncompleteDayError,
                     QuarantineThresholdError,
                     MissingTopicError,
                     MissingBucketError,

@@ -67,7 +67,8 @@ def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
     without one (cleaned before clean jobs wrote it, or a job killed right after Spark's commit), its
     ``_SUCCESS`` is newer than the manifest.
     A day before ``day`` must be complete: a partial one was drained while open and its completing run never
-    came (``day`` itself may be partial: the run of an open day).
+    came (``day`` itself may be partial: the run of an open day), unless it was accepted as final (Kafka could no
+    longer complete it).
     """
     found = Readiness()
     needed = {day} | {d for d, state in states.items() if d <= day and state.raw is not None}
@@ -76,7 +77,12 @@ def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
         if state.raw is not None and not state.raw_success:
             found.unfinished.append(needed_day)
             continue
-        if needed_day < day and state.raw is not None and state.raw.status == "partial":
+        if (
+            needed_day < day
+            and state.raw is not None
+            and state.raw.status == "partial"
+            and not state.raw.accepted_partial
+        ):
             found.partial.append(needed_day)
         if state.raw is None:
             current = False
@@ -110,7 +116,8 @@ def readiness_message(day: date, problems: Mapping[Entity, Readiness]) -> str:
     if text := listing(lambda r: r.partial):
         parts.append(
             f"earlier raw days still partial (drained while open, never completed): {text}; rerun their "
-            "drain (it drains a day that is over as complete), then their clean job"
+            "drain (it drains a day that is over as complete; if Kafka no longer holds the whole day, it says so, "
+            "and a rerun with accept_partial=true keeps the partial day as final), then their clean job"
         )
     return "; and ".join(parts)
 

@@ -33,6 +33,7 @@ class Manifest:
     keys: tuple[str, ...]
     sha256: str  # of the manifest's text
     data_sha256: str  # of the status and each file's key and checksum: what was drained, without run metadata
+    accepted_partial: bool = False  # a partial day Kafka can no longer complete, kept as final by an operator
 
 
 def source_json(manifest: Manifest, cleaned_at: datetime) -> str:
@@ -96,6 +97,7 @@ def parse_manifest(text: str, partition_prefix: str) -> Manifest:
         keys=tuple(keys),
         sha256=hashlib.sha256(text.encode()).hexdigest(),
         data_sha256=data_sha256(status, files),
+        accepted_partial=document.get("accepted_partial") is not None,
     )
 
 

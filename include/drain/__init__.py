@@ -7,6 +7,7 @@ from include.drain.engine import DrainRequest, DrainResult, DrainSettings, drain
 from include.drain.errors import (
     DataExpiredError,
     DrainError,
+    IncompleteDayError,
     IntervalError,
     MissingBucketError,
     MissingTopicError,
@@ -26,6 +27,7 @@ __all__ = [
     "DrainRequest",
     "DrainResult",
     "DrainSettings",
+    "IncompleteDayError",
     "Interval",
     "IntervalError",
     "Manifest",

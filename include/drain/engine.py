@@ -35,6 +35,7 @@ from confluent_kafka.admin import AdminClient
 from include import lake
 from include.drain.errors import (
     DataExpiredError,
+    IncompleteDayError,
     LockLostError,
     MissingBucketError,
     QuarantineThresholdError,
@@ -54,7 +55,7 @@ from include.drain.kafka_reader import (
 )
 from include.drain.lines import batch_lines
 from include.drain.lock import PartitionLock
-from include.drain.manifest import FileEntry, Manifest, PartitionSummary, QuarantineSummary
+from include.drain.manifest import AcceptedPartial, FileEntry, Manifest, PartitionSummary, QuarantineSummary
 from include.drain.objects import ObjectWriter
 from include.drain.s3_errors import is_conflict, is_missing
 from include.records import MODELS, Entity
@@ -72,6 +73,7 @@ class DrainSettings:
     max_quarantine_share: float = 0.01
     max_object_bytes: int = 128 << 20
     lock_ttl_seconds: float = 120.0
+    accept_partial: bool = False  # keep a partial day Kafka can no longer complete as final
 
     def __post_init__(self) -> None:
         if self.lateness_grace < timedelta(0):
@@ -280,6 +282,37 @@ def _existing_manifest(s3: Any, bucket: str, key: str) -> tuple[Manifest | None,
     return Manifest.model_validate_json(reply["Body"].read()), reply["ETag"]
 
 
+def _accept_partial(
+    s3: Any,
+    request: DrainRequest,
+    lock: PartitionLock,
+    existing: Manifest,
+    existing_etag: str | None,
+    reason: str,
+    at: datetime,
+) -> Manifest:
+    """Mark a partial day that is over, and that Kafka can no longer complete, as final, if the run asks to.
+
+    Otherwise raise IncompleteDayError: the analytics of later days wait for every earlier day to be complete.
+    """
+    raw_prefix = lake.partition_prefix("raw", request.entity, request.interval.day)
+    if not request.settings.accept_partial:
+        raise IncompleteDayError(
+            f"s3://{request.bucket}/{raw_prefix} is partial ({existing.record_count} records, drained while "
+            f"{request.interval.day} was open) and Kafka no longer holds all of that day in {request.topic} "
+            f"({reason}): it can never be completed, and the analytics of later days wait for it. To keep it as "
+            "final, rerun this day with accept_partial=true"
+        )
+    accepted = existing.model_copy(
+        update={"accepted_partial": AcceptedPartial(run_id=request.run_id, accepted_at=at, reason=reason)}
+    )
+    lock.renew()
+    _commit_manifest(s3, request.bucket, lake.manifest_key(request.entity, request.interval.day), accepted,
+                     existing_etag)  # fmt: skip
+    log.warning("accepted s3://%s/%s as final although partial: %s", request.bucket, raw_prefix, reason)
+    return accepted
+
+
 def _commit_manifest(s3: Any, bucket: str, key: str, manifest: Manifest, read_etag: str | None) -> None:
     """Write the manifest only if it is still the one read before draining (none: still absent).
 
@@ -294,7 +327,7 @@ def _commit_manifest(s3: Any, bucket: str, key: str, manifest: Manifest, read_et
         if not (is_conflict(exc) or is_missing(exc)):  # missing: If-Match on a manifest deleted meanwhile
             raise
         current, _ = _existing_manifest(s3, bucket, key)
-        if current is not None and (current.run_id, current.drained_at) == (manifest.run_id, manifest.drained_at):
+        if current == manifest:
             return  # this commit landed, and the client's retry of it was refused
         raise LockLostError(
             f"s3://{bucket}/{key} was replaced or deleted while this run was draining (another run committed, "
@@ -303,7 +336,7 @@ def _commit_manifest(s3: Any, bucket: str, key: str, manifest: Manifest, read_et
 
 
 def _keep_existing(s3: Any, bucket: str, raw_prefix: str, kept: Manifest) -> None:
-    """Check that the kept partition is whole, then (re)write its ``_SUCCESS`` (a failed rerun removed it)."""
+    """Check that the kept partition is whole, then (re)write its ``_SUCCESS`` (an older drain may have removed it)."""
     missing = [f.key for f in (*kept.files, *kept.quarantine.files) if not _exists(s3, bucket, f.key)]
     if missing:
         raise DataExpiredError(
@@ -346,10 +379,12 @@ def drain(
                         f"partition s3://{bucket}/{raw_prefix} exists: this day cannot be drained any more"
                     )
                 _keep_existing(s3, bucket, raw_prefix, existing)
+                if existing.status == "partial" and status == "complete" and existing.accepted_partial is None:
+                    existing = _accept_partial(s3, request, lock, existing, existing_etag, where, now())
                 message = (
                     f"Kafka no longer holds all of {day} in {request.topic} ({where}); kept the existing raw "
-                    f"partition s3://{bucket}/{raw_prefix} ({existing.status}, {existing.record_count} records) "
-                    "as the source of truth"
+                    f"partition s3://{bucket}/{raw_prefix} ({existing.status}, {existing.record_count} records"
+                    f"{', accepted as final' if existing.accepted_partial else ''}) as the source of truth"
                 )
                 log.warning(message)
                 return DrainResult(

@@ -43,6 +43,10 @@ class DataExpiredError(DrainError):
     """Kafka no longer holds the start of the interval and no raw partition exists to keep."""
 
 
+class IncompleteDayError(DrainError):
+    """A partial day that is over can no longer be completed from Kafka: keeping it as final is a decision."""
+
+
 class PartitionLockedError(DrainError):
     """Another run holds the lock of the raw partition."""
 

@@ -55,6 +55,14 @@ class QuarantineSummary(_Frozen):
     files: list[FileEntry]
 
 
+class AcceptedPartial(_Frozen):
+    """An operator's decision to keep a partial day that Kafka can no longer complete as final."""
+
+    run_id: str
+    accepted_at: datetime
+    reason: str = Field(description="why Kafka can no longer complete the day, as the drain found it")
+
+
 class Manifest(_Frozen):
     """``_manifest.json`` of ``raw/<entity>/dt=<day>/``."""
 
@@ -74,6 +82,7 @@ class Manifest(_Frozen):
     files: list[FileEntry]
     partitions: list[PartitionSummary]
     quarantine: QuarantineSummary
+    accepted_partial: AcceptedPartial | None = None
 
     def to_json(self) -> bytes:
         """The manifest as written to S3."""

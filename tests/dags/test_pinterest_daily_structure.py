@@ -75,6 +75,7 @@ def test_params_default_to_the_platform_settings(described):
     params = described["params"]
     assert (params["topic_prefix"], params["lake_bucket"]) == ("topics-from-env", "lake-from-env")
     assert params["lateness_grace_minutes"] == 10 and params["max_quarantine_share"] == 0.01
+    assert params["accept_partial"] is False  # keeping a day Kafka cannot complete is a decision per run
 
 
 _GLUE = """
@@ -123,7 +124,7 @@ def test_run_checks_fail_permanently_with_the_reason():
     assert outcomes["future_midnight"][0] == "AirflowFailException"
     assert "is the logical date of the scheduled run of 2999-01-01" in outcomes["future_midnight"][1]
     declared = sorted(["topic_prefix", "lake_bucket", "lateness_grace_minutes", "max_quarantine_share",
-                       "max_duplicate_key_share", "min_ind_match_rate", "min_records"])  # fmt: skip
+                       "max_duplicate_key_share", "min_ind_match_rate", "min_records", "accept_partial"])  # fmt: skip
     assert outcomes["conf_misspelt"] == [
         "AirflowFailException",
         f"unknown run conf keys ['lake_buket']; the params are {declared}",

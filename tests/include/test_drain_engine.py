@@ -28,6 +28,7 @@ from include.drain import (
     DataExpiredError,
     DrainRequest,
     DrainSettings,
+    IncompleteDayError,
     Interval,
     Manifest,
     MissingBucketError,
@@ -565,3 +566,34 @@ def test_a_commit_and_a_renewal_that_landed_count_although_their_replies_were_lo
     assert result.outcome == "drained" and load_manifest(s3, scratch_bucket).run_id == "lossy"
     assert not exists(s3, scratch_bucket, lake.lock_key("pin", DAY))  # released: it was this run's
     assert sorted(drained_records(s3, scratch_bucket, load_manifest(s3, scratch_bucket))) == as_rows(produced)
+
+
+def test_a_partial_day_kafka_can_no_longer_complete_fails_until_accepted_as_final(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    values = pins(20)
+    morning = produce(bootstrap, f"{kafka_topics}.pin", [(0, START_MS + i * 60_000, *next(values)) for i in range(10)])
+    noon = datetime(2024, 3, 10, 12, tzinfo=UTC)
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="noon"), now=lambda: noon)
+    produce(bootstrap, f"{kafka_topics}.pin", [(0, END_MS - 1000 - i, *next(values)) for i in range(10)])
+    delete_records_before(bootstrap, f"{kafka_topics}.pin", 0, morning[3][1])  # retention took the morning's start
+    raw = lake.partition_prefix("raw", "pin", DAY)
+    drained_at_noon = listing(s3, scratch_bucket, raw)
+
+    with pytest.raises(IncompleteDayError) as refused:
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="scheduled"))
+
+    assert f"{raw} is partial (10 records, drained while 2024-03-10 was open)" in str(refused.value)
+    assert "rerun this day with accept_partial=true" in str(refused.value)
+    assert listing(s3, scratch_bucket, raw) == drained_at_noon
+
+    result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="ops", accept_partial=True))
+
+    accepted = load_manifest(s3, scratch_bucket)
+    assert result.outcome == "kept_existing" and "accepted as final" in result.message
+    assert accepted.status == "partial" and accepted.record_count == 10 and accepted.run_id == "noon"
+    assert accepted.accepted_partial is not None and accepted.accepted_partial.run_id == "ops"
+    assert "[0] starts at offset" in accepted.accepted_partial.reason
+    assert sorted(drained_records(s3, scratch_bucket, accepted)) == as_rows(morning)
+    again = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="next-rerun"))  # already decided
+    assert again.outcome == "kept_existing" and load_manifest(s3, scratch_bucket) == accepted

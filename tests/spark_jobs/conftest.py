@@ -45,7 +45,7 @@ def write_raw(tmp_path: Path) -> WriteRaw:
 
     ``files`` is a list of line lists, one object each; names ending in ``.gz`` are gzipped.
     Returns the keys written. ``manifest=False`` leaves the manifest out, ``success=False`` the ``_SUCCESS``
-    marker (a drain that has not finished).
+    marker (a drain that has not finished); ``accepted_partial`` marks a partial day kept as final.
     """
 
     def write(
@@ -57,6 +57,7 @@ def write_raw(tmp_path: Path) -> WriteRaw:
         manifest: bool = True,
         success: bool = True,
         status: str = "complete",
+        accepted_partial: dict[str, str] | None = None,
     ) -> list[str]:
         prefix = partition_prefix("raw", entity, day)
         entries, keys = [], []
@@ -84,7 +85,10 @@ def write_raw(tmp_path: Path) -> WriteRaw:
         if manifest:
             path = tmp_path / manifest_key(entity, day)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"status": status, "files": entries}))
+            document = {"status": status, "files": entries}
+            if accepted_partial is not None:
+                document["accepted_partial"] = accepted_partial
+            path.write_text(json.dumps(document))
         if success:
             (tmp_path / prefix).mkdir(parents=True, exist_ok=True)
             (tmp_path / prefix / SUCCESS_NAME).write_bytes(b"")

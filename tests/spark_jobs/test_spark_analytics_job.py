@@ -243,6 +243,19 @@ def test_an_unfinished_or_partial_earlier_raw_day_is_named(lake: Path, write_raw
     assert "run the clean job" not in message
 
 
+def test_a_partial_earlier_day_accepted_as_final_counts(spark: SparkSession, lake: Path, write_raw: WriteRaw) -> None:
+    lines = [{"partition": 0, "offset": 0, "timestamp": T0 + 86_400_000, "key": None,
+              "value": triple(1, "diy", "Chad")["pin"]}]  # fmt: skip
+    accepted = {"run_id": "ops", "accepted_at": "2026-11-26T08:00:00+00:00", "reason": "[0] starts at offset 7"}
+    write_raw("pin", DAYS[1], [lines], status="partial", accepted_partial=accepted)
+    run(clean, lake, DAYS[1])
+
+    run(analytics, lake, DAYS[2])
+
+    # pins 1 (diy, from the accepted day), 2 (art), 3-5 (travel)
+    assert read_result(spark, lake, "popular_category_by_country", DAYS[2]) == [("Chad", "travel", 3)]
+
+
 def test_the_day_itself_may_be_partial(spark: SparkSession, lake: Path, write_raw: WriteRaw) -> None:
     lines = [{"partition": 0, "offset": 0, "timestamp": T0 + 2 * 86_400_000, "key": None,
               "value": triple(3, "travel", "Chad")["pin"]}]  # fmt: skip
