@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 from devstack import install, paths, processes
 from devstack.environment import process_env, write_stack_env
 from devstack.log import step
+from devstack.orphan_backfills import BACKFILL_ATTEMPTS, discard_from_outside
 from devstack.services import SERVICES, Service, service
 
 
@@ -96,9 +98,6 @@ def cmd_env(_: argparse.Namespace) -> None:
         print(f"export {line}")
 
 
-BACKFILL_ATTEMPTS = 3
-
-
 def retry_on_sqlite_lock(argv: list[str], returncode: int, output: str) -> bool:
     """Whether a failed ``airflow backfill create`` should run again: SQLite refused a write it could not wait for.
 
@@ -108,19 +107,33 @@ def retry_on_sqlite_lock(argv: list[str], returncode: int, output: str) -> bool:
     return argv[:2] == ["backfill", "create"] and returncode != 0 and "database is locked" in output
 
 
+def option_value(argv: list[str], name: str) -> str | None:
+    """The value of ``--name value`` or ``--name=value`` in ``argv``, or None."""
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def cmd_airflow(args: argparse.Namespace) -> None:
     env = process_env()
     airflow = str(paths.VENV_BIN / "airflow")
     if args.args[:2] != ["backfill", "create"]:
         os.execve(airflow, ["airflow", *args.args], env)
+    dag_id = option_value(args.args, "--dag-id")
     for attempt in range(1, BACKFILL_ATTEMPTS + 1):
+        started = datetime.now(UTC) - timedelta(seconds=1)
         done = subprocess.run([airflow, *args.args], env=env, capture_output=True, text=True, check=False)
         sys.stdout.write(done.stdout)
         sys.stderr.write(done.stderr)
         retry = retry_on_sqlite_lock(args.args, done.returncode, done.stdout + done.stderr)
         if attempt == BACKFILL_ATTEMPTS or not retry:
             sys.exit(done.returncode)
-        step(f"SQLite was busy with the scheduler's writes; Airflow removed the partial backfill: try {attempt + 1}")
+        removed = discard_from_outside(dag_id, started) if dag_id else ""
+        left = f"removed what Airflow's clean-up left of backfill {removed}" if removed else "nothing was left over"
+        step(f"SQLite was busy with the scheduler's writes; {left}: try {attempt + 1}")
         time.sleep(2 * attempt)
 
 

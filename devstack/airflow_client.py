@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+
+from devstack.orphan_backfills import BACKFILL_ATTEMPTS, discard_from_outside
 
 TERMINAL = {"success", "failed"}
 
@@ -53,6 +55,10 @@ class AirflowClient:
     def unpause(self, dag_id: str) -> None:
         self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
+    def pause(self, dag_id: str) -> None:
+        """Pause the DAG: its runs, backfills' included, stay queued."""
+        self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+
     def trigger(
         self, dag_id: str, start: datetime, end: datetime, conf: dict[str, Any] | None = None, run_id: str | None = None
     ) -> str:
@@ -88,7 +94,17 @@ class AirflowClient:
             "reprocess_behavior": "completed",
             "max_active_runs": max_active_runs,
         }
-        return self._call("POST", "/backfills", json=body)["id"]
+        for attempt in range(1, BACKFILL_ATTEMPTS + 1):
+            since = datetime.now(UTC) - timedelta(seconds=1)
+            response = self._http.post("/api/v2/backfills", json=body)
+            if not (response.status_code == 503 and "locked" in response.text and attempt < BACKFILL_ATTEMPTS):
+                break
+            # SQLite refused a write: remove what Airflow's best-effort clean-up of the partial backfill left
+            discard_from_outside(dag_id, since)
+            time.sleep(2 * attempt)
+        if response.is_error:
+            raise RuntimeError(f"Airflow POST /backfills -> {response.status_code}: {response.text[:500]}")
+        return response.json()["id"]
 
     def wait_for_backfill(self, backfill_id: int, timeout: float = 1800.0) -> None:
         """Wait until the scheduler has finished every run of the backfill (its ``completed_at`` is set)."""

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from devstack import paths, processes
-from devstack.__main__ import retry_on_sqlite_lock
+from devstack.__main__ import option_value, retry_on_sqlite_lock
 from devstack.services import SERVICES
 
 
@@ -95,3 +95,16 @@ def test_the_code_under_test_reaches_the_stack_whatever_the_shell_sets(stack_env
 )
 def test_only_a_backfill_create_refused_by_sqlite_runs_again(argv, returncode, output, retry):
     assert retry_on_sqlite_lock(argv, returncode, output) is retry
+
+
+@pytest.mark.parametrize(
+    ("argv", "value"),
+    [
+        (["backfill", "create", "--dag-id", "d", "--from-date", "2026-01-01"], "d"),
+        (["backfill", "create", "--dag-id=d"], "d"),
+        (["backfill", "create", "--from-date", "2026-01-01"], None),
+        (["backfill", "create", "--dag-id"], None),
+    ],
+)
+def test_the_dag_of_a_backfill_create_is_read_from_its_arguments(argv, value):
+    assert option_value(argv, "--dag-id") == value
