@@ -307,8 +307,9 @@ def _accept_partial(
         update={"accepted_partial": AcceptedPartial(run_id=request.run_id, accepted_at=at, reason=reason)}
     )
     lock.renew()
-    _commit_manifest(s3, request.bucket, lake.manifest_key(request.entity, request.interval.day), accepted,
-                     existing_etag)  # fmt: skip
+    _commit_manifest(
+        s3, request.bucket, lake.manifest_key(request.entity, request.interval.day), accepted, existing_etag
+    )
     log.warning("accepted s3://%s/%s as final although partial: %s", request.bucket, raw_prefix, reason)
     return accepted
 
