@@ -5,6 +5,7 @@ raw/<entity>/dt=YYYY-MM-DD/<objects>  + _manifest.json + _SUCCESS (written last)
 quarantine/<entity>/dt=YYYY-MM-DD/...
 clean/<entity>/dt=YYYY-MM-DD/          Parquet + _SUCCESS + _source.json (the raw data it was cleaned from)
 analytics/<query>/dt=YYYY-MM-DD/       Parquet
+_locks/<job>/dt=YYYY-MM-DD/lease       the lease of a Spark job's day (outside the folders it overwrites)
 ```
 """
 
@@ -55,6 +56,11 @@ def dq_key(entity: str, day: date) -> str:
 def lock_key(entity: str, day: date) -> str:
     """Key of the lease that keeps two drains of the same raw partition apart."""
     return partition_prefix("raw", entity, day) + LOCK_NAME
+
+
+def job_lock_key(job: str, day: date) -> str:
+    """Key of the lease that keeps two Spark jobs (``clean-<entity>``, ``analytics``) off the same day."""
+    return f"_locks/{job}/dt={day.isoformat()}/lease"
 
 
 def s3a_url(bucket: str, key: str) -> str:

@@ -98,10 +98,16 @@ def zip_packages(root: Path, packages: Sequence[str], target: Path) -> Path:
 
 
 def job_arguments(
-    day: str, bucket: str, entities: Sequence[str] | None = None, lake_root: str | None = None
+    day: str,
+    bucket: str,
+    entities: Sequence[str] | None = None,
+    lake_root: str | None = None,
+    run: tuple[str, int] | None = None,
 ) -> list[str]:
-    """The application arguments of a lake job."""
+    """The application arguments of a lake job; ``run`` (run id, try) names the holder of the day's lease."""
     arguments = ["--date", day, "--bucket", bucket]
+    if run:
+        arguments += ["--run-id", run[0], "--attempt", str(run[1])]
     if lake_root:
         arguments += ["--lake-root", lake_root]
     if entities:
@@ -199,7 +205,9 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             )
         self.conf = {**DEFAULT_CONF, **class_data_conf(os.environ), **conf, **(self.conf or {})}
         day, bucket = self.day or interval_day(context), self.bucket or platform_settings().lake_bucket
-        self.application_args = job_arguments(day, bucket, self.entities, self.lake_root)
+        ti = context.get("ti")
+        run = (context["run_id"], ti.try_number) if "run_id" in context and ti is not None else None
+        self.application_args = job_arguments(day, bucket, self.entities, self.lake_root, run)
         # In client mode the driver runs here: use this interpreter, which has the platform's dependencies.
         self.env_vars = {"PYSPARK_DRIVER_PYTHON": sys.executable, **(self.env_vars or {}), **credentials}
         shipped_by_caller = self.py_files

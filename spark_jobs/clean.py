@@ -18,6 +18,7 @@ from include.lake import SOURCE_NAME, partition_prefix
 from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
 from spark_jobs.lake_fs import write_text
+from spark_jobs.lease import job_lease
 from spark_jobs.manifest import Manifest, read_manifest, source_json
 from spark_jobs.schemas import raw_line_schema
 from spark_jobs.session import Lake, build_session, lake_argument_parser
@@ -59,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     lake = Lake(bucket=args.bucket, root=args.lake_root)
     spark = build_session(f"clean {args.date}")
     for entity in args.entity:
-        clean_partition(spark, lake, entity, args.date)
+        with job_lease(spark, lake, f"clean-{entity}", args.date, args.run_id, args.attempt):
+            clean_partition(spark, lake, entity, args.date)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -91,4 +92,10 @@ def lake_argument_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--lake-root", default=None, help="URL root used instead of s3a://<bucket> (e.g. file:///tmp/lake)"
     )
+    parser.add_argument(
+        "--run-id",
+        default=f"manual-{uuid.uuid4().hex[:12]}",
+        help="who holds the day's lease while the job writes (the Airflow run id; by default one of its own)",
+    )
+    parser.add_argument("--attempt", type=int, default=1, help="the Airflow try of that run (a lease's try)")
     return parser

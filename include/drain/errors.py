@@ -48,7 +48,7 @@ class IncompleteDayError(DrainError):
 
 
 class PartitionLockedError(DrainError):
-    """Another run holds the lock of the raw partition."""
+    """Another run holds the lease of the partition (a raw day, or a Spark job's day)."""
 
 
 class LockLostError(DrainError):

@@ -1,4 +1,7 @@
-"""A lease on one raw partition, held in S3 with conditional writes, so two runs never drain it at once.
+"""A lease on one partition of the lake, held in S3 with conditional writes, so two runs never write it at once.
+
+The drain holds one on each raw day it writes; the Spark jobs hold one on each clean or analytics day
+(``spark_jobs.lease``), whose folders Spark's overwrite deletes, so theirs live under ``_locks/``.
 
 The lock object is created with ``If-None-Match: *`` (only one creator wins), renewed by a
 heartbeat with ``If-Match: <our ETag>`` and checked once more just before the manifest is
@@ -113,13 +116,13 @@ class PartitionLock:
             if again.etag != holder.etag:
                 raise PartitionLockedError(
                     f"s3://{self._bucket}/{self._key} is still renewed by try {holder.attempt} of this run "
-                    f"({self._owner!r}): that try is still draining; this try will succeed on retry once it is done"
+                    f"({self._owner!r}): that try is still writing; this try will succeed on retry once it is done"
                 )
             expired = True
         elif not expired and not same_run:
             raise PartitionLockedError(
                 f"s3://{self._bucket}/{self._key} is held by {holder.owner!r} for "
-                f"{holder.remaining_seconds:.0f}s more: another run is draining this partition; "
+                f"{holder.remaining_seconds:.0f}s more: another run is writing this partition; "
                 "this run will succeed on retry once it is done"
             )
         try:

@@ -319,7 +319,7 @@ def test_killed_drain_leaves_no_success_and_the_retry_repairs_it(s3, scratch_buc
     assert raw + LOCK_NAME in written
     assert not {raw + "_SUCCESS", raw + "_manifest.json"} & set(written)
 
-    with pytest.raises(PartitionLockedError, match="another run is draining"):
+    with pytest.raises(PartitionLockedError, match="another run is writing"):
         drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="someone-else", max_object_bytes=8_000))
     retry = request(kafka_topics, scratch_bucket, run_id="run-7", max_object_bytes=8_000, lock_ttl_seconds=6)
     drain(s3, bootstrap, replace(retry, attempt=2))  # waits out the killed try's lease, then repairs

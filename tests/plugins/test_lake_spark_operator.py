@@ -9,6 +9,7 @@ import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
@@ -72,6 +73,9 @@ def test_job_arguments() -> None:
         "--date", "2026-11-24", "--bucket", "lake", "--lake-root", "file:///l", "--entity", "pin", "geo",
     ]  # fmt: skip
     assert job_arguments("2026-11-24", "lake") == ["--date", "2026-11-24", "--bucket", "lake"]
+    assert job_arguments("2026-11-24", "lake", run=("scheduled__x", 2)) == [
+        "--date", "2026-11-24", "--bucket", "lake", "--run-id", "scheduled__x", "--attempt", "2",
+    ]  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown entities \['pins'\]"):
         job_arguments("2026-11-24", "lake", ("pins",))
 
@@ -114,7 +118,7 @@ def test_submits_the_job_with_credentials_only_in_the_environment(
     )
 
     with caplog.at_level(logging.DEBUG):
-        operator.execute({"data_interval_start": day})
+        operator.execute({"data_interval_start": day, "run_id": "manual__one", "ti": SimpleNamespace(try_number=2)})
 
     logged = caplog.text + "".join(capfd.readouterr())
     assert "Spark-Submit cmd" in logged
@@ -123,7 +127,7 @@ def test_submits_the_job_with_credentials_only_in_the_environment(
     command = next(line for line in logged.splitlines() if "Spark-Submit cmd" in line)
     assert "--master local[2]" in command
     assert "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:9000" in command
-    assert "--date 2026-11-24 --bucket lake" in command
+    assert "--date 2026-11-24 --bucket lake --run-id manual__one --attempt 2" in command
     assert operator._hook._env["AWS_SECRET_ACCESS_KEY"] == SECRET
     table = pq.read_table(tmp_path / partition_prefix("clean", "pin", day.date()))
     assert table.select(["ind", "follower_count"]).to_pylist() == [{"ind": 5, "follower_count": 124_000}]

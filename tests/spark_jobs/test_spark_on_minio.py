@@ -9,12 +9,15 @@ import gzip
 import io
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from airflow.exceptions import AirflowException
 
-from include.lake import manifest_key, partition_prefix, success_key
+from include.drain.lock import PartitionLock
+from include.lake import job_lock_key, manifest_key, partition_prefix, success_key
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
@@ -107,3 +110,22 @@ def test_clean_and_analytics_on_minio_and_rerun_gives_the_same_output(
     ]
     joined = read_parquet_rows(s3, scratch_bucket, partition_prefix("analytics", "users_joined_by_year", DAY.date()))
     assert joined == [{"post_year": 2018, "number_users_joined": 10}]
+
+
+def test_a_clean_job_waits_its_turn_while_another_run_writes_the_day(
+    s3: Any, scratch_bucket: str, spark_connections: None, caplog: pytest.LogCaptureFixture, capfd: Any
+) -> None:
+    put_raw(s3, scratch_bucket, "pin", [1, 2, 3], [])
+    clean_pin = LakeSparkSubmitOperator(task_id="job", application=CLEAN_JOB, bucket=scratch_bucket, entities=["pin"])
+    context = {"data_interval_start": DAY, "run_id": "this-run", "ti": SimpleNamespace(try_number=1)}
+    lease = PartitionLock(s3, scratch_bucket, job_lock_key("clean-pin", DAY.date()), "other-run", ttl_seconds=120)
+
+    with lease, pytest.raises(AirflowException):  # spark-submit fails: the day is another run's
+        clean_pin.execute(context)
+
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "is held by 'other-run'" in logged and "another run is writing this partition" in logged
+    assert read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", "pin", DAY.date())) == []
+    clean_pin.execute(context)  # the other run released it: Airflow's retry goes through
+    rows = read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", "pin", DAY.date()))
+    assert sorted(row["ind"] for row in rows) == [1, 2, 3]

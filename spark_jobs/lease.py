@@ -1,0 +1,48 @@
+"""The lease a Spark job holds on its day while it writes, so two runs never overwrite the same partition at once.
+
+Spark's overwrite deletes the folder and then commits each task's files: two jobs writing one folder at the same
+time (two runs of a day, or a retry next to a try Airflow gave up on whose spark-submit still runs) can leave a
+mix of both with ``_SUCCESS``. The jobs therefore take the same lease as the drain (``include.drain.lock``): in
+S3, under ``_locks/<job>/dt=<day>/``, renewed while they run. A second writer fails with PartitionLockedError
+naming the holder, and Airflow retries it later. A local lake (``--lake-root file://…``, for tests and
+benchmarks) has no lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import AbstractContextManager
+from datetime import date
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from include.drain.lock import PartitionLock
+from include.lake import job_lock_key
+from include.settings import S3_CLIENT_CONFIG
+from spark_jobs.session import Lake
+
+LEASE_TTL_SECONDS = 120.0
+
+
+def s3_client(spark: SparkSession) -> Any:
+    """A boto3 S3 client for the endpoint and region s3a uses; credentials from the environment, as s3a's."""
+    import boto3
+    from botocore.config import Config
+
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    return boto3.client(
+        "s3",
+        endpoint_url=hadoop.get("fs.s3a.endpoint") or None,
+        region_name=hadoop.get("fs.s3a.endpoint.region") or None,
+        config=Config(**S3_CLIENT_CONFIG),
+    )
+
+
+def job_lease(
+    spark: SparkSession, lake: Lake, job: str, day: date, owner: str, attempt: int
+) -> AbstractContextManager[object]:
+    """Hold the lease on ``job``'s ``day`` while the body writes (none for a local lake)."""
+    if lake.root is not None:
+        return contextlib.nullcontext()
+    return PartitionLock(s3_client(spark), lake.bucket, job_lock_key(job, day), owner, LEASE_TTL_SECONDS, attempt)
