@@ -194,6 +194,14 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             return "yarn"
         return spark_master(connection.conn_type, connection.host, connection.port)
 
+    def driver_runs_here(self) -> bool:
+        """Whether the driver runs in this worker (client mode, the default), as the provider's hook decides it."""
+        try:
+            extra = BaseHook.get_connection(self._conn_id).extra_dejson
+        except AirflowNotFoundException:
+            extra = {}
+        return (self._deploy_mode or extra.get("deploy-mode")) != "cluster"
+
     def execute(self, context: Any) -> None:
         conf, credentials = self.s3_access()
         master = self.master()
@@ -208,8 +216,10 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         ti = context.get("ti")
         run = (context["run_id"], ti.try_number) if "run_id" in context and ti is not None else None
         self.application_args = job_arguments(day, bucket, self.entities, self.lake_root, run)
-        # In client mode the driver runs here: use this interpreter, which has the platform's dependencies.
-        self.env_vars = {"PYSPARK_DRIVER_PYTHON": sys.executable, **(self.env_vars or {}), **credentials}
+        # In client mode the driver runs here: use this interpreter, which has the platform's dependencies. A
+        # driver on the cluster uses the cluster's Python (and standalone cluster mode takes no env_vars at all).
+        driver_python = {"PYSPARK_DRIVER_PYTHON": sys.executable} if self.driver_runs_here() else {}
+        self.env_vars = {**driver_python, **(self.env_vars or {}), **credentials}
         shipped_by_caller = self.py_files
         with tempfile.TemporaryDirectory(prefix="lake-spark-") as folder:
             archive = zip_packages(REPO_ROOT, SHIPPED_PACKAGES, Path(folder) / "lake_packages.zip")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -23,19 +21,6 @@ DEFAULT_CONF: dict[str, str] = {
 }
 # Set on every session, over any cluster default: the lake's days and years are UTC (DESIGN.md §5).
 FORCED_CONF: dict[str, str] = {"spark.sql.session.timeZone": "UTC"}
-# Read by s3a's EnvironmentVariableCredentialsProvider.
-CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-
-
-def executor_credentials_conf(master: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """``spark.executorEnv.*`` entries handing the driver's S3 credentials to remote executors.
-
-    They are set inside the driver, never on the command line. Local masters run
-    the executors in the driver's JVM, which already has the environment.
-    """
-    if master.startswith("local"):
-        return {}
-    return {f"spark.executorEnv.{name}": environ[name] for name in CREDENTIAL_ENV if environ.get(name)}
 
 
 def build_session(app_name: str) -> SparkSession:
@@ -56,9 +41,6 @@ def _new_session(app_name: str) -> SparkSession:
     for key, value in DEFAULT_CONF.items():
         if not submitted.contains(key):
             builder = builder.config(key, value)
-    master = submitted.get("spark.master", DEFAULT_CONF["spark.master"])
-    for key, value in executor_credentials_conf(master, os.environ).items():
-        builder = builder.config(key, value)
     return builder.getOrCreate()
 
 

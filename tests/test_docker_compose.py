@@ -46,7 +46,7 @@ PLATFORM_IMAGE = "pinterest-data-platform:local"
 INIT_SERVICES = {"kafka-init", "minio-init", "airflow-init"}
 AIRFLOW_PROCESSES = {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
 # Services running platform code (include.settings): they need every PlatformSettings variable.
-PLATFORM_CODE_SERVICES = AIRFLOW_PROCESSES | {"api", "kafka-init", "minio-init"}
+PLATFORM_CODE_SERVICES = AIRFLOW_PROCESSES | {"api", "kafka-init", "minio-init", "spark-worker"}
 # Which service publishes each port of devstack.ports.PORTS (the controller port stays inside the network).
 PORT_OWNERS = {
     "kafka": "kafka",

@@ -195,6 +195,30 @@ def test_environment_credentials_are_fine_with_any_master(monkeypatch: pytest.Mo
     assert submitted == [{"PYSPARK_DRIVER_PYTHON": sys.executable}]
 
 
+@pytest.mark.parametrize(
+    ("connection", "deploy_mode"),
+    [
+        (
+            {"conn_type": "spark", "host": "spark://spark-master", "port": 7077, "extra": {"deploy-mode": "cluster"}},
+            None,
+        ),
+        ({"conn_type": "spark", "host": "spark://spark-master", "port": 7077}, "cluster"),
+    ],
+)
+def test_a_driver_on_the_cluster_gets_no_local_interpreter(
+    monkeypatch: pytest.MonkeyPatch, connection: dict, deploy_mode: str | None
+) -> None:
+    submitted = []
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: submitted.append(self.env_vars))
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(connection))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws"}))
+    operator = LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, bucket="lake", deploy_mode=deploy_mode)
+
+    operator.execute({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)})
+
+    assert submitted == [{}]  # standalone cluster mode refuses any env_vars; elsewhere they would name our Python
+
+
 def test_class_data_conf_names_the_archive_only_when_it_exists(tmp_path: Path) -> None:
     archive = tmp_path / "spark.jsa"
     assert class_data_conf({}) == {}

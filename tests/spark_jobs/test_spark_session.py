@@ -1,4 +1,4 @@
-"""Session helpers: the UTC time zone, executor credentials for remote masters, lake URLs, the --date argument."""
+"""Session helpers: the UTC time zone, lake URLs, the job arguments."""
 
 from __future__ import annotations
 
@@ -8,20 +8,7 @@ from datetime import date
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_jobs.session import Lake, build_session, executor_credentials_conf, iso_date, lake_argument_parser
-
-ENVIRON = {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret", "HOME": "/root"}
-
-
-def test_local_masters_need_no_executor_credentials() -> None:
-    assert executor_credentials_conf("local[*]", ENVIRON) == {}
-
-
-def test_remote_executors_get_the_credentials_set_in_the_driver() -> None:
-    assert executor_credentials_conf("spark://spark-master:7077", ENVIRON) == {
-        "spark.executorEnv.AWS_ACCESS_KEY_ID": "id",
-        "spark.executorEnv.AWS_SECRET_ACCESS_KEY": "secret",
-    }
+from spark_jobs.session import Lake, build_session, iso_date, lake_argument_parser
 
 
 def test_lake_urls() -> None:
