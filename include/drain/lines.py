@@ -13,9 +13,10 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
+
+from include.json_keys import DuplicateKeyError, keys_counted_once, refuse_duplicate_keys
 
 MAX_REASON_CHARS = 500
 # printable ASCII except '"' and '\\': such bytes are a JSON string as they are
@@ -29,13 +30,6 @@ _LINE_OF_PLAIN_KEY = _LINE.replace(b'"key":%b', b'"key":"%b"')  # the key's byte
 
 Validate = Callable[[bytes], BaseModel]
 """The record in a value; raises ``ValidationError`` when it is not a valid one (a pydantic ``validate_json``)."""
-
-# a '"' followed by a blank: where a key could end other than by '":'
-_QUOTE_THEN_BLANK = re.compile(rb'"[ \t\n\r]').search
-
-
-class DuplicateKeyError(ValueError):
-    """A JSON object of the value names the same key twice."""
 
 
 @dataclass
@@ -85,31 +79,6 @@ def quarantine_line(
         ).encode()
         + b"\n"
     )
-
-
-def keys_counted_once(text: bytes, fields_set: int) -> bool:
-    """Whether the JSON ``text`` provably names no key twice, without parsing it.
-
-    Every key ends in '"' and ':' with only blanks between them, so when no '"' is followed by a
-    blank, ``text`` holds at least as many '":' as keys (a string may hold more). If that count
-    equals the fields its records have set, each key was counted once. ``text`` may be a batch.
-    """
-    return text.count(b'":') == fields_set and not _QUOTE_THEN_BLANK(text)
-
-
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in seen:
-            raise DuplicateKeyError(f"the key {name!r} appears twice in one object")
-        seen[name] = value
-    return seen
-
-
-def refuse_duplicate_keys(value: bytes, record: BaseModel) -> None:
-    """Raise DuplicateKeyError when an object of ``value`` (the JSON of ``record``) names a key twice."""
-    if not keys_counted_once(value, len(record.model_fields_set)):
-        json.loads(value, object_pairs_hook=_unique_pairs)
 
 
 def _reason(exc: ValueError) -> str:
