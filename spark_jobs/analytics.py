@@ -1,9 +1,10 @@
 """Analytics job: as of a date, over all clean data up to and including it -> analytics/<name>/dt=<date>/.
 
 Usage: ``spark-submit --py-files lake.zip spark_jobs/analytics.py --date 2026-11-25 --bucket pinterest-lake``.
-It first checks that ``<date>`` and every earlier drained day are ready (raw ``_SUCCESS``, earlier days complete,
-a clean partition cleaned from the raw data the day has now), and fails naming the days that are not. Each result
-overwrites only its own ``dt=<date>`` partition; records cleaned on several days count once (the latest ingested).
+It first checks, per entity, that every day from its first drained day up to ``<date>`` (and ``<date>`` itself) is
+ready (drained, raw ``_SUCCESS``, earlier days complete, a clean partition whose ``_source.json`` names the raw data
+the day has now), and fails naming the days that are not. Each result overwrites only its own ``dt=<date>``
+partition; records cleaned on several days count once (the latest ingested).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -29,10 +30,11 @@ log = logging.getLogger("spark_jobs.analytics")
 
 RAW_MARKERS = frozenset({MANIFEST_NAME, SUCCESS_NAME})
 CLEAN_MARKERS = frozenset({SUCCESS_NAME, SOURCE_NAME})
+DAG_ID = "pinterest_daily"  # the DAG that drains and cleans each day (dags/pinterest_daily.py)
 
 
 class MissingCleanDataError(FileNotFoundError):
-    """A day the analytics need is not ready: not cleaned (or cleaned before a re-drain), or its raw day unfinished."""
+    """A day the analytics need is not ready: never drained, its drain unfinished or partial, or not cleaned from it."""
 
 
 @dataclass(frozen=True)
@@ -43,56 +45,74 @@ class DayState:
     raw_success: bool = False
     clean_success: bool = False
     clean_source: str | None = None  # the clean partition's _source.json (unique to each clean write)
-    clean_after_raw: bool = False  # clean _SUCCESS written after the raw manifest (the store's clock)
 
 
 @dataclass(frozen=True)
 class Readiness:
     """The days, up to the analytics' day, that keep an entity's data from being used."""
 
+    never_drained: list[date] = field(default_factory=list)
     not_cleaned: list[date] = field(default_factory=list)
     unfinished: list[date] = field(default_factory=list)
     partial: list[date] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.not_cleaned or self.unfinished or self.partial)
+        return bool(self.never_drained or self.not_cleaned or self.unfinished or self.partial)
+
+
+def _days(first: date, last: date) -> list[date]:
+    """The days from ``first`` to ``last``, both inclusive."""
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
-    """Check ``day`` and every drained day before it.
+    """Check ``day`` and every day before it since the entity's first drained day.
 
-    Each needs its raw ``_SUCCESS`` (else unfinished: a drain is running, failed or was killed), and a clean
-    partition with ``_SUCCESS`` cleaned from the current raw data (else not cleaned, also when the day was
-    re-drained with other data after cleaning): its ``_source.json`` names that data, or, for a partition
-    without one (cleaned before clean jobs wrote it, or a job killed right after Spark's commit), its
-    ``_SUCCESS`` is newer than the manifest.
+    Each needs a raw manifest: the drain writes one for every day it drains, an empty day too, so a day without
+    one was never drained (a run the scheduler skipped, or one that never got to its drain) and is named as such.
+    A drained day needs its raw ``_SUCCESS`` (else unfinished: a drain is running, failed or was killed), and a
+    clean partition with ``_SUCCESS`` and a ``_source.json`` naming the raw data the day has now (else not cleaned:
+    never cleaned, re-drained with other data after cleaning, or without ``_source.json``, which the clean job
+    writes after Spark's commit, so a job killed in between, or a partition cleaned before clean jobs wrote it,
+    needs cleaning again).
     A day before ``day`` must be complete: a partial one was drained while open and its completing run never
     came (``day`` itself may be partial: the run of an open day), unless it was accepted as final (Kafka could no
     longer complete it).
     """
     found = Readiness()
-    needed = {day} | {d for d, state in states.items() if d <= day and state.raw is not None}
-    for needed_day in sorted(needed):
+    drained = [d for d, state in states.items() if d <= day and state.raw is not None]
+    for needed_day in _days(min(drained, default=day), day):
         state = states.get(needed_day, DayState())
-        if state.raw is not None and not state.raw_success:
+        if state.raw is None:
+            found.never_drained.append(needed_day)
+            continue
+        if not state.raw_success:
             found.unfinished.append(needed_day)
             continue
-        if (
-            needed_day < day
-            and state.raw is not None
-            and state.raw.status == "partial"
-            and not state.raw.accepted_partial
-        ):
+        if needed_day < day and state.raw.status == "partial" and not state.raw.accepted_partial:
             found.partial.append(needed_day)
-        if state.raw is None:
-            current = False
-        elif state.clean_source is not None:
-            current = cleaned_from(state.clean_source, state.raw)
-        else:
-            current = state.clean_after_raw
-        if not state.clean_success or not current:
+        if not (state.clean_success and state.clean_source is not None and cleaned_from(state.clean_source, state.raw)):
             found.not_cleaned.append(needed_day)
     return found
+
+
+def _consecutive_runs(days: set[date]) -> list[tuple[date, date]]:
+    """``days`` as runs of consecutive days: (first, last) of each, in order."""
+    runs: list[tuple[date, date]] = []
+    for d in sorted(days):
+        if runs and d == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], d)
+        else:
+            runs.append((d, d))
+    return runs
+
+
+def backfill_command(first: date, last: date) -> str:
+    """The Airflow command that drains and cleans the days ``first`` to ``last`` (both inclusive), one at a time."""
+    return (
+        f"airflow backfill create --dag-id {DAG_ID} --max-active-runs 1 --reprocess-behavior completed "
+        f"--from-date {first} --to-date {last}"
+    )
 
 
 def readiness_message(day: date, problems: Mapping[Entity, Readiness]) -> str:
@@ -102,11 +122,21 @@ def readiness_message(day: date, problems: Mapping[Entity, Readiness]) -> str:
         return "; ".join(f"{e}: {', '.join(map(str, days_of(r)))}" for e, r in problems.items() if days_of(r))
 
     parts = []
+    if text := listing(lambda r: r.never_drained):
+        # a run drains every entity of its day: one backfill per run of consecutive days, over all entities
+        missing = {d for found in problems.values() for d in found.never_drained}
+        commands = " and ".join(backfill_command(first, last) for first, last in _consecutive_runs(missing))
+        parts.append(
+            f"days never drained: {text}; backfill them first ({commands}): each day from an entity's first "
+            f"drained day up to {day} needs raw/<entity>/dt=<day>/_manifest.json (an empty day gets an empty "
+            "complete one), so these were skipped (by the scheduler, or while the DAG was paused), or their first "
+            "drain has not written its manifest yet"
+        )
     if text := listing(lambda r: r.not_cleaned):
         parts.append(
-            f"clean data is incomplete as of {day}: run the clean job for {text} first (every day up to {day} "
-            f"with a raw manifest, and {day} itself, needs clean/<entity>/dt=<day>/ with _SUCCESS, cleaned from "
-            "the raw data the day has now)"
+            f"clean data is incomplete as of {day}: run the clean job for {text} first (every drained day up to "
+            f"{day} needs clean/<entity>/dt=<day>/ with _SUCCESS and a _source.json naming the raw data the day "
+            "has now)"
         )
     if text := listing(lambda r: r.unfinished):
         parts.append(
@@ -144,13 +174,11 @@ def day_states(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> di
     states = {}
     for d in {*drained, *(d for d in clean if d <= day)}:
         text = manifests.get(d)
-        raw_written, clean_committed = raw.get(d, {}).get(MANIFEST_NAME), clean.get(d, {}).get(SUCCESS_NAME)
         states[d] = DayState(
             raw=parse_manifest(text, partition_prefix("raw", entity, d)) if text is not None else None,
             raw_success=SUCCESS_NAME in raw.get(d, {}),
             clean_success=SUCCESS_NAME in clean.get(d, {}),
             clean_source=sources.get(d),
-            clean_after_raw=raw_written is not None and clean_committed is not None and clean_committed > raw_written,
         )
     return states
 

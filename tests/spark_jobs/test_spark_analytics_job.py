@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -15,12 +14,14 @@ from pyspark.sql import SparkSession
 
 from include.lake import SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_prefix
 from spark_jobs import analytics, clean
-from spark_jobs.analytics import MissingCleanDataError
+from spark_jobs.analytics import DayState, MissingCleanDataError, readiness, readiness_message
+from spark_jobs.manifest import Manifest, source_json
 from spark_jobs.session import Lake
 
 WriteRaw = Callable[..., list[str]]
 DAYS = (date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24))
 T0 = int(datetime.combine(DAYS[0], time(), UTC).timestamp() * 1000)  # the start of DAYS[0] in epoch ms
+NOW = datetime(2026, 11, 26, 6, tzinfo=UTC)
 
 
 def triple(ind: int, category: str, country: str) -> dict[str, dict[str, Any]]:
@@ -44,19 +45,19 @@ def triple(ind: int, category: str, country: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def seed_entity_day(
+    write_raw: WriteRaw, entity: str, day_number: int, triples: list[dict[str, dict[str, Any]]]
+) -> None:
+    lines = [
+        {"partition": 0, "offset": i, "timestamp": T0 + day_number * 86_400_000 + i, "key": None, "value": t[entity]}
+        for i, t in enumerate(triples)
+    ]
+    write_raw(entity, DAYS[day_number], [lines])
+
+
 def seed_day(write_raw: WriteRaw, day_number: int, triples: list[dict[str, dict[str, Any]]]) -> None:
     for entity in ("pin", "geo", "user"):
-        lines = [
-            {
-                "partition": 0,
-                "offset": i,
-                "timestamp": T0 + day_number * 86_400_000 + i,
-                "key": None,
-                "value": t[entity],
-            }
-            for i, t in enumerate(triples)
-        ]
-        write_raw(entity, DAYS[day_number], [lines])
+        seed_entity_day(write_raw, entity, day_number, triples)
 
 
 def every_entity(day: str) -> str:
@@ -64,8 +65,16 @@ def every_entity(day: str) -> str:
     return f"pin: {day}; geo: {day}; user: {day}"
 
 
-def run(job: Any, lake: Path, day: date) -> None:
-    job.main(["--date", day.isoformat(), "--bucket", "unused", "--lake-root", lake.as_uri()])
+def run(job: Any, lake: Path, day: date, *args: str) -> None:
+    job.main(["--date", day.isoformat(), "--bucket", "unused", "--lake-root", lake.as_uri(), *args])
+
+
+def backfill(first: str, last: str) -> str:
+    """The command the missing-data error gives to drain the days ``first`` to ``last`` (both inclusive)."""
+    return (
+        "airflow backfill create --dag-id pinterest_daily --max-active-runs 1 --reprocess-behavior completed "
+        f"--from-date {first} --to-date {last}"
+    )
 
 
 def read_result(spark: SparkSession, lake: Path, name: str, day: date) -> list[tuple]:
@@ -115,11 +124,68 @@ def test_rerun_overwrites_only_its_own_date(spark: SparkSession, lake: Path) -> 
         assert sorted(path.name for path in (lake / "analytics" / name).iterdir()) == ["dt=2026-11-23", "dt=2026-11-24"]
 
 
-def test_no_clean_data_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(
-        MissingCleanDataError, match=rf"as of 2026-11-22: run the clean job for {every_entity('2026-11-22')} first"
-    ):
+def test_the_day_itself_never_drained_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(MissingCleanDataError) as raised:
         run(analytics, tmp_path, DAYS[0])
+
+    message = str(raised.value)
+    command = backfill("2026-11-22", "2026-11-22")
+    assert message.startswith(f"days never drained: {every_entity('2026-11-22')}; backfill them first ({command})")
+    assert "run the clean job" not in message  # it would fail: the day has no raw manifest to clean
+
+
+def test_a_day_never_drained_since_an_entitys_first_drained_day_is_named_with_its_backfill(
+    spark: SparkSession, tmp_path: Path, write_raw: WriteRaw
+) -> None:
+    # pin: days 1 and 3 (day 2 missed, e.g. while the DAG was paused); geo: every day; user: from day 2 on
+    seed_entity_day(write_raw, "pin", 0, [triple(1, "diy", "Chad")])
+    seed_entity_day(write_raw, "pin", 2, [triple(3, "travel", "Chad")])
+    for number, ind, category in ((0, 1, "diy"), (1, 2, "art"), (2, 3, "travel")):
+        seed_entity_day(write_raw, "geo", number, [triple(ind, category, "Chad")])
+    for number, ind, category in ((1, 2, "art"), (2, 3, "travel")):
+        seed_entity_day(write_raw, "user", number, [triple(ind, category, "Chad")])
+    run(clean, tmp_path, DAYS[0], "--entity", "pin", "geo")
+    run(clean, tmp_path, DAYS[1], "--entity", "geo", "user")
+    run(clean, tmp_path, DAYS[2])
+
+    with pytest.raises(MissingCleanDataError) as raised:
+        run(analytics, tmp_path, DAYS[2])
+
+    message = str(raised.value)
+    assert message.startswith(
+        f"days never drained: pin: 2026-11-23; backfill them first ({backfill('2026-11-23', '2026-11-23')})"
+    )
+    assert "user: 2026-11-22" not in message  # before user's first drained day: not needed
+    assert "; and " not in message  # no other kind of problem: every drained day is cleaned
+    assert not (tmp_path / "analytics").exists()
+
+    seed_entity_day(write_raw, "pin", 1, [triple(2, "art", "Chad")])  # what the backfill drains
+    run(clean, tmp_path, DAYS[1], "--entity", "pin")
+    run(analytics, tmp_path, DAYS[2])
+    # pins 1 (diy), 2 (art, the backfilled day) and 3 (travel): a tie broken alphabetically (without pin 2: diy)
+    assert read_result(spark, tmp_path, "popular_category_by_country", DAYS[2]) == [("Chad", "art", 1)]
+
+
+def test_never_drained_days_get_one_backfill_per_run_of_consecutive_days() -> None:
+    manifest = Manifest(status="complete", keys=(), sha256="m", data_sha256="d")
+    ready = DayState(raw=manifest, raw_success=True, clean_success=True, clean_source=source_json(manifest, NOW))
+    day = date(2026, 11, 6)
+    states = {
+        "pin": {date(2026, 11, 1): ready, date(2026, 11, 4): ready},
+        "geo": {date(2026, 11, n): ready for n in range(3, 7)},  # no day missing since its first
+        "user": {},  # nothing drained: the day itself is missing
+    }
+
+    problems = {entity: found for entity, entity_states in states.items() if (found := readiness(day, entity_states))}
+
+    assert {entity: found.never_drained for entity, found in problems.items()} == {
+        "pin": [date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 5), date(2026, 11, 6)],
+        "user": [date(2026, 11, 6)],
+    }
+    assert readiness_message(day, problems).startswith(
+        "days never drained: pin: 2026-11-02, 2026-11-03, 2026-11-05, 2026-11-06; user: 2026-11-06; backfill them "
+        f"first ({backfill('2026-11-02', '2026-11-03')} and {backfill('2026-11-05', '2026-11-06')})"
+    )
 
 
 def test_an_earlier_drained_day_not_cleaned_is_an_error(drained: Path) -> None:
@@ -216,16 +282,22 @@ def test_a_source_written_before_the_data_identity_is_compared_by_the_manifest_t
         run(analytics, lake, DAYS[1])
 
 
-def test_a_clean_partition_without_its_source_is_taken_when_newer_than_the_raw_manifest(lake: Path) -> None:
-    # cleaned before clean jobs wrote _source.json, or a job killed right after Spark's commit
-    (lake / partition_prefix("clean", "user", DAYS[0]) / SOURCE_NAME).unlink()
-    run(analytics, lake, DAYS[1])
+def test_a_clean_partition_without_its_source_is_not_cleaned_until_cleaned_again(
+    spark: SparkSession, lake: Path
+) -> None:
+    # a clean job killed between Spark's commit and _source.json (its _SUCCESS is newer than the raw manifest),
+    # or a partition cleaned before clean jobs wrote _source.json
+    source = lake / partition_prefix("clean", "user", DAYS[0]) / SOURCE_NAME
+    source.unlink()
+    source.with_name(f".{SOURCE_NAME}.crc").unlink(missing_ok=True)  # Hadoop's local checksum of it
 
-    raw_manifest = lake / manifest_key("user", DAYS[0])
-    later = (lake / partition_prefix("clean", "user", DAYS[0]) / SUCCESS_NAME).stat().st_mtime + 60
-    os.utime(raw_manifest, (later, later))  # the day drained again after that clean
-    with pytest.raises(MissingCleanDataError, match=r"run the clean job for user: 2026-11-22 first"):
+    with pytest.raises(MissingCleanDataError, match=r"as of 2026-11-23: run the clean job for user: 2026-11-22 first"):
         run(analytics, lake, DAYS[1])
+    assert not (lake / "analytics").exists()
+
+    run(clean, lake, DAYS[0], "--entity", "user")  # what the clean job's retry does
+    run(analytics, lake, DAYS[1])
+    assert read_result(spark, lake, "users_joined_by_year", DAYS[1]) == [(2017, 2)]
 
 
 def test_an_unfinished_or_partial_earlier_raw_day_is_named(lake: Path, write_raw: WriteRaw) -> None:
