@@ -29,8 +29,9 @@ runs stay queued while the DAG is paused; UI: *Backfill*; REST: `POST /api/v2/ba
 
 Without `--reprocess-behavior completed`, days that already have a finished run are skipped.
 
-One day at a time: the analytics of a day read the clean partitions of every earlier drained
-day and fail (then retry) while one of them is missing.
+One day at a time: the analytics of a day read the clean partitions of every earlier day since
+the first drained one, and fail (then retry) while one of them is missing; a day never drained
+fails them with its backfill command.
 
 **Params**: `topic_prefix` and `lake_bucket` (defaults from the platform settings) isolate
 a run, e.g. `{"topic_prefix": "test-abc", "lake_bucket": "scratch"}` as run conf;

@@ -22,6 +22,7 @@ from include.lake import MANIFEST_NAME, SOURCE_NAME, SUCCESS_NAME, dataset_prefi
 from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.lake_fs import markers_by_day, read_text
+from spark_jobs.lease import job_lease
 from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
 from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.session import Lake, build_session, lake_argument_parser
@@ -228,17 +229,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lake = Lake(bucket=args.bucket, root=args.lake_root)
     spark = build_session(f"analytics {args.date}")
-    before = lake_state(spark, lake, args.date)
-    days = days_to_read(args.date, before)
-    pins, geos, users = (read_clean(spark, lake, entity, days[entity]) for entity in ENTITIES)
-    results = computed(spark, all_results(pins, geos, users))
-    # a clean job rewriting a day while it was read (another run) may have left a mix: write nothing, retry
-    if lake_state(spark, lake, args.date) != before:
-        raise MissingCleanDataError(
-            f"the lake changed while the analytics as of {args.date} read it (a clean or drain job of another run "
-            "rewrote a day they use): nothing was written; a retry reads it again"
-        )
-    write_results(lake, args.date, results)
+    with job_lease(spark, lake, "analytics", args.date, args.run_id, args.attempt):
+        before = lake_state(spark, lake, args.date)
+        days = days_to_read(args.date, before)
+        pins, geos, users = (read_clean(spark, lake, entity, days[entity]) for entity in ENTITIES)
+        results = computed(spark, all_results(pins, geos, users))
+        # a clean job rewriting a day while it was read (another run) may have left a mix: write nothing, retry
+        if lake_state(spark, lake, args.date) != before:
+            raise MissingCleanDataError(
+                f"the lake changed while the analytics as of {args.date} read it (a clean or drain job of another "
+                "run rewrote a day they use): nothing was written; a retry reads it again"
+            )
+        write_results(lake, args.date, results)
 
 
 if __name__ == "__main__":

@@ -59,20 +59,18 @@ def partition_day(name: str) -> date | None:
         return None
 
 
-def markers_by_day(spark: SparkSession, dataset_url: str, markers: frozenset[str]) -> dict[date, dict[str, int]]:
-    """Per day of the ``dt=`` folders under ``dataset_url``, the files named in ``markers`` it holds and when each
-    was last written (epoch ms, the store's clock).
+def markers_by_day(spark: SparkSession, dataset_url: str, markers: frozenset[str]) -> dict[date, set[str]]:
+    """Per day of the ``dt=`` folders under ``dataset_url``, the files named in ``markers`` it holds.
 
     One recursive listing (on S3: a few LIST pages, not a request per day); empty if the dataset is absent.
     """
     path, filesystem = _path_on_filesystem(spark, dataset_url)
     if not filesystem.exists(path):
         return {}
-    found: dict[date, dict[str, int]] = {}
+    found: dict[date, set[str]] = {}
     files = filesystem.listFiles(path, True)
     while files.hasNext():
-        status = files.next()
-        file = status.getPath()
+        file = files.next().getPath()
         if file.getName() in markers and (day := partition_day(file.getParent().getName())) is not None:
-            found.setdefault(day, {})[file.getName()] = int(status.getModificationTime())
+            found.setdefault(day, set()).add(file.getName())
     return found
