@@ -51,6 +51,37 @@ def run_days(client: AirflowClient, first: date, last: date) -> None:
         console.print(f"  run {run['dag_run_id']} ({run['run_type']}): {run['state']}")
 
 
+def first_day_to_backfill(s3, bucket: str, seeded_from: date) -> date:
+    """The first day the backfill must run: ``seeded_from``, or an earlier day the lake never completed.
+
+    The analytics of a day need every day since the lake's first drained one drained and complete, so a
+    lake left from a run days ago gets the days in between drained too (empty if Kafka holds nothing for them).
+    """
+    drained: dict[str, set[date]] = {}
+    for entity in ENTITIES:
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=lake.dataset_prefix("raw", entity), Delimiter="/"
+        )
+        prefixes = [p["Prefix"] for page in pages for p in page.get("CommonPrefixes", [])]
+        drained[entity] = {date.fromisoformat(p.rstrip("/").split("dt=")[1]) for p in prefixes if "dt=" in p}
+    earliest = min((d for days in drained.values() for d in days), default=seeded_from)
+    day = earliest
+    while day < seeded_from:
+        if any(day not in drained[e] or _status(s3, bucket, e, day) != "complete" for e in ENTITIES):
+            return day
+        day += timedelta(days=1)
+    return seeded_from
+
+
+def _status(s3, bucket: str, entity: str, day: date) -> str | None:
+    """A raw day's status: ``complete``, ``partial`` (also when accepted as final) or None without a manifest."""
+    try:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=lake.manifest_key(entity, day))["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+    return "complete" if manifest["status"] == "complete" or manifest.get("accepted_partial") else "partial"
+
+
 def show_raw(s3, bucket: str, days: list[date]) -> None:
     table = Table(title=f"raw partitions in s3://{bucket}/raw/ (from _manifest.json)")
     for column in ("dt", *ENTITIES, "status"):
@@ -114,8 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     client = AirflowClient.from_env(env)
     client.wait_for_dag(DAG_ID)
     client.unpause(DAG_ID)
-    console.rule(f"3/5 backfilling {first}..{last} with {DAG_ID} (drain, quality gate, Spark clean + analytics)")
-    run_days(client, first, last)
+    s3 = PlatformSettings.model_validate(env).s3_client()
+    start = first_day_to_backfill(s3, env["LAKE_BUCKET"], first)
+    if start < first:
+        console.print(f"  the lake has days since {start} that were never drained complete: backfilling them too")
+    console.rule(f"3/5 backfilling {start}..{last} with {DAG_ID} (drain, quality gate, Spark clean + analytics)")
+    run_days(client, start, last)
 
     console.rule(f"4/5 running today's interval [{today}, {today + timedelta(days=1)}) as a manual run (partial)")
     run_id = client.trigger(DAG_ID, _midnight(today), _midnight(today + timedelta(days=1)))
@@ -123,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"  run {run_id}: success")
 
     console.rule("5/5 results")
-    s3 = PlatformSettings.model_validate(env).s3_client()
     days = [first + timedelta(days=i) for i in range(args.history_days + 1)]
     show_raw(s3, env["LAKE_BUCKET"], days)
     show_analytics(s3, env["LAKE_BUCKET"], today)
