@@ -1,0 +1,166 @@
+"""A private single-node Kafka (KRaft) on free ports, for tests that stall, kill or restart a broker.
+
+It runs from the stack's Kafka installation (``.stack/kafka/libs``) with its own configuration and data directory,
+so stopping it disturbs nothing else. A restart keeps its ports and data, as a restarted production broker would.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from devstack import paths
+from include.records import ENTITIES
+from tests.api_process import free_port
+
+START_TIMEOUT_S = 90
+
+
+class ScratchKafka:
+    """One broker process in ``directory``; ``bootstrap`` stays the same across restarts."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port, self._controller_port = free_port(), free_port()
+        self._config = directory / "server.properties"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the scratch broker is not running"
+        return self._process.pid
+
+    def format(self) -> None:
+        """Write the configuration and format the KRaft storage (once, before the first start)."""
+        self._config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self._controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self._controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={self.directory / 'data'}",
+                    "num.partitions=1",
+                    "offsets.topic.replication.factor=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "",
+                ]
+            )
+        )
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # the storage tool would read it as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._config)),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        """Start the broker and wait until it answers an admin request."""
+        log = (self.directory / "kafka.out").open("ab")
+        self._process = subprocess.Popen(
+            self._java("kafka.Kafka", str(self._config)), stdout=log, stderr=log, start_new_session=True
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the scratch Kafka exited with {self._process.returncode}; see {log.name}")
+            with contextlib.suppress(Exception):  # any failure: not up yet
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
+                admin.list_topics()
+                admin.close()
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the scratch Kafka did not start within {START_TIMEOUT_S} s; see {log.name}")
+
+    def ensure_running(self) -> None:
+        """Start the broker again if a test left it stopped (resume it if it left it frozen)."""
+        if self._process is not None and self._process.poll() is None:
+            self.resume()
+        else:
+            self.start()
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): it keeps its connections open and answers nothing, like a hung JVM."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        """Crash the broker (SIGKILL), requests in flight and all."""
+        os.kill(self.pid, signal.SIGKILL)
+        assert self._process is not None
+        self._process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """Stop the broker for good (it is resumed first, in case it was frozen)."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.resume()
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def create_topics(self, prefix: str) -> list[str]:
+        """Create ``<prefix>.pin|geo|user`` with one partition each; return their names."""
+        names = [f"{prefix}.{entity}" for entity in ENTITIES]
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            admin.create_topics([NewTopic(name, 1, 1) for name in names])
+        finally:
+            admin.close()
+        return names
+
+    @staticmethod
+    def _java(main: str, *args: str) -> list[str]:
+        return [
+            "java",
+            "-Xms128m",
+            "-Xmx384m",
+            f"-Dlog4j2.configurationFile={paths.KAFKA_LOG4J}",
+            "-cp",
+            f"{paths.KAFKA_LIBS}/*",
+            main,
+            *args,
+        ]
+
+
+@contextlib.contextmanager
+def scratch_kafka(directory: Path) -> Iterator[ScratchKafka]:
+    """A formatted, started scratch broker in ``directory``, stopped afterwards."""
+    directory.mkdir(parents=True, exist_ok=True)
+    broker = ScratchKafka(directory)
+    broker.format()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
