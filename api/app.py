@@ -32,8 +32,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await producer.close()
-            forget_this_worker()
+            try:
+                await producer.close()
+            finally:
+                forget_this_worker()
 
     app = FastAPI(
         title="Pinterest ingest API",

@@ -54,8 +54,8 @@ async def health() -> Status:
     responses={
         503: {
             "model": Status,
-            "description": "Not ready: producer not connected, Kafka unreachable or not answering (named with its "
-            "bootstrap address), or topics missing (named).",
+            "description": "Not ready: producer not connected (yet, or being replaced after the error named), Kafka "
+            "unreachable or not answering (named with its bootstrap address), or topics missing (named).",
         }
     },
 )
@@ -64,7 +64,7 @@ async def ready(
     settings: Annotated[ApiSettings, Depends(get_settings)],
 ) -> Status | JSONResponse:
     if not producer.connected:
-        return JSONResponse(Status(status="unready", detail="producer not connected yet").model_dump(), 503)
+        return JSONResponse(Status(status="unready", detail=producer.not_connected_reason).model_dump(), 503)
     if not await kafka_reachable(settings.kafka_bootstrap_servers):
         return JSONResponse(Status(status="unready", detail="Kafka is not reachable").model_dump(), 503)
     missing = await producer.missing_topics()

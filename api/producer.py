@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import (
     KafkaError,
+    KafkaTimeoutError,
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     UnknownTopicOrPartitionError,
@@ -31,6 +33,9 @@ Header = tuple[str, bytes]
 # Beyond the body: the key, the request_id header, the record and batch framing, and what re-serialising the
 # body may add (a float's ".0", a UUID's hyphens).
 RECORD_OVERHEAD_BYTES = 4096
+
+FORCED_CLOSE_S = 1.0
+"""How long a producer closed forcefully gets to fail its pending records and stop its I/O thread."""
 
 
 class KafkaUnavailableError(Exception):
@@ -105,14 +110,17 @@ def _bridge(
     future: FutureRecordMetadata,
     loop: asyncio.AbstractEventLoop,
     blame: Callable[[BaseException], BaseException],
+    acked: Callable[[], None],
 ) -> asyncio.Future[RecordMetadata]:
     """An asyncio future resolved, on ``loop``, when the kafka-python future is (from the sender thread).
 
-    A failure is passed through ``blame`` on the loop, in the order the sender thread reported it.
+    An acknowledgement calls ``acked`` and a failure is passed through ``blame``, on the loop, in the order the
+    sender thread reported them.
     """
     waiter: asyncio.Future[RecordMetadata] = loop.create_future()
 
     def settle_ok(metadata: RecordMetadata) -> None:
+        acked()
         if not waiter.done():
             waiter.set_result(metadata)
 
@@ -131,6 +139,48 @@ def _failed(loop: asyncio.AbstractEventLoop, error: BaseException) -> asyncio.Fu
     failed: asyncio.Future[RecordMetadata] = loop.create_future()
     failed.set_exception(error)
     return failed
+
+
+def _knows_partitions(producer: KafkaProducer, topic: str) -> bool:
+    """True when the producer's metadata has the topic's partitions now (never blocks).
+
+    ``KafkaProducer.send`` appends to its buffer at once for such a topic; for another one it first waits up to
+    KAFKA_MAX_BLOCK_MS for metadata. kafka-python (3.0.12) has no public way to ask without waiting.
+    """
+    return producer._metadata.partitions_for_topic(topic) is not None
+
+
+def _leaves_producer_unusable(error: BaseException) -> bool:
+    """True for a record failure after which kafka-python's (3.0.12) idempotent producer sends nothing more.
+
+    After a non-retriable error (such as a record over the topic's ``max.message.bytes``) it fails every later
+    record with that same error. After a delivery expired (a broker that hung or restarted, a topic deleted, while
+    the record was in flight) it drops its producer id and never asks for a new one: every later record waits
+    until the API gives up on it.
+    """
+    return isinstance(error, KafkaTimeoutError) or (isinstance(error, KafkaError) and not error.retriable)
+
+
+def close_producer(producer: KafkaProducer, timeout_s: float) -> None:
+    """Close a producer, giving its pending records up to ``timeout_s``; those still pending then fail.
+
+    Blocks (call it from a thread) and raises no Kafka error. kafka-python's (3.0.12) ``close`` flushes first and,
+    when records are still pending at the timeout (always, for a producer that dropped its producer id), raises
+    KafkaTimeoutError and leaves the producer open: its I/O thread is then closed forcefully.
+    """
+    try:
+        producer.close(timeout_s)
+        return
+    except KafkaTimeoutError as error:
+        log.warning(
+            "kafka producer still had records pending when closed, failing them",
+            extra={"timeout_s": timeout_s, "error": repr(error)},
+        )
+    producer._sender.force_close()  # no public way in kafka-python 3.0.12
+    try:
+        producer.close(FORCED_CLOSE_S)
+    except KafkaError as error:
+        log.error("kafka producer did not close", extra={"error": repr(error)})
 
 
 def _has_metadata(producer: KafkaProducer, topic: str) -> bool:
@@ -172,41 +222,56 @@ class RecordProducer:
     """Owns the process's KafkaProducer; connects in the background and reconnects by itself.
 
     ``send_many`` calls ``KafkaProducer.send`` on the event loop only for topics
-    whose metadata is already known (then it only appends to a buffer); the
-    first send to a topic runs in a worker thread because it may wait for metadata.
+    whose partitions the producer knows (then it only appends to a buffer).
 
-    A topic the producer gets no partitions for is unconfirmed, and Kafka's
-    metadata is asked whether it exists: when Kafka says it does not, it is
-    missing and its records fail at once with TopicMissingError; when Kafka
-    does not answer, its records fail with KafkaUnavailableError (and
-    ``topic_check`` is UNANSWERED until Kafka answers a check). Unconfirmed
-    topics are asked for again (at most every KAFKA_CONNECT_RETRY_S) when a
-    record for one arrives or when readiness is checked, so a topic created
-    later is used without a restart.
+    A topic the producer does not know the partitions of (at startup, after a
+    replacement, after Kafka's metadata dropped a deleted topic) is unconfirmed,
+    and is asked about before its records are sent: the producer for its
+    partitions and, when it gets none, Kafka's metadata whether it exists (in
+    worker threads). When Kafka says it does not, it is missing and its records
+    fail at once with TopicMissingError; when Kafka does not answer, its records
+    fail with KafkaUnavailableError (and ``topic_check`` is UNANSWERED until
+    Kafka answers a check). Unconfirmed topics are asked for again (at most
+    every KAFKA_CONNECT_RETRY_S) when a record for one arrives or when readiness
+    is checked, so a topic created later is used without a restart.
 
-    After Kafka fails a record with a non-retriable error (such as a record
-    over the topic's ``max.message.bytes``), kafka-python's idempotent producer
-    fails every later record with that same error: the producer is then
-    replaced, and only the first failure is the record's own.
+    A record failure that leaves kafka-python's producer unusable (a
+    non-retriable error, a delivery that expired) replaces the producer, and so
+    does a record that got no answer at all while the producer acknowledged
+    nothing since it was sent. Only the first failure is the record's own; the
+    producer's other pending records fail with KafkaUnavailableError. A new
+    producer is created at most every KAFKA_CONNECT_RETRY_S.
     """
 
     def __init__(self, settings: ApiSettings, topics: Iterable[str]) -> None:
         self._settings = settings
         self._topics = tuple(topics)
         self._producer: KafkaProducer | None = None
-        self._warm_topics: set[str] = set()
         self._unconfirmed_topics = set(self._topics)
+        self._unchecked_topics: set[str] = set()
+        """Unconfirmed topics no check asked about yet: not called missing until one has."""
         self._unanswered: KafkaUnavailableError | None = KafkaUnavailableError("Kafka was not asked yet")
         self._recheck: asyncio.Task[None] | None = None
         self._next_recheck = 0.0
         self._connector: asyncio.Task[None] | None = None
+        self._last_connect_attempt = -math.inf
+        self._last_ack = -math.inf
+        self._replaced_after: str | None = None
         self._retired: weakref.WeakSet[KafkaProducer] = weakref.WeakSet()
         self._closing: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     @property
     def connected(self) -> bool:
         """True once a producer exists (it reconnects to Kafka by itself from then on)."""
         return self._producer is not None
+
+    @property
+    def not_connected_reason(self) -> str:
+        """Why no producer exists (meaningful while ``connected`` is false)."""
+        if self._replaced_after is None:
+            return "producer not connected yet"
+        return f"producer being replaced after {self._replaced_after}"
 
     @property
     def topic_check(self) -> TopicCheck:
@@ -222,12 +287,13 @@ class RecordProducer:
             self._connector = asyncio.create_task(self._connect_until_done(), name="kafka-connect")
 
     async def _try_connect(self) -> bool:
+        self._last_connect_attempt = time.monotonic()
         try:
             producer = await asyncio.to_thread(KafkaProducer, **producer_config(self._settings))
         except (KafkaError, OSError) as error:
             log.warning("kafka not reachable yet, retrying", extra={"error": repr(error)})
             return False
-        self._producer = producer
+        self._producer, self._replaced_after = producer, None
         KAFKA_CONNECTED.set(1)
         self._next_recheck = 0.0
         log.info("kafka producer connected")
@@ -235,8 +301,12 @@ class RecordProducer:
         return True
 
     async def _connect_until_done(self) -> None:
-        while not await self._try_connect():
-            await asyncio.sleep(self._settings.kafka_connect_retry_s)
+        """Connect, each attempt at least KAFKA_CONNECT_RETRY_S after the last one (replacements included)."""
+        while True:
+            wait_s = self._last_connect_attempt + self._settings.kafka_connect_retry_s - time.monotonic()
+            await asyncio.sleep(max(wait_s, 0.0))
+            if await self._try_connect():
+                return
 
     async def missing_topics(self) -> frozenset[str]:
         """The topics Kafka's metadata said do not exist; asked for again when the last check is old enough.
@@ -244,22 +314,40 @@ class RecordProducer:
         When Kafka did not answer the last check, no topic is missing: records for
         the unconfirmed ones fail with KafkaUnavailableError until Kafka answers.
         One check runs at a time, and concurrent callers wait for it (at most
-        KAFKA_MAX_BLOCK_MS twice plus KAFKA_REQUEST_TIMEOUT_MS).
+        KAFKA_MAX_BLOCK_MS twice plus KAFKA_REQUEST_TIMEOUT_MS); a topic that
+        became unconfirmed meanwhile is asked about at once in the next one.
         """
+        self._unconfirm_unknown(self._topics)
+        for _ in range(2):
+            producer = self._producer
+            idle = self._recheck is None or self._recheck.done()
+            due = bool(self._unchecked_topics) or time.monotonic() >= self._next_recheck
+            if producer is not None and self._unconfirmed_topics and idle and due:
+                self._recheck = asyncio.create_task(self._check_topics(producer), name="kafka-topics")
+            if self._recheck is not None and not self._recheck.done():
+                await asyncio.shield(self._recheck)
+            if not self._unchecked_topics:
+                break
+        return frozenset() if self._unanswered else frozenset(self._unconfirmed_topics - self._unchecked_topics)
+
+    def _unconfirm_unknown(self, topics: Iterable[str]) -> None:
+        """Make the topics whose partitions the current producer does not know unconfirmed, to be asked about."""
         producer = self._producer
-        idle = self._recheck is None or self._recheck.done()
-        if producer is not None and self._unconfirmed_topics and idle and time.monotonic() >= self._next_recheck:
-            self._recheck = asyncio.create_task(self._check_topics(producer), name="kafka-topics")
-        if self._recheck is not None and not self._recheck.done():
-            await asyncio.shield(self._recheck)
-        return frozenset() if self._unanswered else frozenset(self._unconfirmed_topics)
+        if producer is None:
+            return
+        unknown = {t for t in topics if t not in self._unconfirmed_topics and not _knows_partitions(producer, t)}
+        if unknown:
+            log.info("the producer knows no partitions of topics, asking kafka", extra={"topics": sorted(unknown)})
+            self._unconfirmed_topics |= unknown
+            self._unchecked_topics |= unknown
 
     async def _check_topics(self, producer: KafkaProducer) -> None:
         """Ask about the unconfirmed topics: the producer for their partitions, then Kafka's metadata for the rest."""
-        topics = sorted(self._unconfirmed_topics)
-        known = await asyncio.gather(*(asyncio.to_thread(_has_metadata, producer, topic) for topic in topics))
-        with_partitions = {topic for topic, found in zip(topics, known, strict=True) if found}
-        rest = set(topics) - with_partitions
+        topics = set(self._unconfirmed_topics)
+        self._unchecked_topics -= topics
+        known = await asyncio.gather(*(asyncio.to_thread(_has_metadata, producer, topic) for topic in sorted(topics)))
+        with_partitions = {topic for topic, found in zip(sorted(topics), known, strict=True) if found}
+        rest = topics - with_partitions
         try:
             absent = await asyncio.to_thread(absent_topics, self._settings, rest) if rest else set()
         except KafkaUnavailableError as error:
@@ -267,69 +355,104 @@ class RecordProducer:
                 "kafka did not say whether topics exist, asking again later",
                 extra={"topics": sorted(rest), "error": str(error)},
             )
-            self._unconfirmed_topics, self._unanswered = rest, error
+            still_unconfirmed, self._unanswered = rest, error
         else:
             if absent:
                 log.warning("topics missing in kafka", extra={"topics": sorted(absent)})
-            self._unconfirmed_topics, self._unanswered = absent, None
+            still_unconfirmed, self._unanswered = absent, None
+        self._unconfirmed_topics = (self._unconfirmed_topics - topics) | still_unconfirmed
         self._next_recheck = time.monotonic() + self._settings.kafka_connect_retry_s
-        if producer is self._producer:
-            self._warm_topics |= with_partitions
-        confirmed = set(topics) - self._unconfirmed_topics
+        confirmed = topics - self._unconfirmed_topics
         if confirmed:
             log.info("topics exist in kafka", extra={"topics": sorted(confirmed)})
 
     async def send_many(self, records: Sequence[OutgoingRecord]) -> list[Outcome]:
         """Produce records; one outcome per record, in order (a Delivery when Kafka acknowledged it)."""
-        if any(r.topic in self._unconfirmed_topics for r in records):
+        topics = {record.topic for record in records}
+        self._unconfirm_unknown(topics)
+        if topics & self._unconfirmed_topics:
             await self.missing_topics()
-        producer, unconfirmed, unanswered = self._producer, frozenset(self._unconfirmed_topics), self._unanswered
+        producer, unanswered = self._producer, self._unanswered
+        unconfirmed, unchecked = frozenset(self._unconfirmed_topics), frozenset(self._unchecked_topics)
         if producer is None:
             return [KafkaUnavailableError("not connected to Kafka yet")] * len(records)
         loop = asyncio.get_running_loop()
+        sent_at = time.monotonic()
         waiters: list[asyncio.Future[RecordMetadata]] = []
         for record in records:
-            if record.topic in unconfirmed:
-                waiters.append(_failed(loop, unanswered or TopicMissingError(record.topic)))
-                continue
-            try:
-                if record.topic in self._warm_topics:
-                    future = self._send_now(producer, record)
-                else:
-                    future = await asyncio.to_thread(self._send_now, producer, record)
-                    self._warm_topics.add(record.topic)
-            except KafkaError as error:
-                log.warning("kafka refused a record", extra={"topic": record.topic, "error": repr(error)})
+            if record.topic in unchecked:
+                error = KafkaUnavailableError(f"Kafka did not say yet whether the topic {record.topic} exists")
                 waiters.append(_failed(loop, error))
+            elif record.topic in unconfirmed:
+                waiters.append(_failed(loop, unanswered or TopicMissingError(record.topic)))
             else:
-                waiters.append(_bridge(future, loop, lambda error, p=producer: self._blame(p, error)))
+                waiters.append(await self._send(loop, producer, record))
         _, pending = await asyncio.wait(waiters, timeout=self._settings.ack_wait_s)
         for waiter in pending:
             waiter.cancel()
+        if pending:
+            self._unanswered_records(producer, sent_at)
         return [_outcome(waiter) for waiter in waiters]
 
+    async def _send(
+        self, loop: asyncio.AbstractEventLoop, producer: KafkaProducer, record: OutgoingRecord
+    ) -> asyncio.Future[RecordMetadata]:
+        """Hand one record to the producer: on the loop when it knows the topic's partitions, else from a thread."""
+        try:
+            if _knows_partitions(producer, record.topic):
+                future = self._send_now(producer, record)
+            else:  # metadata dropped since the topic was confirmed: sending waits for it
+                future = await asyncio.to_thread(self._send_now, producer, record)
+        except KafkaError as error:
+            log.warning("kafka refused a record", extra={"topic": record.topic, "error": repr(error)})
+            if isinstance(error, KafkaTimeoutError):  # no metadata within KAFKA_MAX_BLOCK_MS: ask about the topic
+                self._unconfirm_unknown([record.topic])
+            return _failed(loop, error)
+        return _bridge(
+            future,
+            loop,
+            lambda error: self._blame(producer, error),
+            lambda: self._acked(producer),
+        )
+
+    def _acked(self, producer: KafkaProducer) -> None:
+        if producer is self._producer:
+            self._last_ack = time.monotonic()
+
+    def _unanswered_records(self, producer: KafkaProducer, sent_at: float) -> None:
+        """Records sent at ``sent_at`` got no answer in time: replace the producer if it acknowledged none since."""
+        if producer is self._producer and self._last_ack < sent_at and not self._stopping:
+            error = KafkaTimeoutError(f"no acknowledgement nor error within {self._settings.ack_wait_s} s")
+            self._retire(producer, error)
+
     def _blame(self, producer: KafkaProducer, error: BaseException) -> BaseException:
-        """The error a record's failure stands for; the first non-retriable one retires its producer."""
-        if not isinstance(error, KafkaError) or error.retriable:
+        """The error a record's failure stands for; the first one that leaves the producer unusable retires it."""
+        if self._stopping or not _leaves_producer_unusable(error):
             return error
         if producer in self._retired:
             return KafkaUnavailableError(f"the Kafka producer is being replaced after an earlier error: {error!r}")
         self._retire(producer, error)
         return error
 
-    def _retire(self, producer: KafkaProducer, error: KafkaError) -> None:
-        """Close a producer that fails every record from now on, and connect a new one."""
-        log.error("kafka producer unusable after a non-retriable error, replacing it", extra={"error": repr(error)})
+    def _retire(self, producer: KafkaProducer, error: BaseException) -> None:
+        """Close a producer that sends nothing more, failing its pending records, and connect a new one."""
+        log.error("kafka producer unusable, replacing it", extra={"error": repr(error)})
         self._retired.add(producer)
         if self._producer is producer:
-            self._producer = None
+            self._producer, self._replaced_after = None, repr(error)
             KAFKA_CONNECTED.set(0)
-            self._warm_topics.clear()
-        closing = asyncio.create_task(asyncio.to_thread(producer.close, 0), name="kafka-close-retired")
+        closing = asyncio.create_task(asyncio.to_thread(close_producer, producer, 0), name="kafka-close-retired")
         self._closing.add(closing)
-        closing.add_done_callback(self._closing.discard)
+        closing.add_done_callback(self._closed)
         if self._connector is None or self._connector.done():
             self._connector = asyncio.create_task(self._connect_until_done(), name="kafka-connect")
+
+    def _closed(self, closing: asyncio.Task[None]) -> None:
+        """Forget a finished close of a retired producer; log how it failed, if it did (nobody awaits it)."""
+        self._closing.discard(closing)
+        error = None if closing.cancelled() else closing.exception()
+        if error is not None:
+            log.error("closing a retired kafka producer failed", exc_info=error)
 
     @staticmethod
     def _send_now(producer: KafkaProducer, record: OutgoingRecord) -> FutureRecordMetadata:
@@ -342,16 +465,18 @@ class RecordProducer:
         )
 
     async def close(self) -> None:
-        """Stop connecting, flush what is buffered and close the producer."""
+        """Stop connecting, flush what is buffered (for at most KAFKA_DELIVERY_TIMEOUT_MS + 1 s) and close."""
+        self._stopping = True
         if self._connector is not None:
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connector
-        await asyncio.gather(*self._closing)
+        if self._closing:
+            await asyncio.wait(set(self._closing))  # their failures are logged by _closed
         if self._recheck is not None:
             await asyncio.wait([self._recheck])  # its outcome went to the callers that awaited it
         if self._producer is not None:
-            await asyncio.to_thread(self._producer.close, self._settings.kafka_delivery_timeout_ms / 1000 + 1)
+            await asyncio.to_thread(close_producer, self._producer, self._settings.kafka_delivery_timeout_ms / 1000 + 1)
             self._producer = None
             KAFKA_CONNECTED.set(0)
 

@@ -1,0 +1,294 @@
+"""A broker that hangs or crashes while records are in flight: the API takes records again by itself once it is
+back, and it shuts down cleanly while the broker hangs.
+
+Every test here runs its own scratch broker (tests/api/scratch_kafka.py) and its own API, so the stack's Kafka is
+not touched; they are slow (a broker start takes seconds), not disruptive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.producer import (
+    FORCED_CLOSE_S,
+    Delivery,
+    KafkaUnavailableError,
+    Outcome,
+    OutgoingRecord,
+    RecordProducer,
+)
+from api.settings import ApiSettings
+from include.emulator.generate import generate_triples
+from tests.api.kafka_helpers import read_all
+from tests.api.scratch_kafka import ScratchKafka, scratch_kafka
+from tests.api_process import start_api, stop_api
+
+pytestmark = pytest.mark.slow
+
+GEOS = [t.geo.model_dump(mode="json") for t in generate_triples(seed=41, count=2_000, repeat_percent=0)]
+RETRY_S = 0.5
+"""The APIs' KAFKA_CONNECT_RETRY_S."""
+BACK_WITHIN_S = 10.0
+"""How soon after the broker answers again a record must be accepted (kafka-python's reconnect backoff is 1 s)."""
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScratchKafka]:
+    with scratch_kafka(tmp_path_factory.mktemp("scratch-kafka")) as kafka:
+        yield kafka
+
+
+@dataclass
+class Poster:
+    """Posts geo records one after another from a thread, noting when each answer came and what it was."""
+
+    url: str
+    answers: list[tuple[float, int, dict[str, object]]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Poster:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            for geo in itertools.cycle(GEOS):
+                if self._stop.is_set():
+                    return
+                try:
+                    response = client.post("/geo/", json=geo)
+                except httpx.HTTPError as error:  # noted: the test fails on it if nothing is accepted later
+                    self.answers.append((time.monotonic(), -1, {"sent": geo, "answer": repr(error)}))
+                else:
+                    answer = {"sent": geo, "answer": response.json()}
+                    self.answers.append((time.monotonic(), response.status_code, answer))
+                    if response.status_code == 200:
+                        continue
+                time.sleep(0.1)
+
+    def accepted_after(self, moment: float) -> bool:
+        return any(at > moment and status == 200 for at, status, _ in self.answers)
+
+    def wait_for_acceptance_after(self, moment: float, within_s: float) -> None:
+        deadline = moment + within_s
+        while time.monotonic() < deadline and not self.accepted_after(moment):
+            time.sleep(0.1)
+        recent = [status for at, status, _ in self.answers if at > moment][-10:]
+        assert self.accepted_after(moment), f"no record accepted within {within_s} s; the last answers: {recent}"
+
+
+def assert_stored_as_answered(bootstrap: str, topic: str, answers: list[tuple[float, int, dict[str, object]]]) -> None:
+    """Every acknowledged record is in Kafka where its answer says, unchanged."""
+    stored = {(r.partition, r.offset): json.loads(r.value) for r in read_all(bootstrap, topic)}
+    accepted = [item for _, status, item in answers if status == 200]
+    assert accepted
+    for item in accepted:
+        answer = item["answer"]
+        assert stored[(answer["partition"], answer["offset"])] == item["sent"]
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def connected_gauge(client: httpx.Client) -> str:
+    lines = client.get("/metrics").text.splitlines()
+    return next(line for line in lines if line.startswith("ingest_kafka_producer_connected "))
+
+
+@pytest.fixture
+def prefix(broker: ScratchKafka) -> Iterator[str]:
+    """Topics of this test on the scratch broker, which is running again after the test whatever it did to it."""
+    prefix = f"test-stall-{uuid.uuid4().hex[:10]}"
+    broker.create_topics(prefix)
+    yield prefix
+    broker.ensure_running()
+
+
+def api_on(
+    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, log_path: Path, **extra: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    return start_api(
+        stack_env,
+        prefix,
+        log_path,
+        {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_CONNECT_RETRY_S": str(RETRY_S), **extra},
+    )
+
+
+def test_records_are_accepted_again_after_the_broker_hung_with_records_in_flight(
+    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
+) -> None:
+    process, url = api_on(broker, stack_env, prefix, tmp_path / "api.log")
+    try:
+        with Poster(url) as poster, httpx.Client(base_url=url, timeout=10) as client:
+            time.sleep(1)
+            assert poster.accepted_after(0)
+            broker.pause()
+            try:
+                time.sleep(4)  # records in flight time out (1 s), are retried and expire (1.8 s)
+            finally:
+                broker.resume()
+            resumed = time.monotonic()
+            poster.wait_for_acceptance_after(resumed, BACK_WITHIN_S)
+            assert any(status == 503 for _, status, _ in poster.answers)
+            assert client.get("/ready").status_code == 200
+            assert connected_gauge(client) == "ingest_kafka_producer_connected 1.0"
+        assert_stored_as_answered(broker.bootstrap, f"{prefix}.geo", poster.answers)
+    finally:
+        stop_api(process)
+
+
+def test_records_are_accepted_again_after_the_broker_crashed_and_restarted(
+    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
+) -> None:
+    process, url = api_on(broker, stack_env, prefix, tmp_path / "api.log")
+    try:
+        with Poster(url) as poster, httpx.Client(base_url=url, timeout=10) as client:
+            time.sleep(1)
+            assert poster.accepted_after(0)
+            broker.kill()
+            wait_until(lambda: connected_gauge(client) == "ingest_kafka_producer_connected 0.0", "the gauge to drop")
+            assert client.get("/ready").status_code == 503
+            broker.start()
+            poster.wait_for_acceptance_after(time.monotonic(), BACK_WITHIN_S)
+            assert client.get("/ready").status_code == 200
+        assert_stored_as_answered(broker.bootstrap, f"{prefix}.geo", poster.answers)
+    finally:
+        stop_api(process)
+
+
+def test_a_producer_replaced_with_a_record_still_pending_fails_it_with_503_and_logs_json(
+    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
+) -> None:
+    """The first record expires and the producer is replaced while a second one, in a later batch, still waits
+    (kafka-python no longer sends it): closing the replaced producer fails that record instead of raising."""
+    log_path = tmp_path / "api.log"
+    process, url = api_on(broker, stack_env, prefix, log_path)
+    answers: dict[int, httpx.Response] = {}
+
+    def post(index: int) -> None:
+        answers[index] = httpx.post(f"{url}/geo/", json=GEOS[index], timeout=10)
+
+    try:
+        assert httpx.post(f"{url}/geo/", json=GEOS[0], timeout=10).status_code == 200
+        broker.pause()
+        try:
+            first = threading.Thread(target=post, args=(1,))
+            first.start()
+            time.sleep(0.3)  # the first record's batch is on its way: the second gets a batch of its own
+            second = threading.Thread(target=post, args=(2,))
+            second.start()
+            first.join()
+            second.join()
+        finally:
+            broker.resume()
+        later = Poster(url)
+        with later:
+            later.wait_for_acceptance_after(time.monotonic(), BACK_WITHIN_S)
+    finally:
+        stop_api(process)
+
+    assert (answers[1].status_code, answers[2].status_code) == (503, 503)
+    log = log_path.read_text()
+    assert "kafka producer still had records pending when closed, failing them" in log
+    assert "Task exception was never retrieved" not in log
+    for line in log.splitlines():
+        json.loads(line)  # no plain-text traceback in the JSON log
+
+
+def test_the_api_shuts_down_cleanly_while_the_broker_hangs(
+    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
+) -> None:
+    metrics_dir = tmp_path / "metrics"
+    log_path = tmp_path / "api.log"
+    process, url = api_on(broker, stack_env, prefix, log_path, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    answers: list[int] = []
+
+    def post_batch() -> None:
+        answers.append(httpx.post(f"{url}/geo/batch", json=GEOS[:20], timeout=30).status_code)
+
+    try:
+        assert httpx.post(f"{url}/geo/", json=GEOS[0], timeout=10).status_code == 200
+        assert list(metrics_dir.glob(f"gauge_live*_{process.pid}.db"))
+        broker.pause()
+        posters = [threading.Thread(target=post_batch) for _ in range(3)]
+        for poster in posters:
+            poster.start()
+        time.sleep(0.5)
+        stopping = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        stopped_s = time.monotonic() - stopping
+        for poster in posters:
+            poster.join(timeout=30)
+    finally:
+        broker.resume()
+        if process.poll() is None:
+            stop_api(process)
+
+    assert answers == [503, 503, 503]
+    assert stopped_s < 10
+    log = log_path.read_text()
+    assert "Application shutdown complete" in log
+    assert "Application shutdown failed" not in log
+    for line in log.splitlines():
+        json.loads(line)  # no plain-text traceback in the JSON log
+    assert not list(metrics_dir.glob(f"gauge_live*_{process.pid}.db"))  # this worker's gauges were forgotten
+
+
+def test_closing_the_producer_while_the_broker_hangs_fails_pending_records_and_stops_its_thread(
+    broker: ScratchKafka, prefix: str
+) -> None:
+    """A record in flight expires while the producer closes: kafka-python then drops its producer id, so a record
+    sent after it never completes and ``KafkaProducer.close`` alone would raise and leave the producer open."""
+    settings = ApiSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+    topic = f"{prefix}.geo"
+
+    def record(index: int) -> OutgoingRecord:
+        value = json.dumps(GEOS[index]).encode()
+        return OutgoingRecord(topic=topic, key=str(index).encode(), value=value, timestamp_ms=0, headers=[])
+
+    async def scenario() -> tuple[float, list[Outcome]]:
+        producer = RecordProducer(settings, [topic])
+        await producer.start()
+        assert isinstance((await producer.send_many([record(0)]))[0], Delivery)
+        broker.pause()
+        first = asyncio.create_task(producer.send_many([record(1)]))
+        await asyncio.sleep(0.5)  # in flight: a request of its own, timed out and retried before it expires
+        second = asyncio.create_task(producer.send_many([record(2)]))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await producer.close()
+        return time.monotonic() - started, [*(await first), *(await second)]
+
+    try:
+        closed_s, outcomes = asyncio.run(scenario())
+    finally:
+        broker.resume()
+    assert all(isinstance(outcome, KafkaUnavailableError) for outcome in outcomes), outcomes
+    assert closed_s < settings.kafka_delivery_timeout_ms / 1000 + 1 + FORCED_CLOSE_S + 1
+    assert not [thread.name for thread in threading.enumerate() if thread.name.endswith("-network-thread")]

@@ -1,0 +1,80 @@
+"""Replacing the producer while it still holds records (after a record too large for its topic) fails those records
+with 503, logs as JSON like every other line, and later records are stored."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from include.emulator.generate import generate_triples
+from include.records import ENTITIES
+from tests.api_process import RunningApi, start_api, stop_api
+
+TOPIC_MAX_MESSAGE_BYTES = 3_000
+GEOS = [t.geo.model_dump(mode="json") for t in generate_triples(seed=47, count=50, repeat_percent=0)]
+
+
+@pytest.fixture
+def small_topics_api(stack_env: dict[str, str], tmp_path: Path) -> Iterator[RunningApi]:
+    """An API with uncompressed, lingering batches whose topics take at most TOPIC_MAX_MESSAGE_BYTES per batch."""
+    bootstrap, prefix = stack_env["KAFKA_BOOTSTRAP_SERVERS"], f"test-replace-{uuid.uuid4().hex[:10]}"
+    names = [f"{prefix}.{entity}" for entity in ENTITIES]
+    configs = {"max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES)}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(name, 1, 1, topic_configs=configs) for name in names])
+    admin.close()
+    log_path = tmp_path / "api.log"
+    extra = {"KAFKA_COMPRESSION": "none", "KAFKA_LINGER_MS": "50"}
+    process, url = start_api(stack_env, prefix, log_path, extra)
+    try:
+        yield RunningApi(url=url, prefix=prefix, bootstrap=bootstrap, log_path=log_path)
+    finally:
+        stop_api(process)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.delete_topics(names)
+        admin.close()
+
+
+def test_replacing_the_producer_with_records_pending_keeps_the_log_json(small_topics_api: RunningApi) -> None:
+    api = small_topics_api
+    statuses: dict[str, list[int]] = {"large": [], "small": []}
+    lock = threading.Lock()
+
+    def post(kind: str, geo: dict[str, object]) -> None:
+        status = httpx.post(f"{api.url}/geo/", json=geo, timeout=10).status_code
+        with lock:
+            statuses[kind].append(status)
+
+    for round_ in range(5):
+        large = {**GEOS[0], "country": "x" * (2 * TOPIC_MAX_MESSAGE_BYTES)}
+        posters = [threading.Thread(target=post, args=("large", large))]
+        posters += [threading.Thread(target=post, args=("small", geo)) for geo in GEOS[1 + 5 * round_ : 6 + 5 * round_]]
+        for poster in posters:
+            poster.start()
+        for poster in posters:
+            poster.join()
+        ready_by = time.monotonic() + 10  # the next round meets a new producer, not the replacement under way
+        while httpx.get(f"{api.url}/ready", timeout=10).status_code != 200:
+            assert time.monotonic() < ready_by, f"not ready again after round {round_}"
+            time.sleep(0.2)
+
+    assert statuses["large"] == [413] * 5
+    assert set(statuses["small"]) <= {200, 503}
+    log = api.log_path.read_text()
+    assert "Task exception was never retrieved" not in log
+    for line in log.splitlines():
+        json.loads(line)  # no plain-text traceback in the JSON log
+    deadline = time.monotonic() + 10
+    while (later := httpx.post(f"{api.url}/geo/", json=GEOS[-1], timeout=10)).status_code == 503:
+        assert time.monotonic() < deadline, later.text
+        time.sleep(0.2)
+    assert later.status_code == 200, later.text
