@@ -87,13 +87,22 @@ def _kafka_java(main: str, *args: str) -> list[str]:
     ]
 
 
+def kraft_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64, never starting with '-' (the storage tool would take
+    it for an option; Kafka's own random ids skip those too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _kafka_prepare() -> None:
     paths.KAFKA_CONFIG.write_text(kafka_properties())
     paths.KAFKA_LOG4J.write_text(_LOG4J2)
     if (paths.KAFKA_DATA / "meta.properties").exists():
         return
     step("formatting Kafka's KRaft storage")
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = kraft_cluster_id()
     subprocess.run(
         _kafka_java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(paths.KAFKA_CONFIG)),
         check=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 from devstack import paths, processes
 from devstack.__main__ import option_value, retry_on_sqlite_lock
-from devstack.services import SERVICES
+from devstack.services import SERVICES, kraft_cluster_id
 
 
 def _devstack(*args: str) -> subprocess.CompletedProcess[str]:
@@ -108,3 +109,9 @@ def test_only_a_backfill_create_refused_by_sqlite_runs_again(argv, returncode, o
 )
 def test_the_dag_of_a_backfill_create_is_read_from_its_arguments(argv, value):
     assert option_value(argv, "--dag-id") == value
+
+
+def test_a_kraft_cluster_id_never_starts_with_a_dash_the_storage_tool_would_take_for_an_option():
+    ids = [kraft_cluster_id() for _ in range(2000)]  # about 31 of 2,000 plain ones would start with '-'
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 and base64.urlsafe_b64decode(i + "==") for i in ids)
