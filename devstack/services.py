@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from devstack import paths, processes
 from devstack.environment import process_env, write_airflow_passwords
@@ -53,8 +54,14 @@ logger.state.level = WARN
 """
 
 
-def kafka_properties() -> str:
-    broker, controller = PORTS["kafka"], PORTS["kafka-controller"]
+def kafka_properties(
+    broker: int = PORTS["kafka"],
+    controller: int = PORTS["kafka-controller"],
+    data: Path = paths.KAFKA_DATA,
+    partitions: str | None = None,
+) -> str:
+    """A single-node KRaft broker's configuration: the stack's by default, or a scratch one's for tests."""
+    partitions = partitions or os.environ.get("KAFKA_TOPIC_PARTITIONS", "3")
     return f"""process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller}
@@ -62,8 +69,8 @@ listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}
 advertised.listeners=PLAINTEXT://127.0.0.1:{broker}
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs={paths.KAFKA_DATA}
-num.partitions={os.environ.get("KAFKA_TOPIC_PARTITIONS", "3")}
+log.dirs={data}
+num.partitions={partitions}
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
@@ -73,11 +80,12 @@ auto.create.topics.enable=false
 """
 
 
-def _kafka_java(main: str, *args: str) -> list[str]:
+def kafka_java(main: str, *args: str, max_heap: str = "1g") -> list[str]:
+    """A java command line running ``main`` of the stack's Kafka installation."""
     return [
         "java",
-        "-Xms256m",
-        "-Xmx1g",
+        "-Xms128m",
+        f"-Xmx{max_heap}",
         "-XX:+UseG1GC",
         f"-Dlog4j2.configurationFile={paths.KAFKA_LOG4J}",
         "-cp",
@@ -104,7 +112,7 @@ def _kafka_prepare() -> None:
     step("formatting Kafka's KRaft storage")
     cluster_id = kraft_cluster_id()
     subprocess.run(
-        _kafka_java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(paths.KAFKA_CONFIG)),
+        kafka_java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(paths.KAFKA_CONFIG)),
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -228,7 +236,7 @@ SERVICES: tuple[Service, ...] = (
         "kafka",
         (PORTS["kafka"], PORTS["kafka-controller"]),
         f"127.0.0.1:{PORTS['kafka']} (KRaft)",
-        lambda: _kafka_java("kafka.Kafka", str(paths.KAFKA_CONFIG)),
+        lambda: kafka_java("kafka.Kafka", str(paths.KAFKA_CONFIG)),
         _kafka_healthy,
         prepare=_kafka_prepare,
         after_start=_kafka_after_start,

@@ -6,20 +6,18 @@ so stopping it disturbs nothing else. A restart keeps its ports and data, as a r
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from devstack import paths
+from devstack.services import kafka_java, kafka_properties, kraft_cluster_id
 from include.records import ENTITIES
 from tests.api_process import free_port
 
@@ -46,33 +44,10 @@ class ScratchKafka:
 
     def format(self) -> None:
         """Write the configuration and format the KRaft storage (once, before the first start)."""
-        self._config.write_text(
-            "\n".join(
-                [
-                    "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self._controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self._controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                    "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    f"log.dirs={self.directory / 'data'}",
-                    "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "group.initial.rebalance.delay.ms=0",
-                    "auto.create.topics.enable=false",
-                    "",
-                ]
-            )
-        )
-        cluster_id = "-"
-        while cluster_id.startswith("-"):  # the storage tool would read it as an option
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        self._config.write_text(kafka_properties(self.port, self._controller_port, self.directory / "data", "1"))
+        cluster_id = kraft_cluster_id()
         subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._config)),
+            kafka_java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._config)),
             check=True,
             stdout=subprocess.DEVNULL,
             timeout=120,
@@ -82,7 +57,10 @@ class ScratchKafka:
         """Start the broker and wait until it answers an admin request."""
         log = (self.directory / "kafka.out").open("ab")
         self._process = subprocess.Popen(
-            self._java("kafka.Kafka", str(self._config)), stdout=log, stderr=log, start_new_session=True
+            kafka_java("kafka.Kafka", str(self._config), max_heap="384m"),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -138,19 +116,6 @@ class ScratchKafka:
         finally:
             admin.close()
         return names
-
-    @staticmethod
-    def _java(main: str, *args: str) -> list[str]:
-        return [
-            "java",
-            "-Xms128m",
-            "-Xmx384m",
-            f"-Dlog4j2.configurationFile={paths.KAFKA_LOG4J}",
-            "-cp",
-            f"{paths.KAFKA_LIBS}/*",
-            main,
-            *args,
-        ]
 
 
 @contextlib.contextmanager
