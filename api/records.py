@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails, from_json
 
 from api.logs import request_id_var
@@ -25,6 +27,7 @@ from api.producer import (
 from api.schemas import Accepted, BatchItem, BatchResult, FieldError, Invalid, Problem
 from api.security import require_api_key
 from api.settings import ApiSettings
+from include.json_keys import DuplicateKeyError, keys_counted_once, refuse_duplicate_keys
 from include.records import MODELS, Entity, kafka_key, kafka_value
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 ACCEPTED = "accepted"
 """What ``count`` is given for records Kafka stored."""
 NOT_JSON = "not_json"
-"""The rejection reason of a body that is not JSON."""
+"""The rejection reason of a body that is not JSON, or is declared (Content-Type) as another type."""
 INVALID = "invalid"
 """The rejection reason of a record that fails validation."""
 TOO_LARGE = "too_large"
@@ -41,6 +44,12 @@ TOPIC_MISSING = "topic_missing"
 """The rejection reason (and batch error type) of a record whose topic does not exist in Kafka."""
 KAFKA_UNAVAILABLE = "kafka_unavailable"
 """The rejection reason of a record Kafka did not acknowledge in time."""
+DUPLICATE_KEY = "duplicate_key"
+"""The error type of a record whose JSON object names a key twice."""
+MAX_REPORTED_ERRORS = 20
+"""Most errors listed for one record; ``error_count`` then gives how many it has."""
+JSON = "application/json"
+"""The media type the record endpoints take."""
 
 
 async def get_producer(request: Request) -> RecordProducer:
@@ -59,6 +68,95 @@ def field_errors(errors: list[ErrorDetails], prefix: tuple[str | int, ...] = ())
         )
         for error in errors
     ]
+
+
+def _details(error: ValidationError) -> list[ErrorDetails]:
+    return error.errors(include_url=False, include_context=False, include_input=False)
+
+
+def reported_errors(
+    errors: list[ErrorDetails], prefix: tuple[str | int, ...] = ()
+) -> tuple[list[FieldError], int | None]:
+    """The first MAX_REPORTED_ERRORS ``errors`` of a record, and how many it has when some are left out.
+
+    A 1 MB object can hold 95,000 unknown keys: listing them all made a 10 MB answer and log line.
+    """
+    total = len(errors)
+    return field_errors(errors[:MAX_REPORTED_ERRORS], prefix), (total if total > MAX_REPORTED_ERRORS else None)
+
+
+def _duplicate_key(error: DuplicateKeyError, prefix: tuple[int, ...] = ()) -> FieldError:
+    """The error of an object naming a key twice (its message names the key)."""
+    return FieldError(field="", loc=["body", *prefix], msg=str(error), type=DUPLICATE_KEY)
+
+
+def _finite_numbers_only(model: type[BaseModel]) -> type[BaseModel]:
+    """``model``, refusing NaN and infinities with "Input should be a finite number".
+
+    The shared model refuses them too, for their range, with a misleading message ("Input should be less than
+    or equal to 90" for a NaN latitude); valid records are the same in both.
+    """
+    namespace = {
+        "__module__": model.__module__,
+        "__doc__": model.__doc__,
+        "model_config": ConfigDict(allow_inf_nan=False),
+    }
+    return type(model.__name__, (model,), namespace)
+
+
+def _not_json_media_type(request: Request) -> str | None:
+    """The declared media type of a body declared as something other than JSON, else None.
+
+    A body without Content-Type is taken as JSON: JSON is all the endpoints take, and clients that send raw
+    bytes often declare nothing. ``curl -d`` declares a form (application/x-www-form-urlencoded): refused.
+    """
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return None
+    media_type = declared.partition(";")[0].strip().lower()  # parameters such as charset do not matter
+    return None if media_type == JSON else media_type
+
+
+def _unsupported(entity: Entity, media_type: str) -> Response:
+    count(entity, NOT_JSON)
+    return _problem(415, f"Content-Type must be {JSON}, got {media_type!r}")
+
+
+_DECODER = json.JSONDecoder()
+_BLANKS = re.compile(r"[ \t\n\r]*")
+
+
+def _item_texts(body: bytes) -> list[bytes]:
+    """The JSON text of each item of the JSON array ``body`` (which from_json parsed already)."""
+    text = body.decode()
+    position = _BLANKS.match(text).end() + 1  # type: ignore[union-attr]  # past '['
+    texts: list[bytes] = []
+    while True:
+        position = _BLANKS.match(text, position).end()  # type: ignore[union-attr]
+        if text[position] == "]":
+            return texts
+        _, end = _DECODER.raw_decode(text, position)
+        texts.append(text[position:end].encode())
+        position = _BLANKS.match(text, end).end()  # type: ignore[union-attr]
+        if text[position] == ",":
+            position += 1
+
+
+def _refuse_batch_duplicate_keys(body: bytes, records: dict[int, BaseModel]) -> dict[int, DuplicateKeyError]:
+    """The records of the batch ``body`` (by position) whose object names a key twice.
+
+    Most batches are proved free of doubled keys at once; the others are checked record by record.
+    """
+    if not records or keys_counted_once(body, sum(len(record.model_fields_set) for record in records.values())):
+        return {}
+    refused: dict[int, DuplicateKeyError] = {}
+    for index, text in enumerate(_item_texts(body)):
+        if index in records:
+            try:
+                refuse_duplicate_keys(text, records[index])
+            except DuplicateKeyError as error:
+                refused[index] = error
+    return refused
 
 
 def _outgoing(entity: Entity, topic: str, record: BaseModel, request_id: str) -> OutgoingRecord:
@@ -91,6 +189,10 @@ _ERRORS = {
     400: {"model": Problem, "description": "The body is not JSON."},
     401: {"model": Problem, "description": "Missing or wrong X-API-Key."},
     413: {"model": Problem, "description": "The body is over the size limit, or the record over Kafka's."},
+    415: {
+        "model": Problem,
+        "description": f"The Content-Type is not {JSON} (a body without Content-Type is taken as JSON).",
+    },
     503: {
         "model": Problem,
         "description": "Kafka did not acknowledge in time, or the entity's topic does not exist (named); "
@@ -101,7 +203,7 @@ _ERRORS = {
 
 def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
     """The two endpoints of one entity, producing to its topic."""
-    model = MODELS[entity]
+    model = _finite_numbers_only(MODELS[entity])
     topic = settings.topic(entity)
     retry_after = {"Retry-After": str(settings.retry_after_s)}
     guards = [Depends(require_api_key)] if settings.api_key is not None else []
@@ -111,22 +213,33 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         "/",
         response_model=Accepted,
         summary=f"Ingest one {entity} record",
-        responses={**_ERRORS, 422: {"model": Invalid, "description": "Invalid record; each error names a field."}},
-        openapi_extra=_body_schema(model, None),
+        responses={
+            **_ERRORS,
+            422: {
+                "model": Invalid,
+                "description": f"Invalid record: up to {MAX_REPORTED_ERRORS} errors, each naming its field "
+                "(error_count says how many there are when more), or a key the object names twice.",
+            },
+        },
+        openapi_extra=_body_schema(MODELS[entity], None),
     )
     async def ingest_one(request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
         request_id = request_id_var.get()
+        if (media_type := _not_json_media_type(request)) is not None:
+            return _unsupported(entity, media_type)
         body = await request.body()
         try:
             record = model.model_validate_json(body)
+            refuse_duplicate_keys(body, record)
         except ValidationError as error:
-            errors = error.errors(include_input=False, include_url=False)
+            errors = _details(error)
             if errors and errors[0]["type"] == "json_invalid":
                 count(entity, NOT_JSON)
                 return _problem(400, f"body is not valid JSON: {errors[0]['msg']}")
-            count(entity, INVALID)
-            log.info("record rejected", extra={"entity": entity, "errors": [e["loc"] for e in errors]})
-            return _json(Invalid(detail=field_errors(errors)), 422)
+            detail, error_count = reported_errors(errors)
+            return _invalid(entity, Invalid(detail=detail, error_count=error_count))
+        except DuplicateKeyError as error:
+            return _invalid(entity, Invalid(detail=[_duplicate_key(error)]))
         outcome = (await producer.send_many([_outgoing(entity, topic, record, request_id)]))[0]
         if isinstance(outcome, Delivery):
             count(entity, ACCEPTED)
@@ -153,12 +266,15 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
             422: {"model": BatchResult | Invalid, "description": "No record was valid, or the body is not a list."},
             503: {"model": BatchResult, "description": "Kafka took none of the valid records; retry later."},
         },
-        openapi_extra=_body_schema(model, settings.batch_max_records),
+        openapi_extra=_body_schema(MODELS[entity], settings.batch_max_records),
     )
     async def ingest_batch(request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
         request_id = request_id_var.get()
+        if (media_type := _not_json_media_type(request)) is not None:
+            return _unsupported(entity, media_type)
+        body = await request.body()
         try:
-            items = from_json(await request.body())
+            items = from_json(body)
         except ValueError as error:
             count(entity, NOT_JSON)
             return _problem(400, f"body is not valid JSON: {error}")
@@ -167,20 +283,21 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
             msg = f"body must be a JSON array of 1 to {settings.batch_max_records} records"
             return _json(Invalid(detail=[FieldError(field="", loc=["body"], msg=msg, type="batch_shape")]), 422)
         results: list[BatchItem | None] = [None] * len(items)
-        positions: list[int] = []
-        outgoing: list[OutgoingRecord] = []
+        records: dict[int, BaseModel] = {}
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 results[index] = BatchItem(index=index, status="invalid", errors=[_not_an_object(index)])
                 continue
             try:
-                record = model.model_validate(item)
+                records[index] = model.model_validate(item)
             except ValidationError as error:
-                errors = field_errors(error.errors(include_input=False, include_url=False), (index,))
-                results[index] = BatchItem(index=index, status="invalid", errors=errors)
-                continue
-            positions.append(index)
-            outgoing.append(_outgoing(entity, topic, record, request_id))
+                errors, error_count = reported_errors(_details(error), (index,))
+                results[index] = BatchItem(index=index, status="invalid", errors=errors, error_count=error_count)
+        for index, duplicate in _refuse_batch_duplicate_keys(body, records).items():
+            del records[index]
+            results[index] = BatchItem(index=index, status="invalid", errors=[_duplicate_key(duplicate, (index,))])
+        positions = list(records)
+        outgoing = [_outgoing(entity, topic, record, request_id) for record in records.values()]
         outcomes = await producer.send_many(outgoing) if outgoing else []
         for index, outcome in zip(positions, outcomes, strict=True):
             results[index] = _batch_item(index, outcome)
@@ -194,6 +311,16 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         return _json(result, 207)
 
     return router
+
+
+def _invalid(entity: Entity, answer: Invalid) -> Response:
+    """The 422 of a single record, counted and logged (only the listed errors: their number is capped)."""
+    count(entity, INVALID)
+    extra: dict[str, object] = {"entity": entity, "errors": [error.field or error.msg for error in answer.detail]}
+    if answer.error_count is not None:
+        extra["error_count"] = answer.error_count
+    log.info("record rejected", extra=extra)
+    return _json(answer, 422)
 
 
 def _not_an_object(index: int) -> FieldError:

@@ -26,9 +26,11 @@ class FieldError(BaseModel):
 
 
 class Invalid(BaseModel):
-    """A 422 answer: every problem found in the record."""
+    """A 422 answer: the problems found in the record (the first 20 when it has more)."""
 
     detail: list[FieldError]
+    error_count: int | None = None
+    """How many problems the record has, given only when they are more than ``detail`` lists."""
 
 
 class Problem(BaseModel):
@@ -46,6 +48,8 @@ class BatchItem(BaseModel):
     partition: int | None = None
     offset: int | None = None
     errors: list[FieldError] | None = None
+    error_count: int | None = None
+    """How many errors the record has, given only when they are more than ``errors`` lists (the first 20)."""
 
 
 class BatchResult(BaseModel):

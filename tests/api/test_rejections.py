@@ -147,3 +147,158 @@ def test_the_batch_route_documents_413_for_the_body_only(api: RunningApi) -> Non
     paths = httpx.get(f"{api.url}/openapi.json", timeout=10).json()["paths"]
     assert "Kafka" in paths["/geo/"]["post"]["responses"]["413"]["description"]
     assert "Kafka" not in paths["/geo/batch"]["post"]["responses"]["413"]["description"]
+
+
+def stored_values(api: RunningApi, entity: str, answer: dict[str, object]) -> list[dict[str, object]]:
+    """The values Kafka holds at the positions of the accepted items of a batch answer."""
+    positions = {(item["partition"], item["offset"]) for item in answer["results"] if item["status"] == "accepted"}
+    return [
+        json.loads(r.value) for r in read_all(api.bootstrap, api.topic(entity)) if (r.partition, r.offset) in positions
+    ]
+
+
+def doubled(record: dict[str, object], field: str, first: object) -> str:
+    """The JSON of ``record`` with ``field`` named twice: first ``first``, then the record's own value."""
+    rest = json.dumps(without(record, field))[1:]
+    return f'{{"{field}": {json.dumps(first)}, "{field}": {json.dumps(record[field])}, {rest}'
+
+
+DOUBLED_KEYS = [
+    ("/user/", doubled(USER, "age", -5), "age"),
+    ("/user/", doubled(USER, "ind", 7), "ind"),
+    ("/pin/", doubled(PIN, "unique_id", "7f3a9c00-0000-4000-8000-000000000000"), "unique_id"),
+    ("/geo/", json.dumps(GEO, indent=2)[:-1] + ',\n  "country": "Atlantis"\n}', "country"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "key"), DOUBLED_KEYS, ids=[f"{p}:{k}" for p, _, k in DOUBLED_KEYS])
+def test_an_object_naming_a_key_twice_is_refused_naming_the_key(
+    api: RunningApi, path: str, body: str, key: str
+) -> None:
+    assert json.loads(body) is not None  # the body is JSON (whose last value would have been kept)
+    before = end_offsets(api.bootstrap, api.topics)
+    response = httpx.post(f"{api.url}{path}", content=body.encode(), timeout=10)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert (error["msg"], error["type"], error["loc"]) == (
+        f"the key '{key}' appears twice in one object",
+        "duplicate_key",
+        ["body"],
+    )
+    assert end_offsets(api.bootstrap, api.topics) == before
+
+
+@pytest.mark.parametrize("indent", [None, 2], ids=["compact", "indented"])
+def test_a_batch_refuses_each_object_naming_a_key_twice_and_stores_the_others(
+    api: RunningApi, indent: int | None
+) -> None:
+    other = {**USER, "ind": USER["ind"] + 1}
+    items = [json.dumps(USER, indent=indent), doubled(USER, "age", -5), json.dumps(other, indent=indent)]
+    answer = httpx.post(f"{api.url}/user/batch", content=f"[{', '.join(items)}]".encode(), timeout=10)
+    assert answer.status_code == 207, answer.text
+    result = answer.json()
+    assert [item["status"] for item in result["results"]] == ["accepted", "invalid", "accepted"]
+    assert result["results"][1]["errors"] == [
+        {"field": "", "loc": ["body", 1], "msg": "the key 'age' appears twice in one object", "type": "duplicate_key"}
+    ]
+    assert sorted(v["ind"] for v in stored_values(api, "user", result)) == [USER["ind"], USER["ind"] + 1]
+
+    only_doubled = httpx.post(f"{api.url}/user/batch", content=f"[{doubled(USER, 'age', -5)}]".encode(), timeout=10)
+    assert only_doubled.status_code == 422, only_doubled.text
+    assert only_doubled.json()["results"][0]["errors"][0]["type"] == "duplicate_key"
+
+
+def test_a_key_quoted_inside_a_value_is_not_a_doubled_key(api: RunningApi) -> None:
+    pin = {**PIN, "description": 'says "index": 3, "title": "x"', "title": '"category" : '}
+    single = httpx.post(f"{api.url}/pin/", content=json.dumps(pin, indent=1).encode(), timeout=10)
+    batch = httpx.post(f"{api.url}/pin/batch", content=json.dumps([pin, pin], indent=1).encode(), timeout=10)
+    assert (single.status_code, batch.status_code) == (200, 200), batch.text
+
+
+UNKNOWN_KEYS = 95_000
+MANY_UNKNOWN = json.dumps({**USER, **{f"u{i}": 0 for i in range(UNKNOWN_KEYS)}}, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("path", ["/user/", "/user/batch"])
+def test_very_many_unknown_fields_get_a_small_answer_naming_the_first(api: RunningApi, path: str) -> None:
+    body = MANY_UNKNOWN if path == "/user/" else f"[{MANY_UNKNOWN}]"
+    assert len(body) <= LIMIT
+    response = httpx.post(f"{api.url}{path}", content=body.encode(), timeout=30)
+    assert response.status_code == 422, response.text[:300]
+    assert len(response.content) < 64 * 1024
+    answer = response.json()
+    errors = answer["detail"] if path == "/user/" else answer["results"][0]["errors"]
+    counted = answer if path == "/user/" else answer["results"][0]
+    assert [e["field"] for e in errors] == [f"u{i}" for i in range(20)]
+    assert {e["type"] for e in errors} == {"extra_forbidden"}
+    assert counted["error_count"] == UNKNOWN_KEYS
+    assert max(len(line) for line in api.log_path.read_bytes().splitlines()) < 64 * 1024
+
+
+def test_few_errors_are_all_listed_without_a_count(api: RunningApi) -> None:
+    response = httpx.post(f"{api.url}/user/", json={**without(USER, "age"), "a": 1, "b": 2}, timeout=10)
+    assert response.status_code == 422, response.text
+    assert sorted(e["field"] for e in response.json()["detail"]) == ["a", "age", "b"]
+    assert "error_count" not in response.json()
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json"]
+)
+@pytest.mark.parametrize("path", ["/geo/", "/geo/batch"])
+def test_a_body_declared_as_another_type_gets_415_naming_json(api: RunningApi, path: str, content_type: str) -> None:
+    body = json.dumps(GEO if path == "/geo/" else [GEO]).encode()
+    before = end_offsets(api.bootstrap, api.topics)
+    response = httpx.post(f"{api.url}{path}", content=body, headers={"content-type": content_type}, timeout=10)
+    assert response.status_code == 415, response.text
+    assert "application/json" in response.json()["detail"]
+    assert end_offsets(api.bootstrap, api.topics) == before
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"content-type": "application/json; charset=utf-8"}, {"content-type": "Application/JSON"}, {}],
+    ids=["charset", "case", "absent"],
+)
+def test_json_with_parameters_any_case_or_no_content_type_is_accepted(api: RunningApi, headers: dict[str, str]) -> None:
+    request = httpx.Request("POST", f"{api.url}/geo/", content=json.dumps(GEO).encode(), headers=headers)
+    assert ("content-type" in request.headers) == bool(headers)
+    response = httpx.Client(timeout=10).send(request)
+    assert response.status_code == 200, response.text
+
+
+def test_415_is_documented(api: RunningApi) -> None:
+    paths = httpx.get(f"{api.url}/openapi.json", timeout=10).json()["paths"]
+    assert "application/json" in paths["/geo/"]["post"]["responses"]["415"]["description"]
+    assert "application/json" in paths["/geo/batch"]["post"]["responses"]["415"]["description"]
+
+
+NOT_FINITE = ["NaN", "Infinity", "-Infinity"]
+
+
+@pytest.mark.parametrize("value", NOT_FINITE)
+@pytest.mark.parametrize("field", ["latitude", "longitude"])
+def test_a_number_that_is_not_finite_is_refused_as_such(api: RunningApi, field: str, value: str) -> None:
+    record = json.dumps({**GEO, field: 0}).replace(f'"{field}": 0', f'"{field}": {value}')
+    single = httpx.post(f"{api.url}/geo/", content=record.encode(), timeout=10)
+    batch = httpx.post(f"{api.url}/geo/batch", content=f"[{record}]".encode(), timeout=10)
+    assert (single.status_code, batch.status_code) == (422, 422), single.text
+    expected = [
+        {"field": field, "loc": ["body", field], "msg": "Input should be a finite number", "type": "finite_number"}
+    ]
+    assert single.json()["detail"] == expected
+    assert batch.json()["results"][0]["errors"] == [{**expected[0], "loc": ["body", 0, field]}]
+
+
+@pytest.mark.parametrize(
+    ("latitude", "longitude"), [("90", "-180"), ("-90.0", "180.0"), ("1e-300", "-0.0"), ("4.5E1", "-1.8e2")]
+)
+def test_finite_edge_values_are_still_accepted_as_sent(api: RunningApi, latitude: str, longitude: str) -> None:
+    record = json.dumps({**GEO, "latitude": 0, "longitude": 1})
+    record = record.replace('"latitude": 0', f'"latitude": {latitude}').replace(
+        '"longitude": 1', f'"longitude": {longitude}'
+    )
+    response = httpx.post(f"{api.url}/geo/batch", content=f"[{record}]".encode(), timeout=10)
+    assert response.status_code == 200, response.text
+    [stored] = stored_values(api, "geo", response.json())
+    assert (stored["latitude"], stored["longitude"]) == (float(latitude), float(longitude))
