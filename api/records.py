@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails, from_json
 
 from api.logs import request_id_var
@@ -88,20 +88,6 @@ def reported_errors(
 def _duplicate_key(error: DuplicateKeyError, prefix: tuple[int, ...] = ()) -> FieldError:
     """The error of an object naming a key twice (its message names the key)."""
     return FieldError(field="", loc=["body", *prefix], msg=str(error), type=DUPLICATE_KEY)
-
-
-def _finite_numbers_only(model: type[BaseModel]) -> type[BaseModel]:
-    """``model``, refusing NaN and infinities with "Input should be a finite number".
-
-    The shared model refuses them too, for their range, with a misleading message ("Input should be less than
-    or equal to 90" for a NaN latitude); valid records are the same in both.
-    """
-    namespace = {
-        "__module__": model.__module__,
-        "__doc__": model.__doc__,
-        "model_config": ConfigDict(allow_inf_nan=False),
-    }
-    return type(model.__name__, (model,), namespace)
 
 
 def _not_json_media_type(request: Request) -> str | None:
@@ -203,7 +189,7 @@ _ERRORS = {
 
 def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
     """The two endpoints of one entity, producing to its topic."""
-    model = _finite_numbers_only(MODELS[entity])
+    model = MODELS[entity]
     topic = settings.topic(entity)
     retry_after = {"Retry-After": str(settings.retry_after_s)}
     guards = [Depends(require_api_key)] if settings.api_key is not None else []

@@ -61,8 +61,8 @@ class GeoRecord(_Record):
 
     ind: RecordId
     timestamp: Timestamp
-    latitude: Annotated[float, Field(strict=True, ge=-90, le=90)]
-    longitude: Annotated[float, Field(strict=True, ge=-180, le=180)]
+    latitude: Annotated[float, Field(strict=True, ge=-90, le=90, allow_inf_nan=False)]
+    longitude: Annotated[float, Field(strict=True, ge=-180, le=180, allow_inf_nan=False)]
     country: str
 
 
