@@ -24,6 +24,7 @@ from include.emulator.__main__ import main as emulator
 from include.emulator.__main__ import parse_args, refusals, run_post
 from include.records import ENTITIES
 from include.settings import PlatformSettings
+from spark_jobs.manifest import cleaned_from, parse_manifest
 
 DAG_ID = "pinterest_daily"
 console = Console()
@@ -52,34 +53,42 @@ def run_days(client: AirflowClient, first: date, last: date) -> None:
 
 
 def first_day_to_backfill(s3, bucket: str, seeded_from: date) -> date:
-    """The first day the backfill must run: ``seeded_from``, or an earlier day the lake never completed.
+    """The first day the backfill must run: ``seeded_from``, or an earlier day the lake does not have ready.
 
-    The analytics of a day need every day since the lake's first drained one drained and complete, so a
-    lake left from a run days ago gets the days in between drained too (empty if Kafka holds nothing for them).
+    The analytics of a day need every day since the lake's first drained one drained complete and cleaned from
+    the raw data it holds now, so a lake left by an earlier run gets the days in between (re)done too: never
+    drained, still partial, or cleaned before clean partitions named their raw data.
     """
-    drained: dict[str, set[date]] = {}
+    days: set[date] = set()
     for entity in ENTITIES:
         pages = s3.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=lake.dataset_prefix("raw", entity), Delimiter="/"
         )
         prefixes = [p["Prefix"] for page in pages for p in page.get("CommonPrefixes", [])]
-        drained[entity] = {date.fromisoformat(p.rstrip("/").split("dt=")[1]) for p in prefixes if "dt=" in p}
-    earliest = min((d for days in drained.values() for d in days), default=seeded_from)
-    day = earliest
+        days |= {date.fromisoformat(p.rstrip("/").split("dt=")[1]) for p in prefixes if "dt=" in p}
+    day = min(days, default=seeded_from)
     while day < seeded_from:
-        if any(day not in drained[e] or _status(s3, bucket, e, day) != "complete" for e in ENTITIES):
+        if not all(_day_ready(s3, bucket, entity, day) for entity in ENTITIES):
             return day
         day += timedelta(days=1)
     return seeded_from
 
 
-def _status(s3, bucket: str, entity: str, day: date) -> str | None:
-    """A raw day's status: ``complete``, ``partial`` (also when accepted as final) or None without a manifest."""
+def _day_ready(s3, bucket: str, entity: str, day: date) -> bool:
+    """Whether an entity's day is drained complete (or accepted as final) and cleaned from that raw data."""
+    raw = _text(s3, bucket, lake.manifest_key(entity, day))
+    source = _text(s3, bucket, lake.partition_prefix("clean", entity, day) + lake.SOURCE_NAME)
+    if raw is None or source is None:
+        return False
+    manifest = parse_manifest(raw, lake.partition_prefix("raw", entity, day))
+    return (manifest.status == "complete" or manifest.accepted_partial) and cleaned_from(source, manifest)
+
+
+def _text(s3, bucket: str, key: str) -> str | None:
     try:
-        manifest = json.loads(s3.get_object(Bucket=bucket, Key=lake.manifest_key(entity, day))["Body"].read())
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     except s3.exceptions.NoSuchKey:
         return None
-    return "complete" if manifest["status"] == "complete" or manifest.get("accepted_partial") else "partial"
 
 
 def show_raw(s3, bucket: str, days: list[date]) -> None:
@@ -148,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     s3 = PlatformSettings.model_validate(env).s3_client()
     start = first_day_to_backfill(s3, env["LAKE_BUCKET"], first)
     if start < first:
-        console.print(f"  the lake has days since {start} that were never drained complete: backfilling them too")
+        console.print(
+            f"  the lake is not ready from {start} on (days not drained complete or not cleaned): redoing them"
+        )
     console.rule(f"3/5 backfilling {start}..{last} with {DAG_ID} (drain, quality gate, Spark clean + analytics)")
     run_days(client, start, last)
 

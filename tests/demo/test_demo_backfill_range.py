@@ -3,33 +3,42 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from demo.__main__ import first_day_to_backfill
 from include import lake
 from include.records import ENTITIES
+from spark_jobs.manifest import parse_manifest, source_json
 
 SEEDED_FROM = date(2026, 11, 23)
 
 
-def put_day(s3, bucket: str, day: date, status: str = "complete", entities=ENTITIES, **extra) -> None:
+def put_day(s3, bucket: str, day: date, status: str = "complete", entities=ENTITIES, clean: str = "current", **extra):
+    """A drained day; ``clean`` is "current" (cleaned from it), "stale" (from other data) or "none"."""
     for entity in entities:
-        body = {"status": status, "files": [], **extra}
-        s3.put_object(Bucket=bucket, Key=lake.manifest_key(entity, day), Body=json.dumps(body).encode())
+        raw = json.dumps({"status": status, "files": [{"key": f"{lake.partition_prefix('raw', entity, day)}a"}],
+                          **extra})  # fmt: skip
+        s3.put_object(Bucket=bucket, Key=lake.manifest_key(entity, day), Body=raw.encode())
+        if clean == "none":
+            continue
+        cleaned = raw if clean == "current" else raw.replace('/a"', '/b"')  # another file: other data
+        source = source_json(parse_manifest(cleaned, lake.partition_prefix("raw", entity, day)), datetime.now(UTC))
+        key = lake.partition_prefix("clean", entity, day) + lake.SOURCE_NAME
+        s3.put_object(Bucket=bucket, Key=key, Body=source.encode())
 
 
 def test_an_empty_lake_starts_at_the_seeded_days(s3, scratch_bucket):
     assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM) == SEEDED_FROM
 
 
-def test_a_lake_complete_up_to_the_seeded_days_starts_there(s3, scratch_bucket):
-    for back in range(1, 4):
+def test_a_lake_ready_up_to_the_seeded_days_starts_there(s3, scratch_bucket):
+    for back in (1, 3):
         put_day(s3, scratch_bucket, SEEDED_FROM - timedelta(days=back))
     put_day(s3, scratch_bucket, SEEDED_FROM - timedelta(days=2), "partial", accepted_partial={"run_id": "ops"})
     assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM) == SEEDED_FROM
 
 
-def test_a_gap_or_a_partial_day_since_the_first_drained_day_is_backfilled_too(s3, scratch_bucket):
+def test_a_gap_or_a_partial_day_since_the_first_drained_day_is_redone(s3, scratch_bucket):
     put_day(s3, scratch_bucket, date(2026, 11, 12))
     put_day(s3, scratch_bucket, date(2026, 11, 13))
     put_day(s3, scratch_bucket, date(2026, 11, 14), entities=("pin", "user"))  # geo never drained
@@ -38,3 +47,14 @@ def test_a_gap_or_a_partial_day_since_the_first_drained_day_is_backfilled_too(s3
 
     put_day(s3, scratch_bucket, date(2026, 11, 14), entities=("geo",))
     assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM) == date(2026, 11, 15)  # never drained at all
+
+
+def test_a_day_not_cleaned_from_the_raw_data_it_holds_is_redone(s3, scratch_bucket):
+    put_day(s3, scratch_bucket, date(2026, 11, 20))
+    put_day(s3, scratch_bucket, date(2026, 11, 21), entities=("user",), clean="stale")
+    put_day(s3, scratch_bucket, date(2026, 11, 21), entities=("pin", "geo"))
+    put_day(s3, scratch_bucket, date(2026, 11, 22), clean="none")
+    assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM) == date(2026, 11, 21)
+
+    put_day(s3, scratch_bucket, date(2026, 11, 21))
+    assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM) == date(2026, 11, 22)
