@@ -129,3 +129,23 @@ def test_a_clean_job_waits_its_turn_while_another_run_writes_the_day(
     clean_pin.execute(context)  # the other run released it: Airflow's retry goes through
     rows = read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", "pin", DAY.date()))
     assert sorted(row["ind"] for row in rows) == [1, 2, 3]
+
+
+def test_the_analytics_of_a_day_wait_their_turn_too(
+    s3: Any, scratch_bucket: str, spark_connections: None, caplog: pytest.LogCaptureFixture, capfd: Any
+) -> None:
+    for entity in ("pin", "geo", "user"):
+        put_raw(s3, scratch_bucket, entity, [1, 2], [])
+    submit(CLEAN_JOB, scratch_bucket)
+    analytics = LakeSparkSubmitOperator(task_id="job", application=ANALYTICS_JOB, bucket=scratch_bucket)
+    context = {"data_interval_start": DAY, "run_id": "this-run", "ti": SimpleNamespace(try_number=1)}
+    lease = PartitionLock(s3, scratch_bucket, job_lock_key("analytics", DAY.date()), "other-run", ttl_seconds=120)
+    joined = partition_prefix("analytics", "users_joined_by_year", DAY.date())
+
+    with lease, pytest.raises(AirflowException):
+        analytics.execute(context)
+
+    assert "is held by 'other-run'" in caplog.text + "".join(capfd.readouterr())
+    assert read_parquet_rows(s3, scratch_bucket, joined) == []
+    analytics.execute(context)
+    assert read_parquet_rows(s3, scratch_bucket, joined) == [{"post_year": 2018, "number_users_joined": 2}]
