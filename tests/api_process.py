@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +82,32 @@ def stop_api(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextlib.contextmanager
+def api_on_limited_topics(
+    stack_env: dict[str, str],
+    prefix: str,
+    log_path: Path,
+    max_message_bytes: int,
+    partitions: int,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[RunningApi]:
+    """An API whose topics (created here, deleted afterwards) take batches of at most ``max_message_bytes``."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    names = [f"{prefix}.{entity}" for entity in ENTITIES]
+    configs = {"max.message.bytes": str(max_message_bytes)}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs) for name in names])
+    admin.close()
+    process, url = start_api(stack_env, prefix, log_path, extra_env)
+    try:
+        yield RunningApi(url=url, prefix=prefix, bootstrap=bootstrap, log_path=log_path)
+    finally:
+        stop_api(process)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.delete_topics(names)
+        admin.close()

@@ -8,6 +8,7 @@ not touched; they are slow (a broker start takes seconds), not disruptive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import signal
@@ -139,46 +140,54 @@ def api_on(
     )
 
 
-def test_records_are_accepted_again_after_the_broker_hung_with_records_in_flight(
-    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
-) -> None:
-    process, url = api_on(broker, stack_env, prefix, tmp_path / "api.log")
+@contextlib.contextmanager
+def posting_through(
+    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, log_path: Path
+) -> Iterator[tuple[Poster, httpx.Client]]:
+    """An API on the scratch broker with a Poster already accepted; afterwards, every accepted record is stored."""
+    process, url = api_on(broker, stack_env, prefix, log_path)
     try:
         with Poster(url) as poster, httpx.Client(base_url=url, timeout=10) as client:
             time.sleep(1)
             assert poster.accepted_after(0)
-            broker.pause()
-            try:
-                time.sleep(4)  # records in flight time out (1 s), are retried and expire (1.8 s)
-            finally:
-                broker.resume()
-            resumed = time.monotonic()
-            poster.wait_for_acceptance_after(resumed, BACK_WITHIN_S)
-            assert any(status == 503 for _, status, _ in poster.answers)
-            assert client.get("/ready").status_code == 200
-            assert connected_gauge(client) == "ingest_kafka_producer_connected 1.0"
+            yield poster, client
         assert_stored_as_answered(broker.bootstrap, f"{prefix}.geo", poster.answers)
     finally:
         stop_api(process)
+
+
+def assert_json_lines(log: str) -> None:
+    """No plain-text traceback in the JSON log."""
+    for line in log.splitlines():
+        json.loads(line)
+
+
+def test_records_are_accepted_again_after_the_broker_hung_with_records_in_flight(
+    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
+) -> None:
+    with posting_through(broker, stack_env, prefix, tmp_path / "api.log") as (poster, client):
+        broker.pause()
+        try:
+            time.sleep(4)  # records in flight time out (1 s), are retried and expire (1.8 s)
+        finally:
+            broker.resume()
+        resumed = time.monotonic()
+        poster.wait_for_acceptance_after(resumed, BACK_WITHIN_S)
+        assert any(status == 503 for _, status, _ in poster.answers)
+        assert client.get("/ready").status_code == 200
+        assert connected_gauge(client) == "ingest_kafka_producer_connected 1.0"
 
 
 def test_records_are_accepted_again_after_the_broker_crashed_and_restarted(
     broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
 ) -> None:
-    process, url = api_on(broker, stack_env, prefix, tmp_path / "api.log")
-    try:
-        with Poster(url) as poster, httpx.Client(base_url=url, timeout=10) as client:
-            time.sleep(1)
-            assert poster.accepted_after(0)
-            broker.kill()
-            wait_until(lambda: connected_gauge(client) == "ingest_kafka_producer_connected 0.0", "the gauge to drop")
-            assert client.get("/ready").status_code == 503
-            broker.start()
-            poster.wait_for_acceptance_after(time.monotonic(), BACK_WITHIN_S)
-            assert client.get("/ready").status_code == 200
-        assert_stored_as_answered(broker.bootstrap, f"{prefix}.geo", poster.answers)
-    finally:
-        stop_api(process)
+    with posting_through(broker, stack_env, prefix, tmp_path / "api.log") as (poster, client):
+        broker.kill()
+        wait_until(lambda: connected_gauge(client) == "ingest_kafka_producer_connected 0.0", "the gauge to drop")
+        assert client.get("/ready").status_code == 503
+        broker.start()
+        poster.wait_for_acceptance_after(time.monotonic(), BACK_WITHIN_S)
+        assert client.get("/ready").status_code == 200
 
 
 def test_a_producer_replaced_with_a_record_still_pending_fails_it_with_503_and_logs_json(
@@ -216,8 +225,7 @@ def test_a_producer_replaced_with_a_record_still_pending_fails_it_with_503_and_l
     log = log_path.read_text()
     assert "kafka producer still had records pending when closed, failing them" in log
     assert "Task exception was never retrieved" not in log
-    for line in log.splitlines():
-        json.loads(line)  # no plain-text traceback in the JSON log
+    assert_json_lines(log)
 
 
 def test_the_api_shuts_down_cleanly_while_the_broker_hangs(
@@ -255,8 +263,7 @@ def test_the_api_shuts_down_cleanly_while_the_broker_hangs(
     log = log_path.read_text()
     assert "Application shutdown complete" in log
     assert "Application shutdown failed" not in log
-    for line in log.splitlines():
-        json.loads(line)  # no plain-text traceback in the JSON log
+    assert_json_lines(log)
     assert not list(metrics_dir.glob(f"gauge_live*_{process.pid}.db"))  # this worker's gauges were forgotten
 
 

@@ -208,16 +208,22 @@ def relay(stack_env: dict[str, str]) -> Iterator[Relay]:
     relay.cut()
 
 
-def test_a_topic_kafka_cannot_be_asked_about_is_unavailable_not_missing_and_asked_again_later(
-    stack_env: dict[str, str], prefix: str, relay: Relay, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def client_behind(relay: Relay, stack_env: dict[str, str], prefix: str, log_path: Path) -> Iterator[httpx.Client]:
+    """A client of an API reaching Kafka through ``relay``, which answered its first check: no topic exists."""
     with (
-        running_api(stack_env, prefix, tmp_path / "api.log", relay.address) as url,
+        running_api(stack_env, prefix, log_path, relay.address) as url,
         httpx.Client(base_url=url, timeout=10) as client,
     ):
         ready = client.get("/ready")
         assert ready.json()["detail"] == f"topics missing in Kafka: {prefix}.geo, {prefix}.pin, {prefix}.user"
+        yield client
 
+
+def test_a_topic_kafka_cannot_be_asked_about_is_unavailable_not_missing_and_asked_again_later(
+    stack_env: dict[str, str], prefix: str, relay: Relay, tmp_path: Path
+) -> None:
+    with client_behind(relay, stack_env, prefix, tmp_path / "api.log") as client:
         relay.cut()
         time.sleep(RETRY_S + 0.5)  # the next record asks Kafka again
         cut_off = client.post("/geo/", json=GEO)
@@ -239,13 +245,7 @@ def test_a_topic_kafka_cannot_be_asked_about_is_unavailable_not_missing_and_aske
 def test_ready_names_kafka_when_it_accepts_connections_but_does_not_answer(
     stack_env: dict[str, str], prefix: str, relay: Relay, tmp_path: Path
 ) -> None:
-    with (
-        running_api(stack_env, prefix, tmp_path / "api.log", relay.address) as url,
-        httpx.Client(base_url=url, timeout=10) as client,
-    ):
-        ready = client.get("/ready")
-        assert ready.json()["detail"] == f"topics missing in Kafka: {prefix}.geo, {prefix}.pin, {prefix}.user"
-
+    with client_behind(relay, stack_env, prefix, tmp_path / "api.log") as client:
         relay.black_hole()
         time.sleep(RETRY_S + 0.5)  # the next /ready asks Kafka again
         settings = ApiSettings()

@@ -12,12 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
 from include.emulator.generate import generate_triples
-from include.records import ENTITIES
-from tests.api_process import RunningApi, start_api, stop_api
+from tests.api_process import RunningApi, api_on_limited_topics
 
 TOPIC_MAX_MESSAGE_BYTES = 3_000
 GEOS = [t.geo.model_dump(mode="json") for t in generate_triples(seed=47, count=50, repeat_percent=0)]
@@ -26,22 +23,11 @@ GEOS = [t.geo.model_dump(mode="json") for t in generate_triples(seed=47, count=5
 @pytest.fixture
 def small_topics_api(stack_env: dict[str, str], tmp_path: Path) -> Iterator[RunningApi]:
     """An API with uncompressed, lingering batches whose topics take at most TOPIC_MAX_MESSAGE_BYTES per batch."""
-    bootstrap, prefix = stack_env["KAFKA_BOOTSTRAP_SERVERS"], f"test-replace-{uuid.uuid4().hex[:10]}"
-    names = [f"{prefix}.{entity}" for entity in ENTITIES]
-    configs = {"max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES)}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(name, 1, 1, topic_configs=configs) for name in names])
-    admin.close()
-    log_path = tmp_path / "api.log"
-    extra = {"KAFKA_COMPRESSION": "none", "KAFKA_LINGER_MS": "50"}
-    process, url = start_api(stack_env, prefix, log_path, extra)
-    try:
-        yield RunningApi(url=url, prefix=prefix, bootstrap=bootstrap, log_path=log_path)
-    finally:
-        stop_api(process)
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.delete_topics(names)
-        admin.close()
+    prefix, extra = f"test-replace-{uuid.uuid4().hex[:10]}", {"KAFKA_COMPRESSION": "none", "KAFKA_LINGER_MS": "50"}
+    with api_on_limited_topics(
+        stack_env, prefix, tmp_path / "api.log", TOPIC_MAX_MESSAGE_BYTES, partitions=1, extra_env=extra
+    ) as api:
+        yield api
 
 
 def test_replacing_the_producer_with_records_pending_keeps_the_log_json(small_topics_api: RunningApi) -> None:

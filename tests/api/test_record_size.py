@@ -11,13 +11,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from kafka import KafkaAdminClient, TopicPartition
-from kafka.admin import NewTopic
+from kafka import TopicPartition
 
 from include.emulator.generate import generate_triples
-from include.records import ENTITIES
 from tests.api.kafka_helpers import end_offsets, read_all
-from tests.api_process import RunningApi, start_api, stop_api
+from tests.api_process import RunningApi, api_on_limited_topics
 
 LIMIT = 1_048_576  # the API's default API_MAX_BODY_BYTES
 TOPIC_MAX_MESSAGE_BYTES = 65_536
@@ -41,21 +39,9 @@ def pin_body(size: int, seed: int = 0, unique_id: str | None = None) -> bytes:
 @pytest.fixture(scope="module")
 def small_topics_api(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
     """An API whose topics take records of at most TOPIC_MAX_MESSAGE_BYTES (compressed batch) each."""
-    bootstrap, prefix = stack_env["KAFKA_BOOTSTRAP_SERVERS"], f"test-size-{uuid.uuid4().hex[:10]}"
-    names = [f"{prefix}.{entity}" for entity in ENTITIES]
-    configs = {"max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES)}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(name, 3, 1, topic_configs=configs) for name in names])
-    admin.close()
-    log_path = tmp_path_factory.mktemp("size") / "api.log"
-    process, url = start_api(stack_env, prefix, log_path)
-    try:
-        yield RunningApi(url=url, prefix=prefix, bootstrap=bootstrap, log_path=log_path)
-    finally:
-        stop_api(process)
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.delete_topics(names)
-        admin.close()
+    prefix, log_path = f"test-size-{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("size") / "api.log"
+    with api_on_limited_topics(stack_env, prefix, log_path, TOPIC_MAX_MESSAGE_BYTES, partitions=3) as api:
+        yield api
 
 
 def post_until_answered(url: str, body: bytes, deadline_s: float = 15) -> httpx.Response:
