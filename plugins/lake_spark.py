@@ -26,13 +26,14 @@ from urllib.parse import urlsplit
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import AssetAlias, BaseHook
-from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
 from include.lake import Zone
 from include.records import ENTITIES
 from include.settings import platform_settings
 from plugins.lake_assets import emit, lake_asset
+from spark_jobs.failures import PERMANENT_EXIT_CODES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLEAN_JOB = str(REPO_ROOT / "spark_jobs" / "clean.py")
@@ -227,11 +228,26 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             self._hook = None  # built from the fields above
             try:
                 super().execute(context)
+            except AirflowException as error:
+                if (reason := self.no_retry_reason()) is None:
+                    raise
+                raise AirflowFailException(f"{error} {reason}") from error
             finally:
                 self.py_files = shipped_by_caller
         if self.asset_alias is not None:
             written = [lake_asset(bucket, *dataset) for dataset in self.datasets_written()]
             emit(context, self.asset_alias, written, {"dt": day, "bucket": bucket})
+
+    def no_retry_reason(self) -> str | None:
+        """Why a failed job is not worth a retry, when spark-submit's exit code says so (``spark_jobs/failures.py``).
+
+        In client mode spark-submit exits with the job's own code; a driver on the cluster exits with Spark's,
+        and its failures are retried as any other.
+        """
+        # the provider's hook keeps spark-submit's process, but not its exit code, once the job failed
+        code = getattr(getattr(self._hook, "_submit_sp", None), "returncode", None)
+        meaning = PERMANENT_EXIT_CODES.get(code)
+        return None if meaning is None else f"The job exited with code {code}: {meaning}. Not retried."
 
     def datasets_written(self) -> list[tuple[Zone, str | None]]:
         """The lake datasets the job writes: ``analytics``, or ``clean/<entity>`` per cleaned entity."""

@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from include.lake import MANIFEST_NAME, SOURCE_NAME, SUCCESS_NAME, dataset_prefix, partition_prefix
 from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
+from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import markers_by_day, read_text
 from spark_jobs.lease import job_lease
 from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
@@ -244,4 +245,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_job(main, sys.argv[1:])

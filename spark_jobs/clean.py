@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from include.lake import SOURCE_NAME, partition_prefix
 from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
+from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import write_text
 from spark_jobs.lease import job_lease
 from spark_jobs.manifest import Manifest, read_manifest, source_json
@@ -65,4 +66,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_job(main, sys.argv[1:])

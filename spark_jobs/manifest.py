@@ -18,11 +18,16 @@ from typing import Any, Literal
 from pyspark.sql import SparkSession
 
 from include.lake import MANIFEST_NAME, SUCCESS_NAME
+from spark_jobs.failures import RefusedDataError
 from spark_jobs.lake_fs import exists, read_text
 
 
 class ManifestError(ValueError):
-    """The manifest is missing, not committed, or does not describe the partition it sits in."""
+    """The raw partition has no committed manifest (yet): its drain has not finished, or never ran."""
+
+
+class BadManifestError(ManifestError, RefusedDataError):
+    """The manifest does not describe the partition it sits in; a retry reads the same one."""
 
 
 @dataclass(frozen=True)
@@ -77,20 +82,22 @@ def parse_manifest(text: str, partition_prefix: str) -> Manifest:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ManifestError(f"manifest of {partition_prefix} is not JSON: {error}") from error
+        raise BadManifestError(f"manifest of {partition_prefix} is not JSON: {error}") from error
     if not isinstance(document, dict):
-        raise ManifestError(f"manifest of {partition_prefix} is not a JSON object")
+        raise BadManifestError(f"manifest of {partition_prefix} is not a JSON object")
     status = document.get("status")
     if status not in ("complete", "partial"):
-        raise ManifestError(f"manifest of {partition_prefix} has status {status!r}, expected complete or partial")
+        raise BadManifestError(f"manifest of {partition_prefix} has status {status!r}, expected complete or partial")
     files = document.get("files")
     if not isinstance(files, list) or not all(isinstance(entry, dict) for entry in files):
-        raise ManifestError(f"manifest of {partition_prefix} has no list of file objects under 'files'")
+        raise BadManifestError(f"manifest of {partition_prefix} has no list of file objects under 'files'")
     keys = []
     for entry in files:
         key = entry.get("key")
         if not isinstance(key, str) or not key.startswith(partition_prefix) or key == partition_prefix:
-            raise ManifestError(f"manifest of {partition_prefix} lists {key!r}, which is not a file of the partition")
+            raise BadManifestError(
+                f"manifest of {partition_prefix} lists {key!r}, which is not a file of the partition"
+            )
         keys.append(key)
     return Manifest(
         status=status,

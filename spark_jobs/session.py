@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from typing import NoReturn
 
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
 from include.lake import s3a_url
+from spark_jobs.failures import USAGE_EXIT_CODE
 
 # Settings these jobs rely on; values given to spark-submit (--conf, --master) win over them.
 DEFAULT_CONF: dict[str, str] = {
@@ -66,9 +69,17 @@ def iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"--date must be YYYY-MM-DD, got {text!r}") from error
 
 
+class JobArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose errors exit with ``USAGE_EXIT_CODE``, which Airflow does not retry."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(USAGE_EXIT_CODE, f"{self.prog}: error: {message}\n")
+
+
 def lake_argument_parser(description: str) -> argparse.ArgumentParser:
     """A parser with the arguments every job takes: the day and where the lake is."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = JobArgumentParser(description=description)
     parser.add_argument("--date", required=True, type=iso_date, help="the UTC day (YYYY-MM-DD)")
     parser.add_argument("--bucket", required=True, help="lake bucket, read as s3a://<bucket>/")
     parser.add_argument(

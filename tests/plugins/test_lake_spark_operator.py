@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from include.lake import SUCCESS_NAME, manifest_key, partition_prefix
 from plugins.lake_spark import (
@@ -131,6 +134,65 @@ def test_submits_the_job_with_credentials_only_in_the_environment(
     assert operator._hook._env["AWS_SECRET_ACCESS_KEY"] == SECRET
     table = pq.read_table(tmp_path / partition_prefix("clean", "pin", day.date()))
     assert table.select(["ind", "follower_count"]).to_pylist() == [{"ind": 5, "follower_count": 124_000}]
+
+
+def local_clean(monkeypatch: pytest.MonkeyPatch, lake: Path, **kwargs: Any) -> LakeSparkSubmitOperator:
+    """A clean task of pins on the local lake ``lake``, submitted to ``local[1]`` by spark-submit."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[1]"}))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws"}))
+    return LakeSparkSubmitOperator(
+        task_id="clean", application=CLEAN_JOB, entities=["pin"], bucket="lake", lake_root=lake.as_uri(), **kwargs
+    )
+
+
+def spoil_line(lake: Path, day: datetime) -> None:
+    """Make the partition's raw line one Spark cannot parse (an offset that is text)."""
+    (lake / partition_prefix("raw", "pin", day.date()) / "part-0.jsonl").write_text('{"offset": "seven"}\n')
+
+
+def spoil_manifest(lake: Path, day: datetime) -> None:
+    (lake / manifest_key("pin", day.date())).write_text("{not json")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "task_day", "code", "says"),
+    [
+        (spoil_line, None, 65, r"MALFORMED_RECORD_IN_PARSING"),
+        (spoil_manifest, None, 65, r"manifest of raw/pin/dt=2026-11-24/ is not JSON"),
+        (None, "2026-11-31", 64, r"--date must be YYYY-MM-DD, got '2026-11-31'"),
+    ],
+)
+def test_a_failure_no_retry_can_fix_fails_the_task_at_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture,
+    spoil: Callable[[Path, datetime], None] | None,
+    task_day: str | None,
+    code: int,
+    says: str,
+) -> None:
+    day = datetime(2026, 11, 24, tzinfo=UTC)
+    write_one_pin_partition(tmp_path, day)
+    if spoil:
+        spoil(tmp_path, day)
+    operator = local_clean(monkeypatch, tmp_path, day=task_day)
+
+    with pytest.raises(AirflowFailException, match=rf"exited with code {code}: .*Not retried"):
+        operator.execute({"data_interval_start": day, "run_id": "manual__one", "ti": SimpleNamespace(try_number=1)})
+    assert re.search(says, "".join(capfd.readouterr())), "the task log names what was refused"
+    assert not (tmp_path / partition_prefix("clean", "pin", day.date())).exists()
+
+
+def test_a_day_whose_drain_has_not_committed_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    day = datetime(2026, 11, 24, tzinfo=UTC)
+    write_one_pin_partition(tmp_path, day)
+    (tmp_path / partition_prefix("raw", "pin", day.date()) / SUCCESS_NAME).unlink()
+    operator = local_clean(monkeypatch, tmp_path)
+
+    with pytest.raises(AirflowException, match=r"Error code is: 1\.") as raised:
+        operator.execute({"data_interval_start": day, "run_id": "manual__one", "ti": SimpleNamespace(try_number=1)})
+    assert not isinstance(raised.value, AirflowFailException)
 
 
 @pytest.mark.parametrize(

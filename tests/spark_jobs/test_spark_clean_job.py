@@ -15,7 +15,8 @@ from pyspark.testing import assertDataFrameEqual
 from include.emulator.local_lake import write_raw_day
 from include.lake import partition_prefix, success_key
 from spark_jobs import clean
-from spark_jobs.manifest import ManifestError, parse_manifest
+from spark_jobs.failures import refuses_data
+from spark_jobs.manifest import BadManifestError, ManifestError, parse_manifest
 
 WriteRaw = Callable[..., list[str]]
 DAY = date(2026, 11, 24)
@@ -138,16 +139,19 @@ def test_empty_file_list_gives_an_empty_partition_with_the_clean_schema(
 def test_missing_manifest_is_a_clear_error(tmp_path: Path, write_raw: WriteRaw):
     write_raw("pin", DAY, [[kafka_line(pin(1, "p"), offset=0, timestamp_ms=T0)]], manifest=False)
 
-    with pytest.raises(ManifestError, match=r"no manifest at .*raw/pin/dt=2026-11-24/_manifest\.json.*drain"):
+    with pytest.raises(ManifestError, match=r"no manifest at .*raw/pin/dt=2026-11-24/_manifest\.json.*drain") as raised:
         run_clean(tmp_path, DAY, "pin")
+    assert not refuses_data(raised.value), "a drain may still commit the day: a retry can help"
     assert not (tmp_path / partition_prefix("clean", "pin", DAY)).exists()
 
 
 def test_partition_without_success_marker_is_refused(tmp_path: Path, write_raw: WriteRaw):
     write_raw("pin", DAY, [[kafka_line(pin(1, "p"), offset=0, timestamp_ms=T0)]], success=False)
 
-    with pytest.raises(ManifestError, match=r"no _SUCCESS at .*raw/pin/dt=2026-11-24/.*drain has not finished"):
+    not_finished = r"no _SUCCESS at .*raw/pin/dt=2026-11-24/.*drain has not finished"
+    with pytest.raises(ManifestError, match=not_finished) as raised:
         run_clean(tmp_path, DAY, "pin")
+    assert not refuses_data(raised.value)
     assert not (tmp_path / partition_prefix("clean", "pin", DAY)).exists()
 
 
@@ -166,16 +170,18 @@ def test_line_without_a_record_or_its_key_fails_the_job_naming_it(
     good = {"pin": pin(1, "p"), "geo": {"ind": 1, "country": "Chad"}, "user": {"ind": 1, "first_name": "A"}}[entity]
     (key,) = write_raw(entity, DAY, [[kafka_line(good, offset=6, timestamp_ms=T0), bad_line]])
 
-    with pytest.raises(Exception, match=rf"{key}.*offset 7"):
+    with pytest.raises(Exception, match=rf"{key}.*offset 7") as raised:
         run_clean(tmp_path, DAY, entity)
+    assert refuses_data(raised.value), "the raw files never change: no retry"
 
 
 def test_malformed_raw_line_fails_the_job(tmp_path: Path, write_raw: WriteRaw):
     (key,) = write_raw("pin", DAY, [[kafka_line(pin(1, "p"), offset=0, timestamp_ms=T0)]])
     (tmp_path / key).write_text('{"partition": 0, "offset": 0, "timestamp": "not a number"\n')
 
-    with pytest.raises(Exception, match=r"(?i)malformed"):
+    with pytest.raises(Exception, match=r"(?i)malformed") as raised:
         run_clean(tmp_path, DAY, "pin")
+    assert refuses_data(raised.value), "the raw files never change: no retry"
 
 
 @pytest.mark.parametrize(
@@ -190,8 +196,9 @@ def test_malformed_raw_line_fails_the_job(tmp_path: Path, write_raw: WriteRaw):
     ],
 )
 def test_bad_manifests_are_rejected_with_the_reason(manifest: str, message: str):
-    with pytest.raises(ManifestError, match=message):
+    with pytest.raises(BadManifestError, match=message) as raised:
         parse_manifest(manifest, "raw/pin/dt=2026-11-24/")
+    assert refuses_data(raised.value)
 
 
 def test_manifest_keys_in_their_order():

@@ -1,0 +1,53 @@
+"""Exit codes of the lake jobs: a refusal of the lake's data and bad arguments are told apart from the rest."""
+
+from __future__ import annotations
+
+import pytest
+
+from spark_jobs.failures import DATA_EXIT_CODE, USAGE_EXIT_CODE, RefusedDataError, refusal_summary, run_job
+from spark_jobs.session import lake_argument_parser
+
+
+def fail_with(error: Exception):
+    def main(argv) -> None:
+        raise error
+
+    return main
+
+
+def test_a_refusal_of_the_data_exits_with_the_data_code(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_job(fail_with(RefusedDataError("manifest of raw/pin/dt=2026-11-24/ is not JSON")), [])
+    assert exited.value.code == DATA_EXIT_CODE == 65
+    assert "manifest of raw/pin/dt=2026-11-24/ is not JSON" in caplog.text
+
+
+def test_any_other_failure_is_raised_as_it_is() -> None:
+    with pytest.raises(OSError, match="connection reset"):
+        run_job(fail_with(OSError("connection reset")), [])
+
+
+def test_a_job_that_succeeds_returns() -> None:
+    seen = []
+    run_job(seen.append, ["--date", "2026-11-24"])
+    assert seen == [["--date", "2026-11-24"]]
+
+
+def test_bad_arguments_exit_with_the_usage_code(capsys: pytest.CaptureFixture) -> None:
+    parser = lake_argument_parser("test")
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["--date", "2026-02-30", "--bucket", "lake"])
+    assert exited.value.code == USAGE_EXIT_CODE == 64
+    assert "--date must be YYYY-MM-DD, got '2026-02-30'" in capsys.readouterr().err
+
+
+def test_the_summary_of_a_java_error_is_its_refusing_line() -> None:
+    text = (
+        "An error occurred while calling o37.parquet.\n"
+        ": org.apache.spark.SparkException: [FAILED_READ_FILE.NO_HINT] Encountered error while reading file x\n"
+        "\tat org.apache.spark.Foo(Foo.scala:1)\n"
+        "Caused by: org.apache.spark.SparkException: [MALFORMED_RECORD_IN_PARSING.WITHOUT_SUGGESTION] Malformed "
+        "records are detected in record parsing: [null,y].\n"
+    )
+    assert refusal_summary(Exception(text)).startswith("Caused by: org.apache.spark.SparkException: [MALFORMED_RECORD")
+    assert refusal_summary(RefusedDataError("one line")) == "one line"
