@@ -8,15 +8,19 @@ first two against the local stack's Kafka and MinIO.
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import importlib.util
 import json
 import os
 import re
+import secrets
 import stat
 import subprocess
 import sys
 import tomllib
 import uuid
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -45,8 +49,14 @@ MINIO_DOCKERFILE = (REPO / "docker" / "minio" / "Dockerfile").read_text()
 PLATFORM_IMAGE = "pinterest-data-platform:local"
 INIT_SERVICES = {"kafka-init", "minio-init", "airflow-init"}
 AIRFLOW_PROCESSES = {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
-# Services running platform code (include.settings): they need every PlatformSettings variable.
+# Services running platform code (include.settings): they need every PlatformSettings variable (but the S3 keys).
 PLATFORM_CODE_SERVICES = AIRFLOW_PROCESSES | {"api", "kafka-init", "minio-init", "spark-worker"}
+# The S3 keys of the lake, and the services that use S3: tasks in the Airflow processes (airflow-init shares their
+# configuration), the bucket creation, Spark's executors. Not the API (the service facing clients) nor kafka-init.
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+S3_SERVICES = AIRFLOW_PROCESSES | {"airflow-init", "minio-init", "spark-worker"}
+# Airflow signs with HS512 (execution API tokens, log requests): a shorter key than the SHA-512 digest is insecure.
+HS512_KEY_BYTES = hashlib.sha512().digest_size
 # Which service publishes each port of devstack.ports.PORTS (the controller port stays inside the network).
 PORT_OWNERS = {
     "kafka": "kafka",
@@ -116,6 +126,83 @@ def required_variables(node: Any) -> dict[str, str]:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def compose_env_file(text: str) -> dict[str, str]:
+    """The values Docker Compose reads from an env file (https://docs.docker.com/compose/env-file/), for files
+    without escapes or multi-line values: ``#`` lines skipped; after ``KEY=`` the blanks are dropped, then a quoted
+    value is what lies between its quotes, and an unquoted one ends at `` #`` (so ``KEY=   # note`` is ``# note``,
+    as compose-go's dotenv parser reads it)."""
+    values = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, _, rest = stripped.removeprefix("export ").partition("=")
+        rest = rest.lstrip(" \t")
+        if rest[:1] in ("'", '"'):
+            values[key.strip()] = rest[1 : rest.index(rest[0], 1)]
+        else:
+            values[key.strip()] = rest.split(" #", 1)[0].rstrip()
+    return values
+
+
+def documented_env_layout() -> str:
+    """The `.env` layout docs/docker.md shows (the first code block of its `.env` section)."""
+    section = (REPO / "docs" / "docker.md").read_text().split("## The `.env` file", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    return block.group(1)
+
+
+def environment_reads(folder: Path) -> set[str]:
+    """Names of the environment variables the code of ``folder`` reads with ``os.environ`` or ``os.getenv``
+    (written literally or as a module-level string constant)."""
+
+    def is_environ(node: ast.expr) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "environ" and ast.unparse(node.value) == "os"
+
+    names: set[str] = set()
+    for path in folder.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        constants = {
+            target.id: node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            for target in node.targets
+            if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+        }
+        for node in ast.walk(tree):
+            read: ast.expr | None = None
+            if isinstance(node, ast.Call) and node.args and isinstance(node.func, ast.Attribute):
+                func = node.func
+                if (func.attr == "get" and is_environ(func.value)) or ast.unparse(func) == "os.getenv":
+                    read = node.args[0]
+            elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and is_environ(node.value):
+                read = node.slice
+            elif isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.In | ast.NotIn):
+                read = node.left if is_environ(node.comparators[0]) else None
+            if read is not None:
+                name = read.value if isinstance(read, ast.Constant) else constants.get(ast.unparse(read))
+                assert isinstance(name, str), f"{path}:{node.lineno}: variable name not found"
+                names.add(name)
+    return names
+
+
+def airflow_options() -> dict[str, set[str]]:
+    """Section -> option names of Airflow's own configuration description (config_templates/config.yml)."""
+    spec = importlib.util.find_spec("airflow")
+    assert spec is not None and spec.submodule_search_locations
+    described = yaml.safe_load(
+        (Path(spec.submodule_search_locations[0]) / "config_templates" / "config.yml").read_text()
+    )
+    return {section: set(body["options"]) for section, body in described.items()}
+
+
+def run_make_env(path: Path) -> str:
+    """Run docker/make_env.py on the env file ``path``; its report."""
+    run = [sys.executable, str(REPO / "docker" / "make_env.py"), "--path", str(path)]
+    return subprocess.run(run, check=True, capture_output=True, text=True, timeout=60).stdout
 
 
 def load_script(name: str) -> ModuleType:
@@ -334,10 +421,12 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context():
 def test_every_platform_setting_is_given_to_the_services_running_platform_code(rendered):
     names = {field.validation_alias for field in PlatformSettings.model_fields.values()}
     assert names >= {"KAFKA_BOOTSTRAP_SERVERS", "LAKE_BUCKET", "S3_ENDPOINT_URL"}
+    assert names >= S3_CREDENTIALS
     for name in PLATFORM_CODE_SERVICES:
         env = environment(rendered[name])
-        assert {n: env.get(n) for n in names if env.get(n) is None} == {}, name
-        settings = PlatformSettings(**{n: env[n] for n in names})
+        wanted = names if name in S3_SERVICES else names - S3_CREDENTIALS
+        assert {n: env.get(n) for n in wanted if env.get(n) is None} == {}, name
+        settings = PlatformSettings(**{n: env[n] for n in wanted})
         kafka_host, kafka_port = host_port(settings.kafka_bootstrap_servers)
         assert kafka_host == "kafka"
         assert kafka_port == kafka_listeners(environment(rendered["kafka"]))["INTERNAL"]
@@ -354,24 +443,36 @@ def test_unset_platform_settings_fall_back_to_the_code_defaults(rendered):
         assert env[field.validation_alias] == str(field.default), field.validation_alias
 
 
-def test_s3_credentials_are_the_minio_root_credentials(rendered, dot_env):
+def test_s3_credentials_are_the_minio_root_credentials_only_where_s3_is_used(rendered, dot_env):
     minio = environment(rendered["minio"])
     assert (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"]) == (
         dot_env["MINIO_ROOT_USER"],
         dot_env["MINIO_ROOT_PASSWORD"],
     )
-    for name in PLATFORM_CODE_SERVICES:
+    for name in SERVICES:
         env = environment(rendered[name])
-        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
-            minio["MINIO_ROOT_USER"],
-            minio["MINIO_ROOT_PASSWORD"],
-        )
+        if name in S3_SERVICES:
+            assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+                minio["MINIO_ROOT_USER"],
+                minio["MINIO_ROOT_PASSWORD"],
+            ), name
+        else:
+            assert not S3_CREDENTIALS & set(env), f"{name} gets the lake's keys"
+    # The code of the services without them never reaches S3; the scan does find the bucket creation's client.
+    s3_use = re.compile(r"s3_client|boto3|S3Hook|s3a://")
+    assert s3_use.search((REPO / "docker" / "create_bucket.py").read_text())
+    kafka_init_code = [REPO / "docker" / "create_topics.py", REPO / "include" / "topics.py"]
+    for path in [*(REPO / "api").rglob("*.py"), *kafka_init_code]:
+        assert not s3_use.search(path.read_text()), path
 
 
 def test_api_gets_every_setting_it_reads_and_listens_on_the_published_port(rendered):
     env = environment(rendered["api"])
-    names = {field.validation_alias for field in ApiSettings.model_fields.values()}
-    assert names - set(env) == set()
+    # its settings class (but the S3 keys: the API never uses S3), and what its code reads from os.environ
+    names = {field.validation_alias for field in ApiSettings.model_fields.values()} - S3_CREDENTIALS
+    reads = environment_reads(REPO / "api")
+    assert "PROMETHEUS_MULTIPROC_DIR" in reads  # the scan finds what api/__main__.py and api/metrics.py read
+    assert (names | reads) - set(env) == set()
     given = {name: value for name, value in env.items() if name in names and value is not None}
     settings = ApiSettings(**given)
     assert settings.host == "0.0.0.0"  # the loopback default would be unreachable from outside the container
@@ -391,9 +492,21 @@ def test_airflow_configuration_matches_the_local_stack(rendered):
     for name, env in envs.items():
         assert {key for key in local if key.startswith("AIRFLOW")} <= set(env), name
         assert {key: env[key] for key in same_value} == {key: local[key] for key in same_value}, name
-    # One JWT secret, one database, one execution API for every process.
-    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__FERNET_KEY"):
-        assert len({env[key] for env in envs.values()}) == 1, key
+    # One JWT secret, one [api] secret_key (signed log requests between processes), one database, one Fernet key,
+    # one execution API for every process: set in the environment, or each container makes its own airflow.cfg value.
+    options = airflow_options()
+    shared = (
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    )
+    for key in shared:
+        _, section, setting = key.lower().split("__")
+        assert setting in options[section], f"{key} is no Airflow option"
+        assert len({env.get(key) for env in envs.values()}) == 1, key
+        assert envs["airflow-scheduler"].get(key), key
     env = envs["airflow-api-server"]
     port = int(env["AIRFLOW__API__PORT"] or "")
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://airflow-api-server:{port}/execution/"
@@ -403,6 +516,31 @@ def test_airflow_configuration_matches_the_local_stack(rendered):
     assert (database.scheme, database.hostname) == ("postgresql+psycopg2", "postgres")
     assert database.password == environment(rendered["postgres"])["POSTGRES_PASSWORD"]
     assert database.username == environment(rendered["postgres"])["POSTGRES_USER"]
+
+
+def test_airflow_signing_keys_are_long_enough_for_hs512(rendered):
+    import jwt
+
+    env = environment(rendered["airflow-scheduler"])
+    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
+        secret = env[key] or ""
+        assert len(secret.encode()) >= HS512_KEY_BYTES, key
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", jwt.InsecureKeyLengthWarning)
+            jwt.encode({"sub": "check"}, secret, algorithm="HS512")
+
+
+def test_task_log_servers_are_reachable_under_the_host_names_airflow_records(rendered):
+    # LocalExecutor: tasks run in the scheduler and Airflow records its host name as theirs; a deferred task's
+    # trigger log is served by the triggerer. The api-server fetches them there while they run: the host name must
+    # be one the compose network resolves, the service name.
+    assert environment(rendered["airflow-scheduler"])["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    for name in ("airflow-scheduler", "airflow-triggerer"):
+        assert SERVICES[name].get("hostname") == name
+    # the name the Spark driver advertises to the executors is the same
+    assert (
+        environment(rendered["airflow-scheduler"])["SPARK_LOCAL_HOSTNAME"] == SERVICES["airflow-scheduler"]["hostname"]
+    )
 
 
 def test_connections_have_the_local_stack_ids_and_types_and_point_at_compose_services(rendered, dot_env):
@@ -515,9 +653,8 @@ def test_make_env_writes_a_private_complete_file_and_keeps_existing_values(tmp_p
 
     path = tmp_path / ".env"
     path.write_text("POSTGRES_PASSWORD=kept-value\nAIRFLOW_PASSWORD=\n")
-    run = [sys.executable, str(REPO / "docker" / "make_env.py"), "--path", str(path)]
-    subprocess.run(run, check=True, capture_output=True, timeout=60)
-    values = MAKE_ENV.read_env(path)
+    run_make_env(path)
+    values = compose_env_file(path.read_text())
     assert set(values) == set(required_variables(COMPOSE))
     assert values["POSTGRES_PASSWORD"] == "kept-value"
     assert values["AIRFLOW_PASSWORD"]  # an empty value is replaced
@@ -525,9 +662,105 @@ def test_make_env_writes_a_private_complete_file_and_keeps_existing_values(tmp_p
     Fernet(values["AIRFLOW_FERNET_KEY"].encode())  # a valid Fernet key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     before = path.read_text()
-    subprocess.run(run, check=True, capture_output=True, timeout=60)
+    assert run_make_env(path).strip().endswith("already complete")
     assert path.read_text() == before
     render(SERVICES, values)  # every required variable resolves
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        # the examples of https://docs.docker.com/compose/env-file/
+        ("VAR=VAL", "VAL"),
+        ('VAR="VAL"', "VAL"),
+        ("VAR='VAL'", "VAL"),
+        ("VAR=VAL # comment", "VAL"),
+        ("VAR=VAL# not a comment", "VAL# not a comment"),
+        ('VAR="VAL # not a comment"', "VAL # not a comment"),
+        ('VAR="VAL" # comment', "VAL"),
+        ("VAR='$OTHER'", "$OTHER"),
+        ("VAR='Let\\'s go!'", "Let's go!"),
+        ('VAR="{\\"hello\\": \\"json\\"}"', '{"hello": "json"}'),
+        ('VAR="some\\tvalue"', "some\tvalue"),
+        ("VAR='some\\tvalue'", "some\\tvalue"),
+        # blanks and `export` (compose-go's dotenv parser); the comment of an empty value is the value
+        ("  export VAR = VAL  ", "VAL"),
+        ("VAR=", ""),
+        ("VAR=          # a note", "# a note"),
+        ('VAR=""  # a note', ""),
+    ],
+)
+def test_make_env_reads_an_env_file_as_compose_does(line, value):
+    assert MAKE_ENV.parse_env(f"# a comment line\n\n{line}\n") == {"VAR": value}
+
+
+def test_documented_env_layout_leaves_no_comment_as_a_value():
+    layout = documented_env_layout()
+    required = required_variables(COMPOSE)
+    values = compose_env_file(layout)
+    # every required variable is there, empty: compose stops on its ${VAR:?} until it is filled in
+    assert {name: values.get(name) for name in required} == dict.fromkeys(required, "")
+    # an optional line, once uncommented, gives its value and not the comment text
+    optional = [line[2:] for line in layout.splitlines() if re.match(r"# [A-Z_]+=", line)]
+    assert len(optional) >= 10
+    for line in optional:
+        assert not next(iter(compose_env_file(line).values())).startswith("#"), line
+
+
+def test_make_env_completes_the_documented_env_layout_and_keeps_its_comments(tmp_path):
+    path = tmp_path / ".env"
+    layout = documented_env_layout()
+    path.write_text(layout)
+    run_make_env(path)
+    values = compose_env_file(path.read_text())
+    for name in required_variables(COMPOSE):
+        assert re.fullmatch(r"[A-Za-z0-9_=-]{8,}", values.get(name, "")), name
+    assert set(values) == set(required_variables(COMPOSE))  # the optional lines stay commented out
+    comments = [line for line in layout.splitlines() if line.startswith("#")]
+    assert [line for line in path.read_text().splitlines() if line.startswith("#")] == comments
+    render(SERVICES, values)
+
+
+def test_make_env_replaces_comments_read_as_values_and_short_signing_keys(tmp_path):
+    # A file written from the layout docs/docker.md used to show (comments after the empty values), partly filled
+    # in, and a JWT secret as short as an earlier make_env.py made them.
+    short_jwt = secrets.token_urlsafe(32)
+    old_layout = [
+        "MINIO_ROOT_USER=          # MinIO root user; also the S3 access key of the platform (AWS_ACCESS_KEY_ID)",
+        "MINIO_ROOT_PASSWORD=      # MinIO root password; also AWS_SECRET_ACCESS_KEY (at least 8 characters)",
+        "POSTGRES_PASSWORD=kept-value        # password of the `airflow` PostgreSQL user",
+        "AIRFLOW_PASSWORD='kept$value'       # password of the Airflow UI/API login",
+        f"AIRFLOW_JWT_SECRET={short_jwt}      # shared by all Airflow processes (signs the execution API tokens)",
+        "AIRFLOW_FERNET_KEY=       # encrypts connections/variables stored in Airflow's database",
+        "API_KEY='an api key'",
+    ]
+    path = tmp_path / ".env"
+    path.write_text("".join(f"{line}\n" for line in old_layout))
+    before = compose_env_file(path.read_text())
+    assert before["MINIO_ROOT_USER"].startswith("# MinIO root user")  # what compose would have used
+    run_make_env(path)
+    lines = path.read_text().splitlines()
+    values = compose_env_file(path.read_text())
+    assert set(values) == set(required_variables(COMPOSE)) | {"API_KEY"}
+    for name in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY"):
+        assert re.fullmatch(r"[A-Za-z0-9_=-]{8,}", values[name]), name
+    assert len(values["AIRFLOW_JWT_SECRET"]) >= HS512_KEY_BYTES and values["AIRFLOW_JWT_SECRET"] != short_jwt
+    # kept as written: the values that were set, their quoting, the lines of other variables
+    assert (values["POSTGRES_PASSWORD"], values["AIRFLOW_PASSWORD"], values["API_KEY"]) == (
+        "kept-value",
+        "kept$value",
+        "an api key",
+    )
+    assert set(old_layout[2:4] + old_layout[6:]) <= set(lines)
+    # the notes stay, after the new values
+    assert any(
+        line.endswith("# MinIO root user; also the S3 access key of the platform (AWS_ACCESS_KEY_ID)")
+        for line in lines
+        if line.startswith(f"MINIO_ROOT_USER={values['MINIO_ROOT_USER']}")
+    )
+    before_second = path.read_text()
+    run_make_env(path)
+    assert path.read_text() == before_second
 
 
 # --- the helper scripts, run for real -----------------------------------------------------------------------------
