@@ -15,6 +15,8 @@ import psutil
 
 from devstack import paths
 
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
 
 class StackError(RuntimeError):
     """A service could not be installed, started or reached."""
@@ -24,20 +26,40 @@ def _pidfile(name: str) -> Path:
     return paths.PIDS / f"{name}.pid"
 
 
+def _identity(pid: int) -> str:
+    """The boot and the start of ``pid`` in clock ticks since boot (``/proc/<pid>/stat`` field 22).
+
+    Unlike psutil's ``create_time()``, which adds a boot time derived from the wall clock, this does not move
+    when the clock is stepped (NTP, a resumed VM); a later process with the same PID has another one.
+    """
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return f"{_BOOT_ID.read_text().strip()} {stat.rpartition(')')[2].split()[19]}"
+
+
+def _record(name: str, pid: int) -> None:
+    """Write ``<pid> <boot id> <start ticks>`` to the pidfile (atomically: other commands may read it)."""
+    tmp = _pidfile(name).with_suffix(".tmp")
+    tmp.write_text(f"{pid} {_identity(pid)}")
+    tmp.replace(_pidfile(name))
+
+
 def recorded_process(name: str) -> psutil.Process | None:
-    """The live process recorded for ``name``, or None (a stale pidfile is removed)."""
+    """The live process recorded for ``name``, or None (a pidfile of a process that is gone is removed)."""
     pidfile = _pidfile(name)
-    if not pidfile.exists():
-        return None
-    pid, _, started = pidfile.read_text().partition(" ")
     try:
+        pid, *recorded = pidfile.read_text().split()
         proc = psutil.Process(int(pid))
-        if started and abs(proc.create_time() - float(started)) > 1.0:
-            raise psutil.NoSuchProcess(int(pid))  # the PID was reused by something else
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            raise psutil.NoSuchProcess(int(pid))
+        if len(recorded) == 2:
+            ours = " ".join(recorded) == _identity(proc.pid)
+        else:  # written before the boot id and start ticks: `<pid> <create_time>`, compared as it was, then rewritten
+            (started,) = recorded
+            ours = abs(proc.create_time() - float(started)) <= 1.0
+            if ours:
+                _record(name, proc.pid)
+        if not ours or proc.status() == psutil.STATUS_ZOMBIE:
+            raise psutil.NoSuchProcess(proc.pid)  # exited, or the PID now belongs to another process
         return proc
-    except (psutil.NoSuchProcess, ValueError):
+    except (psutil.NoSuchProcess, FileNotFoundError, ValueError):
         pidfile.unlink(missing_ok=True)
         return None
 
@@ -70,23 +92,47 @@ def start(name: str, argv: Sequence[str], env: dict[str, str]) -> psutil.Process
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    proc = psutil.Process(popen.pid)
-    _pidfile(name).write_text(f"{popen.pid} {proc.create_time()}")
-    return proc
+    _record(name, popen.pid)
+    return psutil.Process(popen.pid)
+
+
+def session(leader: int) -> list[psutil.Process]:
+    """``leader``, the processes of its session and all their descendants, also those that moved to another
+    process group or session (Airflow's task runners take their own group); never the calling process."""
+    members: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter():
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if proc.pid == leader or os.getsid(proc.pid) == leader:
+                members[proc.pid] = proc
+    for proc in list(members.values()):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            members.update((child.pid, child) for child in proc.children(recursive=True))
+    members.pop(os.getpid(), None)
+    return list(members.values())
+
+
+def end_session(leader: int, timeout: float) -> None:
+    """SIGTERM ``session(leader)``, wait up to ``timeout`` s, then SIGKILL what is left and what it started since."""
+    members = session(leader)
+    _signal(members, signal.SIGTERM)
+    _, alive = psutil.wait_procs(members, timeout=timeout)
+    left = list({*alive, *session(leader)})
+    _signal(left, signal.SIGKILL)
+    psutil.wait_procs(left, timeout=5)
+
+
+def _signal(procs: Sequence[psutil.Process], sig: signal.Signals) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):  # it exited meanwhile
+            proc.send_signal(sig)
 
 
 def stop(name: str, timeout: float = 30.0) -> bool:
-    """Stop the recorded process and its session (SIGTERM, then SIGKILL). True if something was stopped."""
+    """Stop the recorded process and its session (see ``end_session``). True if something was stopped."""
     proc = recorded_process(name)
     if proc is None:
         return False
-    group = [proc, *proc.children(recursive=True)]
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(group, timeout=timeout)
-    for p in alive:
-        p.kill()
-    psutil.wait_procs(alive, timeout=5)
+    end_session(proc.pid, timeout)
     _pidfile(name).unlink(missing_ok=True)
     return True
 

@@ -4,14 +4,18 @@ The local stack runs Airflow's scheduler, dag-processor and triggerer under it. 
 exits when a run it is scheduling is deleted under it (its error handler reads the deleted row); the
 retry of an ``airflow backfill create`` refused by SQLite deletes runs it had committed, which is enough.
 A crash-looping command is given up after ``MAX_RESTARTS`` restarts within ``WINDOW_S``, so that
-``devstack status`` shows it stopped and its log says why.
+``devstack status`` shows it stopped and its log says why. What an exited command leaves running in the
+supervisor's session (executor workers, task runners in their own process group, their Spark JVMs, the log
+server holding its port) is ended before the command starts again or the supervisor exits.
 
-Usage: ``python -m devstack.supervise <command> [args...]``, stopped by signalling its process group (SIGTERM
-or SIGINT reach the command directly; this then waits for it and exits).
+Usage: ``python -m devstack.supervise <command> [args...]``, as the leader of its own session (as
+``devstack.processes.start`` runs it); stopped by signalling its session or process group (SIGTERM or SIGINT
+reach the command directly; this then waits for it and exits).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -21,9 +25,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
 
+from devstack import processes
+
 MAX_RESTARTS = 5
 WINDOW_S = 300.0
 BACKOFF_S = 2.0
+LEFTOVER_GRACE_S = 5.0
 
 
 def should_restart(returncode: int, restarts: deque[float], now: float) -> bool:
@@ -40,20 +47,22 @@ def supervise(argv: Sequence[str]) -> int:
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
-        stopping = True  # the signal reached the command too: devstack signals the whole process group
+        stopping = True  # the signal reached the command too: devstack signals and then ends the whole session
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     restarts: deque[float] = deque()
     while True:
         returncode = child.wait()
-        if stopping or not should_restart(returncode, restarts, time.monotonic()):
-            return returncode
-        restarts.append(time.monotonic())
-        stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        print(f"{stamp} [devstack.supervise] {argv[0]} exited with {returncode}: starting it again", flush=True)
-        time.sleep(BACKOFF_S)
-        if stopping:
+        restart = not stopping and should_restart(returncode, restarts, time.monotonic())
+        if restart:
+            restarts.append(time.monotonic())
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            print(f"{stamp} [devstack.supervise] {argv[0]} exited with {returncode}: starting it again", flush=True)
+            time.sleep(BACKOFF_S)
+        if not stopping and os.getsid(0) == os.getpid():  # our own session: all else in it is the command's
+            processes.end_session(os.getpid(), LEFTOVER_GRACE_S)
+        if stopping or not restart:
             return returncode
         child = subprocess.Popen(argv)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,6 +18,18 @@ import pathlib, sys
 runs = pathlib.Path(sys.argv[1])
 runs.write_text(runs.read_text() + "x" if runs.exists() else "x")
 sys.exit(3 if len(runs.read_text()) < 3 else 0)
+"""
+
+# The first run leaves a process behind in its own process group (as an Airflow task runner) and is killed (as the
+# scheduler was, with -9); the second notes whether that process still runs and exits cleanly.
+LEAVES_ONE_BEHIND = """
+import os, pathlib, signal, subprocess, sys
+state = pathlib.Path(sys.argv[1])
+left = state / "left"
+if not left.exists():
+    left.write_text(str(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], process_group=0).pid))
+    os.kill(os.getpid(), signal.SIGKILL)
+(state / "second").write_text("alive" if pathlib.Path("/proc", left.read_text()).exists() else "gone")
 """
 
 
@@ -53,3 +66,18 @@ def test_sigterm_to_the_process_group_stops_command_and_supervisor(tmp_path: Pat
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_what_a_crashed_command_left_in_the_session_is_ended_before_it_starts_again(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "devstack.supervise", sys.executable, "-c", LEAVES_ONE_BEHIND,
+                             str(tmp_path)], start_new_session=True)  # fmt: skip
+    try:
+        assert proc.wait(timeout=9) == 0
+        assert (tmp_path / "second").read_text() == "gone"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        left = tmp_path / "left"
+        with contextlib.suppress(OSError, ValueError):
+            if os.getsid(pid := int(left.read_text())) == proc.pid:  # still in the session the test started
+                os.kill(pid, signal.SIGKILL)
