@@ -11,9 +11,10 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
@@ -82,8 +83,13 @@ class ScratchKafka:
             self.start()
 
     def pause(self) -> None:
-        """Freeze the broker (SIGSTOP): it keeps its connections open and answers nothing, like a hung JVM."""
+        """Freeze the broker (SIGSTOP): it keeps its connections open and answers nothing, like a hung JVM.
+
+        Returns once every thread of the broker has stopped: SIGSTOP stops them one by one, each when it next runs,
+        so on a busy machine the broker could still answer for tens of milliseconds after the signal.
+        """
         os.kill(self.pid, signal.SIGSTOP)
+        wait_until(lambda: all_threads_stopped(self.pid), "the broker's threads to stop")
 
     def resume(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
@@ -129,3 +135,24 @@ def scratch_kafka(directory: Path) -> Iterator[ScratchKafka]:
         yield broker
     finally:
         broker.stop()
+
+
+def all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (state ``T`` in ``/proc/<pid>/task/*/stat``)."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            states.append(stat.read_text().rpartition(")")[2].split()[0])
+    return bool(states) and all(state == "T" for state in states)
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def connected_gauge(client: httpx.Client) -> str:
+    lines = client.get("/metrics").text.splitlines()
+    return next(line for line in lines if line.startswith("ingest_kafka_producer_connected "))

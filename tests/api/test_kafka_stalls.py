@@ -15,8 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from api.producer import (
 from api.settings import ApiSettings
 from include.emulator.generate import generate_triples
 from tests.api.kafka_helpers import read_all
-from tests.api.scratch_kafka import ScratchKafka, scratch_kafka
+from tests.api.scratch_kafka import ScratchKafka, connected_gauge, wait_until
 from tests.api_process import start_api, stop_api
 
 pytestmark = pytest.mark.slow
@@ -44,12 +43,6 @@ RETRY_S = 0.5
 """The APIs' KAFKA_CONNECT_RETRY_S."""
 BACK_WITHIN_S = 10.0
 """How soon after the broker answers again a record must be accepted (kafka-python's reconnect backoff is 1 s)."""
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScratchKafka]:
-    with scratch_kafka(tmp_path_factory.mktemp("scratch-kafka")) as kafka:
-        yield kafka
 
 
 @dataclass
@@ -108,33 +101,12 @@ def assert_stored_as_answered(bootstrap: str, topic: str, answers: list[tuple[fl
         assert stored[(answer["partition"], answer["offset"])] == item["sent"]
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def connected_gauge(client: httpx.Client) -> str:
-    lines = client.get("/metrics").text.splitlines()
-    return next(line for line in lines if line.startswith("ingest_kafka_producer_connected "))
-
-
-@pytest.fixture
-def prefix(broker: ScratchKafka) -> Iterator[str]:
-    """Topics of this test on the scratch broker, which is running again after the test whatever it did to it."""
-    prefix = f"test-stall-{uuid.uuid4().hex[:10]}"
-    broker.create_topics(prefix)
-    yield prefix
-    broker.ensure_running()
-
-
 def api_on(
-    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, log_path: Path, **extra: str
+    broker: ScratchKafka, stack_env: dict[str, str], scratch_prefix: str, log_path: Path, **extra: str
 ) -> tuple[subprocess.Popen[bytes], str]:
     return start_api(
         stack_env,
-        prefix,
+        scratch_prefix,
         log_path,
         {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "KAFKA_CONNECT_RETRY_S": str(RETRY_S), **extra},
     )
@@ -142,16 +114,16 @@ def api_on(
 
 @contextlib.contextmanager
 def posting_through(
-    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, log_path: Path
+    broker: ScratchKafka, stack_env: dict[str, str], scratch_prefix: str, log_path: Path
 ) -> Iterator[tuple[Poster, httpx.Client]]:
     """An API on the scratch broker with a Poster already accepted; afterwards, every accepted record is stored."""
-    process, url = api_on(broker, stack_env, prefix, log_path)
+    process, url = api_on(broker, stack_env, scratch_prefix, log_path)
     try:
         with Poster(url) as poster, httpx.Client(base_url=url, timeout=10) as client:
             time.sleep(1)
             assert poster.accepted_after(0)
             yield poster, client
-        assert_stored_as_answered(broker.bootstrap, f"{prefix}.geo", poster.answers)
+        assert_stored_as_answered(broker.bootstrap, f"{scratch_prefix}.geo", poster.answers)
     finally:
         stop_api(process)
 
@@ -163,9 +135,9 @@ def assert_json_lines(log: str) -> None:
 
 
 def test_records_are_accepted_again_after_the_broker_hung_with_records_in_flight(
-    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
+    broker: ScratchKafka, stack_env: dict[str, str], scratch_prefix: str, tmp_path: Path
 ) -> None:
-    with posting_through(broker, stack_env, prefix, tmp_path / "api.log") as (poster, client):
+    with posting_through(broker, stack_env, scratch_prefix, tmp_path / "api.log") as (poster, client):
         broker.pause()
         try:
             time.sleep(4)  # records in flight time out (1 s), are retried and expire (1.8 s)
@@ -179,9 +151,9 @@ def test_records_are_accepted_again_after_the_broker_hung_with_records_in_flight
 
 
 def test_records_are_accepted_again_after_the_broker_crashed_and_restarted(
-    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
+    broker: ScratchKafka, stack_env: dict[str, str], scratch_prefix: str, tmp_path: Path
 ) -> None:
-    with posting_through(broker, stack_env, prefix, tmp_path / "api.log") as (poster, client):
+    with posting_through(broker, stack_env, scratch_prefix, tmp_path / "api.log") as (poster, client):
         broker.kill()
         wait_until(lambda: connected_gauge(client) == "ingest_kafka_producer_connected 0.0", "the gauge to drop")
         assert client.get("/ready").status_code == 503
@@ -191,12 +163,12 @@ def test_records_are_accepted_again_after_the_broker_crashed_and_restarted(
 
 
 def test_a_producer_replaced_with_a_record_still_pending_fails_it_with_503_and_logs_json(
-    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
+    broker: ScratchKafka, stack_env: dict[str, str], scratch_prefix: str, tmp_path: Path
 ) -> None:
     """The first record expires and the producer is replaced while a second one, in a later batch, still waits
     (kafka-python no longer sends it): closing the replaced producer fails that record instead of raising."""
     log_path = tmp_path / "api.log"
-    process, url = api_on(broker, stack_env, prefix, log_path)
+    process, url = api_on(broker, stack_env, scratch_prefix, log_path)
     answers: dict[int, httpx.Response] = {}
 
     def post(index: int) -> None:
@@ -229,11 +201,11 @@ def test_a_producer_replaced_with_a_record_still_pending_fails_it_with_503_and_l
 
 
 def test_the_api_shuts_down_cleanly_while_the_broker_hangs(
-    broker: ScratchKafka, stack_env: dict[str, str], prefix: str, tmp_path: Path
+    broker: ScratchKafka, stack_env: dict[str, str], scratch_prefix: str, tmp_path: Path
 ) -> None:
     metrics_dir = tmp_path / "metrics"
     log_path = tmp_path / "api.log"
-    process, url = api_on(broker, stack_env, prefix, log_path, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    process, url = api_on(broker, stack_env, scratch_prefix, log_path, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     answers: list[int] = []
 
     def post_batch() -> None:
@@ -268,12 +240,12 @@ def test_the_api_shuts_down_cleanly_while_the_broker_hangs(
 
 
 def test_closing_the_producer_while_the_broker_hangs_fails_pending_records_and_stops_its_thread(
-    broker: ScratchKafka, prefix: str
+    broker: ScratchKafka, scratch_prefix: str
 ) -> None:
     """A record in flight expires while the producer closes: kafka-python then drops its producer id, so a record
     sent after it never completes and ``KafkaProducer.close`` alone would raise and leave the producer open."""
     settings = ApiSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
-    topic = f"{prefix}.geo"
+    topic = f"{scratch_prefix}.geo"
 
     def record(index: int) -> OutgoingRecord:
         value = json.dumps(GEOS[index]).encode()
