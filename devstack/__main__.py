@@ -10,9 +10,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from devstack import install, paths, processes
-from devstack.environment import process_env, write_stack_env
+from devstack.environment import platform_env, process_env, shell_exports, write_stack_env
 from devstack.log import step
 from devstack.orphan_backfills import BACKFILL_ATTEMPTS, discard_from_outside
+from devstack.secrets import renew_short_jwt_secret
 from devstack.services import SERVICES, Service, service
 
 
@@ -36,8 +37,17 @@ def cmd_install(_: argparse.Namespace) -> None:
     step("install complete")
 
 
+def _renew_short_jwt_secret() -> None:
+    """Replace a JWT secret too short for HS512 while no Airflow process runs (they must all share it)."""
+    if any(processes.recorded_process(s.name) for s in SERVICES if s.name.startswith("airflow-")):
+        return
+    if renew_short_jwt_secret():
+        step("made a new Airflow JWT secret: the stored one was too short for HS512")
+
+
 def cmd_up(_: argparse.Namespace) -> None:
     install.install_all()
+    _renew_short_jwt_secret()
     write_stack_env()
     for svc in SERVICES:
         _start(svc)
@@ -94,8 +104,7 @@ def cmd_status(_: argparse.Namespace) -> None:
 def cmd_env(_: argparse.Namespace) -> None:
     """Print `export` lines of the platform settings, for `eval "$(python -m devstack env)"`."""
     write_stack_env()
-    for line in paths.STACK_ENV_FILE.read_text().splitlines():
-        print(f"export {line}")
+    print("\n".join(shell_exports(platform_env())))
 
 
 def retry_on_sqlite_lock(argv: list[str], returncode: int, output: str) -> bool:
@@ -159,6 +168,10 @@ def main(argv: list[str] | None = None) -> None:
         args.fn(args)
     except processes.StackError as exc:
         step(f"error: {exc}")
+        sys.exit(2)
+    except FileNotFoundError as exc:  # a program of the stack not installed yet, or a prerequisite missing
+        hint = f"`make install` puts the stack's own programs in place; {install.PREREQUISITES}"
+        step(f"error: {exc.filename or exc} not found ({hint})")
         sys.exit(2)
 
 

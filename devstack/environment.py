@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+from collections.abc import Mapping
 
 from devstack import paths
 from devstack.ports import PORTS
@@ -66,6 +68,7 @@ def airflow_env(platform: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": s["AIRFLOW_JWT_SECRET"],
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db,
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+        # As in docker-compose.yaml; the scheduler serves it on loopback only (devstack.services).
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(paths.AIRFLOW_HOME / "logs"),
         "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
@@ -76,16 +79,32 @@ def airflow_env(platform: dict[str, str]) -> dict[str, str]:
     }
 
 
+# What would point the venv's spark-submit at another Spark (it runs $SPARK_HOME/bin/spark-class whenever SPARK_HOME is
+# set), at another configuration or class path (which also voids the class-data archive), or at another Python.
+FOREIGN_SPARK_PREFIXES = ("SPARK_", "PYSPARK_")
+FOREIGN_SPARK_NAMES = frozenset({"HADOOP_CONF_DIR", "YARN_CONF_DIR"})
+
+
+def without_foreign_spark(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without the variables by which a caller's shell would swap another Spark in for the venv's pyspark."""
+    return {k: v for k, v in env.items() if not k.startswith(FOREIGN_SPARK_PREFIXES) and k not in FOREIGN_SPARK_NAMES}
+
+
 def process_env() -> dict[str, str]:
-    """Full environment of a stack process: the caller's, plus the platform's and Airflow's settings."""
+    """Full environment of a stack process: the caller's (less another Spark's), the platform's and Airflow's."""
     platform = platform_env()
     return {
-        **os.environ,
+        **without_foreign_spark(os.environ),
         **platform,
         **airflow_env(platform),
         "PATH": f"{paths.VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(paths.REPO),
     }
+
+
+def shell_exports(values: Mapping[str, str]) -> list[str]:
+    """``export KEY=value`` lines a POSIX shell reads back unchanged, whatever characters the values hold."""
+    return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
 
 
 def write_stack_env() -> None:

@@ -8,3 +8,6 @@ PORTS: dict[str, int] = {
     "airflow": 8080,
     "api": 8000,
 }
+
+# The scheduler's health check server (ENABLE_HEALTH_CHECK). Not in PORTS, which docker-compose.yaml publishes too.
+AIRFLOW_SCHEDULER_HEALTH = 8974

@@ -12,6 +12,8 @@ from pathlib import Path
 from devstack import paths
 
 GENERATED = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "AIRFLOW_PASSWORD", "AIRFLOW_JWT_SECRET")
+# Airflow signs its JWTs with HS512, whose key should hold at least 64 bytes (RFC 7518 3.2; PyJWT warns otherwise).
+JWT_SECRET_MIN_BYTES = 64
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -39,6 +41,8 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
 def _new_value(name: str) -> str:
     if name == "MINIO_ROOT_USER":
         return "lake-" + secrets.token_hex(4)
+    if name == "AIRFLOW_JWT_SECRET":
+        return secrets.token_urlsafe(JWT_SECRET_MIN_BYTES)
     return secrets.token_urlsafe(24)
 
 
@@ -50,3 +54,17 @@ def load_secrets() -> dict[str, str]:
         stored.update({n: _new_value(n) for n in missing})
         write_env_file(paths.SECRETS_FILE, stored)
     return {n: os.environ.get(n, stored[n]) for n in GENERATED}
+
+
+def renew_short_jwt_secret() -> bool:
+    """Replace a stored JWT secret too short for HS512 (made by an earlier version); True if it was replaced.
+
+    Call it only while no Airflow process runs: each reads the secret when it starts, and all must share it.
+    """
+    stored = read_env_file(paths.SECRETS_FILE)
+    current = stored.get("AIRFLOW_JWT_SECRET")
+    if current is None or len(current.encode()) >= JWT_SECRET_MIN_BYTES:
+        return False
+    stored["AIRFLOW_JWT_SECRET"] = _new_value("AIRFLOW_JWT_SECRET")
+    write_env_file(paths.SECRETS_FILE, stored)
+    return True

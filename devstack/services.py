@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -14,8 +15,10 @@ from pathlib import Path
 
 from devstack import paths, processes
 from devstack.environment import process_env, write_airflow_passwords
+from devstack.install import run_logged
 from devstack.log import step
-from devstack.ports import PORTS
+from devstack.ports import AIRFLOW_SCHEDULER_HEALTH, PORTS
+from devstack.secrets import write_private_file
 
 
 def _http_ok(url: str) -> bool:
@@ -40,7 +43,9 @@ class Service:
 
 # --- Kafka (KRaft, single node) -------------------------------------------------------------
 
-_LOG4J2 = """status = warn
+# Log4j 2 properties syntax (the file's extension tells Log4j which syntax to parse). Kafka 4 logs mostly under
+# org.apache.kafka, the rest under kafka.
+LOG4J2_PROPERTIES = """status = warn
 appender.out.type = Console
 appender.out.name = OUT
 appender.out.layout.type = PatternLayout
@@ -51,6 +56,8 @@ logger.kafka.name = kafka
 logger.kafka.level = WARN
 logger.state.name = state.change.logger
 logger.state.level = WARN
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
 """
 
 
@@ -106,15 +113,14 @@ def kraft_cluster_id() -> str:
 
 def _kafka_prepare() -> None:
     paths.KAFKA_CONFIG.write_text(kafka_properties())
-    paths.KAFKA_LOG4J.write_text(_LOG4J2)
+    paths.KAFKA_LOG4J.write_text(LOG4J2_PROPERTIES)
     if (paths.KAFKA_DATA / "meta.properties").exists():
         return
     step("formatting Kafka's KRaft storage")
     cluster_id = kraft_cluster_id()
-    subprocess.run(
+    run_logged(
         kafka_java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(paths.KAFKA_CONFIG)),
-        check=True,
-        stdout=subprocess.DEVNULL,
+        paths.LOGS / "kafka-storage-format.log",
     )
 
 
@@ -190,17 +196,40 @@ def airflow_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[s
     )
 
 
+def migration_marker(database_url: str, airflow_version: str) -> str:
+    """What the migration stamp holds: a hash of the database URL (it may hold a password) and Airflow's version."""
+    return hashlib.sha256(f"{database_url} {airflow_version}".encode()).hexdigest()
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite database URL; None for another database or an in-memory one."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def needs_migration(stamp: Path, database_url: str, airflow_version: str) -> bool:
+    """Whether to run ``airflow db migrate``: no stamp of this database and Airflow, or its SQLite file is gone."""
+    database = sqlite_file(database_url)
+    if database is not None and not database.exists():
+        return True
+    return not stamp.exists() or stamp.read_text() != migration_marker(database_url, airflow_version)
+
+
 def _airflow_prepare() -> None:
     write_airflow_passwords()
     stamp = paths.AIRFLOW_HOME / ".migrated"
-    marker = process_env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] + " " + _airflow_version()
-    if stamp.exists() and stamp.read_text() == marker:
+    database_url, airflow_version = process_env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], _airflow_version()
+    if not needs_migration(stamp, database_url, airflow_version):
         return
     step("migrating Airflow's metadata database")
     result = airflow_cli("db", "migrate", check=False)
     if result.returncode != 0:
         raise processes.StackError(f"airflow db migrate failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    stamp.write_text(marker)
+    write_private_file(stamp, migration_marker(database_url, airflow_version))
 
 
 def _airflow_version() -> str:
@@ -227,6 +256,14 @@ def _airflow(*args: str) -> Callable[[], list[str]]:
 def _supervised_airflow(*args: str) -> Callable[[], list[str]]:
     """An Airflow component that is started again when it crashes (see ``devstack.supervise``)."""
     return lambda: [str(paths.VENV_BIN / "python"), "-m", "devstack.supervise", str(paths.VENV_BIN / "airflow"), *args]
+
+
+def _scheduler_env() -> dict[str, str]:
+    """The scheduler's health server (``ENABLE_HEALTH_CHECK``) on loopback, not on every interface."""
+    return {
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(AIRFLOW_SCHEDULER_HEALTH),
+    }
 
 
 # --- the stack, in start order -------------------------------------------------------------
@@ -259,7 +296,16 @@ SERVICES: tuple[Service, ...] = (
         timeout=180,
         prepare=_airflow_prepare,
     ),
-    Service("airflow-scheduler", (), "", _supervised_airflow("scheduler"), _airflow_component_healthy("scheduler")),
+    # No log servers (they would listen on every interface): all runs on one machine, so the api-server reads the
+    # task and trigger logs from their files in AIRFLOW__LOGGING__BASE_LOG_FOLDER.
+    Service(
+        "airflow-scheduler",
+        (AIRFLOW_SCHEDULER_HEALTH,),
+        "",
+        _supervised_airflow("scheduler", "--skip-serve-logs"),
+        _airflow_component_healthy("scheduler"),
+        extra_env=_scheduler_env,
+    ),
     Service(
         "airflow-dag-processor",
         (),
@@ -267,7 +313,13 @@ SERVICES: tuple[Service, ...] = (
         _supervised_airflow("dag-processor"),
         _airflow_component_healthy("dag_processor"),
     ),
-    Service("airflow-triggerer", (), "", _supervised_airflow("triggerer"), _airflow_component_healthy("triggerer")),
+    Service(
+        "airflow-triggerer",
+        (),
+        "",
+        _supervised_airflow("triggerer", "--skip-serve-logs"),
+        _airflow_component_healthy("triggerer"),
+    ),
     Service(
         "api",
         (PORTS["api"],),
@@ -275,7 +327,8 @@ SERVICES: tuple[Service, ...] = (
         # One worker, the API's default (docs/api.md), as in docker-compose.yaml and the README's benchmark: the 2 cores
         # are shared with Kafka, MinIO and Airflow. An API_WORKERS of the caller's environment reaches the API.
         lambda: [str(paths.VENV_BIN / "python"), "-m", "api"],
-        lambda: _http_ok(f"http://127.0.0.1:{PORTS['api']}/health"),
+        # Ready, not only alive: connected to Kafka and its topics exist (created in Kafka's after_start, above).
+        lambda: _http_ok(f"http://127.0.0.1:{PORTS['api']}/ready"),
     ),
 )
 
