@@ -10,28 +10,72 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+import httpx
 import pyarrow.parquet as pq
+from botocore.exceptions import EndpointConnectionError
 from rich.console import Console
 from rich.table import Table
 
 from devstack import paths
-from devstack.airflow_client import AirflowClient
+from devstack.airflow_client import AirflowClient, AirflowError, midnight, wait_budget
+from devstack.processes import StackError
 from devstack.secrets import read_env_file
 from include import lake
-from include.emulator.__main__ import main as emulator
 from include.emulator.__main__ import parse_args, refusals, run_post
+from include.emulator.seed import SeedError, check_kafka, days_between, seed_kafka
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 from spark_jobs.manifest import cleaned_from, parse_manifest
 
 DAG_ID = "pinterest_daily"
 console = Console()
+errors = Console(stderr=True)
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+def reporter() -> Callable[[str], None]:
+    """Print a wait's progress lines, each with the time since the wait began."""
+    began = time.monotonic()
+
+    def report(line: str) -> None:
+        elapsed = int(time.monotonic() - began)
+        console.print(f"  [{elapsed // 60}:{elapsed % 60:02d}] {line}", markup=False, highlight=False, soft_wrap=True)
+
+    return report
+
+
+def seed_history(settings: PlatformSettings, first: date, last: date, per_day: int, seed: int) -> None:
+    """Seed ``first..last`` straight into the stack's Kafka (its settings, not the shell's), historical timestamps."""
+    check_kafka(settings)
+    with console.status(f"seeding {settings.topic_prefix}.* at {settings.kafka_bootstrap_servers}"):
+        report = seed_kafka(first, last, per_day, seed=seed, settings=settings)
+    table = Table(title=f"records per day in {settings.topic_prefix}.*")
+    table.add_column("day")
+    for entity in ENTITIES:
+        table.add_column(entity, justify="right")
+    for day, per_entity in report.counts.items():
+        table.add_row(day.isoformat(), *(str(per_entity[entity]) for entity in ENTITIES))
+    console.print(table)
+
+
+def wait_for_running_backfill(client: AirflowClient) -> None:
+    """Wait, with progress, for a backfill of the DAG still running (e.g. of an interrupted demo): Airflow allows one
+    per DAG. A paused one would never end: say how to resume or cancel it instead."""
+    active = client.active_backfill(DAG_ID)
+    if active is None:
+        return
+    what = f"backfill {active['id']} of {DAG_ID} ({active['from_date'][:10]}..{active['to_date'][:10]})"
+    if active["is_paused"]:
+        raise AirflowError(
+            f"{what} is paused: resume or cancel it on {client.dag_url(DAG_ID)}, then run the demo again"
+        )
+    console.print(
+        f"  {what} is still running: waiting for it (or cancel it on {client.dag_url(DAG_ID)})", soft_wrap=True
+    )
+    client.unpause(DAG_ID)  # its runs stay queued while the DAG is paused
+    client.wait_for_backfill(active, reporter())
 
 
 def post_live(api_url: str, triples: int, seed: int) -> None:
@@ -43,13 +87,15 @@ def post_live(api_url: str, triples: int, seed: int) -> None:
 
 
 def run_days(client: AirflowClient, first: date, last: date) -> None:
-    """Backfill ``first..last`` and wait for every run of those days, whoever created it (backfill or schedule)."""
+    """Backfill ``first..last`` and wait for every run of those days, whoever created it (backfill or schedule).
+
+    The backfill comes first and the unpause after it: a paused DAG keeps the backfill's runs queued, and once
+    unpaused the scheduler finds yesterday's run there already instead of starting its own next to the backfill.
+    """
     # one day at a time: the analytics of a day read the clean partitions of the days before it
-    client.wait_for_backfill(client.backfill(DAG_ID, _midnight(first), _midnight(last), max_active_runs=1))
-    wanted = {first + timedelta(days=i) for i in range((last - first).days + 1)}
-    runs = client.wait_for_runs_of_days(DAG_ID, wanted)
-    for run in runs:
-        console.print(f"  run {run['dag_run_id']} ({run['run_type']}): {run['state']}")
+    backfill = client.get_backfill(client.backfill(DAG_ID, midnight(first), midnight(last), max_active_runs=1))
+    client.unpause(DAG_ID)
+    client.wait_for_days(DAG_ID, days_between(first, last), backfill, reporter())
 
 
 def first_day_to_backfill(s3, bucket: str, seeded_from: date) -> date:
@@ -125,6 +171,43 @@ def show_analytics(s3, bucket: str, day: date, max_rows: int = 12) -> None:
         console.print(table)
 
 
+def run(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """The five steps; Airflow is checked (healthy, no backfill running) before anything is written."""
+    settings = PlatformSettings.model_validate(env)  # the stack's settings for everything, not the shell's
+    today = datetime.now(UTC).date()
+    first, last = today - timedelta(days=args.history_days), today - timedelta(days=1)
+
+    client = AirflowClient.from_env(env)
+    client.check_health()
+    client.wait_for_dag(DAG_ID)
+    wait_for_running_backfill(client)
+
+    console.rule(f"1/5 seeding {first}..{last} straight into Kafka (historical record timestamps)")
+    seed_history(settings, first, last, args.per_day, args.seed)
+
+    console.rule(f"2/5 posting {args.live} live pin/geo/user triples to the API at {env['API_URL']}")
+    post_live(env["API_URL"], args.live, args.seed + 1)
+
+    s3 = settings.s3_client()
+    start = first_day_to_backfill(s3, settings.lake_bucket, first)
+    if start < first:
+        console.print(
+            f"  the lake is not ready from {start} on (days not drained complete or not cleaned): redoing them"
+        )
+    console.rule(f"3/5 backfilling {start}..{last} with {DAG_ID} (drain, quality gate, Spark clean + analytics)")
+    run_days(client, start, last)
+
+    console.rule(f"4/5 running today's interval [{today}, {today + timedelta(days=1)}) as a manual run (partial)")
+    run_id = client.trigger(DAG_ID, midnight(today), midnight(today + timedelta(days=1)))
+    client.wait_for_run(DAG_ID, run_id, timeout=wait_budget(1), report=reporter())
+
+    console.rule("5/5 results")
+    show_raw(s3, settings.lake_bucket, days_between(first, today))
+    show_analytics(s3, settings.lake_bucket, today)
+    console.print(f"Airflow UI: {env['AIRFLOW_API_URL']} (user {env['AIRFLOW_USERNAME']}, password in "
+                  f"{paths.AIRFLOW_HOME / 'passwords.json'}); MinIO console: http://127.0.0.1:9001")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--history-days", type=int, default=3, help="past days seeded and backfilled")
@@ -141,40 +224,27 @@ def main(argv: list[str] | None = None) -> int:
     env = read_env_file(paths.STACK_ENV_FILE)
     if not env:
         raise SystemExit("the local stack is not set up: run `make up` first")
-    today = datetime.now(UTC).date()
-    first, last = today - timedelta(days=args.history_days), today - timedelta(days=1)
-
-    console.rule(f"1/5 seeding {first}..{last} straight into Kafka (historical record timestamps)")
-    emulator(["seed-kafka", "--from", first.isoformat(), "--to", last.isoformat(),
-              "--per-day", str(args.per_day), "--seed", str(args.seed)])  # fmt: skip
-
-    console.rule(f"2/5 posting {args.live} live pin/geo/user triples to the API at {env['API_URL']}")
-    post_live(env["API_URL"], args.live, args.seed + 1)
-
-    client = AirflowClient.from_env(env)
-    client.wait_for_dag(DAG_ID)
-    client.unpause(DAG_ID)
-    s3 = PlatformSettings.model_validate(env).s3_client()
-    start = first_day_to_backfill(s3, env["LAKE_BUCKET"], first)
-    if start < first:
-        console.print(
-            f"  the lake is not ready from {start} on (days not drained complete or not cleaned): redoing them"
-        )
-    console.rule(f"3/5 backfilling {start}..{last} with {DAG_ID} (drain, quality gate, Spark clean + analytics)")
-    run_days(client, start, last)
-
-    console.rule(f"4/5 running today's interval [{today}, {today + timedelta(days=1)}) as a manual run (partial)")
-    run_id = client.trigger(DAG_ID, _midnight(today), _midnight(today + timedelta(days=1)))
-    client.wait_for_run(DAG_ID, run_id)
-    console.print(f"  run {run_id}: success")
-
-    console.rule("5/5 results")
-    days = [first + timedelta(days=i) for i in range(args.history_days + 1)]
-    show_raw(s3, env["LAKE_BUCKET"], days)
-    show_analytics(s3, env["LAKE_BUCKET"], today)
-    console.print(f"Airflow UI: {env['AIRFLOW_API_URL']} (user {env['AIRFLOW_USERNAME']}, password in "
-                  f"{paths.AIRFLOW_HOME / 'passwords.json'}); MinIO console: http://127.0.0.1:9001")  # fmt: skip
+    try:
+        run(args, env)
+    except KeyboardInterrupt:
+        errors.print("interrupted: a backfill already created goes on in Airflow, and the next demo waits for it")
+        return 130
+    except httpx.TimeoutException as error:
+        return _fail(f"Airflow at {env['AIRFLOW_API_URL']} did not answer in time ({error!r}); "
+                     "see .stack/logs/airflow-api-server.log")  # fmt: skip
+    except httpx.TransportError as error:
+        return _fail(f"Airflow does not answer at {env['AIRFLOW_API_URL']} ({error!r}): start the stack with `make up`")
+    except EndpointConnectionError as error:
+        return _fail(f"MinIO does not answer ({error}): start the stack with `make up`")
+    except (AirflowError, TimeoutError, SeedError, StackError) as error:
+        return _fail(str(error))
     return 0
+
+
+def _fail(message: str) -> int:
+    """Print ``message`` as one red line on stderr; the demo's exit code."""
+    errors.print(message, style="red", markup=False, soft_wrap=True)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+"""The demo's seeding and run lookups against the running local stack: isolated topics, reads of Airflow only.
+
+Nothing here triggers, backfills, pauses or unpauses: the Airflow checks compare the REST client's answers with
+the metadata database itself.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from kafka import KafkaConsumer, TopicPartition
+
+from demo.__main__ import DAG_ID, seed_history
+from devstack.airflow_client import AirflowClient
+from devstack.environment import airflow_env, platform_env
+from include.records import ENTITIES
+from include.settings import PlatformSettings
+
+
+def test_the_seed_goes_to_the_stacks_kafka_whatever_the_shell_says(stack_env, kafka_topics, monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("PINTEREST_TOPIC_PREFIX", "elsewhere")
+    settings = PlatformSettings.model_validate({**stack_env, "PINTEREST_TOPIC_PREFIX": kafka_topics})
+    first = datetime.now(UTC).date() - timedelta(days=2)
+
+    seed_history(settings, first, first + timedelta(days=1), per_day=7, seed=3)
+
+    consumer = KafkaConsumer(bootstrap_servers=stack_env["KAFKA_BOOTSTRAP_SERVERS"])
+    try:
+        for entity in ENTITIES:
+            topic = f"{kafka_topics}.{entity}"
+            ends = consumer.end_offsets([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+            assert sum(ends.values()) == 2 * 7, topic
+    finally:
+        consumer.close()
+
+
+def _runs_in_db() -> dict[str, datetime | None]:
+    """Run id -> logical date (UTC) of the DAG's runs, read from Airflow's metadata database."""
+    engine = sa.create_engine(airflow_env(platform_env())["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with engine.connect() as db:
+            rows = db.execute(sa.text("SELECT run_id, logical_date FROM dag_run WHERE dag_id = :d"), {"d": DAG_ID})
+            return {run_id: _utc(logical) for run_id, logical in rows}
+    finally:
+        engine.dispose()
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    value = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def test_every_run_and_each_days_run_are_found_as_the_database_holds_them(stack_env):
+    client = AirflowClient.from_env(stack_env)
+    try:
+        before = _runs_in_db()
+        midnights = sorted(
+            {d for d in before.values() if d and d == d.replace(hour=0, minute=0, second=0, microsecond=0)}
+        )
+        days = [d.date() for d in midnights[-3:]] + [datetime.now(UTC).date() + timedelta(days=1)]  # the last: no run
+        listed = {r["dag_run_id"] for r in client.runs(DAG_ID)}
+        by_day = client.runs_by_day(DAG_ID, days)
+        after = _runs_in_db()
+    finally:
+        client.close()
+
+    stayed = before.keys() & after.keys()  # other tests may add or delete runs meanwhile
+    assert stayed <= listed <= before.keys() | after.keys()
+    for day in days:
+        holders = {run_id for run_id in stayed if before[run_id] == datetime(day.year, day.month, day.day, tzinfo=UTC)}
+        found = {by_day[day]["dag_run_id"]} if day in by_day else set()
+        assert found == holders, day
+
+
+def test_the_active_backfill_is_the_one_the_database_holds(stack_env):
+    query = sa.text("SELECT id FROM backfill WHERE dag_id = :d AND completed_at IS NULL")
+    engine = sa.create_engine(airflow_env(platform_env())["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    client = AirflowClient.from_env(stack_env)
+    try:
+        with engine.connect() as db:
+            before = set(db.execute(query, {"d": DAG_ID}).scalars())
+        active = client.active_backfill(DAG_ID)
+        with engine.connect() as db:
+            after = set(db.execute(query, {"d": DAG_ID}).scalars())
+    finally:
+        client.close()
+        engine.dispose()
+
+    assert (active["id"] if active else None) in ({*before, *after} or {None})
