@@ -17,9 +17,14 @@ help:
 # Python files too and overwrites them: reinstall the pinned pyspark over it.
 PYSPARK_PIN := $(shell grep -E '^pyspark==' requirements.txt)
 
+IS_PY311 := -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'
+
+# A venv of another Python (or a broken one) is made again.
 $(VENV)/.installed: requirements.txt constraints.txt Makefile
+	@$(PYTHON) $(IS_PY311) 2>/dev/null || { echo "Python 3.11 is needed and '$(PYTHON)' is not one (or is not" \
+		"found): run make PYTHON=/path/to/python3.11 $(MAKECMDGOALS)" >&2; exit 1; }
 	@echo "==> creating $(VENV) and installing pinned Python dependencies (first time: ~3 min)"
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) $(IS_PY311) 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$(PYSPARK_PIN)"
 	@touch $@
@@ -30,8 +35,14 @@ install: $(VENV)/.installed
 up: install
 	@$(PY) -m devstack up
 
+# Without the venv nothing can stop the stack: fail, naming what to do, while a recorded process still runs.
 down:
-	@if [ -x $(PY) ]; then $(PY) -m devstack down; fi
+	@if [ -x $(PY) ]; then $(PY) -m devstack down; exit; fi; \
+	running=$$(for f in .stack/pids/*.pid; do [ -e "$$f" ] && kill -0 "$$(cut -d' ' -f1 "$$f")" 2>/dev/null \
+		&& echo "$$(basename "$$f" .pid) (pid $$(cut -d' ' -f1 "$$f"))"; done); \
+	if [ -n "$$running" ]; then \
+		echo "make down: $(PY) is missing, so nothing was stopped; still running:" $$running >&2; \
+		echo "recreate the venv with 'make $(VENV)/.installed', then run 'make down' again" >&2; exit 1; fi
 
 status:
 	@$(PY) -m devstack status
