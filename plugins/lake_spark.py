@@ -29,11 +29,11 @@ from airflow.sdk import AssetAlias, BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
+from include.job_exits import PERMANENT_EXIT_CODES
 from include.lake import Zone
 from include.records import ENTITIES
 from include.settings import platform_settings
 from plugins.lake_assets import emit, lake_asset
-from spark_jobs.failures import PERMANENT_EXIT_CODES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLEAN_JOB = str(REPO_ROOT / "spark_jobs" / "clean.py")
@@ -239,7 +239,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             emit(context, self.asset_alias, written, {"dt": day, "bucket": bucket})
 
     def no_retry_reason(self) -> str | None:
-        """Why a failed job is not worth a retry, when spark-submit's exit code says so (``spark_jobs/failures.py``).
+        """Why a failed job is not worth a retry, when spark-submit's exit code says so (``include/job_exits.py``).
 
         In client mode spark-submit exits with the job's own code; a driver on the cluster exits with Spark's,
         and its failures are retried as any other.

@@ -1,12 +1,8 @@
-"""Failures a retry cannot fix, and the exit codes that tell Airflow so.
+"""Failures a retry cannot fix: a job that refuses the lake's data exits with ``DATA_EXIT_CODE``.
 
-spark-submit (in client mode) exits with the driver's exit code, so a job that refuses the lake's data exits
-with ``DATA_EXIT_CODE`` and one started with bad arguments with ``USAGE_EXIT_CODE`` (the ``sysexits.h``
-values). ``plugins/lake_spark.py`` fails such a task at once instead of retrying it for minutes. Anything
-else (S3 or Spark trouble, a day another run holds or has not cleaned yet) keeps the usual exit code 1 and
-is retried.
-
-This module imports neither pyspark nor Airflow: both sides use it.
+One started with bad arguments exits with ``USAGE_EXIT_CODE`` (``session.JobArgumentParser``); both codes are
+in ``include/job_exits.py``, which the operator reads too. Anything else (S3 or Spark trouble, a day another run
+holds or has not cleaned yet) keeps the usual exit code 1 and is retried.
 """
 
 from __future__ import annotations
@@ -15,12 +11,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-USAGE_EXIT_CODE = 64
-DATA_EXIT_CODE = 65
-PERMANENT_EXIT_CODES = {
-    USAGE_EXIT_CODE: "the job's arguments are wrong",
-    DATA_EXIT_CODE: "the lake holds data the job refuses (its log says which); only draining the day again changes it",
-}
+from include.job_exits import DATA_EXIT_CODE
+
 # Spark's error conditions for a raw line that does not parse under its schema, and for the clean job's own
 # ``raise_error`` on a line without its record key: the raw files never change, so neither does the outcome.
 _DATA_CONDITIONS = ("[MALFORMED_RECORD_IN_PARSING", "[USER_RAISED_EXCEPTION]")

@@ -12,8 +12,8 @@ from typing import NoReturn
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
+from include.job_exits import USAGE_EXIT_CODE
 from include.lake import s3a_url
-from spark_jobs.failures import USAGE_EXIT_CODE
 
 # Settings these jobs rely on; values given to spark-submit (--conf, --master) win over them.
 DEFAULT_CONF: dict[str, str] = {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spark_jobs.failures import DATA_EXIT_CODE, USAGE_EXIT_CODE, RefusedDataError, refusal_summary, run_job
+from include.job_exits import DATA_EXIT_CODE, USAGE_EXIT_CODE
+from spark_jobs.failures import RefusedDataError, refusal_summary, run_job
 from spark_jobs.session import lake_argument_parser
 
 
