@@ -96,13 +96,14 @@ def start(name: str, argv: Sequence[str], env: dict[str, str]) -> psutil.Process
     return psutil.Process(popen.pid)
 
 
-def session(leader: int) -> list[psutil.Process]:
-    """``leader``, the processes of its session and all their descendants, also those that moved to another
-    process group or session (Airflow's task runners take their own group); never the calling process."""
-    members: dict[int, psutil.Process] = {}
+def session(leader: psutil.Process) -> list[psutil.Process]:
+    """``leader`` (while it is still that process), the processes of its session and all their descendants, also
+    those that moved to another process group or session (Airflow's task runners take their own group); never the
+    calling process. Linux gives no new process a PID still in use as a session id, so every match is a member."""
+    members: dict[int, psutil.Process] = {leader.pid: leader} if leader.is_running() else {}
     for proc in psutil.process_iter():
         with contextlib.suppress(OSError):  # gone meanwhile
-            if proc.pid == leader or os.getsid(proc.pid) == leader:
+            if proc.pid != leader.pid and os.getsid(proc.pid) == leader.pid:
                 members[proc.pid] = proc
     for proc in list(members.values()):
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -111,8 +112,11 @@ def session(leader: int) -> list[psutil.Process]:
     return list(members.values())
 
 
-def end_session(leader: int, timeout: float) -> None:
-    """SIGTERM ``session(leader)``, wait up to ``timeout`` s, then SIGKILL what is left and what it started since."""
+def end_session(leader: psutil.Process, timeout: float) -> None:
+    """SIGTERM ``session(leader)``, wait up to ``timeout`` s, then SIGKILL what is left and what it started since.
+
+    The second look skips the leader once it has exited: its PID may then belong to an unrelated process.
+    """
     members = session(leader)
     _signal(members, signal.SIGTERM)
     _, alive = psutil.wait_procs(members, timeout=timeout)
@@ -132,7 +136,7 @@ def stop(name: str, timeout: float = 30.0) -> bool:
     proc = recorded_process(name)
     if proc is None:
         return False
-    end_session(proc.pid, timeout)
+    end_session(proc, timeout)
     _pidfile(name).unlink(missing_ok=True)
     return True
 

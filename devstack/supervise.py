@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
 
+import psutil
+
 from devstack import processes
 
 MAX_RESTARTS = 5
@@ -61,10 +63,12 @@ def supervise(argv: Sequence[str]) -> int:
             print(f"{stamp} [devstack.supervise] {argv[0]} exited with {returncode}: starting it again", flush=True)
             time.sleep(BACKOFF_S)
         if not stopping and os.getsid(0) == os.getpid():  # our own session: all else in it is the command's
-            processes.end_session(os.getpid(), LEFTOVER_GRACE_S)
+            processes.end_session(psutil.Process(), LEFTOVER_GRACE_S)
         if stopping or not restart:
             return returncode
         child = subprocess.Popen(argv)
+        if stopping:  # the stop came while starting it, after the session was signalled
+            child.terminate()
 
 
 if __name__ == "__main__":
