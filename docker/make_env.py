@@ -86,25 +86,29 @@ def parse_env(text: str) -> dict[str, str]:
     return dict(pair for pair in pairs if pair is not None)
 
 
-def read_env(path: Path) -> dict[str, str]:
-    """The values of an env file; empty when it does not exist."""
-    return parse_env(path.read_text()) if path.exists() else {}
+def commented_keys(text: str) -> set[str]:
+    """Keys of ``KEY=   # comment`` lines: an unquoted value that starts with ``#`` is a comment meant as no value
+    (a quoted one, ``KEY="#…"``, is a real value)."""
+    matches = (_ASSIGNMENT.fullmatch(line) for line in text.splitlines() if parse_line(line) is not None)
+    return {m["key"] for m in matches if m is not None and m["rest"].startswith("#")}
 
 
-def problem(name: str, value: str | None) -> str | None:
-    """Why ``value`` cannot serve as the required variable ``name`` (None when it can)."""
+def problem(name: str, value: str | None, commented: bool = False) -> str | None:
+    """Why ``value`` cannot serve as the required variable ``name`` (None when it can); ``commented``: its line
+    was ``KEY=   # comment`` (see ``commented_keys``)."""
     if not value:
         return "missing"
-    if value.startswith("#"):
+    if commented:
         return "its value was the comment text"
     if len(value) < MIN_LENGTH.get(name, 0):
         return f"shorter than {MIN_LENGTH[name]} characters"
     return None
 
 
-def complete_env(current: dict[str, str]) -> dict[str, str]:
+def complete_env(current: dict[str, str], commented: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
     """``current`` plus a new value for every required variable it lacks or cannot use (see ``problem``)."""
-    return {**current, **{name: make() for name, make in GENERATORS.items() if problem(name, current.get(name))}}
+    unusable = [name for name in GENERATORS if problem(name, current.get(name), name in commented)]
+    return {**current, **{name: GENERATORS[name]() for name in unusable}}
 
 
 def updated_text(text: str, values: dict[str, str]) -> str:
@@ -139,15 +143,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", type=Path, default=DEFAULT_PATH, help=f"the env file (default {DEFAULT_PATH})")
     path = parser.parse_args().path
+    text = path.read_text() if path.exists() else ""
     try:
-        current = read_env(path)
+        current = parse_env(text)
     except ValueError as exc:
         raise SystemExit(f"{path}: {exc}") from None
-    completed = complete_env(current)
+    commented = commented_keys(text)
+    completed = complete_env(current, commented)
     changed = {name: value for name, value in completed.items() if current.get(name) != value}
     if changed:
         write_env(path, changed)
-    reasons = [f"{name} ({problem(name, current.get(name))})" for name in changed]
+    reasons = [f"{name} ({problem(name, current.get(name), name in commented)})" for name in changed]
     print(f"{path}: {'set ' + ', '.join(reasons) if reasons else 'already complete'}")
 
 

@@ -728,7 +728,7 @@ def test_make_env_replaces_comments_read_as_values_and_short_signing_keys(tmp_pa
     old_layout = [
         "MINIO_ROOT_USER=          # MinIO root user; also the S3 access key of the platform (AWS_ACCESS_KEY_ID)",
         "MINIO_ROOT_PASSWORD=      # MinIO root password; also AWS_SECRET_ACCESS_KEY (at least 8 characters)",
-        "POSTGRES_PASSWORD=kept-value        # password of the `airflow` PostgreSQL user",
+        'POSTGRES_PASSWORD="#kept-value"      # password of the `airflow` PostgreSQL user (quoted: # is part of it)',
         "AIRFLOW_PASSWORD='kept$value'       # password of the Airflow UI/API login",
         f"AIRFLOW_JWT_SECRET={short_jwt}      # shared by all Airflow processes (signs the execution API tokens)",
         "AIRFLOW_FERNET_KEY=       # encrypts connections/variables stored in Airflow's database",
@@ -747,7 +747,7 @@ def test_make_env_replaces_comments_read_as_values_and_short_signing_keys(tmp_pa
     assert len(values["AIRFLOW_JWT_SECRET"]) >= HS512_KEY_BYTES and values["AIRFLOW_JWT_SECRET"] != short_jwt
     # kept as written: the values that were set, their quoting, the lines of other variables
     assert (values["POSTGRES_PASSWORD"], values["AIRFLOW_PASSWORD"], values["API_KEY"]) == (
-        "kept-value",
+        "#kept-value",
         "kept$value",
         "an api key",
     )
