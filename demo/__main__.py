@@ -208,11 +208,18 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
                   f"{paths.AIRFLOW_HOME / 'passwords.json'}); MinIO console: http://127.0.0.1:9001")  # fmt: skip
 
 
+def at_least_one(text: str) -> int:
+    """argparse type of the demo's counts: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
-    parser.add_argument("--history-days", type=int, default=3, help="past days seeded and backfilled")
-    parser.add_argument("--per-day", type=int, default=400, help="triples seeded per past day")
-    parser.add_argument("--live", type=int, default=300, help="triples posted through the API today")
+    parser.add_argument("--history-days", type=at_least_one, default=3, help="past days seeded and backfilled")
+    parser.add_argument("--per-day", type=at_least_one, default=400, help="triples seeded per past day")
+    parser.add_argument("--live", type=at_least_one, default=300, help="triples posted through the API today")
     parser.add_argument(
         "--seed",
         type=int,

@@ -33,7 +33,7 @@ from tests.api_process import free_port
 
 pytestmark = pytest.mark.slow
 
-ACK_WAIT_S = 1.0
+ACK_WAIT_S = 2.0
 """The request's wait in these tests; kafka-python's timeouts below are far longer."""
 REQUEST_TIMEOUT_MS = 10_000
 DELIVERY_TIMEOUT_MS = 30_000
@@ -172,7 +172,7 @@ def test_a_record_unanswered_after_the_producer_acknowledged_another_keeps_the_p
     than the request's wait. The broker answers again and acknowledges the first: the second gets no answer within
     its wait (503), but the producer acknowledged a record since it was sent, so it is kept, and it stores the second
     record when its linger ends (the client's 503 notwithstanding: delivery is at-least-once)."""
-    linger_s = 3.0
+    linger_s = 5.0
     settings = settings_for(
         broker, scratch_prefix, KAFKA_LINGER_MS=int(linger_s * 1000), KAFKA_BATCH_BYTES=1024, KAFKA_COMPRESSION="none"
     )

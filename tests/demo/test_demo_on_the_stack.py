@@ -74,20 +74,3 @@ def test_every_run_and_each_days_run_are_found_as_the_database_holds_them(stack_
         holders = {run_id for run_id in stayed if before[run_id] == datetime(day.year, day.month, day.day, tzinfo=UTC)}
         found = {by_day[day]["dag_run_id"]} if day in by_day else set()
         assert found == holders, day
-
-
-def test_the_active_backfill_is_the_one_the_database_holds(stack_env):
-    query = sa.text("SELECT id FROM backfill WHERE dag_id = :d AND completed_at IS NULL")
-    engine = sa.create_engine(airflow_env(platform_env())["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    client = AirflowClient.from_env(stack_env)
-    try:
-        with engine.connect() as db:
-            before = set(db.execute(query, {"d": DAG_ID}).scalars())
-        active = client.active_backfill(DAG_ID)
-        with engine.connect() as db:
-            after = set(db.execute(query, {"d": DAG_ID}).scalars())
-    finally:
-        client.close()
-        engine.dispose()
-
-    assert (active["id"] if active else None) in ({*before, *after} or {None})
