@@ -2,8 +2,11 @@
 
 Usage: python -m benchmarks [--scale 1.0] [--only api,drain,spark] [--out FILE]
 
-The figures go to ``bench-results/latest.json`` after a run of every benchmark, and to
-``bench-results/latest-<names>.json`` after a run of some (``--only``), so a partial run never replaces them.
+``bench-results/latest.json`` holds the latest full run: every benchmark at scale 1.0. Any other run (``--only``,
+another ``--scale``) goes to ``bench-results/latest-<names>[-scale<s>].json``, so a partial or scaled-down run never
+replaces it. Each run also leaves a copy under ``bench-results/runs/<UTC time>-<names>-scale<s>.json``. With
+``--out`` the figures go to that file only. Every file records the commit (and whether the tree was dirty), the
+versions measured, the machine and its load average before and after.
 """
 
 from __future__ import annotations
@@ -11,15 +14,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
-import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks import provenance
 from benchmarks.results import Result
 
 BENCHES = ("api", "drain", "spark")
+RESULTS = Path("bench-results")
 
 
 def _table(results: list[Result]) -> str:
@@ -34,19 +37,27 @@ def _table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def result_files(names: list[str], scale: float, started: datetime) -> list[Path]:
+    """Where a run's figures go without ``--out``: the ``latest`` file of its kind, and a timestamped copy."""
+    chosen = "-".join(b for b in BENCHES if b in names)
+    full = chosen == "-".join(BENCHES) and scale == 1.0
+    latest = "latest.json" if full else f"latest-{chosen}{'' if scale == 1.0 else f'-scale{scale:g}'}.json"
+    kind = f"{chosen}-scale{scale:g}"
+    return [RESULTS / latest, RESULTS / "runs" / f"{started:%Y%m%dT%H%M%SZ}-{kind}.json"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full workload (1.0 = issue sizes)")
     parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset of " + ", ".join(BENCHES))
     parser.add_argument("--out", type=Path, help="JSON file for the figures (default: see above)")
     args = parser.parse_args(argv)
-    names = args.only.split(",")
+    names = list(dict.fromkeys(args.only.split(",")))
     if unknown := sorted(set(names) - set(BENCHES)):
         parser.error(f"unknown benchmarks {unknown}; choose among {', '.join(BENCHES)}")
-    out = args.out or Path("bench-results") / (
-        "latest.json" if set(names) == set(BENCHES) else f"latest-{'-'.join(names)}.json"
-    )
 
+    started_at, load_before = datetime.now(UTC), provenance.load_average()
+    context = {"code": provenance.code(), "versions": provenance.versions(), "machine": provenance.machine()}
     results: list[Result] = []
     for name in names:
         module = importlib.import_module(f"benchmarks.bench_{name}")
@@ -56,15 +67,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"    done in {time.monotonic() - started:.1f}s", flush=True)
 
     print(_table(results))
-    out.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "when": datetime.now(UTC).isoformat(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "when": started_at.isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
+        **context,
+        "load_average": {"before": load_before, "after": provenance.load_average()},
+        "benches": names,
         "scale": args.scale,
         "results": [r.as_dict() for r in results],
     }
-    out.write_text(json.dumps(report, indent=2))
-    print(f"figures written to {out}")
+    for out in [args.out] if args.out else result_files(names, args.scale, started_at):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        print(f"figures written to {out}")
 
 
 if __name__ == "__main__":

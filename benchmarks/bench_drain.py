@@ -9,7 +9,11 @@ where it must read the 4x day after it too (it reads to the high watermark). Rat
 payload bytes (key + value), the same for every reader.
 
 The bare confluent-kafka consumer and the 1x drain run twice, alternating, and keep their
-best time, which evens out load from other processes on a shared machine.
+best time, which evens out load from other processes on a shared machine; their peak RSS is the
+higher of the two runs. The bare consumer also reads the 4x day, the ceiling of the 4x drain.
+After every drain, before anything is deleted, its output is checked (:func:`verify_drain`): a
+new manifest written by that run, with the day's records, and every object it lists stored
+with the manifest's byte count. Memory is in MiB (2**20 bytes), payload in MB (10**6 bytes).
 
 Run on its own: ``python -m benchmarks.bench_drain [scale]``.
 """
@@ -18,14 +22,15 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from benchmarks.memory import vm_hwm_mib
 from benchmarks.results import Result
 from benchmarks.stack import stack_env
 from include.settings import PlatformSettings
@@ -73,7 +78,7 @@ def _produce_day(bootstrap: str, topic: str, day: date, count: int) -> None:
 # --- measured in a child process -------------------------------------------------------------
 
 
-def _child(mode: str, topic: str, day_iso: str, bucket: str) -> dict[str, float]:
+def _child(mode: str, topic: str, day_iso: str, bucket: str) -> dict[str, Any]:
     from include.drain import DrainRequest, Interval, drain
     from include.drain.kafka_reader import make_consumer, plan_partitions, read_range
 
@@ -81,10 +86,12 @@ def _child(mode: str, topic: str, day_iso: str, bucket: str) -> dict[str, float]
     interval = Interval.for_day(date.fromisoformat(day_iso))
     started = time.perf_counter()
     records = payload = 0
+    drained: dict[str, str] = {}
     if mode == "drain":
+        run_id = f"bench-{uuid.uuid4().hex[:8]}"
         result = drain(_s3(dict(env)), env["KAFKA_BOOTSTRAP_SERVERS"],
-                       DrainRequest("pin", topic, bucket, interval, f"bench-{uuid.uuid4().hex[:8]}"))  # fmt: skip
-        records = result.record_count
+                       DrainRequest("pin", topic, bucket, interval, run_id))  # fmt: skip
+        records, drained = result.record_count, {"run_id": run_id, "outcome": result.outcome}
     elif mode == "bare-confluent":
         consumer = make_consumer(env["KAFKA_BOOTSTRAP_SERVERS"])
         for plan in plan_partitions(consumer, topic, interval.start_ms, interval.end_ms, 600_000):
@@ -97,16 +104,7 @@ def _child(mode: str, topic: str, day_iso: str, bucket: str) -> dict[str, float]
     else:
         raise ValueError(f"unknown mode {mode!r}")
     seconds = time.perf_counter() - started
-    return {"records": records, "payload": payload, "seconds": seconds, "peak_mb": _peak_rss_kb() / 1024}
-
-
-def _peak_rss_kb() -> int:
-    """Peak RSS of this process image: VmHWM, as ru_maxrss on Linux carries the forking parent's peak over exec."""
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"records": records, "payload": payload, "seconds": seconds, "peak_mib": vm_hwm_mib(), **drained}
 
 
 def _bare_kafka_python(bootstrap: str, topic: str, interval: Any) -> tuple[int, int]:
@@ -139,7 +137,7 @@ def _bare_kafka_python(bootstrap: str, topic: str, interval: Any) -> tuple[int, 
     return records, payload
 
 
-def _measure(mode: str, topic: str, day: date, bucket: str, env: dict[str, str]) -> dict[str, float]:
+def _measure(mode: str, topic: str, day: date, bucket: str, env: dict[str, str]) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter (credentials through the environment, not the command line)."""
     from devstack import paths
 
@@ -149,6 +147,56 @@ def _measure(mode: str, topic: str, day: date, bucket: str, env: dict[str, str])
     if done.returncode != 0:
         raise RuntimeError(f"bench child {mode} failed: {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- checking the drain's output ---------------------------------------------------------------
+
+
+class DrainOutputError(RuntimeError):
+    """A drain did not leave the day it was given in S3: its time would not be a drain's."""
+
+
+def check_drain_output(
+    run: Mapping[str, Any], manifest: Mapping[str, Any], expected: int, sizes: Mapping[str, int | None]
+) -> None:
+    """Raise DrainOutputError unless ``run`` drained (not kept an existing partition) and wrote ``manifest``, which
+    counts ``expected`` records in total and over its files, and every listed object is stored with its byte count.
+
+    ``sizes`` is each listed key's stored ContentLength (None when the object is missing).
+    """
+    files = manifest["files"]
+    problems = [
+        f"{what} is {found!r}, not {wanted!r}"
+        for what, found, wanted in (
+            ("the outcome", run["outcome"], "drained"),
+            ("the manifest's run id", manifest["run_id"], run["run_id"]),
+            ("the manifest's status", manifest["status"], "complete"),
+            ("the manifest's record count", manifest["record_count"], expected),
+            ("the sum of its files' counts", sum(f["count"] for f in files), expected),
+        )
+        if found != wanted
+    ]
+    problems += [f"{f['key']} is {sizes.get(f['key'])} bytes, the manifest says {f['bytes']}" for f in files
+                 if sizes.get(f["key"]) != f["bytes"]]  # fmt: skip
+    if problems:
+        raise DrainOutputError(f"drain {run['run_id']}: " + "; ".join(problems))
+
+
+def verify_drain(s3: Any, bucket: str, day: date, run: Mapping[str, Any], expected: int) -> None:
+    """Read the day's manifest and HEAD every object it lists, then :func:`check_drain_output`."""
+    from botocore.exceptions import ClientError
+
+    from include.lake import manifest_key
+
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key("pin", day))["Body"].read())
+
+    def size(key: str) -> int | None:
+        try:
+            return s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        except ClientError:
+            return None
+
+    check_drain_output(run, manifest, expected, {f["key"]: size(f["key"]) for f in manifest["files"]})
 
 
 def _cleanup(env: dict[str, str], topics: list[str], buckets: list[str]) -> None:
@@ -179,30 +227,42 @@ def run(scale: float = 1.0) -> list[Result]:
     new = [NewTopic(name, PARTITIONS, 1, config={"retention.ms": "-1"}) for name in (topic, both)]
     for future in admin.create_topics(new).values():
         future.result(60)
+    s3 = _s3(env)
     for name in (bucket, both_bucket):
-        _s3(env).create_bucket(Bucket=name)
+        s3.create_bucket(Bucket=name)
+
+    def drained(name: str, day: date, into: str, expected: int) -> dict[str, Any]:
+        run = _measure("drain", name, day, into, env)
+        verify_drain(s3, into, day, run, expected)
+        return run
+
     try:
         started = time.perf_counter()
         for name, day, size in ((topic, DAY_1X, count), (both, DAY_1X, count), (both, DAY_4X, 4 * count)):
             _produce_day(env["KAFKA_BOOTSTRAP_SERVERS"], name, day, size)
         produced_s = time.perf_counter() - started
         # the ceiling and the 1x drain alternate twice and keep their best: the machine is shared
-        bare, one = {"seconds": float("inf")}, {"seconds": float("inf")}
+        bares, ones = [], []
         for _ in range(2):
-            bare = min(bare, _measure("bare-confluent", topic, DAY_1X, bucket, env), key=lambda m: m["seconds"])
-            one = min(one, _measure("drain", topic, DAY_1X, bucket, env), key=lambda m: m["seconds"])
+            bares.append(_measure("bare-confluent", topic, DAY_1X, bucket, env))
+            ones.append(drained(topic, DAY_1X, bucket, count))
         bare_kp = _measure("bare-kafka-python", topic, DAY_1X, bucket, env)
+        bare4 = _measure("bare-confluent", both, DAY_4X, both_bucket, env)
         # the 1x day again, from the other topic: into a bucket of its own, as a lake refuses another source
-        four = _measure("drain", both, DAY_4X, both_bucket, env)
-        past = _measure("drain", both, DAY_1X, both_bucket, env)
+        four = drained(both, DAY_4X, both_bucket, 4 * count)
+        past = drained(both, DAY_1X, both_bucket, count)
     finally:
         _cleanup(env, [topic, both], [bucket, both_bucket])
+    bare, one = (min(runs, key=lambda m: m["seconds"]) for runs in (bares, ones))
     if (
-        not bare["records"] == bare_kp["records"] == one["records"] == past["records"] == count
-        or four["records"] != 4 * count
+        not {m["records"] for m in (*bares, bare_kp, *ones, past)} == {count}
+        or not bare4["records"] == four["records"] == 4 * count
     ):
-        raise RuntimeError(f"readers disagree on the day's records: {bare}, {bare_kp}, {one}, {past}, {four}")
+        raise RuntimeError(
+            f"readers disagree on the day's records: {bares}, {bare_kp}, {ones}, {past}, {bare4}, {four}"
+        )
     mb = bare["payload"] / 1e6
+    one_peak, bare_peak = max(m["peak_mib"] for m in ones), max(m["peak_mib"] for m in bares)
 
     def rate(m: dict[str, float]) -> float:
         return m["records"] / m["seconds"]
@@ -221,7 +281,8 @@ def run(scale: float = 1.0) -> list[Result]:
         ),
         Result(BENCH, "drain 1x", rate(one), "records/s", ceiling),
         Result(BENCH, "drain 1x throughput", mb / one["seconds"], "MB/s", f"{rate(one) / rate(bare):.0%} of ceiling"),
-        Result(BENCH, "drain 4x", rate(four), "records/s", f"{rate(four) / rate(bare):.0%} of ceiling"),
+        Result(BENCH, "bare consumer confluent-kafka, 4x day", rate(bare4), "records/s", "the 4x drain's ceiling"),
+        Result(BENCH, "drain 4x", rate(four), "records/s", f"{rate(four) / rate(bare4):.0%} of the 4x ceiling"),
         Result(
             BENCH,
             "drain 1x with 4x after it",
@@ -229,8 +290,8 @@ def run(scale: float = 1.0) -> list[Result]:
             "s",
             f"reads {5 * count:,} to keep {count:,}; {past['seconds'] / one['seconds']:.1f}x the 1x drain",
         ),
-        Result(BENCH, "drain peak RSS 1x", one["peak_mb"], "MB", f"bare consumer {bare['peak_mb']:.0f} MB"),
-        Result(BENCH, "drain peak RSS 4x", four["peak_mb"], "MB", f"{four['peak_mb'] / one['peak_mb']:.2f}x of 1x"),
+        Result(BENCH, "drain peak RSS 1x", one_peak, "MiB", f"VmHWM, max of 2 runs; bare consumer {bare_peak:.0f} MiB"),
+        Result(BENCH, "drain peak RSS 4x", four["peak_mib"], "MiB", f"{four['peak_mib'] / one_peak:.2f}x of 1x"),
     ]
 
 

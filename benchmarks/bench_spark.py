@@ -1,20 +1,31 @@
 """Spark cleaning + analytics on ``local[*]`` against DuckDB doing the same work on the same raw files.
 
 Writes ``1,000,000 * scale`` pin/geo/user triples (3 % re-posted, messy values as in the real
-data, both timestamp formats) as raw JSON Lines with manifests on local disk, then:
+data, both timestamp formats) as raw JSON Lines with manifests on local disk. Each re-post gets a
+newer value of a field the results use (:func:`revise_reposts`), so keeping any copy but the latest
+ingested changes the clean tables and the results. Then:
 
 - Spark: ``spark-submit`` of ``spark_jobs/clean.py`` then ``spark_jobs/analytics.py``, exactly as
   the operator submits them (JVM start included), plus an empty job to measure JVM + session start;
-- DuckDB: the same cleaning rules and the same results, in SQL, in this process, written to Parquet.
+- DuckDB, in a fresh process: the same cleaning rules in SQL, written to Parquet; then, as Spark's
+  analytics job does, that Parquet read back, de-duplicated again (the latest ingested per key) and
+  the nine results written to Parquet.
 
-Peak memory is the highest RSS sampled over the spark-submit process tree (JVM + Python driver),
-and over this process for DuckDB. The two engines' analytics are compared row by row.
+The engines must agree or the run fails (:class:`EnginesDisagree`): each clean table (row counts,
+and ``EXCEPT ALL`` both ways over the clean columns and ``kafka_offset``) and each result table
+(the same rows, duplicates counted).
+
+Peak memory, in MiB (2**20 bytes): per Spark job, the highest summed RSS of the spark-submit process
+tree (the JVM, the Python driver, PySpark's daemon and workers; sampled every 50 ms, pages shared
+between processes counted in each) and the JVM's own ``VmHWM``; for DuckDB, its process's ``VmHWM``.
 
 Run on its own: ``python -m benchmarks.bench_spark [scale]``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import os
@@ -23,18 +34,28 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from benchmarks.memory import vm_hwm_mib
 from benchmarks.results import Result
 from benchmarks.stack import stack_env
 from devstack.spark_cds import submit_env
 from include.emulator.local_lake import write_raw_day
-from spark_jobs.cleaning import BLANK_CHARACTERS, PLACEHOLDERS
+from include.lake import manifest_key, partition_prefix
+from include.records import ENTITIES, KEY_FIELD
+from spark_jobs.cleaning import BLANK_CHARACTERS, CLEAN_COLUMNS, LATEST_BY, PLACEHOLDERS
+from spark_jobs.queries import USED_COLUMNS
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
 
 BENCH = "spark"
 DAY = date(2024, 6, 1)
@@ -42,39 +63,86 @@ FULL = 1_000_000
 DRIVER_MEMORY = "2g"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+REPOST_COUNTRIES = ("Iceland", "Chile", "Kenya")  # none generated (include/emulator/generate.py): always new
 
 
-# --- measuring ------------------------------------------------------------------------------------
+# --- the raw day ----------------------------------------------------------------------------------
 
 
-@contextmanager
-def peak_rss(pids: Callable[[], list[int]]) -> Iterator[list[float]]:
-    """Sample the summed RSS of ``pids()`` every 50 ms; the list holds the peak in MiB when the block ends."""
-    peak = [0.0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            total = 0
-            for pid in pids():
-                try:
-                    total += psutil.Process(pid).memory_info().rss
-                except psutil.NoSuchProcess:
-                    continue
-            peak[0] = max(peak[0], total / 2**20)
-            done.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        yield peak
-    finally:
-        done.set()
-        sampler.join()
+def _revise(entity: str, record: dict[str, Any], offset: int) -> None:
+    """A re-post's newer value of a field the results use, out of the generator's range (at most 9M followers, age
+    99), so never the value of the original; it varies with the offset, so later copies mostly differ too."""
+    if entity == "pin":
+        record["follower_count"] = f"{10 + offset % 90}M"
+    elif entity == "geo":
+        record["country"] = REPOST_COUNTRIES[offset % len(REPOST_COUNTRIES)]
+    else:
+        record["age"] = 100 + offset % 20
 
 
-def spark_submit(application: Path, args: list[str], py_files: Path, conf: dict[str, str]) -> tuple[float, float]:
-    """Run one job with spark-submit on local[*]; returns (wall seconds, peak RSS MiB of the process tree)."""
+def revise_reposts(root: Path, day: date) -> int:
+    """Revise every re-post of the raw day (a line whose key came before) with :func:`_revise`; returns how many.
+
+    The generator re-posts exact copies, and keeping the earliest copy would give the same clean values as keeping
+    the latest. The objects are rewritten and their manifest entries (bytes, sha256) updated.
+    """
+    revised = 0
+    for entity in ENTITIES:
+        manifest_path = root / manifest_key(entity, day)
+        manifest = json.loads(manifest_path.read_text())
+        seen: set[str] = set()
+        for entry in manifest["files"]:
+            path = root / entry["key"]
+            rewritten = path.with_name(path.name + ".revised")
+            with path.open() as lines, rewritten.open("w") as out:
+                for line in lines:
+                    key = json.loads(line.partition(', "value": ')[0] + "}")["key"]  # the value is large: not parsed
+                    if key in seen:
+                        raw = json.loads(line)
+                        _revise(entity, raw["value"], raw["offset"])
+                        line = json.dumps(raw) + "\n"
+                        revised += 1
+                    seen.add(key)
+                    out.write(line)
+            rewritten.replace(path)
+            data = path.read_bytes()
+            entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+        manifest_path.write_text(json.dumps(manifest))
+    return revised
+
+
+# --- Spark ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparkRun:
+    """One spark-submit: wall time, the highest summed RSS of its process tree, the JVM's own peak (MiB)."""
+
+    seconds: float
+    tree_peak_mib: float
+    jvm_peak_mib: float
+
+
+def _watch(root: int, done: threading.Event, peaks: list[float]) -> None:
+    """Until ``done``, every 50 ms: the summed RSS of ``root``'s tree into ``peaks[0]``, and ``root``'s VmHWM into
+    ``peaks[1]`` once it is the JVM (spark-submit's scripts exec into java, a new image with its own VmHWM)."""
+    while not done.is_set():
+        tree = []
+        with contextlib.suppress(psutil.NoSuchProcess):
+            top = psutil.Process(root)
+            tree = [top, *top.children(recursive=True)]
+            if top.name() == "java" and not math.isnan(jvm := vm_hwm_mib(root)):
+                peaks[1] = max(peaks[1], jvm)
+        total = 0
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += process.memory_info().rss
+        peaks[0] = max(peaks[0], total / 2**20)
+        done.wait(0.05)
+
+
+def spark_submit(application: Path, args: list[str], py_files: Path, conf: dict[str, str]) -> SparkRun:
+    """Run one job with spark-submit on local[*], watching its memory."""
     settings = [
         arg for key, value in {"spark.log.level": "WARN", **conf}.items() for arg in ("--conf", f"{key}={value}")
     ]
@@ -83,19 +151,20 @@ def spark_submit(application: Path, args: list[str], py_files: Path, conf: dict[
     env = submit_env()  # without SPARK_CONF_DIR, which would void the class-data archive
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-    def tree() -> list[int]:
-        try:
-            return [process.pid, *(c.pid for c in psutil.Process(process.pid).children(recursive=True))]
-        except psutil.NoSuchProcess:
-            return []
-
-    with peak_rss(tree) as peak:
+    peaks, done = [0.0, 0.0], threading.Event()
+    watcher = threading.Thread(target=_watch, args=(process.pid, done, peaks), daemon=True)
+    watcher.start()
+    try:
         _, errors = process.communicate()
+    finally:
+        done.set()
+        watcher.join()
     elapsed = time.perf_counter() - started
     if process.returncode:
         raise RuntimeError(f"{application.name} failed ({process.returncode}):\n{errors[-4000:]}")
-    return elapsed, peak[0]
+    if not peaks[1]:
+        raise RuntimeError(f"spark-submit of {application.name} never became the java process: no JVM peak")
+    return SparkRun(elapsed, peaks[0], peaks[1])
 
 
 # --- DuckDB: the same cleaning and analytics ------------------------------------------------------
@@ -111,7 +180,7 @@ def _value_struct(entity: str) -> str:
 
 def duckdb_clean_sql(entity: str, files: list[str]) -> str:
     """The cleaning rules of DESIGN.md §5 for one entity, as one DuckDB query over the manifest's files."""
-    key = "unique_id" if entity == "pin" else "ind"
+    key = KEY_FIELD[entity]
     line_types = {"partition": "BIGINT", "offset": "BIGINT", "timestamp": "BIGINT", "key": "VARCHAR"}
     columns = "{" + ", ".join(f"'{n}': '{t}'" for n, t in (*line_types.items(), ("value", _value_struct(entity)))) + "}"
     raw = f"""SELECT "partition" AS kafka_partition, "offset" AS kafka_offset, "timestamp" AS kafka_ms, value
@@ -120,17 +189,18 @@ def duckdb_clean_sql(entity: str, files: list[str]) -> str:
                  QUALIFY row_number() OVER (PARTITION BY value.{key} ORDER BY kafka_ms DESC, kafka_offset DESC) = 1"""
     ingest = "ingested_at, kafka_partition, kafka_offset"
     if entity == "pin":
-        return f"""SELECT "index" AS ind, unique_id, txt(title) AS title, txt(description) AS description,
-                   txt(poster_name) AS poster_name, followers(txt(follower_count)) AS follower_count,
-                   txt(tag_list) AS tag_list, txt(is_image_or_video) AS is_image_or_video,
-                   txt(image_src) AS image_src, downloaded::INTEGER AS downloaded,
+        return f"""SELECT "index" AS ind, txt(unique_id) AS unique_id, txt(title) AS title,
+                   txt(description) AS description, txt(poster_name) AS poster_name,
+                   followers(txt(follower_count)) AS follower_count, txt(tag_list) AS tag_list,
+                   txt(is_image_or_video) AS is_image_or_video, txt(image_src) AS image_src,
+                   downloaded::INTEGER AS downloaded,
                    txt(regexp_replace(save_location, '^Local save in ', '')) AS save_location,
                    txt(category) AS category, {ingest} FROM ({latest})"""
     if entity == "geo":
         return f"""SELECT ind, blank(country) AS country, [latitude, longitude] AS coordinates,
-                   TRY_CAST("timestamp" AS TIMESTAMPTZ) AS "timestamp", {ingest} FROM ({latest})"""
+                   ts("timestamp") AS "timestamp", {ingest} FROM ({latest})"""
     return f"""SELECT ind, nullif(concat_ws(' ', blank(first_name), blank(last_name)), '') AS user_name,
-               age::INTEGER AS age, TRY_CAST(date_joined AS TIMESTAMPTZ) AS date_joined, {ingest} FROM ({latest})"""
+               age::INTEGER AS age, ts(date_joined) AS date_joined, {ingest} FROM ({latest})"""
 
 
 _AGE_GROUP = """CASE WHEN age BETWEEN 18 AND 24 THEN '18-24' WHEN age BETWEEN 25 AND 35 THEN '25-35'
@@ -154,7 +224,7 @@ DUCKDB_ANALYTICS = {
     "median_followers_by_age_group": """SELECT age_group, median(follower_count)::DOUBLE AS median_follower_count
         FROM pins_users WHERE age_group IS NOT NULL GROUP BY 1""",
     "users_joined_by_year": """SELECT year(date_joined) AS post_year, count(*) AS number_users_joined
-        FROM clean_user GROUP BY 1""",
+        FROM users GROUP BY 1""",
     "median_followers_by_join_year": """SELECT post_year, median(follower_count)::DOUBLE AS median_follower_count
         FROM pins_users GROUP BY 1""",
     "median_followers_by_age_group_and_join_year": """SELECT age_group, post_year,
@@ -163,11 +233,17 @@ DUCKDB_ANALYTICS = {
 }
 
 
-def duckdb_pipeline(root: Path, out: Path) -> dict[str, list[tuple]]:
-    """Clean the day and compute the results with DuckDB, writing Parquet like the Spark jobs; returns the results."""
-    import duckdb
+def duckdb_clean_file(out: Path, entity: str) -> Path:
+    return out / "clean" / entity / f"dt={DAY}" / "part-0.parquet"
 
-    from include.lake import manifest_key
+
+def duckdb_result_file(out: Path, name: str) -> Path:
+    return out / "analytics" / name / f"dt={DAY}" / "part-0.parquet"
+
+
+def duckdb_pipeline(root: Path, out: Path) -> None:
+    """Clean the day into Parquet, read it back as Spark's analytics job does, write the results as Parquet."""
+    import duckdb
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -182,41 +258,111 @@ def duckdb_pipeline(root: Path, out: Path) -> dict[str, list[tuple]]:
         try(TRY_CAST(trunc(TRY_CAST(regexp_extract(x, '\d+(\.\d+)?') AS DECIMAL(38, 18))
                  * CASE lower(regexp_extract(x, '[kKmM]')) WHEN 'k' THEN 1000 WHEN 'm' THEN 1000000 ELSE 1 END)
              AS BIGINT)) END""")
-    for entity in ("pin", "geo", "user"):
+    # As in Spark: ',' fractions and '_' date/time separators (which the API accepts) rewritten before the cast.
+    con.execute("CREATE MACRO ts(x) AS TRY_CAST(translate(upper(x), ',_', '.T') AS TIMESTAMPTZ)")
+    for entity in ENTITIES:
         manifest = json.loads((root / manifest_key(entity, DAY)).read_text())
         files = [str(root / entry["key"]) for entry in manifest["files"]]
-        con.execute(f"CREATE TABLE clean_{entity} AS {duckdb_clean_sql(entity, files)}")
-        target = out / "clean" / entity / f"dt={DAY}"
-        target.mkdir(parents=True)
-        con.execute(f"COPY clean_{entity} TO '{target}/part-0.parquet' (FORMAT parquet)")
-    con.execute("""CREATE TABLE pins_geo AS SELECT p.*, g.country, g."timestamp"
-                   FROM clean_pin p JOIN clean_geo g USING (ind)""")
+        target = duckdb_clean_file(out, entity)
+        target.parent.mkdir(parents=True)
+        con.execute(f"COPY ({duckdb_clean_sql(entity, files)}) TO '{target}' (FORMAT parquet)")
+    # as spark_jobs.analytics.read_clean: the columns the results use, one row per key (the latest ingested)
+    latest_first = ", ".join(f"{column} DESC" for column in LATEST_BY)
+    for entity, table in zip(ENTITIES, ("pins", "geos", "users"), strict=True):
+        columns = ", ".join(f'"{c}"' for c in USED_COLUMNS[entity])
+        con.execute(f"""CREATE TABLE {table} AS SELECT {columns} FROM read_parquet('{duckdb_clean_file(out, entity)}')
+                        QUALIFY row_number() OVER (PARTITION BY {KEY_FIELD[entity]} ORDER BY {latest_first}) = 1""")
+    con.execute("""CREATE TABLE pins_geo AS SELECT p.*, g.country, g."timestamp" FROM pins p JOIN geos g USING (ind)""")
     con.execute(f"""CREATE TABLE pins_users AS SELECT p.*, u.age, u.date_joined, {_AGE_GROUP} AS age_group,
-                    year(u.date_joined) AS post_year FROM clean_pin p JOIN clean_user u USING (ind)""")
-    results = {}
+                    year(u.date_joined) AS post_year FROM pins p JOIN users u USING (ind)""")
     for name, query in DUCKDB_ANALYTICS.items():
         con.execute(f"CREATE TABLE {name} AS {query}")
-        target = out / "analytics" / name / f"dt={DAY}"
-        target.mkdir(parents=True)
-        con.execute(f"COPY {name} TO '{target}/part-0.parquet' (FORMAT parquet)")
-        results[name] = con.execute(f"SELECT * FROM {name}").fetchall()
+        target = duckdb_result_file(out, name)
+        target.parent.mkdir(parents=True)
+        con.execute(f"COPY {name} TO '{target}' (FORMAT parquet)")
     con.close()
-    return results
 
 
-def _normalised(rows: list[tuple]) -> set[tuple]:
-    return {tuple(round(v, 6) if isinstance(v, float) else v for v in row) for row in rows}
+def _duckdb_child(root: str, out: str) -> dict[str, float]:
+    """In a fresh interpreter: the pipeline's wall time, this process's peak RSS and its peak before the pipeline."""
+    before = vm_hwm_mib()
+    started = time.perf_counter()
+    duckdb_pipeline(Path(root), Path(out))
+    return {"seconds": time.perf_counter() - started, "peak_mib": vm_hwm_mib(), "before_mib": before}
 
 
-def spark_results(root: Path) -> dict[str, list[tuple]]:
+def run_duckdb(root: Path, out: Path) -> dict[str, float]:
+    """:func:`duckdb_pipeline` in a fresh process, so that its peak RSS is the pipeline's alone."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_spark", "--duckdb", str(root), str(out)],
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=3600)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"the DuckDB pipeline failed: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- do the engines agree? ------------------------------------------------------------------------
+
+
+class EnginesDisagree(RuntimeError):
+    """Spark and DuckDB produced different tables: a ratio of their times would compare different work."""
+
+
+def _rows(table: pa.Table) -> Counter[tuple]:
+    """The rows as a multiset, floats to 6 places."""
+    return Counter(tuple(round(v, 6) if isinstance(v, float) else v for v in row.values()) for row in table.to_pylist())
+
+
+def check_same_rows(name: str, duck: pa.Table, spark: pa.Table) -> None:
+    """Raise EnginesDisagree unless both tables have the same columns and the same rows, duplicates counted."""
+    if duck.column_names != spark.column_names:
+        raise EnginesDisagree(f"{name}: DuckDB's columns {duck.column_names}, Spark's {spark.column_names}")
+    duck_rows, spark_rows = _rows(duck), _rows(spark)
+    if duck_rows != spark_rows:
+        only_duck, only_spark = duck_rows - spark_rows, spark_rows - duck_rows
+        raise EnginesDisagree(
+            f"{name}: {only_duck.total()} rows only in DuckDB's (e.g. {list(only_duck)[:3]}), "
+            f"{only_spark.total()} only in Spark's (e.g. {list(only_spark)[:3]})"
+        )
+
+
+def check_same_parquet(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str], duck: str, spark: str) -> int:
+    """Raise EnginesDisagree unless the Parquet files ``duck`` and ``spark`` (globs) hold the same rows of
+    ``columns``, duplicates counted (row counts, then EXCEPT ALL both ways); returns the row count."""
+    selected = ", ".join(f'"{c}"' for c in columns)
+    sides = {"DuckDB": f"SELECT {selected} FROM read_parquet('{duck}')",
+             "Spark": f"SELECT {selected} FROM read_parquet('{spark}')"}  # fmt: skip
+    counts = {side: con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0] for side, query in sides.items()}
+    problems = [] if len(set(counts.values())) == 1 else [f"row counts {counts}"]
+    for (side, query), other in zip(sides.items(), reversed(sides.values()), strict=True):
+        difference = f"{query} EXCEPT ALL {other}"
+        if extra := con.execute(f"SELECT count(*) FROM ({difference})").fetchone()[0]:
+            sample = con.execute(f"{difference} LIMIT 3").fetchall()
+            problems.append(f"{extra} rows only in {side}'s (e.g. {sample})")
+    if problems:
+        raise EnginesDisagree(f"{name}: " + "; ".join(problems))
+    return counts["Spark"]
+
+
+def check_engines_agree(root: Path, out: Path) -> int:
+    """Compare the clean tables (Spark's under ``root``, DuckDB's under ``out``) and the nine results; returns the
+    clean rows compared. Raises EnginesDisagree."""
+    import duckdb
     import pyarrow.parquet as pq
 
-    from include.lake import partition_prefix
-
-    return {
-        name: [tuple(r.values()) for r in pq.read_table(root / partition_prefix("analytics", name, DAY)).to_pylist()]
-        for name in DUCKDB_ANALYTICS
-    }
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    rows = 0
+    for entity in ENTITIES:
+        spark_files = str(root / partition_prefix("clean", entity, DAY) / "*.parquet")
+        duck_files = str(duckdb_clean_file(out, entity))
+        rows += check_same_parquet(con, f"clean {entity}", [*CLEAN_COLUMNS[entity], "kafka_offset"], duck_files,
+                                   spark_files)  # fmt: skip
+    con.close()
+    for name in DUCKDB_ANALYTICS:
+        spark = pq.read_table(root / partition_prefix("analytics", name, DAY))
+        check_same_rows(name, pq.read_table(duckdb_result_file(out, name)), spark)
+    return rows
 
 
 # --- the benchmark --------------------------------------------------------------------------------
@@ -230,8 +376,10 @@ def run(scale: float = 1.0) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as folder:
         root = Path(folder) / "lake"
         started = time.perf_counter()
-        raw_bytes = write_raw_day(root, DAY, triples)
+        write_raw_day(root, DAY, triples)
+        reposts = revise_reposts(root, DAY)
         generated = time.perf_counter() - started
+        raw_bytes = sum(f.stat().st_size for f in root.rglob("*.jsonl"))
         py_files = zip_packages(REPO_ROOT, SHIPPED_PACKAGES, Path(folder) / "packages.zip")
         empty_job = Path(folder) / "start_only.py"
         empty_job.write_text("from spark_jobs.session import build_session\nbuild_session('start').range(1).count()\n")
@@ -243,44 +391,47 @@ def run(scale: float = 1.0) -> list[Result]:
         for _ in range(2):
             with_archive.append(spark_submit(empty_job, [], py_files, cds))
             without_archive.append(spark_submit(empty_job, [], py_files, {}))
-        start_s, start_peak = min(with_archive)
-        cold_start_s = min(without_archive)[0]
-        clean_s, clean_peak = spark_submit(REPO_ROOT / "spark_jobs" / "clean.py", job_args, py_files, cds)
-        analytics_s, analytics_peak = spark_submit(REPO_ROOT / "spark_jobs" / "analytics.py", job_args, py_files, cds)
-        spark_s = clean_s + analytics_s
+        start = min(with_archive, key=lambda r: r.seconds)
+        cold_start_s = min(r.seconds for r in without_archive)
+        clean = spark_submit(REPO_ROOT / "spark_jobs" / "clean.py", job_args, py_files, cds)
+        analytics = spark_submit(REPO_ROOT / "spark_jobs" / "analytics.py", job_args, py_files, cds)
+        spark_s = clean.seconds + analytics.seconds
 
-        me = os.getpid()
-        with peak_rss(lambda: [me]) as duck_peak:
-            started = time.perf_counter()
-            duck = duckdb_pipeline(root, Path(folder) / "duckdb")
-            duck_s = time.perf_counter() - started
-        spark = spark_results(root)
-        differing = sorted(name for name in duck if _normalised(duck[name]) != _normalised(spark[name]))
+        duck = run_duckdb(root, Path(folder) / "duckdb")
+        clean_rows = check_engines_agree(root, Path(folder) / "duckdb")
 
     cds_note = f"{cold_start_s:.1f}s without the CDS archive" if cds else "NO CDS archive (run devstack install)"
-    agreement = "the 9 result tables agree" if not differing else f"DIFFER: {', '.join(differing)}"
-    ratio = spark_s / duck_s
+    tree = "sum over the spark-submit tree: JVM, Python driver, PySpark daemon and workers"
+    ratio = spark_s / duck["seconds"]
     return [
-        Result(BENCH, f"raw input ({label})", raw_bytes / 2**20, "MiB", f"JSONL, generated in {generated:.0f}s"),
-        Result(BENCH, "spark clean (spark-submit)", clean_s, "s", "JVM start + read JSON + dedup + write Parquet"),
-        Result(BENCH, "spark analytics (spark-submit)", analytics_s, "s", "JVM start + 9 result tables"),
+        Result(BENCH, f"raw input ({label})", raw_bytes / 2**20, "MiB",
+               f"JSONL, generated in {generated:.0f}s; {reposts:,} re-posted lines, each with newer values"),
+        Result(BENCH, "spark clean (spark-submit)", clean.seconds, "s",
+               "JVM start + read JSON + dedup + write Parquet"),
+        Result(BENCH, "spark analytics (spark-submit)", analytics.seconds, "s",
+               "JVM start + read clean Parquet + dedup + 9 result tables"),
         Result(BENCH, "spark clean + analytics", spark_s, "s", f"local[*], driver {DRIVER_MEMORY}"),
-        Result(BENCH, "spark JVM + session start (empty job)", start_s, "s", f"per spark-submit; {cds_note}"),
-        Result(BENCH, "spark peak RSS", max(clean_peak, analytics_peak), "MiB", "spark-submit tree: JVM + driver"),
-        Result(BENCH, "duckdb clean + analytics", duck_s, "s", "same raw files, same rules, Parquet out"),
-        Result(BENCH, "duckdb peak RSS", duck_peak[0], "MiB", "this process"),
-        Result(BENCH, "spark / duckdb wall time", ratio, "x", f"goal <= 3x; {agreement}"),
-        Result(
-            BENCH,
-            "spark / duckdb without JVM starts",
-            (spark_s - 2 * start_s) / duck_s,
-            "x",
-            "two spark-submits minus two empty-job starts",
-        ),
-        Result(BENCH, "spark empty-job peak RSS", start_peak, "MiB", "baseline of a JVM with a session"),
-    ]
+        Result(BENCH, "spark JVM + session start (empty job)", start.seconds, "s", f"per spark-submit; {cds_note}"),
+        Result(BENCH, "spark clean peak RSS (process tree)", clean.tree_peak_mib, "MiB", tree),
+        Result(BENCH, "spark clean peak RSS (JVM)", clean.jvm_peak_mib, "MiB", "VmHWM of the java process"),
+        Result(BENCH, "spark analytics peak RSS (process tree)", analytics.tree_peak_mib, "MiB", tree),
+        Result(BENCH, "spark analytics peak RSS (JVM)", analytics.jvm_peak_mib, "MiB", "VmHWM of the java process"),
+        Result(BENCH, "duckdb clean + analytics", duck["seconds"], "s",
+               "fresh process, same raw files and rules; clean Parquet read back and de-duplicated, as Spark does"),
+        Result(BENCH, "duckdb peak RSS", duck["peak_mib"], "MiB",
+               f"VmHWM of its process; {duck['before_mib']:.0f} MiB before the pipeline (interpreter, imports)"),
+        Result(BENCH, "spark / duckdb wall time", ratio, "x",
+               f"goal <= 3x; the engines agree on the 3 clean tables ({clean_rows:,} rows) and the 9 results"),
+        Result(BENCH, "spark / duckdb without JVM starts", (spark_s - 2 * start.seconds) / duck["seconds"], "x",
+               "two spark-submits minus two empty-job starts"),
+        Result(BENCH, "spark empty-job peak RSS (process tree)", start.tree_peak_mib, "MiB",
+               f"baseline of a JVM with a session; JVM {start.jvm_peak_mib:.0f} MiB"),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":
-    for result in run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0):
-        print(f"{result.name:45} {result.value:12,.2f} {result.unit:4} {result.note}")
+    if sys.argv[1:2] == ["--duckdb"]:
+        print(json.dumps(_duckdb_child(*sys.argv[2:4])))
+    else:
+        for result in run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0):
+            print(f"{result.name:45} {result.value:12,.2f} {result.unit:4} {result.note}")
