@@ -65,11 +65,11 @@ async def ready(
 ) -> Status | JSONResponse:
     if not producer.connected:
         return JSONResponse(Status(status="unready", detail=producer.not_connected_reason).model_dump(), 503)
+    servers = ",".join(server.strip() for server in settings.kafka_bootstrap_servers.split(","))
     if not await kafka_reachable(settings.kafka_bootstrap_servers):
-        return JSONResponse(Status(status="unready", detail="Kafka is not reachable").model_dump(), 503)
+        return JSONResponse(Status(status="unready", detail=f"Kafka at {servers} is not reachable").model_dump(), 503)
     missing = await producer.missing_topics()
     if producer.topic_check is TopicCheck.UNANSWERED:
-        servers = ",".join(server.strip() for server in settings.kafka_bootstrap_servers.split(","))
         detail = f"Kafka at {servers} is not answering: it did not say whether the topics exist"
         return JSONResponse(Status(status="unready", detail=detail).model_dump(), 503)
     if missing:

@@ -230,7 +230,7 @@ def test_a_topic_kafka_cannot_be_asked_about_is_unavailable_not_missing_and_aske
         assert cut_off.status_code == 503, cut_off.text
         assert cut_off.json()["detail"] == "Kafka is unavailable, the record was not stored"
         assert int(cut_off.headers["retry-after"]) >= 1
-        assert client.get("/ready").json()["detail"] == "Kafka is not reachable"
+        assert client.get("/ready").json()["detail"] == f"Kafka at {relay.address} is not reachable"
         metrics = client.get("/metrics").text
         assert 'ingest_records_rejected_total{entity="geo",reason="kafka_unavailable"} 1.0' in metrics
         assert 'reason="topic_missing"' not in metrics
