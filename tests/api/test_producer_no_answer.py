@@ -23,8 +23,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
+from kafka import KafkaProducer
+from kafka.producer.future import FutureRecordMetadata
 
 from api.app import create_app
+from api.producer import OutgoingRecord, RecordProducer
 from api.settings import ApiSettings
 from include.emulator.generate import generate_triples
 from tests.api.kafka_helpers import read_all
@@ -98,6 +101,20 @@ def api_in_process(settings: ApiSettings) -> Iterator[tuple[httpx.Client, list[l
     assert not thread.is_alive(), "the API did not stop"
 
 
+def handed_to_the_producer(monkeypatch: pytest.MonkeyPatch) -> dict[str, threading.Event]:
+    """Per entity, an event set once the API hands a record of it to kafka-python (a spy on ``_send_now``)."""
+    handed = {entity: threading.Event() for entity in ("pin", "geo", "user")}
+    send_now = RecordProducer._send_now
+
+    def spy(producer: KafkaProducer, record: OutgoingRecord) -> FutureRecordMetadata:
+        future = send_now(producer, record)
+        handed[record.topic.rpartition(".")[2]].set()
+        return future
+
+    monkeypatch.setattr(RecordProducer, "_send_now", staticmethod(spy))
+    return handed
+
+
 def settings_for(broker: ScratchKafka, scratch_prefix: str, **extra: object) -> ShortWaitSettings:
     return ShortWaitSettings(
         KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
@@ -167,6 +184,7 @@ def test_a_record_unanswered_while_nothing_was_acknowledged_replaces_the_produce
 def test_a_record_unanswered_after_the_producer_acknowledged_another_keeps_the_producer(
     broker: ScratchKafka,
     scratch_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The broker hangs with a record in flight; a second record, sent meanwhile, lingers in the producer for longer
     than the request's wait. The broker answers again and acknowledges the first: the second gets no answer within
@@ -186,15 +204,16 @@ def test_a_record_unanswered_after_the_producer_acknowledged_another_keeps_the_p
             answers[name] = (time.monotonic(), response)
 
         assert client.post("/geo/", json=large[0]).status_code == 200
+        handed = handed_to_the_producer(monkeypatch)
         broker.pause()
         try:
             in_flight = threading.Thread(target=post, args=("in flight", "/geo/", large[1]))
             in_flight.start()
-            time.sleep(0.2)  # sent: it waits for the hung broker
+            assert handed["geo"].wait(10), "the in-flight record did not reach the producer"  # it waits for the broker
             lingering = threading.Thread(target=post, args=("lingering", "/user/", USERS[1]))
             lingering_sent = time.monotonic()
             lingering.start()
-            time.sleep(0.2)  # handed to the producer: it lingers
+            assert handed["user"].wait(10), "the lingering record did not reach the producer"  # it lingers
         finally:
             broker.resume()
         resumed = time.monotonic()
