@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from devstack import airflow_client
 from devstack.airflow_client import AirflowRunFailed, AirflowUnhealthy, runs_of_days, wait_budget
 from tests.demo.fake_airflow import DAG_ID, HEALTHY, FakeAirflow, backfill, dag_run
 
@@ -118,7 +119,14 @@ def test_a_run_left_in_flight_by_the_backfill_is_waited_for_and_named():
     assert lines[-1].count("in flight") == 1
 
 
-def test_a_scheduler_that_stays_unhealthy_stops_the_wait():
+@pytest.fixture
+def short_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wait of a few seconds instead of wait_budget(3) (40 minutes): a wait that ignores the health check fails
+    with TimeoutError, soon."""
+    monkeypatch.setattr(airflow_client, "DAY_BUDGET", 2.5)
+
+
+def test_a_scheduler_that_stays_unhealthy_stops_the_wait(short_budget):
     down = {**HEALTHY, "scheduler": {"status": "unhealthy", "latest_scheduler_heartbeat": "2026-11-26T09:30:00+00:00"}}
     fake = FakeAirflow(runs=day_runs("queued"), health=down)
 
@@ -140,7 +148,7 @@ def test_a_short_health_blip_does_not_stop_the_wait():
     assert len(fake.client(health_grace_s=60).wait_for_days(DAG_ID, DAYS, BACKFILL, lambda _: None)) == 3
 
 
-def test_an_api_server_that_stops_answering_stops_the_wait():
+def test_an_api_server_that_stops_answering_stops_the_wait(short_budget):
     fake = FakeAirflow(runs=day_runs("running"))
     client = fake.client(health_grace_s=0.05, poll_s=0.01)
     fake.answering = False  # logged in; then the api-server goes away

@@ -55,6 +55,19 @@ def test_a_backfill_the_server_created_after_the_client_gave_up_is_taken_not_ask
     assert [r.url.path for r in fake.requests if r.method == "POST"] == ["/auth/token", "/api/v2/backfills"]
 
 
+def test_a_timed_out_request_is_not_answered_with_an_older_backfill_that_still_runs():
+    fake = FakeAirflow(backfills=[running()])  # created 3 minutes before the request, not finished
+
+    def slow_create(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)  # and the server created nothing
+
+    fake.create_backfill = slow_create
+
+    with pytest.raises(httpx.ReadTimeout):
+        fake.client().backfill(DAG_ID, midnight(FIRST), midnight(LAST))
+    assert [r.url.path for r in fake.requests if r.method == "POST"] == ["/auth/token", "/api/v2/backfills"]
+
+
 def test_writes_wait_longer_than_the_servers_sqlite_lock():
     fake = FakeAirflow()
     fake.create_backfill = lambda _: httpx.Response(200, json=backfill(46, FIRST, LAST, datetime.now(UTC)))

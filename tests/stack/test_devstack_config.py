@@ -122,14 +122,27 @@ def test_env_output_survives_eval_whatever_the_values_hold(private_state, monkey
 # --- prerequisites and failing tools -------------------------------------------------------
 
 
-def test_a_missing_prerequisite_is_named_in_one_line_with_the_readme(monkeypatch, capsys, tmp_path):
+@pytest.fixture
+def private_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every place `install` reads or writes in ``tmp_path`` (nothing installed there): the stack's `.stack` and the
+    venv's pyspark jars are not touched, even by an install that went ahead."""
+    for name in ("PIDS", "LOGS", "AIRFLOW_HOME", "KAFKA_LIBS", "KAFKA_DATA", "MINIO_DATA", "S3A_JARS", "VENV_BIN"):
+        monkeypatch.setattr(paths, name, tmp_path / "state" / name.lower())
+    monkeypatch.setattr(paths, "MINIO_BIN", tmp_path / "state" / "minio" / "bin" / "minio")
+    monkeypatch.setattr(paths, "SPARK_CDS_ARCHIVE", tmp_path / "state" / "cds" / "spark.jsa")
+    monkeypatch.setattr(paths, "pyspark_jars_dir", lambda: tmp_path / "state" / "pyspark-jars")
+    return tmp_path / "state"
+
+
+def test_a_missing_prerequisite_is_named_in_one_line_with_the_readme(private_install, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # no java, mvn or go
     with pytest.raises(SystemExit) as exited:
         cli.main(["install"])
     assert exited.value.code == 2
     message = capsys.readouterr().err.strip()
     assert len(message.splitlines()) == 1, message
-    assert "java not found on PATH" in message and "README.md" in message
+    assert "java, mvn, go not found on PATH" in message and "README.md" in message  # nothing installed yet
+    assert not private_install.exists()  # stopped before it made or fetched anything
 
 
 @pytest.mark.parametrize(

@@ -49,14 +49,28 @@ ROLES = {"leader", "grouped", "grouped-child", "sessioned", "sessioned-child", "
 
 @pytest.fixture
 def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[psutil.Process]]:
-    """Pid and log folders of the test's own; the processes the test adds to the list are killed afterwards."""
+    """Pid and log folders of the test's own. Afterwards the "scratch" service is stopped, and the processes the
+    test adds to the list and every process of their sessions are killed (whatever the code under test did)."""
     monkeypatch.setattr(paths, "PIDS", tmp_path / "pids")
     monkeypatch.setattr(paths, "LOGS", tmp_path / "logs")
     started: list[psutil.Process] = []
-    yield started
-    for proc in started:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
+    try:
+        yield started
+    finally:
+        with contextlib.suppress(Exception):  # cleaning up: what stop leaves is killed below
+            processes.stop("scratch", timeout=1)
+        leaders = {proc.pid for proc in started}
+        for proc in list(started):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                started.extend(proc.children(recursive=True))
+        for proc in psutil.process_iter():
+            with contextlib.suppress(OSError):  # gone meanwhile
+                if proc.pid != os.getpid() and os.getsid(proc.pid) in leaders:
+                    started.append(proc)
+        for proc in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if proc.pid != os.getpid():
+                    proc.kill()
 
 
 def _alive(proc: psutil.Process) -> bool:
@@ -77,7 +91,7 @@ def test_stop_ends_the_whole_session_also_what_left_its_group_or_session_or_was_
     tree.write_text(TREE)
     ready.mkdir()
     scratch.append(processes.start("scratch", [sys.executable, str(tree), "leader", str(ready)], dict(os.environ)))
-    deadline = time.monotonic() + 8
+    deadline = time.monotonic() + 30  # a guard against a hang, ample on a loaded machine
     while not ROLES.issubset(f.name for f in ready.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)
     tree_procs = {f.name: psutil.Process(int(f.read_text())) for f in ready.iterdir() if f.name in ROLES}
@@ -154,3 +168,66 @@ def test_a_process_that_exits_while_its_children_are_listed_does_not_abort_stop(
     monkeypatch.setattr(psutil.Process, "children", gone)
     assert processes.stop("scratch", timeout=2)
     assert not _alive(proc)
+
+
+# A member that answers SIGTERM by starting a process in the session (a worker handing its task on), then exits.
+SPAWNS_ON_TERM = """
+import os, signal, subprocess, sys, time
+
+ready = sys.argv[1]
+
+
+def hand_on(_signum, _frame):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with open(os.path.join(ready, "child.tmp"), "w") as f:
+        f.write(str(child.pid))
+    os.replace(os.path.join(ready, "child.tmp"), os.path.join(ready, "child"))
+    os._exit(0)
+
+
+signal.signal(signal.SIGTERM, hand_on)
+open(os.path.join(ready, "member"), "w").close()
+time.sleep(60)
+"""
+
+
+def _wait_for(path: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout  # a guard against a hang, not a measure of speed
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.exists(), path
+
+
+def test_what_a_member_starts_in_the_session_after_the_sigterm_is_killed_too(tmp_path, scratch):
+    script, ready = tmp_path / "spawns_on_term.py", tmp_path / "ready"
+    script.write_text(SPAWNS_ON_TERM)
+    ready.mkdir()
+    leader = processes.start("scratch", [sys.executable, str(script), str(ready)], dict(os.environ))
+    scratch.append(leader)
+    _wait_for(ready / "member")
+
+    assert processes.stop("scratch", timeout=10)
+
+    child = int((ready / "child").read_text())  # started after the SIGTERM, written before the member exited
+    try:
+        scratch.append(psutil.Process(child))
+    except psutil.NoSuchProcess:
+        return  # killed and reaped
+    assert not _alive(scratch[-1])
+
+
+def test_a_leader_that_has_exited_is_no_member_of_its_session_though_its_session_lives_on(tmp_path, scratch):
+    member_pid = tmp_path / "member"
+    leaves_a_member = (
+        "import pathlib, subprocess, sys; "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"pathlib.Path({str(member_pid)!r}).write_text(str(p.pid))"
+    )
+    popen = subprocess.Popen([sys.executable, "-c", leaves_a_member], start_new_session=True)
+    leader = psutil.Process(popen.pid)  # the object a caller holds, made while the leader ran
+    scratch.append(leader)
+    assert popen.wait(timeout=30) == 0  # exited and reaped: its PID is free to be given to another process
+    member = psutil.Process(int(member_pid.read_text()))
+    scratch.append(member)
+
+    assert [proc.pid for proc in processes.session(leader)] == [member.pid]

@@ -11,7 +11,9 @@ import time
 from collections import deque
 from pathlib import Path
 
-from devstack import supervise
+import psutil
+
+from devstack import paths, supervise
 
 CRASHES_TWICE = """
 import pathlib, sys
@@ -74,7 +76,7 @@ def test_what_a_crashed_command_left_in_the_session_is_ended_before_it_starts_ag
     proc = subprocess.Popen([sys.executable, "-m", "devstack.supervise", sys.executable, "-c", LEAVES_ONE_BEHIND,
                              str(tmp_path)], start_new_session=True)  # fmt: skip
     try:
-        assert proc.wait(timeout=9) == 0
+        assert proc.wait(timeout=30) == 0  # a guard against a hang: a backoff, then up to two 5 s waits for leftovers
         assert (tmp_path / "second").read_text() == "gone"
     finally:
         if proc.poll() is None:
@@ -83,3 +85,105 @@ def test_what_a_crashed_command_left_in_the_session_is_ended_before_it_starts_ag
         with contextlib.suppress(OSError, ValueError):
             if os.getsid(pid := int(left.read_text())) == proc.pid:  # still in the session the test started
                 os.kill(pid, signal.SIGKILL)
+
+
+# Crashes on its first run; later runs record their PID and stay up (as a scheduler that came back).
+CRASHES_THEN_STAYS = """
+import os, pathlib, sys, time
+state = pathlib.Path(sys.argv[1])
+if not (state / "crashed").exists():
+    (state / "crashed").touch()
+    sys.exit(3)
+(state / "started-again.tmp").write_text(str(os.getpid()))
+(state / "started-again.tmp").replace(state / "started-again")
+time.sleep(60)
+"""
+
+WITH_BACKOFF = """
+import sys
+from devstack import supervise
+
+supervise.BACKOFF_S = float(sys.argv[1])
+sys.exit(supervise.supervise(sys.argv[2:]))
+"""
+
+# Runs the supervisor as `python -m devstack.supervise` does, with the stop arriving at one exact moment: while it
+# starts the command again, after devstack signalled the session (so the new command did not get that SIGTERM).
+STOPPED_WHILE_RESTARTING = """
+import os, signal, subprocess, sys
+from devstack import supervise
+
+supervise.BACKOFF_S = 0.1
+real_popen, starts = subprocess.Popen, []
+
+
+def popen(*args, **kwargs):
+    child = real_popen(*args, **kwargs)
+    starts.append(child.pid)
+    if len(starts) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)  # handled here, before the supervisor sees the new command
+    return child
+
+
+subprocess.Popen = popen
+sys.exit(supervise.supervise(sys.argv[1:]))
+"""
+
+
+def _session_of(leader: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(OSError):
+            if proc.pid != os.getpid() and os.getsid(proc.pid) == leader:
+                found.append(proc)
+    return found
+
+
+def _end_session(leader: int) -> None:
+    for proc in _session_of(leader):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+
+
+def _wait_for(check, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout  # a guard against a hang, not a measure of speed
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()
+
+
+def test_a_stop_during_the_restart_backoff_ends_the_supervisor_without_starting_the_command_again(tmp_path: Path):
+    out = tmp_path / "supervise.out"
+    with out.open("w") as stdout:
+        # `python -m devstack.supervise` with a backoff long enough for the test to be sure to stop it within it
+        # (the sleep goes on after the signal: the supervisor ends when it is over)
+        proc = subprocess.Popen([sys.executable, "-c", WITH_BACKOFF, "4", sys.executable, "-c", CRASHES_THEN_STAYS,
+                                 str(tmp_path)], start_new_session=True, stdout=stdout, cwd=paths.REPO)  # fmt: skip
+    try:
+        # printed when the command has exited, just before the supervisor sleeps BACKOFF_S
+        assert _wait_for(lambda: "exited with 3: starting it again" in out.read_text()), out.read_text()
+        os.killpg(proc.pid, signal.SIGTERM)
+
+        assert proc.wait(timeout=30) == 3  # the command's last exit code: it was not started again
+        assert not (tmp_path / "started-again").exists()
+        assert _session_of(proc.pid) == []
+    finally:
+        _end_session(proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_stop_that_comes_while_the_command_is_started_again_terminates_that_command(tmp_path: Path):
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED_WHILE_RESTARTING, sys.executable, "-c", CRASHES_THEN_STAYS,
+                             str(tmp_path)], start_new_session=True, cwd=paths.REPO)  # fmt: skip
+    try:
+        # the restarted command stays up for 60 s unless terminated: a supervisor that waits for it does not end
+        assert proc.wait(timeout=30) == -signal.SIGTERM & 0xFF  # sys.exit(-15): its last command was terminated
+        assert (tmp_path / "crashed").exists()
+        assert _session_of(proc.pid) == []  # nothing of the command is left running
+    finally:
+        _end_session(proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
