@@ -24,8 +24,8 @@ from devstack.airflow_client import AirflowClient, AirflowError, midnight, wait_
 from devstack.processes import StackError
 from devstack.secrets import read_env_file
 from include import lake
-from include.emulator.__main__ import parse_args, refusals, run_post
-from include.emulator.seed import SeedError, check_kafka, days_between, seed_kafka
+from include.emulator.__main__ import parse_args, refusals, run_post, seed_with_progress
+from include.emulator.seed import SeedError, days_between
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 from spark_jobs.manifest import cleaned_from, parse_manifest
@@ -44,20 +44,6 @@ def reporter() -> Callable[[str], None]:
         console.print(f"  [{elapsed // 60}:{elapsed % 60:02d}] {line}", markup=False, highlight=False, soft_wrap=True)
 
     return report
-
-
-def seed_history(settings: PlatformSettings, first: date, last: date, per_day: int, seed: int) -> None:
-    """Seed ``first..last`` straight into the stack's Kafka (its settings, not the shell's), historical timestamps."""
-    check_kafka(settings)
-    with console.status(f"seeding {settings.topic_prefix}.* at {settings.kafka_bootstrap_servers}"):
-        report = seed_kafka(first, last, per_day, seed=seed, settings=settings)
-    table = Table(title=f"records per day in {settings.topic_prefix}.*")
-    table.add_column("day")
-    for entity in ENTITIES:
-        table.add_column(entity, justify="right")
-    for day, per_entity in report.counts.items():
-        table.add_row(day.isoformat(), *(str(per_entity[entity]) for entity in ENTITIES))
-    console.print(table)
 
 
 def wait_for_running_backfill(client: AirflowClient) -> None:
@@ -183,7 +169,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     wait_for_running_backfill(client)
 
     console.rule(f"1/5 seeding {first}..{last} straight into Kafka (historical record timestamps)")
-    seed_history(settings, first, last, args.per_day, args.seed)
+    seed_with_progress(settings, first, last, args.per_day, args.seed)
 
     console.rule(f"2/5 posting {args.live} live pin/geo/user triples to the API at {env['API_URL']}")
     post_live(env["API_URL"], args.live, args.seed + 1)

@@ -112,17 +112,23 @@ def run_seed(args: argparse.Namespace) -> SeedReport:
     settings = PlatformSettings()
     if args.topic_prefix:
         settings = settings.model_copy(update={"topic_prefix": args.topic_prefix})
-    days = days_between(args.first_day, args.last_day)
     try:
-        check_kafka(settings)  # before the progress bar, so a failure is the only output
-        with _progress() as progress:
-            task = progress.add_task("seeding Kafka", total=len(days) * args.per_day * len(ENTITIES))
-            report = seed_kafka(
-                args.first_day, args.last_day, args.per_day, seed=args.seed, settings=settings,
-                on_sent=lambda n: progress.advance(task, n),
-            )  # fmt: skip
+        return seed_with_progress(settings, args.first_day, args.last_day, args.per_day, args.seed)
     except SeedError as error:
         fail(str(error))
+
+
+def seed_with_progress(settings: PlatformSettings, first: date, last: date, per_day: int, seed: int) -> SeedReport:
+    """Seed ``first..last`` into the Kafka of ``settings`` with a progress bar, then print the records per day.
+
+    Raises SeedError when Kafka or a topic is not there (checked before anything is sent).
+    """
+    check_kafka(settings)  # before the progress bar, so a failure is the only output
+    with _progress() as progress:
+        task = progress.add_task("seeding Kafka", total=len(days_between(first, last)) * per_day * len(ENTITIES))
+        report = seed_kafka(
+            first, last, per_day, seed=seed, settings=settings, on_sent=lambda n: progress.advance(task, n)
+        )
     table = Table(title=f"records per day in {settings.topic_prefix}.*")
     table.add_column("day")
     for entity in ENTITIES:

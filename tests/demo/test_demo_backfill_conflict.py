@@ -141,7 +141,7 @@ def test_a_paused_backfill_stops_the_demo_before_it_seeds(monkeypatch, capsys):
     stack_env_nowhere(monkeypatch)
     fake = FakeAirflow(backfills=[running(is_paused=True)])
     monkeypatch.setattr(demo, "AirflowClient", SimpleNamespace(from_env=lambda _: fake.client()))
-    monkeypatch.setattr(demo, "seed_history", lambda *_: pytest.fail("seeded while a backfill blocks the demo"))
+    monkeypatch.setattr(demo, "seed_with_progress", lambda *_: pytest.fail("seeded while a backfill blocks the demo"))
 
     assert demo.main(["--history-days", "1"]) == 1
 

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from kafka import KafkaConsumer, TopicPartition
 
-from demo.__main__ import DAG_ID, seed_history
+from demo.__main__ import DAG_ID
 from devstack.airflow_client import AirflowClient
 from devstack.environment import airflow_env, platform_env
+from include.emulator.__main__ import seed_with_progress
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 
@@ -24,7 +25,7 @@ def test_the_seed_goes_to_the_stacks_kafka_whatever_the_shell_says(stack_env, ka
     settings = PlatformSettings.model_validate({**stack_env, "PINTEREST_TOPIC_PREFIX": kafka_topics})
     first = datetime.now(UTC).date() - timedelta(days=2)
 
-    seed_history(settings, first, first + timedelta(days=1), per_day=7, seed=3)
+    seed_with_progress(settings, first, first + timedelta(days=1), per_day=7, seed=3)
 
     consumer = KafkaConsumer(bootstrap_servers=stack_env["KAFKA_BOOTSTRAP_SERVERS"])
     try:
