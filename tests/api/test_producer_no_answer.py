@@ -115,6 +115,26 @@ def handed_to_the_producer(monkeypatch: pytest.MonkeyPatch) -> dict[str, threadi
     return handed
 
 
+def moments_of(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[float]]:
+    """When the producer registered an acknowledgement and when it gave up on records that got no answer, as seen
+    in the API's event loop (spies on ``_acked`` and ``_unanswered_records``). A client's clock cannot order the
+    two: when the loop is held up, it handles both in one pass and the answers reach the clients in either order."""
+    moments: dict[str, list[float]] = {"acknowledged": [], "gave up": []}
+    acked, unanswered = RecordProducer._acked, RecordProducer._unanswered_records
+
+    def acked_spy(self: RecordProducer, producer: KafkaProducer) -> None:
+        moments["acknowledged"].append(time.monotonic())
+        acked(self, producer)
+
+    def unanswered_spy(self: RecordProducer, producer: KafkaProducer, sent_at: float) -> None:
+        moments["gave up"].append(time.monotonic())
+        unanswered(self, producer, sent_at)
+
+    monkeypatch.setattr(RecordProducer, "_acked", acked_spy)
+    monkeypatch.setattr(RecordProducer, "_unanswered_records", unanswered_spy)
+    return moments
+
+
 def settings_for(broker: ScratchKafka, scratch_prefix: str, **extra: object) -> ShortWaitSettings:
     return ShortWaitSettings(
         KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
@@ -205,6 +225,7 @@ def test_a_record_unanswered_after_the_producer_acknowledged_another_keeps_the_p
 
         assert client.post("/geo/", json=large[0]).status_code == 200
         handed = handed_to_the_producer(monkeypatch)
+        moments = moments_of(monkeypatch)
         broker.pause()
         try:
             in_flight = threading.Thread(target=post, args=("in flight", "/geo/", large[1]))
@@ -228,7 +249,10 @@ def test_a_record_unanswered_after_the_producer_acknowledged_another_keeps_the_p
         assert unanswered.status_code == 503, unanswered.text
         assert unanswered.json()["detail"] == "Kafka is unavailable, the record was not stored"
         assert ACK_WAIT_S <= gave_up_at - lingering_sent < linger_s  # it waited the request's wait, no answer came
-        assert resumed < acknowledged_at < gave_up_at  # the producer acknowledged a record while it waited
+        assert resumed < acknowledged_at
+        assert len(moments["acknowledged"]) == 1  # the in-flight record's
+        assert len(moments["gave up"]) == 1  # on the lingering record
+        assert resumed < moments["acknowledged"][0] < moments["gave up"][0]  # acknowledged while the other waited
         assert ready.status_code == 200, ready.text
         assert gauge == "ingest_kafka_producer_connected 1.0"
         assert replacements(logged) == []
