@@ -1,7 +1,8 @@
-"""Start the API under uvicorn: ``python -m api`` (API_HOST, API_PORT, API_WORKERS, API_LOG_LEVEL)."""
+"""Start the API under uvicorn: ``python -m api``. Its settings come from the environment (``--help`` lists them)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from collections.abc import Iterator
@@ -41,7 +42,24 @@ def shared_metrics(workers: int) -> Iterator[None]:
         yield
 
 
-def main() -> None:
+def settings_help() -> str:
+    """The environment variables the API reads, with their defaults."""
+    lines = ["environment variables (default):"]
+    for field in ApiSettings.model_fields.values():
+        name = field.validation_alias
+        if isinstance(name, str) and name.startswith(("API_", "KAFKA_", "PINTEREST_")):
+            lines.append(f"  {name:28} {'unset' if field.default is None else field.default}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m api",
+        description="Serve the ingest API (POST /pin/, /geo/, /user/ and their batch forms) under uvicorn.",
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_args(argv)
     settings = ApiSettings()
     with shared_metrics(settings.workers):
         uvicorn.run(

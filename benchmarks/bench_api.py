@@ -317,8 +317,3 @@ def run(scale: float = 1.0) -> list[Result]:
         results.append(Result(BENCH, "load client peak RSS", batch.peak_rss_mib, "MiB",
                               "VmHWM of the load client's own process, over both runs"))  # fmt: skip
     return results
-
-
-if __name__ == "__main__":
-    for result in run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0):
-        print(f"{result.name:45} {result.value:12,.2f} {result.unit:10} {result.note}")

@@ -15,7 +15,7 @@ After every drain, before anything is deleted, its output is checked (:func:`ver
 new manifest written by that run, with the day's records, and every object it lists stored
 with the manifest's byte count. Memory is in MiB (2**20 bytes), payload in MB (10**6 bytes).
 
-Run on its own: ``python -m benchmarks.bench_drain [scale]``.
+Run on its own: ``python -m benchmarks --only drain [--scale S]``.
 """
 
 from __future__ import annotations
@@ -296,8 +296,6 @@ def run(scale: float = 1.0) -> list[Result]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--child"]:
-        print(json.dumps(_child(*sys.argv[2:6])))
-    else:
-        for row in run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0):
-            print(f"{row.name:32} {row.value:>14,.2f} {row.unit:10} {row.note}")
+    if sys.argv[1:2] != ["--child"] or len(sys.argv) != 6:
+        sys.exit("this module runs one drain for `python -m benchmarks --only drain [--scale S]`")
+    print(json.dumps(_child(*sys.argv[2:6])))

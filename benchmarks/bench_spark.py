@@ -19,7 +19,7 @@ Peak memory, in MiB (2**20 bytes): per Spark job, the highest summed RSS of the 
 tree (the JVM, the Python driver, PySpark's daemon and workers; sampled every 50 ms, pages shared
 between processes counted in each) and the JVM's own ``VmHWM``; for DuckDB, its process's ``VmHWM``.
 
-Run on its own: ``python -m benchmarks.bench_spark [scale]``.
+Run on its own: ``python -m benchmarks --only spark [--scale S]``.
 """
 
 from __future__ import annotations
@@ -430,8 +430,6 @@ def run(scale: float = 1.0) -> list[Result]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--duckdb"]:
-        print(json.dumps(_duckdb_child(*sys.argv[2:4])))
-    else:
-        for result in run(float(sys.argv[1]) if len(sys.argv) > 1 else 1.0):
-            print(f"{result.name:45} {result.value:12,.2f} {result.unit:4} {result.note}")
+    if sys.argv[1:2] != ["--duckdb"] or len(sys.argv) != 4:
+        sys.exit("this module runs DuckDB's side for `python -m benchmarks --only spark [--scale S]`")
+    print(json.dumps(_duckdb_child(*sys.argv[2:4])))
