@@ -38,6 +38,7 @@ from devstack.secrets import GENERATED, read_env_file
 from devstack.services import SERVICES as LOCAL_SERVICES
 from devstack.services import kafka_properties
 from include.settings import S3_CLIENT_CONFIG, PlatformSettings
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_TEXT = (REPO / "docker-compose.yaml").read_text()
@@ -847,8 +848,9 @@ def test_healthcheck_script_checks_status_and_json_fields(stack_env):
         ).returncode
 
     health = f"{stack_env['AIRFLOW_API_URL']}/api/v2/monitor/health"
-    assert check(f"{stack_env['API_URL']}/health") == 0
-    assert check(health, "metadatabase.status=healthy") == 0
+    # one probe with a 5 s timeout, as in compose: a busy machine may miss one answer, a broken script every one
+    wait_until(lambda: check(f"{stack_env['API_URL']}/health") == 0, "the API's health check to pass", 60)
+    wait_until(lambda: check(health, "metadatabase.status=healthy") == 0, "Airflow's health check to pass", 60)
     assert check(health, "metadatabase.status=sick") == 1
     assert check(health, "no.such.field=x") == 1
     assert check("http://127.0.0.1:9/") == 1  # nothing listens on the discard port

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,7 @@ from kafka.admin import NewTopic
 from devstack.services import kafka_java, kafka_properties, kraft_cluster_id
 from include.records import ENTITIES
 from tests.api_process import free_port
+from tests.waiting import wait_until
 
 START_TIMEOUT_S = 90
 
@@ -144,13 +145,6 @@ def all_threads_stopped(pid: int) -> bool:
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             states.append(stat.read_text().rpartition(")")[2].split()[0])
     return bool(states) and all(state == "T" for state in states)
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def connected_gauge(client: httpx.Client) -> str:

@@ -33,16 +33,20 @@ from api.producer import (
 from api.settings import ApiSettings
 from include.emulator.generate import generate_triples
 from tests.api.kafka_helpers import read_all
-from tests.api.scratch_kafka import ScratchKafka, connected_gauge, wait_until
+from tests.api.scratch_kafka import ScratchKafka, connected_gauge
+from tests.api.sockets import unread_bytes
 from tests.api_process import start_api, stop_api
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
 GEOS = [t.geo.model_dump(mode="json") for t in generate_triples(seed=41, count=2_000, repeat_percent=0)]
 RETRY_S = 0.5
 """The APIs' KAFKA_CONNECT_RETRY_S."""
-BACK_WITHIN_S = 10.0
-"""How soon after the broker answers again a record must be accepted (kafka-python's reconnect backoff is 1 s)."""
+BACK_WITHIN_S = 30.0
+"""How soon after the broker answers again a record must be accepted. It takes a reconnect (backoff 1 s), perhaps
+a replaced producer (RETRY_S, a bootstrap of up to 1 s) and a restarted broker's first answers, each of which can
+expire once more on a busy machine; the defect this catches is an API that never accepts again."""
 
 
 @dataclass
@@ -120,8 +124,7 @@ def posting_through(
     process, url = api_on(broker, stack_env, scratch_prefix, log_path)
     try:
         with Poster(url) as poster, httpx.Client(base_url=url, timeout=10) as client:
-            time.sleep(1)
-            assert poster.accepted_after(0)
+            wait_until(lambda: poster.accepted_after(0), "a first record accepted", timeout_s=30)
             yield poster, client
         assert_stored_as_answered(broker.bootstrap, f"{scratch_prefix}.geo", poster.answers)
     finally:
@@ -180,7 +183,9 @@ def test_a_producer_replaced_with_a_record_still_pending_fails_it_with_503_and_l
         try:
             first = threading.Thread(target=post, args=(1,))
             first.start()
-            time.sleep(0.3)  # the first record's batch is on its way: the second gets a batch of its own
+            # the first record's batch is on its way (the hung broker holds it unread): the second gets a batch of
+            # its own
+            wait_until(lambda: any(unread_bytes(broker.port)), "the first record to reach the broker")
             second = threading.Thread(target=post, args=(2,))
             second.start()
             first.join()
@@ -206,19 +211,31 @@ def test_the_api_shuts_down_cleanly_while_the_broker_hangs(
     metrics_dir = tmp_path / "metrics"
     log_path = tmp_path / "api.log"
     process, url = api_on(broker, stack_env, scratch_prefix, log_path, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    api_port = httpx.URL(url).port
     answers: list[int] = []
+    sent = [threading.Event() for _ in range(3)]
 
-    def post_batch() -> None:
-        answers.append(httpx.post(f"{url}/geo/batch", json=GEOS[:20], timeout=30).status_code)
+    def post_batch(index: int) -> None:
+        def trace(event: str, _info: dict[str, object]) -> None:
+            if event == "http11.send_request_body.complete":
+                sent[index].set()
+
+        with httpx.Client(timeout=30) as client:
+            response = client.request("POST", f"{url}/geo/batch", json=GEOS[:20], extensions={"trace": trace})
+        answers.append(response.status_code)
+
+    def all_read() -> bool:
+        """Every request was sent and the API read it (nothing left unread on its connections)."""
+        return all(event.is_set() for event in sent) and not any(unread_bytes(api_port))
 
     try:
         assert httpx.post(f"{url}/geo/", json=GEOS[0], timeout=10).status_code == 200
         assert list(metrics_dir.glob(f"gauge_live*_{process.pid}.db"))
         broker.pause()
-        posters = [threading.Thread(target=post_batch) for _ in range(3)]
+        posters = [threading.Thread(target=post_batch, args=(index,)) for index in range(3)]
         for poster in posters:
             poster.start()
-        time.sleep(0.5)
+        wait_until(all_read, "the three requests to reach the API")
         stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
@@ -231,7 +248,7 @@ def test_the_api_shuts_down_cleanly_while_the_broker_hangs(
             stop_api(process)
 
     assert answers == [503, 503, 503]
-    assert stopped_s < 10
+    assert stopped_s < 15  # about 5 s: the records expire (1.8 s), their 503s, the producer's forced close (1 s)
     log = log_path.read_text()
     assert "Application shutdown complete" in log
     assert "Application shutdown failed" not in log
@@ -269,5 +286,5 @@ def test_closing_the_producer_while_the_broker_hangs_fails_pending_records_and_s
     finally:
         broker.resume()
     assert all(isinstance(outcome, KafkaUnavailableError) for outcome in outcomes), outcomes
-    assert closed_s < settings.kafka_delivery_timeout_ms / 1000 + 1 + FORCED_CLOSE_S + 1
+    assert closed_s < settings.kafka_delivery_timeout_ms / 1000 + FORCED_CLOSE_S + 5  # about 4 s to spare
     assert not [thread.name for thread in threading.enumerate() if thread.name.endswith("-network-thread")]

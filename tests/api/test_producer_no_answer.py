@@ -31,8 +31,9 @@ from api.producer import OutgoingRecord, RecordProducer
 from api.settings import ApiSettings
 from include.emulator.generate import generate_triples
 from tests.api.kafka_helpers import read_all
-from tests.api.scratch_kafka import ScratchKafka, connected_gauge, wait_until
+from tests.api.scratch_kafka import ScratchKafka, connected_gauge
 from tests.api_process import free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -236,8 +237,8 @@ def test_a_record_unanswered_after_the_producer_acknowledged_another_keeps_the_p
             lingering.start()
             assert handed["user"].wait(10), "the lingering record did not reach the producer"  # it lingers
         finally:
+            resumed = time.monotonic()  # before the signal: nothing can be acknowledged before it
             broker.resume()
-        resumed = time.monotonic()
         in_flight.join(timeout=30)
         lingering.join(timeout=30)
         ready = client.get("/ready")

@@ -24,6 +24,7 @@ from include.drain import Manifest
 from include.emulator.seed import seed_kafka
 from include.records import ENTITIES
 from include.settings import PlatformSettings
+from tests.waiting import clear_of_midnight_utc
 
 DAG_ID = "pinterest_daily"
 TERMINAL = {"success", "failed"}
@@ -151,7 +152,9 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
         f"/api/v2/dags/{DAG_ID}/dagRuns",
         json={"dag_run_id": f"test-nodate-{uuid.uuid4().hex[:8]}", "logical_date": None, "conf": conf},
     )
-    # today's midnight: the logical date of today's scheduled run, which the scheduler would skip if this one held it
+    # today's midnight: the logical date of today's scheduled run, which the scheduler would skip if this one held it;
+    # its task refuses it only while that midnight is still today's (a later midnight would never be scheduled)
+    clear_of_midnight_utc(timedelta(minutes=15))
     slot = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
     for run in airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 1000}).json()["dag_runs"]:
         if run["dag_run_id"].startswith("test-slot-"):  # left by an interrupted earlier test run

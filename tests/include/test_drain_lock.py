@@ -36,7 +36,8 @@ def test_expired_lease_is_taken_over_and_the_old_holder_cannot_commit(s3, scratc
 
 
 def test_a_later_try_waits_out_the_lease_of_an_earlier_try_and_refuses_a_live_one(s3, scratch_bucket):
-    live = PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=1.0, attempt=1)
+    # renewed every second: a slow store or a starved heartbeat on a busy machine does not let it run out
+    live = PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=3.0, attempt=1)
     with live, pytest.raises(PartitionLockedError, match="still renewed by try 1 of this run"):
         PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=60, attempt=2).acquire()
     dead = PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=1.0, attempt=1)

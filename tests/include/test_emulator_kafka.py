@@ -70,6 +70,8 @@ def emulator(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.
     return result, time.monotonic() - started
 
 
+PROMPTLY_S = 30
+"""A failure is reported within this (a cold interpreter included); kafka-python's own default wait is 60 s."""
 SEED_ARGS = ("seed-kafka", "--per-day", "5", "--from", "2026-11-20", "--to", "2026-11-21")
 
 
@@ -86,7 +88,7 @@ def test_seed_kafka_names_the_missing_topics_at_once(stack_env: dict[str, str]) 
     assert result.returncode == 1
     line = one_line(result.stderr)
     assert all(f"{prefix}.{entity}" in line for entity in ENTITIES), line
-    assert took_s < 15
+    assert took_s < PROMPTLY_S
 
 
 def test_a_failed_seed_stops_a_python_caller_such_as_the_demo(stack_env: dict[str, str]) -> None:
@@ -102,7 +104,7 @@ def test_seed_kafka_names_the_servers_when_kafka_does_not_answer() -> None:
     line = one_line(result.stderr)
     assert f"Kafka does not answer at {servers}" in line
     assert "make up" in line
-    assert took_s < 15
+    assert took_s < PROMPTLY_S
 
 
 def test_seed_kafka_raises_seed_error_naming_a_missing_topic(stack_env: dict[str, str]) -> None:
@@ -120,4 +122,4 @@ def test_post_names_the_url_when_no_api_answers() -> None:
     line = one_line(result.stderr)
     assert f"the API does not answer at {url}" in line
     assert "make up" in line
-    assert took_s < 15
+    assert took_s < PROMPTLY_S
