@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
@@ -11,7 +13,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import ValidationError
 
 from api.middleware import entity_of_path
-from api.producer import producer_config
+from api.producer import OutgoingRecord, RecordProducer, producer_config
 from api.records import field_errors
 from api.settings import ApiSettings
 from include.records import GeoRecord, PinRecord, kafka_key, kafka_value
@@ -108,3 +110,49 @@ def test_field_errors_name_the_field_and_do_not_echo_the_input() -> None:
     errors = field_errors(refused.value.errors(include_input=False, include_url=False), (3,))
     assert [(e.field, e.loc, e.type) for e in errors] == [("latitude", ["body", 3, "latitude"], "less_than_equal")]
     assert "95.5" not in errors[0].model_dump_json()
+
+
+class _Metadata:
+    def __init__(self, known: bool) -> None:
+        self._known = known
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return {0} if self._known else None
+
+
+class _Future:
+    def add_callback(self, _callback: object) -> None:
+        pass
+
+    def add_errback(self, _errback: object) -> None:
+        pass
+
+
+class _ThreadNotingProducer:
+    """Stands in for KafkaProducer: knows a topic's partitions or not, and notes the thread each send runs on."""
+
+    def __init__(self, knows_partitions: bool) -> None:
+        self._metadata = _Metadata(knows_partitions)
+        self.sent_on: list[int] = []
+
+    def send(self, *_args: object, **_kwargs: object) -> _Future:
+        self.sent_on.append(threading.get_ident())
+        return _Future()
+
+
+@pytest.mark.parametrize("knows_partitions", [True, False])
+def test_a_send_that_could_wait_for_metadata_runs_off_the_event_loop(knows_partitions: bool) -> None:
+    """kafka-python's send waits up to KAFKA_MAX_BLOCK_MS for a topic whose partitions it does not know: such a
+    send runs in a worker thread; one that appends to the buffer at once runs on the loop."""
+    fake = _ThreadNotingProducer(knows_partitions)
+    record = OutgoingRecord(topic="t.geo", key=b"1", value=b"{}", timestamp_ms=0, headers=[])
+
+    async def send() -> int:
+        producer = RecordProducer(ApiSettings(), ["t.geo"])
+        await producer._send(asyncio.get_running_loop(), fake, record)  # type: ignore[arg-type]
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(send())
+
+    assert len(fake.sent_on) == 1
+    assert (fake.sent_on[0] == loop_thread) is knows_partitions
