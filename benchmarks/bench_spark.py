@@ -185,11 +185,13 @@ def duckdb_clean_sql(entity: str, files: list[str]) -> str:
     columns = "{" + ", ".join(f"'{n}': '{t}'" for n, t in (*line_types.items(), ("value", _value_struct(entity)))) + "}"
     raw = f"""SELECT "partition" AS kafka_partition, "offset" AS kafka_offset, "timestamp" AS kafka_ms, value
               FROM read_json({files!r}, format='newline_delimited', columns={columns})"""
+    partition_key = "uuid_text(value.unique_id)" if entity == "pin" else f"value.{key}"  # one spelling, as Spark
     latest = f"""SELECT value.*, epoch_ms(kafka_ms) AS ingested_at, kafka_partition, kafka_offset FROM ({raw})
-                 QUALIFY row_number() OVER (PARTITION BY value.{key} ORDER BY kafka_ms DESC, kafka_offset DESC) = 1"""
+                 QUALIFY row_number() OVER (PARTITION BY {partition_key}
+                                            ORDER BY kafka_ms DESC, kafka_offset DESC) = 1"""
     ingest = "ingested_at, kafka_partition, kafka_offset"
     if entity == "pin":
-        return f"""SELECT "index" AS ind, txt(unique_id) AS unique_id, txt(title) AS title,
+        return f"""SELECT "index" AS ind, uuid_text(unique_id) AS unique_id, txt(title) AS title,
                    txt(description) AS description, txt(poster_name) AS poster_name,
                    followers(txt(follower_count)) AS follower_count, txt(tag_list) AS tag_list,
                    txt(is_image_or_video) AS is_image_or_video, txt(image_src) AS image_src,
@@ -241,12 +243,8 @@ def duckdb_result_file(out: Path, name: str) -> Path:
     return out / "analytics" / name / f"dt={DAY}" / "part-0.parquet"
 
 
-def duckdb_pipeline(root: Path, out: Path) -> None:
-    """Clean the day into Parquet, read it back as Spark's analytics job does, write the results as Parquet."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+def duckdb_cleaning_macros(con: Any) -> None:
+    """The cleaning rules Spark applies column by column (``spark_jobs.cleaning``), as DuckDB macros on ``con``."""
     placeholders = ", ".join("'" + p.replace("'", "''") + "'" for p in PLACEHOLDERS)
     # blank: empty, or only blank characters; the first character decides quickly for most values
     con.execute(f"""CREATE MACRO is_blank(x) AS
@@ -254,12 +252,25 @@ def duckdb_pipeline(root: Path, out: Path) -> None:
     con.execute("CREATE MACRO blank(x) AS CASE WHEN is_blank(x) THEN NULL ELSE x END")
     con.execute(f"CREATE MACRO txt(x) AS CASE WHEN is_blank(x) OR x IN ({placeholders}) THEN NULL ELSE x END")
     # As in Spark: multiply the exact decimal, then truncate ("1.2345k" -> 1234); too large -> null.
-    con.execute(r"""CREATE MACRO followers(x) AS CASE WHEN regexp_full_match(x, '\s*\d+(\.\d+)?\s*[kKmM]?\s*') THEN
+    blank = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in BLANK_CHARACTERS) + "]"  # an RE2 class of them
+    pattern = rf"{blank}*\d+(\.\d+)?{blank}*[kKmM]?{blank}*"
+    con.execute(rf"""CREATE MACRO followers(x) AS CASE WHEN regexp_full_match(x, '{pattern}') THEN
         try(TRY_CAST(trunc(TRY_CAST(regexp_extract(x, '\d+(\.\d+)?') AS DECIMAL(38, 18))
                  * CASE lower(regexp_extract(x, '[kKmM]')) WHEN 'k' THEN 1000 WHEN 'm' THEN 1000000 ELSE 1 END)
              AS BIGINT)) END""")
+    # As in Spark: a UUID in any spelling the API reads -> lower case with hyphens ("urn:uuid:" is 9 characters)
+    con.execute("CREATE MACRO uuid_text(x) AS coalesce(TRY_CAST(x AS UUID), TRY_CAST(x[10:] AS UUID))::VARCHAR")
     # As in Spark: ',' fractions and '_' date/time separators (which the API accepts) rewritten before the cast.
     con.execute("CREATE MACRO ts(x) AS TRY_CAST(translate(upper(x), ',_', '.T') AS TIMESTAMPTZ)")
+
+
+def duckdb_pipeline(root: Path, out: Path) -> None:
+    """Clean the day into Parquet, read it back as Spark's analytics job does, write the results as Parquet."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    duckdb_cleaning_macros(con)
     for entity in ENTITIES:
         manifest = json.loads((root / manifest_key(entity, DAY)).read_text())
         files = [str(root / entry["key"]) for entry in manifest["files"]]

@@ -7,7 +7,7 @@ structure, not content: messy values such as ``"User Info Error"`` are data.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, get_args
 from uuid import UUID
 
@@ -19,9 +19,25 @@ ENTITIES: tuple[Entity, ...] = get_args(Entity)
 _DATETIME = TypeAdapter(datetime)
 
 
+MAX_UTC_OFFSET = timedelta(hours=18)
+"""The widest offset Spark (Java's ZoneOffset) reads; beyond it the cleaned timestamp would be null."""
+
+
 def _parseable_timestamp(value: str) -> str:
-    """Accept ``YYYY-MM-DD HH:MM:SS`` or ISO-8601, keep the text as sent."""
-    _DATETIME.validate_python(value)
+    """Accept ``YYYY-MM-DD HH:MM:SS`` or ISO-8601, keep the text as sent.
+
+    An offset must be within ±18:00, and the moment in UTC within years 1 to 9999: the cleaning reads the text
+    with Spark, which cannot read a wider offset, and the lake's timestamps are UTC.
+    """
+    moment = _DATETIME.validate_python(value)
+    offset = moment.utcoffset()
+    if offset is not None:
+        if abs(offset) > MAX_UTC_OFFSET:
+            raise ValueError("the UTC offset must be within ±18:00")
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the moment in UTC must be within the years 1 to 9999") from None
     return value
 
 

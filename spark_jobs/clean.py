@@ -21,7 +21,7 @@ from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import write_text
 from spark_jobs.lease import job_lease
 from spark_jobs.manifest import Manifest, read_manifest, source_json
-from spark_jobs.schemas import raw_line_schema
+from spark_jobs.schemas import raw_line_reader, raw_line_schema
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 
 log = logging.getLogger("spark_jobs.clean")
@@ -33,7 +33,7 @@ def read_raw_partition(spark: SparkSession, lake: Lake, entity: Entity, manifest
     if not manifest.keys:
         return spark.createDataFrame([], schema)
     urls = [lake.url(key) for key in manifest.keys]
-    return spark.read.schema(schema).option("mode", "FAILFAST").json(urls)
+    return raw_line_reader(spark, entity).json(urls)
 
 
 def clean_partition(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> str:

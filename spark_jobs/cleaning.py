@@ -31,7 +31,9 @@ SAVE_LOCATION_PREFIX = "Local save in "
 BLANK_CHARACTERS = " \t\n\r\f\v\u00a0\u2007\u202f\u3000"
 INGEST_COLUMNS = ("ingested_at", "kafka_partition", "kafka_offset")
 LATEST_BY = ("ingested_at", "kafka_offset")  # what "latest ingested" orders by
-_FOLLOWER_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$"
+_BLANK = "[" + "".join(f"\\u{ord(c):04x}" for c in BLANK_CHARACTERS) + "]"  # a Java regex class of them
+_FOLLOWER_PATTERN = rf"^{_BLANK}*(\d+(?:\.\d+)?){_BLANK}*([kKmM]?){_BLANK}*$"
+_UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 
 # Column order of each clean dataset (the ingest columns follow).
 CLEAN_COLUMNS: dict[Entity, tuple[str, ...]] = {
@@ -129,6 +131,13 @@ def follower_count_number(column: Column) -> Column:
     return number.try_cast("long")
 
 
+def canonical_uuid(column: Column) -> Column:
+    """A UUID in any spelling the API's model reads (upper case, braces, ``urn:uuid:``, no hyphens) -> the
+    lower-case hyphenated form the API writes, so that one pin under several spellings is one pin."""
+    digits = F.regexp_replace(F.lower(column), r"^urn:uuid:|[{}-]", "")
+    return F.concat_ws("-", *(F.substring(digits, start, length) for start, length in _UUID_GROUPS))
+
+
 def timestamp_from_text(column: Column) -> Column:
     """``YYYY-MM-DD HH:MM:SS`` or any ISO-8601 form the API accepts -> a timestamp (UTC without an offset).
 
@@ -176,6 +185,14 @@ def clean_users(users: DataFrame) -> DataFrame:
     )
 
 
+def one_spelling_of_the_key(entity: Entity) -> Transform:
+    """Pins are keyed by a UUID, which has several spellings (the API writes one, other producers may not);
+    the numeric keys of geo and user records have one."""
+    if entity != "pin":
+        return lambda df: df
+    return lambda df: df.withColumn("unique_id", canonical_uuid(F.col("unique_id")))
+
+
 _RULES: dict[Entity, Transform] = {"pin": clean_pins, "geo": clean_geos, "user": clean_users}
 
 
@@ -190,6 +207,7 @@ def clean(entity: Entity) -> Transform:
     def transform(raw: DataFrame) -> DataFrame:
         return (
             raw.transform(records_with_coordinates(KEY_FIELD[entity]))
+            .transform(one_spelling_of_the_key(entity))
             .transform(keep_latest(KEY_FIELD[entity]))
             .transform(_RULES[entity])
             .transform(select_clean_columns(entity))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyspark.sql import DataFrameReader, SparkSession
 from pyspark.sql.types import (
     DataType,
     DoubleType,
@@ -48,3 +49,16 @@ def raw_line_schema(entity: Entity) -> StructType:
             StructField("value", record_schema(entity), nullable=True),
         ]
     )
+
+
+RAW_JSON_OPTIONS = {
+    "mode": "FAILFAST",  # a line Spark cannot read stops the job: no record is dropped unseen
+    # Jackson refuses a number of more than 1,000 characters by default; pydantic (the API, the drain) reads
+    # one ("45.000…0" from a producer other than the API), so such a line would stop its day's cleaning.
+    "maxNumLen": str(2**31 - 1),
+}
+
+
+def raw_line_reader(spark: SparkSession, entity: Entity) -> DataFrameReader:
+    """A reader of raw JSON lines of ``entity`` with their schema, reading every line the drain accepted."""
+    return spark.read.schema(raw_line_schema(entity)).options(**RAW_JSON_OPTIONS)

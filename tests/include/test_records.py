@@ -48,6 +48,10 @@ def test_geo_and_user_are_keyed_by_ind() -> None:
         (GeoRecord, {**GEO, "latitude": "12"}, "latitude"),
         (GeoRecord, {**GEO, "timestamp": "not a time"}, "timestamp"),
         (GeoRecord, {**GEO, "timestamp": "1700000000"}, "timestamp"),
+        (GeoRecord, {**GEO, "timestamp": "2020-05-17T08:31:02+18:01"}, "timestamp"),  # Spark reads up to ±18:00
+        (GeoRecord, {**GEO, "timestamp": "2020-05-17T08:31:02-1900"}, "timestamp"),
+        (GeoRecord, {**GEO, "timestamp": "9999-12-31T23:59:59-05:00"}, "timestamp"),  # year 10000 in UTC
+        (UserRecord, {**USER, "date_joined": "0001-01-01T00:00:00+05:00"}, "date_joined"),  # year 0 in UTC
         (GeoRecord, {**GEO, "ind": 1.5}, "ind"),
         (UserRecord, {**USER, "age": -3}, "age"),
         (UserRecord, {**USER, "age": True}, "age"),

@@ -14,7 +14,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from include.records import MODELS, GeoRecord, PinRecord, UserRecord, kafka_value
 from spark_jobs.cleaning import clean, follower_count_number
-from spark_jobs.schemas import raw_line_schema, record_schema
+from spark_jobs.schemas import raw_line_reader, record_schema
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
 NO_TAGS = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"
@@ -47,7 +47,7 @@ def kafka_line(value: dict[str, Any], *, offset: int, timestamp_ms: int, partiti
 def raw_frame(spark: SparkSession, entity: str, lines: list[dict[str, Any]]) -> DataFrame:
     """Raw lines parsed the way the clean job parses them (JSON text against the raw schema)."""
     text = spark.sparkContext.parallelize([json.dumps(line) for line in lines], 1)
-    return spark.read.schema(raw_line_schema(entity)).option("mode", "FAILFAST").json(text)
+    return raw_line_reader(spark, entity).json(text)
 
 
 def at(offset: int) -> datetime:
@@ -155,6 +155,9 @@ def test_whitespace_only_text_and_a_bare_save_prefix_become_null(spark: SparkSes
         ("1.2345k", 1_234),  # 1234.5, truncated
         ("0.0000015M", 1),  # 1.5, truncated
         (" 35k ", 35_000),
+        ("12k\u00a0", 12_000),  # the blank characters of the other text rules, no-break spaces included
+        ("\u3000437\u202f", 437),
+        ("\v1M", 1_000_000),
         ("User Info Error", None),
         ("", None),
         ("k", None),
@@ -276,6 +279,33 @@ def test_duplicates_keep_the_latest_ingested(spark: SparkSession) -> None:
             Row(ind=3, title="A title", kafka_offset=30),
         ],
     )
+
+
+def test_one_pin_under_every_spelling_of_its_uuid_is_one_clean_pin(spark: SparkSession) -> None:
+    uuid = "6f1c2b4e-8a3d-4c5e-9f10-1234567890ab"
+    spellings = [uuid.upper(), "{" + uuid + "}", uuid.replace("-", ""), "urn:uuid:" + uuid, uuid]
+    pins = [pin(1, unique_id=spelling, title=f"copy {n}") for n, spelling in enumerate(spellings)]
+    for record in pins:  # the API's model reads each as that UUID
+        assert str(PinRecord.model_validate(record).unique_id) == uuid
+    lines = [kafka_line(record, offset=n, timestamp_ms=T0 + n) for n, record in enumerate(pins)]
+    lines.insert(2, kafka_line(pin(1, unique_id=uuid.upper(), title="the latest"), offset=9, timestamp_ms=T0 + 9))
+
+    actual = raw_frame(spark, "pin", lines).transform(clean("pin")).select("unique_id", "title", "kafka_offset")
+
+    assertDataFrameEqual(actual, [Row(unique_id=uuid, title="the latest", kafka_offset=9)])
+
+
+def test_a_number_of_more_than_a_thousand_characters_is_read_as_the_api_reads_it(spark: SparkSession) -> None:
+    # not what the API writes (it re-serialises), but what another producer may send and the drain keeps as sent
+    latitude = "45." + "0" * 1_200
+    value = f'{{"ind":1,"timestamp":"2020-01-01 00:00:00","latitude":{latitude},"longitude":-0.5,"country":"Chad"}}'
+    assert GeoRecord.model_validate_json(value).latitude == 45.0  # the drain accepts it
+    text = f'{{"partition":0,"offset":0,"timestamp":{T0},"key":"1","value":{value}}}'
+    lines = spark.sparkContext.parallelize([text], 1)
+
+    actual = raw_line_reader(spark, "geo").json(lines).transform(clean("geo")).select("ind", "coordinates")
+
+    assertDataFrameEqual(actual, [Row(ind=1, coordinates=[45.0, -0.5])])
 
 
 def test_geo_and_user_duplicates_are_keyed_on_ind(spark: SparkSession) -> None:
