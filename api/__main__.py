@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from api.settings import ApiSettings
+from include.settings import PlatformSettings
 
 # Not imported from api.metrics: importing it creates this process's metric files, which must come after the cleanup.
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -42,13 +43,18 @@ def shared_metrics(workers: int) -> Iterator[None]:
         yield
 
 
+INHERITED_AND_READ = ("kafka_bootstrap_servers", "topic_prefix")
+"""The platform's settings (``include.settings``) the API reads; the lake's and S3's it does not."""
+
+
 def settings_help() -> str:
     """The environment variables the API reads, with their defaults."""
     lines = ["environment variables (default):"]
-    for field in ApiSettings.model_fields.values():
-        name = field.validation_alias
-        if isinstance(name, str) and name.startswith(("API_", "KAFKA_", "PINTEREST_")):
-            lines.append(f"  {name:28} {'unset' if field.default is None else field.default}")
+    for name, field in ApiSettings.model_fields.items():
+        if name in PlatformSettings.model_fields and name not in INHERITED_AND_READ:
+            continue
+        lines.append(f"  {field.validation_alias!s:28} {'unset' if field.default is None else field.default}")
+    lines.append(f"  {MULTIPROC_DIR:28} unset (a directory for the workers' figures; its *.db files go at start)")
     return "\n".join(lines)
 
 

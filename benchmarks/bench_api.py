@@ -317,3 +317,7 @@ def run(scale: float = 1.0) -> list[Result]:
         results.append(Result(BENCH, "load client peak RSS", batch.peak_rss_mib, "MiB",
                               "VmHWM of the load client's own process, over both runs"))  # fmt: skip
     return results
+
+
+if __name__ == "__main__":
+    sys.exit("run it with `python -m benchmarks --only api [--scale S]`")

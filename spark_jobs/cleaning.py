@@ -32,7 +32,9 @@ BLANK_CHARACTERS = " \t\n\r\f\v\u00a0\u2007\u202f\u3000"
 INGEST_COLUMNS = ("ingested_at", "kafka_partition", "kafka_offset")
 LATEST_BY = ("ingested_at", "kafka_offset")  # what "latest ingested" orders by
 _BLANK = "[" + "".join(f"\\u{ord(c):04x}" for c in BLANK_CHARACTERS) + "]"  # a Java regex class of them
-_FOLLOWER_PATTERN = rf"^{_BLANK}*(\d+(?:\.\d+)?){_BLANK}*([kKmM]?){_BLANK}*$"
+# Possessive quantifiers: a long run of blanks is matched once, not backtracked over (quadratic in Java);
+# \z, not $, which would also match before a final line terminator such as U+2028.
+_FOLLOWER_PATTERN = rf"^{_BLANK}*+(\d++(?:\.\d++)?){_BLANK}*+([kKmM]?){_BLANK}*+\z"
 _UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 
 # Column order of each clean dataset (the ingest columns follow).
@@ -135,7 +137,8 @@ def canonical_uuid(column: Column) -> Column:
     """A UUID in any spelling the API's model reads (upper case, braces, ``urn:uuid:``, no hyphens) -> the
     lower-case hyphenated form the API writes, so that one pin under several spellings is one pin."""
     digits = F.regexp_replace(F.lower(column), r"^urn:uuid:|[{}-]", "")
-    return F.concat_ws("-", *(F.substring(digits, start, length) for start, length in _UUID_GROUPS))
+    canonical = F.concat_ws("-", *(F.substring(digits, start, length) for start, length in _UUID_GROUPS))
+    return F.when(digits.rlike("^[0-9a-f]{32}$"), canonical).otherwise(column)  # anything else as it was
 
 
 def timestamp_from_text(column: Column) -> Column:

@@ -44,9 +44,13 @@ def free_port() -> int:
 
 
 def start_api(
-    stack_env: dict[str, str], prefix: str, log_path: Path, extra_env: dict[str, str] | None = None
+    stack_env: dict[str, str],
+    prefix: str,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    until: str = "/ready",
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``python -m api`` on a free port and wait until it is ready for records."""
+    """Start ``python -m api`` on a free port and wait until ``until`` answers 200 (by default: ready for records)."""
     port = free_port()
     env = {
         **os.environ,
@@ -66,13 +70,29 @@ def start_api(
         if process.poll() is not None:
             raise RuntimeError(f"the API exited with {process.returncode}: {log_path.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{until}", timeout=2).status_code == 200:
                 return process, url
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     process.terminate()
-    raise RuntimeError(f"the API did not become ready: {log_path.read_text()[-2000:]}")
+    raise RuntimeError(f"the API did not answer {until}: {log_path.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def running_api(
+    stack_env: dict[str, str],
+    prefix: str,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    until: str = "/ready",
+) -> Iterator[str]:
+    """``start_api`` for the block; yields the API's URL and stops it afterwards."""
+    process, url = start_api(stack_env, prefix, log_path, extra_env, until)
+    try:
+        yield url
+    finally:
+        stop_api(process)
 
 
 def stop_api(process: subprocess.Popen[bytes]) -> None:

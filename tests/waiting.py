@@ -26,9 +26,15 @@ def wait_until(
         time.sleep(0.1)
 
 
-def clear_of_midnight_utc(needed: timedelta) -> None:
+DAY_END_MARGIN = timedelta(minutes=10)
+"""How much of the UTC day the tests that must not see the date change need left; they wait out less."""
+DAY_END_TIMEOUT_S = 900 + int(DAY_END_MARGIN.total_seconds())
+"""The per-test timeout of such a test: the suite's 900 s plus the longest wait."""
+
+
+def clear_of_midnight_utc(needed: timedelta = DAY_END_MARGIN) -> None:
     """Return once the current UTC day has at least ``needed`` left, waiting into the next day if it has not: for
-    a test whose dates must not change under it."""
+    a test whose dates must not change under it (mark it ``pytest.mark.timeout(DAY_END_TIMEOUT_S)``)."""
     now = datetime.now(UTC)
     left = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC) - now
     if left < needed:

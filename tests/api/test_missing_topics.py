@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,7 +21,7 @@ from api.producer import KafkaUnavailableError, absent_topics
 from api.settings import ApiSettings
 from include.emulator.generate import generate_triples
 from tests.api.kafka_helpers import read_all
-from tests.api_process import REPO, free_port, stop_api
+from tests.api_process import free_port, running_api
 from tests.waiting import wait_until
 
 GEO = next(generate_triples(seed=21, count=1, repeat_percent=0)).geo.model_dump(mode="json")
@@ -49,26 +46,17 @@ RETRY_S = 0.5
 
 
 @contextlib.contextmanager
-def running_api(stack_env: dict[str, str], prefix: str, log_path: Path, bootstrap: str) -> Iterator[str]:
+def api_on(stack_env: dict[str, str], prefix: str, log_path: Path, bootstrap: str) -> Iterator[str]:
     """An API on ``prefix`` and ``bootstrap`` that answers /health (it cannot become ready while its topics are
     missing); yields its URL."""
-    port = free_port()
-    env = {**os.environ, **stack_env, "PINTEREST_TOPIC_PREFIX": prefix, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-           "API_HOST": "127.0.0.1", "API_PORT": str(port), "API_WORKERS": "1", "API_KEY": "",
-           "KAFKA_CONNECT_RETRY_S": str(RETRY_S)}  # fmt: skip
-    log = log_path.open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "api"], cwd=REPO, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, "the API to answer /health")
+    settings = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_CONNECT_RETRY_S": str(RETRY_S)}
+    with running_api(stack_env, prefix, log_path, settings, until="/health") as url:
         yield url
-    finally:
-        stop_api(process)
 
 
 @pytest.fixture
 def api_url(stack_env: dict[str, str], prefix: str, tmp_path: Path) -> Iterator[str]:
-    with running_api(stack_env, prefix, tmp_path / "api.log", stack_env["KAFKA_BOOTSTRAP_SERVERS"]) as url:
+    with api_on(stack_env, prefix, tmp_path / "api.log", stack_env["KAFKA_BOOTSTRAP_SERVERS"]) as url:
         yield url
 
 
@@ -168,13 +156,14 @@ class Relay:
     def cut(self) -> None:
         """Stop listening and close every relayed connection."""
         self._cut.set()
+        if self._accepting is not None:  # first: a connection it accepts meanwhile is closed below too
+            self._accepting.join(timeout=5)  # it notices within its 0.1 s timeout and closes the listener
+            assert not self._accepting.is_alive(), "the relay's accept loop did not stop"
         with self._lock:
             for sock in self._open:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
             self._open.clear()
-        if self._accepting is not None:
-            self._accepting.join()  # it notices within its 0.1 s timeout and closes the listener
 
     def black_hole(self) -> None:
         """Keep accepting connections but forward nothing more, either way: Kafka looks up on TCP and never answers."""
@@ -221,7 +210,7 @@ def relay(stack_env: dict[str, str]) -> Iterator[Relay]:
 def client_behind(relay: Relay, stack_env: dict[str, str], prefix: str, log_path: Path) -> Iterator[httpx.Client]:
     """A client of an API reaching Kafka through ``relay``, which answered its first check: no topic exists."""
     with (
-        running_api(stack_env, prefix, log_path, relay.address) as url,
+        api_on(stack_env, prefix, log_path, relay.address) as url,
         httpx.Client(base_url=url, timeout=10) as client,
     ):
         ready = wait_for_first_check(client)

@@ -3,7 +3,6 @@ record caught in flight by the deletion does not stop the API from storing later
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import uuid
@@ -17,7 +16,7 @@ from kafka.admin import NewTopic
 
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES
-from tests.api_process import start_api, stop_api
+from tests.api_process import running_api
 from tests.waiting import wait_until
 
 TRIPLE = next(generate_triples(seed=43, count=1, repeat_percent=0))
@@ -52,24 +51,16 @@ def prefix(stack_env: dict[str, str]) -> Iterator[str]:
             admin.close()
 
 
-@contextlib.contextmanager
-def running_api(stack_env: dict[str, str], prefix: str, log: Path, **settings: str) -> Iterator[str]:
-    process, url = start_api(stack_env, prefix, log, {"KAFKA_CONNECT_RETRY_S": str(RETRY_S), **settings})
-    try:
-        yield url
-    finally:
-        stop_api(process)
-
-
 @pytest.fixture
 def api_url(stack_env: dict[str, str], prefix: str, tmp_path: Path) -> Iterator[str]:
-    with running_api(stack_env, prefix, tmp_path / "api.log") as url:
+    with running_api(stack_env, prefix, tmp_path / "api.log", {"KAFKA_CONNECT_RETRY_S": str(RETRY_S)}) as url:
         yield url
 
 
 @pytest.fixture
 def long_block_api_url(stack_env: dict[str, str], prefix: str, tmp_path: Path) -> Iterator[str]:
-    with running_api(stack_env, prefix, tmp_path / "api.log", KAFKA_MAX_BLOCK_MS=str(MAX_BLOCK_MS)) as url:
+    settings = {"KAFKA_CONNECT_RETRY_S": str(RETRY_S), "KAFKA_MAX_BLOCK_MS": str(MAX_BLOCK_MS)}
+    with running_api(stack_env, prefix, tmp_path / "api.log", settings) as url:
         yield url
 
 

@@ -24,7 +24,7 @@ from include.drain import Manifest
 from include.emulator.seed import seed_kafka
 from include.records import ENTITIES
 from include.settings import PlatformSettings
-from tests.waiting import clear_of_midnight_utc
+from tests.waiting import DAY_END_TIMEOUT_S, clear_of_midnight_utc
 
 DAG_ID = "pinterest_daily"
 TERMINAL = {"success", "failed"}
@@ -139,6 +139,7 @@ def test_backfill_of_three_days_gives_three_complete_partitions(airflow, s3, scr
             ]
 
 
+@pytest.mark.timeout(DAY_END_TIMEOUT_S)
 def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_topics):
     [day] = unused_days(airflow, 1)
     seeded = seed_kafka(day, day, PER_DAY, seed=11, settings=PlatformSettings(topic_prefix=kafka_topics))
@@ -154,7 +155,7 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
     )
     # today's midnight: the logical date of today's scheduled run, which the scheduler would skip if this one held it;
     # its task refuses it only while that midnight is still today's (a later midnight would never be scheduled)
-    clear_of_midnight_utc(timedelta(minutes=15))
+    clear_of_midnight_utc()
     slot = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
     for run in airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 1000}).json()["dag_runs"]:
         if run["dag_run_id"].startswith("test-slot-"):  # left by an interrupted earlier test run

@@ -21,7 +21,7 @@ from include.emulator.generate import Triple, generate_triples
 from include.emulator.post import post_triples
 from include.records import ENTITIES
 from tests.api_process import start_api, stop_api
-from tests.waiting import clear_of_midnight_utc
+from tests.waiting import DAY_END_TIMEOUT_S, clear_of_midnight_utc
 
 DAG_ID = "pinterest_daily"
 TRIPLES = 120
@@ -45,7 +45,7 @@ def posted(stack_env, kafka_topics, tmp_path) -> Iterator[tuple[list[Triple], da
     process, url = start_api(stack_env, kafka_topics, tmp_path / "api.log")
     try:
         triples = list(generate_triples(seed=4242, count=TRIPLES, repeat_percent=10.0))
-        clear_of_midnight_utc(timedelta(minutes=15))  # posted and drained while the day is still open
+        clear_of_midnight_utc()  # posted and drained while the day is still open
         day = datetime.now(UTC).date()
         summary = asyncio.run(post_triples(url, iter(triples), concurrency=8))
         assert (summary.accepted, summary.rejected, summary.errors) == (TRIPLES * 3, 0, 0), summary.statuses
@@ -56,6 +56,7 @@ def posted(stack_env, kafka_topics, tmp_path) -> Iterator[tuple[list[Triple], da
         stop_api(process)
 
 
+@pytest.mark.timeout(DAY_END_TIMEOUT_S)
 def test_posted_records_reach_clean_and_analytics(stack_env, s3, kafka_topics, scratch_bucket, posted):
     triples, start = posted
     client = AirflowClient.from_env(stack_env)

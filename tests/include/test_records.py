@@ -41,6 +41,15 @@ def test_geo_and_user_are_keyed_by_ind() -> None:
 
 
 @pytest.mark.parametrize(
+    "text", ["2020-05-17T08:31:02+18:00", "2020-05-17T08:31:02-1800", "0001-01-01T00:00:00-00:30",
+             "9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59+05:00"],
+)  # fmt: skip
+def test_timestamps_at_the_limits_are_accepted(text: str) -> None:
+    assert GeoRecord.model_validate_json(json.dumps({**GEO, "timestamp": text})).timestamp == text
+    assert UserRecord.model_validate_json(json.dumps({**USER, "date_joined": text})).date_joined == text
+
+
+@pytest.mark.parametrize(
     ("model", "record", "field"),
     [
         (GeoRecord, {**GEO, "latitude": 200}, "latitude"),

@@ -12,7 +12,8 @@ from spark_jobs.cleaning import canonical_uuid, follower_count_number
 
 FOLLOWER_TEXTS = [
     "0", "437", "6k", "124k", "1M", "2.5M", "1.2345k", "0.0000015M", " 35k ", "12k\u00a0", "\u3000437\u202f",
-    "\v1M", "\t", "", "k", "1kk", "-5", "12 followers", "User Info Error", "99999999999999999999M", None,
+    "\v1M", "\t", "", "k", "1kk", "-5", "12 followers", "User Info Error", "99999999999999999999M", "437\u2028",
+    "437\u0085", "1" + " " * 1_000 + "x", None,
 ]  # fmt: skip
 UUID = "6f1c2b4e-8a3d-4c5e-9f10-1234567890ab"
 UUID_SPELLINGS = [UUID, UUID.upper(), "{" + UUID + "}", UUID.replace("-", ""), "urn:uuid:" + UUID]

@@ -158,6 +158,9 @@ def test_whitespace_only_text_and_a_bare_save_prefix_become_null(spark: SparkSes
         ("12k\u00a0", 12_000),  # the blank characters of the other text rules, no-break spaces included
         ("\u3000437\u202f", 437),
         ("\v1M", 1_000_000),
+        ("437\u2028", None),  # a line separator is not blank (Java's $ would have let it through)
+        # a long run of blanks is read once: a backtracking pattern took about 16 minutes on it
+        pytest.param("1" + " " * 400_000 + "x", None, id="400k-blanks"),
         ("User Info Error", None),
         ("", None),
         ("k", None),
@@ -229,6 +232,8 @@ API_TIMESTAMP_FORMS = (
     "2020-05-17T08:31:02,123456+01:00",
     "2020-05-17T08:31:02+0200",
     "2020-05-17T08:31:02-05:00",
+    "2020-05-17T08:31:02+18:00",  # the widest offsets the API accepts
+    "2020-05-17T08:31:02-1800",
     "2020-05-17T08:31",
     "2020-05-17",
 )
