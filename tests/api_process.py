@@ -123,11 +123,10 @@ def api_on_limited_topics(
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs) for name in names])
     admin.close()
-    process, url = start_api(stack_env, prefix, log_path, extra_env)
     try:
-        yield RunningApi(url=url, prefix=prefix, bootstrap=bootstrap, log_path=log_path)
+        with running_api(stack_env, prefix, log_path, extra_env) as url:
+            yield RunningApi(url=url, prefix=prefix, bootstrap=bootstrap, log_path=log_path)
     finally:
-        stop_api(process)
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         admin.delete_topics(names)
         admin.close()

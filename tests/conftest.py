@@ -15,7 +15,7 @@ import pytest
 from devstack import paths
 from devstack.secrets import read_env_file
 from include.settings import PlatformSettings
-from tests.api_process import RunningApi, start_api, stop_api
+from tests.api_process import RunningApi, running_api
 
 STACK_ENV = read_env_file(paths.STACK_ENV_FILE)
 
@@ -109,11 +109,8 @@ def api_topics(stack_env: dict[str, str]) -> Iterator[str]:
 def api(stack_env: dict[str, str], api_topics: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
     """A running API without an API key, producing to this module's topics."""
     log_path = tmp_path_factory.mktemp("api") / "api.log"
-    process, url = start_api(stack_env, api_topics, log_path)
-    try:
+    with running_api(stack_env, api_topics, log_path) as url:
         yield RunningApi(url=url, prefix=api_topics, bootstrap=stack_env["KAFKA_BOOTSTRAP_SERVERS"], log_path=log_path)
-    finally:
-        stop_api(process)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from demo.__main__ import post_live
 from tests.api.kafka_helpers import read_all
-from tests.api_process import REPO, RunningApi, start_api, stop_api
+from tests.api_process import REPO, RunningApi, running_api
 
 KEY = "k-" + "51ab" * 8
 
@@ -23,11 +23,8 @@ def keyed_api(
 ) -> Iterator[RunningApi]:
     """An API that requires the key KEY."""
     log_path = tmp_path_factory.mktemp("keyed") / "api.log"
-    process, url = start_api(stack_env, api_topics, log_path, {"API_KEY": KEY})
-    try:
+    with running_api(stack_env, api_topics, log_path, {"API_KEY": KEY}) as url:
         yield RunningApi(url, api_topics, stack_env["KAFKA_BOOTSTRAP_SERVERS"], log_path, api_key=KEY)
-    finally:
-        stop_api(process)
 
 
 def post(api: RunningApi, key: str | None) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ import httpx
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES, MODELS
 from tests.api.kafka_helpers import read_all
-from tests.api_process import RunningApi, start_api, stop_api
+from tests.api_process import RunningApi, running_api
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
 
@@ -115,12 +115,9 @@ def test_the_openapi_document_has_a_single_and_a_batch_route_per_entity(api: Run
 def test_an_api_with_compression_off_starts_and_stores_records(
     stack_env: dict[str, str], api_topics: str, tmp_path: Path
 ) -> None:
-    process, url = start_api(stack_env, api_topics, tmp_path / "api.log", {"KAFKA_COMPRESSION": ""})
-    try:
+    with running_api(stack_env, api_topics, tmp_path / "api.log", {"KAFKA_COMPRESSION": ""}) as url:
         geo = next(generate_triples(seed=13, count=1, repeat_percent=0)).geo.model_dump(mode="json")
         response = httpx.post(f"{url}/geo/", json=geo, timeout=10)
-    finally:
-        stop_api(process)
     assert response.status_code == 200, response.text
     answer = response.json()
     stored = {

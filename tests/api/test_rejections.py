@@ -11,7 +11,7 @@ import pytest
 
 from include.emulator.generate import generate_triples
 from tests.api.kafka_helpers import end_offsets, read_all
-from tests.api_process import RunningApi, start_api, stop_api
+from tests.api_process import RunningApi, running_api
 
 TRIPLE = next(generate_triples(seed=3, count=1))
 PIN = TRIPLE.pin.model_dump(mode="json")
@@ -107,11 +107,8 @@ def keyed_api(
     """A second API on the same topics that requires an API key."""
     key = "k-" + "7f3a9c" * 6
     log_path: Path = tmp_path_factory.mktemp("keyed") / "api.log"
-    process, url = start_api(stack_env, api_topics, log_path, {"API_KEY": key, "API_LOG_LEVEL": "debug"})
-    try:
+    with running_api(stack_env, api_topics, log_path, {"API_KEY": key, "API_LOG_LEVEL": "debug"}) as url:
         yield RunningApi(url, api_topics, stack_env["KAFKA_BOOTSTRAP_SERVERS"], log_path, api_key=key)
-    finally:
-        stop_api(process)
 
 
 def test_api_key_is_required_when_configured_and_never_logged(keyed_api: RunningApi) -> None:

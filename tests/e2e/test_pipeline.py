@@ -20,7 +20,7 @@ from include import lake
 from include.emulator.generate import Triple, generate_triples
 from include.emulator.post import post_triples
 from include.records import ENTITIES
-from tests.api_process import start_api, stop_api
+from tests.api_process import running_api
 from tests.waiting import DAY_END_TIMEOUT_S, clear_of_midnight_utc
 
 DAG_ID = "pinterest_daily"
@@ -42,8 +42,7 @@ def _read_parquet_prefix(s3, bucket: str, prefix: str) -> pd.DataFrame:
 @pytest.fixture
 def posted(stack_env, kafka_topics, tmp_path) -> Iterator[tuple[list[Triple], datetime]]:
     """Post TRIPLES triples (repeats included) through an API producing to the test's topics."""
-    process, url = start_api(stack_env, kafka_topics, tmp_path / "api.log")
-    try:
+    with running_api(stack_env, kafka_topics, tmp_path / "api.log") as url:
         triples = list(generate_triples(seed=4242, count=TRIPLES, repeat_percent=10.0))
         clear_of_midnight_utc()  # posted and drained while the day is still open
         day = datetime.now(UTC).date()
@@ -52,8 +51,6 @@ def posted(stack_env, kafka_topics, tmp_path) -> Iterator[tuple[list[Triple], da
         if datetime.now(UTC).date() != day:
             pytest.fail("posting crossed midnight UTC; run the test again")
         yield triples, datetime.combine(day, time(), tzinfo=UTC)
-    finally:
-        stop_api(process)
 
 
 @pytest.mark.timeout(DAY_END_TIMEOUT_S)
