@@ -99,6 +99,8 @@ def process_env() -> dict[str, str]:
         **airflow_env(platform),
         "PATH": f"{paths.VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(paths.REPO),
+        # Spark's driver (RPC, block manager, UI on 4040) binds to this address, otherwise to every interface.
+        "SPARK_LOCAL_IP": "127.0.0.1",
     }
 
 
