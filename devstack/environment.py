@@ -104,6 +104,25 @@ def process_env() -> dict[str, str]:
     }
 
 
+# Variables that carry a secret (the lake's keys, Airflow's admin password and JWT signing key, a connection holding
+# the keys). A service is started with only those it reads (``devstack.services.Service.secrets``).
+SECRET_NAMES = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AIRFLOW_PASSWORD",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW_CONN_AWS_DEFAULT",
+    }
+)
+
+
+def service_env(secrets: frozenset[str]) -> dict[str, str]:
+    """``process_env()`` without the secrets a service does not read; ``secrets`` names those it does."""
+    withheld = SECRET_NAMES - secrets
+    return {key: value for key, value in process_env().items() if key not in withheld}
+
+
 def shell_exports(values: Mapping[str, str]) -> list[str]:
     """``export KEY=value`` lines a POSIX shell reads back unchanged, whatever characters the values hold."""
     return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]

@@ -28,8 +28,9 @@ def write_private_file(path: Path, text: str) -> None:
     """Replace a file atomically with one readable by the owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.touch(mode=0o600)
-    tmp.write_text(text)
+    tmp.unlink(missing_ok=True)  # one left by a crash keeps its mode, whatever it is
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
     tmp.replace(path)
 
 

@@ -39,6 +39,7 @@ class Service:
     prepare: Callable[[], None] = field(default=lambda: None)
     after_start: Callable[[], None] = field(default=lambda: None)
     extra_env: Callable[[], dict[str, str]] = field(default=dict)
+    secrets: frozenset[str] = frozenset()  # the secret variables (``SECRET_NAMES``) it is started with
 
 
 # --- Kafka (KRaft, single node) -------------------------------------------------------------
@@ -266,6 +267,10 @@ def _scheduler_env() -> dict[str, str]:
     }
 
 
+# Every Airflow process shares the key that signs and checks the tokens of the execution and REST APIs.
+AIRFLOW_SIGNING = frozenset({"AIRFLOW__API_AUTH__JWT_SECRET"})
+
+
 # --- the stack, in start order -------------------------------------------------------------
 
 SERVICES: tuple[Service, ...] = (
@@ -295,6 +300,7 @@ SERVICES: tuple[Service, ...] = (
         _airflow_component_healthy("metadatabase"),
         timeout=180,
         prepare=_airflow_prepare,
+        secrets=AIRFLOW_SIGNING,
     ),
     # No log servers (they would listen on every interface): all runs on one machine, so the api-server reads the
     # task and trigger logs from their files in AIRFLOW__LOGGING__BASE_LOG_FOLDER.
@@ -305,6 +311,7 @@ SERVICES: tuple[Service, ...] = (
         _supervised_airflow("scheduler", "--skip-serve-logs"),
         _airflow_component_healthy("scheduler"),
         extra_env=_scheduler_env,
+        secrets=AIRFLOW_SIGNING | {"AIRFLOW_CONN_AWS_DEFAULT"},  # it runs the tasks (LocalExecutor)
     ),
     Service(
         "airflow-dag-processor",
@@ -312,6 +319,7 @@ SERVICES: tuple[Service, ...] = (
         "",
         _supervised_airflow("dag-processor"),
         _airflow_component_healthy("dag_processor"),
+        secrets=AIRFLOW_SIGNING,
     ),
     Service(
         "airflow-triggerer",
@@ -319,6 +327,7 @@ SERVICES: tuple[Service, ...] = (
         "",
         _supervised_airflow("triggerer", "--skip-serve-logs"),
         _airflow_component_healthy("triggerer"),
+        secrets=AIRFLOW_SIGNING,
     ),
     Service(
         "api",

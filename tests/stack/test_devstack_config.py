@@ -63,6 +63,17 @@ def test_the_venvs_spark_submit_runs_when_the_shell_points_spark_home_elsewhere(
     assert f"version {pyspark.__version__}" in done.stdout + done.stderr
 
 
+def test_a_private_file_is_owner_only_even_over_a_readable_leftover_of_a_crashed_write(tmp_path):
+    target = tmp_path / "secrets.env"
+    leftover = target.with_suffix(".tmp")
+    leftover.write_text("half written")
+    leftover.chmod(0o644)
+    secrets.write_private_file(target, "KEY=value\n")
+    assert target.read_text() == "KEY=value\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert not leftover.exists()
+
+
 # --- the Airflow migration stamp -----------------------------------------------------------
 
 
@@ -254,8 +265,37 @@ def test_the_stacks_airflow_processes_sign_with_its_secret_which_is_long_enough_
     supervised = [s.name for s in AIRFLOW_SERVICES if s.name != "airflow-api-server"]
     running = {name: processes.recorded_process(name) for name in supervised}
     assert None not in running.values(), running
-    started_with = {name: proc.environ().get("AIRFLOW__API_AUTH__JWT_SECRET") for name, proc in running.items()}
-    assert started_with == dict.fromkeys(supervised, secret)
+    # names only: a failing comparison must not print the live secret into CI's output
+    differ = [name for name, proc in running.items() if proc.environ().get("AIRFLOW__API_AUTH__JWT_SECRET") != secret]
+    assert differ == [], "these Airflow processes run with another JWT secret (or none)"
+
+
+# Which of the stack's secrets (by their name in .stack/secrets.env) each service may hold anywhere in its environment.
+SECRETS_HELD = {
+    "kafka": set(),
+    "minio": {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"},  # its own root login, which the lake's keys are
+    "airflow-api-server": {"AIRFLOW_JWT_SECRET"},
+    "airflow-scheduler": {"AIRFLOW_JWT_SECRET", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"},  # runs the tasks
+    "airflow-dag-processor": {"AIRFLOW_JWT_SECRET"},
+    "airflow-triggerer": {"AIRFLOW_JWT_SECRET"},
+    "api": set(),
+}
+
+
+def test_each_service_runs_with_only_the_secrets_it_needs(stack_env):
+    assert set(SECRETS_HELD) == {s.name for s in services.SERVICES}
+    stored = secrets.load_secrets()
+    assert set().union(*SECRETS_HELD.values()) <= set(stored)
+    for name, allowed in SECRETS_HELD.items():
+        root = processes.recorded_process(name)
+        assert root is not None, f"{name} is not running"
+        # the api-server renames itself (setproctitle), which blanks its /proc/<pid>/environ
+        environs = [env for env in (p.environ() for p in [root, *root.children(recursive=True)]) if env]
+        assert environs or name == "airflow-api-server", f"no environment of {name} could be read"
+        for env in environs:
+            text = "\n".join(env.values())
+            held = {secret for secret, value in stored.items() if value and value in text}
+            assert held == allowed, f"{name} holds {sorted(held)}, expected {sorted(allowed)}"
 
 
 # --- Kafka's logging -----------------------------------------------------------------------
