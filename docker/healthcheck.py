@@ -1,36 +1,50 @@
 """Container healthcheck: ``healthcheck.py URL [FIELD=VALUE ...]`` exits 0 when URL answers 200.
 
-Each ``FIELD=VALUE`` (a dotted path into the JSON body, e.g. ``metadatabase.status=healthy``) must also hold.
+Each ``FIELD=VALUE`` (a dotted path into the JSON body, e.g. ``metadatabase.status=healthy``) must also hold. A part
+``LIST[KEY=VALUE]`` of the path selects the elements of a list whose KEY is VALUE, and the rest of the path applies to
+each of them: ``workers[host=spark-worker].state=ALIVE`` holds when one of the workers of that host is ALIVE.
 Standard library only, so it runs in any Python image without curl.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import urllib.request
 from typing import Any
 
+_PART = r"[^.\[\]=]+(?:\[[^.\[\]=]+=[^\]]*\])?"
+_EXPECTATION = re.compile(rf"(?P<path>{_PART}(?:\.{_PART})*)=(?P<wanted>.*)")
+_SELECTOR = re.compile(r"(?P<name>[^.\[\]=]+)(?:\[(?P<key>[^.\[\]=]+)=(?P<value>[^\]]*)\])?")
 
-def field(document: Any, path: str) -> Any:
-    """The value at a dotted ``path`` of a JSON document, or None when absent."""
-    for part in path.split("."):
-        if not isinstance(document, dict):
-            return None
-        document = document.get(part)
-    return document
+
+def values(document: Any, path: str) -> list[Any]:
+    """The values at a dotted ``path`` of a JSON document: none when absent, several through a list selection."""
+    found = [document]
+    for part in _SELECTOR.finditer(path):
+        found = [node[part["name"]] for node in found if isinstance(node, dict) and part["name"] in node]
+        if part["key"] is not None:
+            found = [
+                item
+                for node in found
+                if isinstance(node, list)
+                for item in node
+                if isinstance(item, dict) and str(item.get(part["key"])) == part["value"]
+            ]
+    return found
 
 
 def failed_expectations(document: Any, expectations: list[str]) -> list[str]:
     """The ``FIELD=VALUE`` expectations the document does not meet, each with what was found."""
     failures = []
     for expectation in expectations:
-        path, sep, wanted = expectation.partition("=")
-        if not sep:
+        match = _EXPECTATION.fullmatch(expectation)
+        if match is None:
             raise SystemExit(f"expected FIELD=VALUE, got {expectation!r}")
-        found = field(document, path)
-        if str(found) != wanted:
-            failures.append(f"{path}={found!r}, wanted {wanted!r}")
+        found = values(document, match["path"])
+        if match["wanted"] not in [str(value) for value in found]:
+            failures.append(f"{match['path']}: found {found!r}, wanted {match['wanted']!r}")
     return failures
 
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
+import posixpath
 import re
 import secrets
+import shlex
 import stat
 import subprocess
 import sys
 import tomllib
 import uuid
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -30,6 +34,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from api import ops
 from api.settings import ApiSettings
 from devstack import install, paths, versions
 from devstack.environment import airflow_env
@@ -37,6 +42,7 @@ from devstack.ports import PORTS
 from devstack.secrets import GENERATED, read_env_file
 from devstack.services import SERVICES as LOCAL_SERVICES
 from devstack.services import kafka_properties
+from devstack.services import service as local_service
 from include.settings import S3_CLIENT_CONFIG, PlatformSettings
 from tests.waiting import wait_until
 
@@ -46,6 +52,7 @@ COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 MINIO_DOCKERFILE = (REPO / "docker" / "minio" / "Dockerfile").read_text()
+DOCKERIGNORE = (REPO / ".dockerignore").read_text()
 
 PLATFORM_IMAGE = "pinterest-data-platform:local"
 INIT_SERVICES = {"kafka-init", "minio-init", "airflow-init"}
@@ -67,8 +74,21 @@ PORT_OWNERS = {
     "api": "api",
 }
 INTERNAL_PORTS = {"kafka-controller"}
-SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY|_KEY_ID|ROOT_USER)$")
+SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY|_KEY_ID|ROOT_USER|LOGIN)$")
 REQUIRED_REF = re.compile(r"\$\{(?P<name>[A-Za-z_]\w*):\?[^}]+\}")
+# NAME=value in a command line or JVM options; a URL (its password, if any, is a credential).
+ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_]\w*)=(?P<value>[^\s;&|'\"]*)")
+URL = re.compile(r"[A-Za-z][\w+.-]*://[^\s'\"]+")
+# In the compose file's text: a YAML key, a JSON field or a NAME=value, and its value (quoted, or up to a blank),
+# looked ahead at: the assignments inside a quoted value (the JSON of a connection) are found too.
+TEXT_ASSIGNMENT = re.compile(
+    r"""(?P<name>[A-Za-z_][\w.-]*)["']?[ \t]*[:=][ \t]*(?=(?P<value>"[^"]*"|'[^']*'|[^\s"',{}\[\]]*))"""
+)
+# The Spark standalone daemons the compose services run, from pyspark's own Spark.
+SPARK_DAEMONS = {
+    "spark-master": "org.apache.spark.deploy.master.Master",
+    "spark-worker": "org.apache.spark.deploy.worker.Worker",
+}
 
 
 # --- compose variable interpolation (the subset of the compose spec this project uses) -------------------------
@@ -190,14 +210,52 @@ def environment_reads(folder: Path) -> set[str]:
     return names
 
 
-def airflow_options() -> dict[str, set[str]]:
-    """Section -> option names of Airflow's own configuration description (config_templates/config.yml)."""
+def airflow_package() -> Path:
+    """The folder of the installed Airflow package, found without importing it (which would configure Airflow)."""
     spec = importlib.util.find_spec("airflow")
     assert spec is not None and spec.submodule_search_locations
-    described = yaml.safe_load(
-        (Path(spec.submodule_search_locations[0]) / "config_templates" / "config.yml").read_text()
+    return Path(spec.submodule_search_locations[0])
+
+
+def airflow_config() -> dict[str, Any]:
+    """Airflow's own configuration description (config_templates/config.yml): section -> its options and defaults."""
+    return yaml.safe_load((airflow_package() / "config_templates" / "config.yml").read_text())
+
+
+def airflow_options() -> dict[str, set[str]]:
+    """Section -> option names of Airflow's configuration description."""
+    return {section: set(body["options"]) for section, body in airflow_config().items()}
+
+
+def airflow_setting(env: Mapping[str, str | None], section: str, name: str) -> str:
+    """An Airflow option as a process with ``env`` reads it: its ``AIRFLOW__SECTION__NAME``, else Airflow's default."""
+    return (
+        env.get(f"AIRFLOW__{section.upper()}__{name.upper()}") or airflow_config()[section]["options"][name]["default"]
     )
-    return {section: set(body["options"]) for section, body in described.items()}
+
+
+def job_type(component: str) -> str:
+    """The job type Airflow records for a component's heartbeats (``airflow jobs check --job-type``), read from the
+    ``job_type`` of its job runner in Airflow's source."""
+    source = (airflow_package() / "jobs" / f"{component.replace('-', '_')}_job_runner.py").read_text()
+    match = re.search(r'^\s+job_type = "(\w+)"$', source, re.M)
+    assert match is not None, f"no job runner for {component}"
+    return match.group(1)
+
+
+def airflow_arguments(command: str | list[str]) -> list[str]:
+    """What a command passes to the airflow CLI: the words after its last ``airflow`` (inside ``bash -c`` too)."""
+    words = shlex.split(command) if isinstance(command, str) else command
+    if words[:2] == ["bash", "-c"]:
+        words = shlex.split(words[2])
+    starts = [index for index, word in enumerate(words) if Path(word).name == "airflow"]
+    assert starts, f"{command} runs no airflow command"
+    return words[starts[-1] + 1 :]
+
+
+def local_airflow_component(name: str) -> str:
+    """The Airflow component (CLI command) the local stack's service ``name`` runs."""
+    return airflow_arguments(local_service(name).argv())[0]
 
 
 def run_make_env(path: Path) -> str:
@@ -289,6 +347,192 @@ def connections(env: Mapping[str, str | None]) -> dict[str, dict[str, Any]]:
     return {key[len(prefix) :].lower(): json.loads(value or "") for key, value in env.items() if key.startswith(prefix)}
 
 
+def platform_workdir() -> str:
+    """Where the platform image keeps the code (its WORKDIR)."""
+    return next(args for op, args in platform_stage(DOCKERFILE) if op == "WORKDIR")
+
+
+def api_settings(env: Mapping[str, str | None]) -> ApiSettings:
+    """The API's settings from the variables of its service (but the S3 keys: the API never uses S3)."""
+    names = {field.validation_alias for field in ApiSettings.model_fields.values()} - S3_CREDENTIALS
+    return ApiSettings(**{name: value for name, value in env.items() if name in names and value is not None})
+
+
+def expected_healthchecks(rendered: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """The healthcheck each long-running service must run: what probes the address it serves (from its settings,
+    its command's ports or Airflow's defaults) and the component it runs."""
+    check = ["CMD", "python", f"{platform_workdir()}/docker/healthcheck.py"]
+    master, worker = SERVICES["spark-master"]["command"], SERVICES["spark-worker"]["command"]
+    database = urlsplit(environment(rendered["airflow-scheduler"])["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] or "")
+    airflow_port = environment(rendered["airflow-api-server"])["AIRFLOW__API__PORT"]
+    scheduler = environment(rendered["airflow-scheduler"])
+    scheduler_port = airflow_setting(scheduler, "scheduler", "scheduler_health_check_server_port")
+    kafka = kafka_listeners(environment(rendered["kafka"]))["INTERNAL"]
+    minio = int(option(SERVICES["minio"]["command"], "--address")[1:])
+    expected = {
+        "kafka": [
+            "CMD-SHELL",
+            f"/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server kafka:{kafka} > /dev/null",
+        ],
+        "minio": [
+            "CMD",
+            "curl",
+            "--fail",
+            "--silent",
+            "--output",
+            "/dev/null",
+            f"http://localhost:{minio}/minio/health/live",
+        ],
+        # over TCP, as Airflow connects: the image's temporary init server listens on its socket only
+        "postgres": [
+            "CMD",
+            "pg_isready",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(database.port),
+            "--username",
+            database.username,
+            "--dbname",
+            database.path.lstrip("/"),
+        ],
+        "spark-master": [*check, f"http://localhost:{option(master, '--webui-port')}/json/", "status=ALIVE"],
+        # the master lists this worker alive (its own UI answers before it has registered)
+        "spark-worker": [
+            *check,
+            f"http://{option(master, '--host')}:{option(master, '--webui-port')}/json/",
+            f"workers[host={option(worker, '--host')}].state=ALIVE",
+        ],
+        "airflow-api-server": [
+            *check,
+            f"http://localhost:{airflow_port}/api/v2/monitor/health",
+            "metadatabase.status=healthy",
+        ],
+        "airflow-scheduler": [*check, f"http://localhost:{scheduler_port}/health"],
+        # ready, not only alive: producer connected, Kafka reachable, topics there
+        "api": [*check, f"http://localhost:{api_settings(environment(rendered['api'])).port}/ready"],
+    }
+    for name in ("airflow-dag-processor", "airflow-triggerer"):
+        component = job_type(local_airflow_component(name))
+        expected[name] = ["CMD", "airflow", "jobs", "check", "--job-type", component, "--local"]
+    return expected
+
+
+def json_credentials(node: Any, where: str) -> dict[str, Any]:
+    """The secret-named fields at any depth of a JSON document (a connection, its extra too): place -> value."""
+    found: dict[str, Any] = {}
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, value in items:
+        place = f"{where}.{key}"
+        if isinstance(value, dict | list):
+            found |= json_credentials(value, place)
+        elif SECRET_NAME.search(str(key).upper()):
+            found[place] = value
+    return found
+
+
+def credential_fields(service: dict[str, Any]) -> dict[str, Any]:
+    """Where a rendered service holds a credential, place -> value: its secret-named variables, the secret-named
+    fields of its Airflow connections, the secret-named ``NAME=value`` of its commands, healthchecks and options,
+    and the password of each URL it holds."""
+    found: dict[str, Any] = {}
+    for key, value in environment(service).items():
+        if key.startswith("AIRFLOW_CONN_"):
+            found |= json_credentials(json.loads(value or ""), key)
+        elif SECRET_NAME.search(key) and value is not None:  # None: passed through from the caller when set
+            found[key] = value
+    for text in strings(service):
+        for match in ASSIGNMENT.finditer(text):
+            if SECRET_NAME.search(match["name"].upper()):
+                found[f"{match['name']}= in {text!r}"] = match["value"]
+        for url in URL.findall(text):
+            if urlsplit(url).password is not None:
+                found[f"password of {url}"] = urlsplit(url).password
+    return found
+
+
+def literal_credentials(text: str) -> list[str]:
+    """The secret-named assignments of a compose file's text (YAML keys, JSON fields, ``NAME=value``, in services,
+    extension fields and comments alike) and the URL passwords whose value is neither empty nor one required
+    variable ``${NAME:?…}``."""
+    masked = REQUIRED_REF.sub(lambda ref: f"<{ref['name']}>", text)
+    refs = {f"<{ref['name']}>" for ref in REQUIRED_REF.finditer(text)}
+    literal = [
+        match.group(0) + match["value"]
+        for match in TEXT_ASSIGNMENT.finditer(masked)
+        if SECRET_NAME.search(match["name"].upper().replace("-", "_"))
+        and match["value"].strip("\"'") not in {"", *refs}
+    ]
+    passwords = [urlsplit(url).password for url in URL.findall(masked)]
+    return literal + [f"URL password {password}" for password in passwords if password not in (None, "", *refs)]
+
+
+def docker_pattern(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as Docker matches it: Go's filepath.Match (``*`` and ``?`` stop at ``/``, ``[…]``
+    classes, ``\\`` escapes) plus ``**`` for any number of folders."""
+    regex = ""
+    for token in re.finditer(r"\*\*/?|\*|\?|\[[^\]]*\]|\\.|.", pattern):
+        text = token.group(0)
+        if text.startswith("**"):
+            regex += ".*" if token.end() == len(pattern) else "(.*/)?"
+        elif text == "*":
+            regex += "[^/]*"
+        elif text == "?":
+            regex += "[^/]"
+        elif text.startswith("["):
+            regex += text
+        else:
+            regex += re.escape(text[-1])
+    return re.compile(regex)
+
+
+def dockerignore_rules(text: str) -> list[tuple[re.Pattern[str], bool]]:
+    """(pattern, is an exception) of each rule of a .dockerignore, in order: ``#`` lines and blank lines skipped, a
+    leading ``!`` makes an exception, each pattern is cleaned as a path (``./``, ``//``, leading and trailing ``/``)."""
+    rules = []
+    for line in text.splitlines():
+        rule = line.strip()
+        if rule and not rule.startswith("#"):
+            pattern = posixpath.normpath(rule.removeprefix("!").strip()).lstrip("/")
+            rules.append((docker_pattern(pattern), rule.startswith("!")))
+    return rules
+
+
+def ignored(path: str, rules: list[tuple[re.Pattern[str], bool]]) -> bool:
+    """Whether Docker leaves ``path`` (relative to the context) out: the last rule matching it or one of its
+    folders decides."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[: end + 1]) for end in range(len(parts))]
+    left_out = False
+    for pattern, exception in rules:
+        if any(pattern.fullmatch(candidate) for candidate in candidates):
+            left_out = not exception
+    return left_out
+
+
+def copied_files(dockerfile: str) -> set[str]:
+    """The files of the build context the COPY instructions of ``dockerfile`` read (Python's bytecode caches aside:
+    the image makes its own)."""
+    files: set[str] = set()
+    for op, args in instructions(dockerfile):
+        if op != "COPY" or "--from" in args:
+            continue
+        for source in [word for word in args.split() if not word.startswith("--")][:-1]:
+            matches = list(REPO.glob(source.rstrip("/")))
+            assert matches, f"COPY {source}: nothing in the context"
+            for match in matches:
+                tree = [match] if match.is_file() else [p for p in match.rglob("*") if p.is_file()]
+                files |= {p.relative_to(REPO).as_posix() for p in tree if "__pycache__" not in p.parts}
+    return files
+
+
+def spark_core_entry(name: str) -> bytes:
+    """A file of the spark-core jar bundled with the installed pyspark (the Spark of the image)."""
+    (jar,) = paths.pyspark_jars_dir().glob("spark-core_*.jar")
+    with zipfile.ZipFile(jar) as archive:
+        return archive.read(name)
+
+
 # --- services, healthchecks, start order -----------------------------------------------------------------------
 
 
@@ -309,6 +553,38 @@ def test_every_long_running_service_has_a_healthcheck_and_init_jobs_run_once():
         assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
         assert not service["healthcheck"].get("disable"), name
         assert service.get("restart") == "unless-stopped", name
+
+
+def test_each_healthcheck_probes_what_its_service_serves(rendered):
+    healthchecks = {
+        name: service["healthcheck"]["test"] for name, service in SERVICES.items() if "healthcheck" in service
+    }
+    assert healthchecks == expected_healthchecks(rendered)
+    assert "/ready" in {route.path for route in ops.router.routes}  # the API's readiness, not /health (always ok)
+
+
+def test_airflow_services_run_their_component_and_the_init_job_migrates():
+    for name in AIRFLOW_PROCESSES:
+        assert airflow_arguments(SERVICES[name]["command"])[0] == local_airflow_component(name), name
+    assert airflow_arguments(SERVICES["airflow-init"]["command"]) == ["db", "migrate"]
+
+
+def test_spark_services_run_the_standalone_master_and_worker_of_pyspark():
+    for name, main_class in SPARK_DAEMONS.items():
+        assert SERVICES[name]["command"][:2] == ["spark-class", main_class], name
+        assert spark_core_entry(main_class.replace(".", "/") + ".class"), main_class
+
+
+def test_spark_worker_deletes_the_work_folders_of_finished_applications(rendered):
+    options = dict(re.findall(r"-D(\S+?)=(\S*)", environment(rendered["spark-worker"])["SPARK_WORKER_OPTS"] or ""))
+    assert options["spark.worker.cleanup.enabled"] == "true"
+    assert int(options["spark.worker.cleanup.appDataTtl"]) > 0
+    worker_options = spark_core_entry("org/apache/spark/internal/config/Worker$.class")
+    for key in options:
+        assert key.encode() in worker_options, f"{key} is no option of Spark's worker"
+    # the folder cleaned is the one the worker works in, made by the image
+    work_dir = option(SERVICES["spark-worker"]["command"], "--work-dir")
+    assert any(op == "RUN" and "mkdir" in args and work_dir in args.split() for op, args in platform_stage(DOCKERFILE))
 
 
 def test_depends_on_waits_for_health_or_successful_completion_without_cycles():
@@ -358,6 +634,15 @@ def test_images_pin_the_local_stack_versions():
     minio_args = dockerfile_args(MINIO_DOCKERFILE)
     assert (minio_args["MINIO_MODULE"], minio_args["MINIO_VERSION"]) == (versions.MINIO_MODULE, versions.MINIO_VERSION)
     assert SERVICES["minio"]["build"] == {"context": "docker/minio"}
+
+
+def test_hadoop_version_is_the_one_of_the_hadoop_jars_pyspark_bundles():
+    pins = dict(re.findall(r"^([\w.-]+)==(\S+)", (REPO / "requirements.txt").read_text(), re.M))
+    assert importlib.metadata.version("pyspark") == pins["pyspark"]  # the pyspark the image installs
+    jars = paths.pyspark_jars_dir()
+    bundled = sorted(jar.name for jar in jars.glob("hadoop-client-api-*.jar"))
+    assert bundled == [f"hadoop-client-api-{versions.HADOOP_VERSION}.jar"]
+    assert dockerfile_args(DOCKERFILE)["HADOOP_VERSION"] == versions.HADOOP_VERSION
 
 
 def test_dockerfile_installs_requirements_with_constraints_on_python_and_java_of_the_project():
@@ -417,11 +702,42 @@ def test_image_holds_the_code_and_scripts_the_services_run(rendered):
         assert (REPO / "docker" / script).is_file(), script
 
 
-def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context():
-    ignored = {line.strip().rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()}
-    assert {".git", ".venv", ".stack", ".env"} <= ignored
-    needed = {"api", "include", "dags", "plugins", "spark_jobs", "docker", "devstack", "requirements.txt"}
-    assert not needed & ignored
+@pytest.mark.parametrize(
+    ("rules", "path", "left_out"),
+    [
+        # the examples of https://docs.docker.com/build/concepts/context/#dockerignore-files
+        ("*/temp*", "somedir/temporary.txt", True),
+        ("*/temp*", "somedir/temp/file", True),
+        ("*/temp*", "temporary.txt", False),
+        ("*/*/temp*", "somedir/subdir/temporary.txt", True),
+        ("temp?", "tempa", True),
+        ("temp?", "tempab", False),
+        ("**/*.go", "a/b/c.go", True),
+        ("**/*.go", "c.go", True),
+        ("*.md\n!README.md", "README.md", False),
+        ("*.md\n!README.md", "CHANGES.md", True),
+        ("*.md\n!README*.md\nREADME-secret.md", "README-secret.md", True),
+        ("*.md\n!README*.md\nREADME-secret.md", "README-public.md", False),
+        ("*.md\nREADME-secret.md\n!README*.md", "README-secret.md", False),
+        # a folder's rule covers what is in it; cleaned as a path
+        ("/build/", "build/lib/x.py", True),
+        ("./docs", "docs/a.md", True),
+        ("*", "api/app.py", True),
+        ("*\n!api", "api/app.py", False),
+    ],
+)
+def test_dockerignore_rules_are_read_as_docker_reads_them(rules, path, left_out):
+    assert ignored(path, dockerignore_rules(f"# comment\n\n{rules}\n")) is left_out
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out_and_lets_in_what_the_images_copy():
+    rules = dockerignore_rules(DOCKERIGNORE)
+    local = [paths.SECRETS_FILE, paths.STACK_ENV_FILE, MAKE_ENV.DEFAULT_PATH, REPO / ".venv" / "pyvenv.cfg"]
+    for path in [*local, REPO / ".git" / "HEAD"]:
+        assert ignored(path.relative_to(REPO).as_posix(), rules), path
+    needed = copied_files(DOCKERFILE)
+    assert {"requirements.txt", "devstack/maven/s3a/pom.xml", "api/app.py", "docker/healthcheck.py"} <= needed
+    assert sorted(path for path in needed if ignored(path, rules)) == []
 
 
 # --- settings, connections, ports --------------------------------------------------------------------------------
@@ -627,19 +943,38 @@ def test_published_ports_are_the_local_stack_ports_on_loopback():
 # --- secrets ------------------------------------------------------------------------------------------------------
 
 
+def test_every_credential_of_the_services_comes_from_the_env_file(rendered, dot_env):
+    found = {
+        f"{name}: {place}": value
+        for name, service in rendered.items()
+        for place, value in credential_fields(service).items()
+    }
+    # the scan sees the known places: variables, connection fields, URL passwords
+    for place in ("postgres: POSTGRES_PASSWORD", "airflow-scheduler: AIRFLOW_CONN_AWS_DEFAULT.login"):
+        assert place in found, place
+    assert any(place.startswith("airflow-init: password of postgresql") for place in found)
+    generated = {dot_env[name] for name in MAKE_ENV.GENERATORS}
+    assert {place: value for place, value in found.items() if value not in generated} == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'test: ["CMD-SHELL", "PGPASSWORD=hunter2 pg_isready"]',
+        'AIRFLOW_CONN_AWS_DEFAULT: \'{"extra": {"aws_secret_access_key": "abc"}}\'',
+        "x-notes: {db_password: hunter2}",
+        "API_KEY: ${API_KEY:-abc}",
+        "URL: postgresql://airflow:hunter2@postgres/airflow",
+    ],
+)
+def test_literal_credential_scan_finds_literals(text):
+    assert literal_credentials(text)
+
+
 def test_no_credential_is_written_in_the_compose_file():
-    for name, service in SERVICES.items():
-        for key, value in environment(service).items():
-            if SECRET_NAME.search(key) and not key.startswith("AIRFLOW_CONN_"):
-                # a required reference, or passed through from the caller's environment when set there
-                assert value is None or REQUIRED_REF.fullmatch(value), f"{name}: {key}"
-            if key.startswith("AIRFLOW_CONN_"):
-                conn = json.loads(value or "")
-                for field in ("login", "password"):
-                    assert field not in conn or REQUIRED_REF.fullmatch(conn[field]), f"{name}: {key} {field}"
-            if isinstance(value, str) and "://" in value and "@" in value:
-                masked = REQUIRED_REF.sub(lambda ref: f"required-{ref['name']}", value)
-                assert re.fullmatch(r"required-\w+", urlsplit(masked).password or ""), f"{name}: {key}"
+    assert literal_credentials(COMPOSE_TEXT) == []
+    # what docker/make_env.py generates is required where it is used, never given a default
+    assert {ref["op"] for ref in _TOKEN.finditer(COMPOSE_TEXT) if ref["name"] in MAKE_ENV.GENERATORS} == {":?"}
     # the local stack's own secrets were not pasted in: those stored (read, never made here) and those of the shell
     stack_secrets = {**read_env_file(paths.SECRETS_FILE), **{n: os.environ[n] for n in GENERATED if os.environ.get(n)}}
     for name, secret in stack_secrets.items():
@@ -718,6 +1053,16 @@ def test_documented_env_layout_leaves_no_comment_as_a_value():
     assert len(optional) >= 10
     for line in optional:
         assert not next(iter(compose_env_file(line).values())).startswith("#"), line
+
+
+def test_optional_variables_are_in_the_documented_env_layout():
+    defaulted = {ref["name"] for ref in _TOKEN.finditer(COMPOSE_TEXT) if ref["op"] in (":-", "-")}
+    passed_through = {
+        name for service in SERVICES.values() for name, value in environment(service).items() if value is None
+    }
+    assert {"SPARK_WORKER_CORES", "API_KEY"} <= defaulted | passed_through
+    layout = documented_env_layout()
+    assert sorted(name for name in defaulted | passed_through if not re.search(rf"\b{name}\b", layout)) == []
 
 
 def test_make_env_completes_the_documented_env_layout_and_keeps_its_comments(tmp_path):
@@ -849,11 +1194,43 @@ def test_healthcheck_script_checks_status_and_json_fields(stack_env):
 
     health = f"{stack_env['AIRFLOW_API_URL']}/api/v2/monitor/health"
     # one probe with a 5 s timeout, as in compose: a busy machine may miss one answer, a broken script every one
-    wait_until(lambda: check(f"{stack_env['API_URL']}/health") == 0, "the API's health check to pass", 60)
+    wait_until(lambda: check(f"{stack_env['API_URL']}/ready") == 0, "the API's readiness check to pass", 60)
     wait_until(lambda: check(health, "metadatabase.status=healthy") == 0, "Airflow's health check to pass", 60)
     assert check(health, "metadatabase.status=sick") == 1
     assert check(health, "no.such.field=x") == 1
     assert check("http://127.0.0.1:9/") == 1  # nothing listens on the discard port
+
+
+# What Spark 4.3's master answers on /json/ (trimmed), after spark-worker came back (its first registration is
+# dead) and with a worker spark-worker-2 gone.
+SPARK_MASTER_STATE = {
+    "url": "spark://spark-master:7077",
+    "workers": [
+        {"id": "worker-20261126161125-172.18.0.7-46581", "host": "spark-worker", "port": 46581, "state": "DEAD"},
+        {"id": "worker-20261126162010-172.18.0.7-38113", "host": "spark-worker", "port": 38113, "state": "ALIVE"},
+        {"id": "worker-20261126161127-172.18.0.8-41207", "host": "spark-worker-2", "port": 41207, "state": "DEAD"},
+    ],
+    "aliveworkers": 1,
+    "status": "ALIVE",
+}
+
+
+@pytest.mark.parametrize(
+    ("expectation", "holds"),
+    [
+        ("status=ALIVE", True),
+        ("aliveworkers=1", True),
+        ("workers[host=spark-worker].state=ALIVE", True),
+        ("workers[host=spark-worker-2].state=ALIVE", False),
+        ("workers[host=other].state=ALIVE", False),
+        ("workers[id=worker-20261126161127-172.18.0.8-41207].state=DEAD", True),
+        ("workers.state=ALIVE", False),  # a list's fields are reached through a selection only
+        ("status=DEAD", False),
+    ],
+)
+def test_healthcheck_script_selects_list_elements(expectation, holds):
+    failures = load_script("healthcheck").failed_expectations(SPARK_MASTER_STATE, [expectation])
+    assert (failures == []) is holds, failures
 
 
 def test_airflow_passwords_script_writes_a_private_login_file(tmp_path):
