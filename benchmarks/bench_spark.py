@@ -3,7 +3,9 @@
 Writes ``1,000,000 * scale`` pin/geo/user triples (3 % re-posted, messy values as in the real
 data, both timestamp formats) as raw JSON Lines with manifests on local disk. Each re-post gets a
 newer value of a field the results use (:func:`revise_reposts`), so keeping any copy but the latest
-ingested changes the clean tables and the results. Then:
+ingested changes the clean tables and the results. The quality gate then checks the day as it is
+(its ``_dq.json`` names the revised manifests), since the clean job cleans only a day the gate passed
+(:func:`write_bench_day`). Then:
 
 - Spark: ``spark-submit`` of ``spark_jobs/clean.py`` then ``spark_jobs/analytics.py``, exactly as
   the operator submits them (JVM start included), plus an empty job to measure JVM + session start;
@@ -47,7 +49,8 @@ from benchmarks.memory import vm_hwm_mib
 from benchmarks.results import Result
 from benchmarks.stack import stack_env
 from devstack.spark_cds import submit_env
-from include.emulator.local_lake import write_raw_day
+from include.drain.manifest import FileEntry
+from include.emulator.local_lake import drain_manifest, gate_local_day, write_raw_day
 from include.lake import manifest_key, partition_prefix
 from include.records import ENTITIES, KEY_FIELD
 from spark_jobs.cleaning import BLANK_CHARACTERS, CLEAN_COLUMNS, LATEST_BY, PLACEHOLDERS
@@ -84,7 +87,7 @@ def revise_reposts(root: Path, day: date) -> int:
     """Revise every re-post of the raw day (a line whose key came before) with :func:`_revise`; returns how many.
 
     The generator re-posts exact copies, and keeping the earliest copy would give the same clean values as keeping
-    the latest. The objects are rewritten and their manifest entries (bytes, sha256) updated.
+    the latest. The objects are rewritten and their manifest written again with their new sizes and checksums.
     """
     revised = 0
     for entity in ENTITIES:
@@ -107,7 +110,17 @@ def revise_reposts(root: Path, day: date) -> int:
             rewritten.replace(path)
             data = path.read_bytes()
             entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-        manifest_path.write_text(json.dumps(manifest))
+        files = [FileEntry.model_validate(entry) for entry in manifest["files"]]
+        manifest_path.write_bytes(drain_manifest(entity, day, files).to_json())
+    return revised
+
+
+def write_bench_day(root: Path, day: date, triples: int) -> int:
+    """The benchmark's raw day under ``root``: written, its re-posts revised, then passed by the quality gate as it
+    is now (as the DAG's gate does before the clean job); returns how many lines were revised."""
+    write_raw_day(root, day, triples, gate=False)
+    revised = revise_reposts(root, day)
+    gate_local_day(root, day)
     return revised
 
 
@@ -387,8 +400,7 @@ def run(scale: float = 1.0) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="bench-spark-") as folder:
         root = Path(folder) / "lake"
         started = time.perf_counter()
-        write_raw_day(root, DAY, triples)
-        reposts = revise_reposts(root, DAY)
+        reposts = write_bench_day(root, DAY, triples)
         generated = time.perf_counter() - started
         raw_bytes = sum(f.stat().st_size for f in root.rglob("*.jsonl"))
         py_files = zip_packages(REPO_ROOT, SHIPPED_PACKAGES, Path(folder) / "packages.zip")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from include.records import Entity
@@ -25,10 +26,20 @@ class PlatformSettings(BaseSettings):
     topic_prefix: str = Field("pinterest", validation_alias="PINTEREST_TOPIC_PREFIX")
     topic_partitions: int = Field(3, ge=1, validation_alias="KAFKA_TOPIC_PARTITIONS")
     lake_bucket: str = Field("pinterest-lake", validation_alias="LAKE_BUCKET")
+    # The lake's first day (ISO date): the analytics of a day need every day from it, and read none before it.
+    # Unset (or empty), they need every day from each entity's first drained day, which misses earlier days drained
+    # after later ones (a backfill run backwards, or a first day whose drain is retried while later days run).
+    lake_first_day: date | None = Field(None, validation_alias="LAKE_FIRST_DAY")
     s3_endpoint_url: str | None = Field(None, validation_alias="S3_ENDPOINT_URL")
     aws_access_key_id: SecretStr | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
     aws_region: str = Field("us-east-1", validation_alias="AWS_DEFAULT_REGION")
+
+    @field_validator("lake_first_day", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``LAKE_FIRST_DAY=`` (as an env file or compose leaves it when not given) means no first day."""
+        return None if value == "" else value
 
     def topic(self, entity: Entity) -> str:
         """Kafka topic of an entity, e.g. ``pinterest.pin``."""

@@ -1,10 +1,11 @@
 """Analytics job: as of a date, over all clean data up to and including it -> analytics/<name>/dt=<date>/.
 
-Usage: ``spark-submit --py-files lake.zip spark_jobs/analytics.py --date 2026-11-25 --bucket pinterest-lake``.
-It first checks, per entity, that every day from its first drained day up to ``<date>`` (and ``<date>`` itself) is
-ready (drained, raw ``_SUCCESS``, earlier days complete, a clean partition whose ``_source.json`` names the raw data
-the day has now), and fails naming the days that are not. Each result overwrites only its own ``dt=<date>``
-partition; records cleaned on several days count once (the latest ingested).
+Usage: ``spark-submit --py-files lake.zip spark_jobs/analytics.py --date 2026-11-25 --bucket pinterest-lake``
+(``--first-day 2026-01-01``: the lake's first day, ``LAKE_FIRST_DAY``). It first checks, per entity, that every day
+from the lake's first day (without one: the entity's first drained day) up to ``<date>`` is ready (drained, raw
+``_SUCCESS``, earlier days complete, a clean partition whose ``_source.json`` names the raw data the day has now),
+and fails naming the days that are not. Each result overwrites only its own ``dt=<date>`` partition; records
+cleaned on several days count once (the latest ingested).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -23,10 +25,10 @@ from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import markers_by_day, read_text
-from spark_jobs.lease import job_lease
+from spark_jobs.lease import Lease, job_lease
 from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
 from spark_jobs.queries import USED_COLUMNS, all_results
-from spark_jobs.session import Lake, build_session, lake_argument_parser
+from spark_jobs.session import Lake, build_session, iso_date, lake_argument_parser
 
 log = logging.getLogger("spark_jobs.analytics")
 
@@ -67,8 +69,13 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
-    """Check ``day`` and every day before it since the entity's first drained day.
+def readiness(day: date, states: Mapping[date, DayState], first_day: date | None = None) -> Readiness:
+    """Check ``day`` and every day before it since ``first_day`` (the lake's first day), or else since the entity's
+    first drained day.
+
+    Without ``first_day``, a day before the first drained one is not needed: but when the earliest days of a new
+    lake are drained last (a backfill run backwards, or whose first day's drain waits for a retry while later days
+    run), the first drained day is a later one, and the days before it are left out without a word.
 
     Each needs a raw manifest: the drain writes one for every day it drains, an empty day too, so a day without
     one was never drained (a run the scheduler skipped, or one that never got to its drain) and is named as such.
@@ -82,8 +89,9 @@ def readiness(day: date, states: Mapping[date, DayState]) -> Readiness:
     longer complete it).
     """
     found = Readiness()
-    drained = [d for d, state in states.items() if d <= day and state.raw is not None]
-    for needed_day in _days(min(drained, default=day), day):
+    if first_day is None:
+        first_day = min((d for d, state in states.items() if d <= day and state.raw is not None), default=day)
+    for needed_day in _days(first_day, day):
         state = states.get(needed_day, DayState())
         if state.raw is None:
             found.never_drained.append(needed_day)
@@ -110,14 +118,18 @@ def _consecutive_runs(days: set[date]) -> list[tuple[date, date]]:
 
 
 def backfill_command(first: date, last: date) -> str:
-    """The Airflow command that drains and cleans the days ``first`` to ``last`` (both inclusive), one at a time."""
+    """The Airflow command that drains and cleans the days ``first`` to ``last`` (both inclusive), one at a time.
+
+    ``--dag-run-conf '{}'``: a backfill that reprocesses an existing run keeps that run's conf (a scratch
+    ``lake_bucket``, say) unless it is given one; Airflow replaces it with any conf given, an empty one too.
+    """
     return (
         f"airflow backfill create --dag-id {DAG_ID} --max-active-runs 1 --reprocess-behavior completed "
-        f"--from-date {first} --to-date {last}"
+        f"--dag-run-conf '{{}}' --from-date {first} --to-date {last}"
     )
 
 
-def readiness_message(day: date, problems: Mapping[Entity, Readiness]) -> str:
+def readiness_message(day: date, problems: Mapping[Entity, Readiness], first_day: date | None = None) -> str:
     """The error naming, per kind of problem, each entity's days and what to do."""
 
     def listing(days_of: Callable[[Readiness], list[date]]) -> str:
@@ -128,11 +140,12 @@ def readiness_message(day: date, problems: Mapping[Entity, Readiness]) -> str:
         # a run drains every entity of its day: one backfill per run of consecutive days, over all entities
         missing = {d for found in problems.values() for d in found.never_drained}
         commands = " and ".join(backfill_command(first, last) for first, last in _consecutive_runs(missing))
+        since = f"the lake's first day {first_day}" if first_day else "an entity's first drained day"
         parts.append(
-            f"days never drained: {text}; backfill them first ({commands}): each day from an entity's first "
-            f"drained day up to {day} needs raw/<entity>/dt=<day>/_manifest.json (an empty day gets an empty "
-            "complete one), so these were skipped (by the scheduler, or while the DAG was paused), or their first "
-            "drain has not written its manifest yet"
+            f"days never drained: {text}; backfill them first ({commands}): each day from {since} up to {day} "
+            "needs raw/<entity>/dt=<day>/_manifest.json (an empty day gets an empty complete one), so these were "
+            "skipped (by the scheduler, or while the DAG was paused), or their first drain has not written its "
+            "manifest yet"
         )
     if text := listing(lambda r: r.not_cleaned):
         parts.append(
@@ -160,12 +173,23 @@ def _read_all(spark: SparkSession, urls: Sequence[str]) -> list[str | None]:
         return list(pool.map(lambda url: read_text(spark, url), urls))
 
 
-def day_states(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> dict[date, DayState]:
-    """The state of each of ``entity``'s days up to ``day``: one listing per dataset, then its marker files."""
-    raw = markers_by_day(spark, lake.url(dataset_prefix("raw", entity)), RAW_MARKERS)
-    clean = markers_by_day(spark, lake.url(dataset_prefix("clean", entity)), CLEAN_MARKERS)
-    drained = sorted(d for d, names in raw.items() if d <= day and MANIFEST_NAME in names)
-    sourced = sorted(d for d, names in clean.items() if d <= day and SOURCE_NAME in names)
+def _markers(
+    spark: SparkSession, dataset_url: str, markers: frozenset[str], first_day: date | None, day: date
+) -> dict[date, set[str]]:
+    """``markers_by_day`` of the days from ``first_day`` (if any) up to ``day``."""
+    found = markers_by_day(spark, dataset_url, markers)
+    return {d: names for d, names in found.items() if (first_day is None or first_day <= d) and d <= day}
+
+
+def day_states(
+    spark: SparkSession, lake: Lake, entity: Entity, day: date, first_day: date | None = None
+) -> dict[date, DayState]:
+    """The state of each of ``entity``'s days up to ``day`` (from ``first_day``): one listing per dataset, then its
+    marker files."""
+    raw = _markers(spark, lake.url(dataset_prefix("raw", entity)), RAW_MARKERS, first_day, day)
+    clean = _markers(spark, lake.url(dataset_prefix("clean", entity)), CLEAN_MARKERS, first_day, day)
+    drained = sorted(d for d, names in raw.items() if MANIFEST_NAME in names)
+    sourced = sorted(d for d, names in clean.items() if SOURCE_NAME in names)
     texts = _read_all(
         spark,
         [lake.url(partition_prefix("raw", entity, d) + MANIFEST_NAME) for d in drained]
@@ -174,7 +198,7 @@ def day_states(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> di
     manifests = dict(zip(drained, texts[: len(drained)], strict=True))
     sources = dict(zip(sourced, texts[len(drained) :], strict=True))
     states = {}
-    for d in {*drained, *(d for d in clean if d <= day)}:
+    for d in {*drained, *clean}:
         text = manifests.get(d)
         states[d] = DayState(
             raw=parse_manifest(text, partition_prefix("raw", entity, d)) if text is not None else None,
@@ -188,17 +212,22 @@ def day_states(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> di
 LakeState = dict[Entity, dict[date, DayState]]
 
 
-def lake_state(spark: SparkSession, lake: Lake, day: date) -> LakeState:
-    """The state of every entity's days up to ``day``."""
-    return {entity: day_states(spark, lake, entity, day) for entity in ENTITIES}
+def lake_state(spark: SparkSession, lake: Lake, day: date, first_day: date | None = None) -> LakeState:
+    """The state of every entity's days up to ``day`` (from ``first_day``)."""
+    return {entity: day_states(spark, lake, entity, day, first_day) for entity in ENTITIES}
 
 
-def days_to_read(day: date, state: LakeState) -> dict[Entity, list[date]]:
-    """Each entity's clean days to read as of ``day``; raises MissingCleanDataError when any needed day is not ready."""
-    problems = {entity: found for entity, states in state.items() if (found := readiness(day, states))}
+def days_to_read(day: date, state: LakeState, first_day: date | None = None) -> dict[Entity, list[date]]:
+    """Each entity's clean days to read as of ``day`` (none before ``first_day``); raises MissingCleanDataError when
+    any needed day is not ready."""
+    problems = {entity: found for entity, states in state.items() if (found := readiness(day, states, first_day))}
     if problems:
-        raise MissingCleanDataError(readiness_message(day, problems))
-    return {entity: sorted(d for d, s in states.items() if s.clean_success) for entity, states in state.items()}
+        raise MissingCleanDataError(readiness_message(day, problems, first_day))
+    since = first_day or date.min
+    return {
+        entity: sorted(d for d, s in states.items() if s.clean_success and since <= d)
+        for entity, states in state.items()
+    }
 
 
 def read_clean(spark: SparkSession, lake: Lake, entity: Entity, days: Sequence[date]) -> DataFrame:
@@ -216,32 +245,46 @@ def computed(spark: SparkSession, results: dict[str, DataFrame]) -> dict[str, Da
     return {name: spark.createDataFrame(result.collect(), result.schema) for name, result in results.items()}
 
 
-def write_results(lake: Lake, day: date, results: dict[str, DataFrame]) -> None:
-    """Overwrite each result's ``dt=<day>`` partition (one small Parquet file each)."""
+def write_results(lake: Lake, day: date, results: dict[str, DataFrame], lease: Lease) -> None:
+    """Overwrite each result's ``dt=<day>`` partition (one small Parquet file each), renewing the lease before each
+    (it fails when another run has taken the day meanwhile)."""
     for name, result in results.items():
         target = lake.url(partition_prefix("analytics", name, day))
+        lease.renew()
         result.coalesce(1).write.mode("overwrite").parquet(target)
         log.info("analytics %s written", target)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = lake_argument_parser("Compute the analytics as of one day over all clean data up to it.")
+    parser.add_argument(
+        "--first-day",
+        type=partial(iso_date, flag="--first-day"),
+        default=None,
+        help="the lake's first day (LAKE_FIRST_DAY): every day from it up to --date must be ready, none before it is "
+        "read (by default: from each entity's first drained day)",
+    )
     args = parser.parse_args(argv)
+    if args.first_day is not None and args.first_day > args.date:
+        parser.error(
+            f"--first-day {args.first_day} is after --date {args.date}: {args.date} is before the lake's first day "
+            "(LAKE_FIRST_DAY), so its analytics would read nothing; set LAKE_FIRST_DAY to that day or earlier"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lake = Lake(bucket=args.bucket, root=args.lake_root)
     spark = build_session(f"analytics {args.date}")
-    with job_lease(spark, lake, "analytics", args.date, args.run_id, args.attempt):
-        before = lake_state(spark, lake, args.date)
-        days = days_to_read(args.date, before)
+    with job_lease(spark, lake, "analytics", args.date, args.run_id, args.attempt) as lease:
+        before = lake_state(spark, lake, args.date, args.first_day)
+        days = days_to_read(args.date, before, args.first_day)
         pins, geos, users = (read_clean(spark, lake, entity, days[entity]) for entity in ENTITIES)
         results = computed(spark, all_results(pins, geos, users))
         # a clean job rewriting a day while it was read (another run) may have left a mix: write nothing, retry
-        if lake_state(spark, lake, args.date) != before:
+        if lake_state(spark, lake, args.date, args.first_day) != before:
             raise MissingCleanDataError(
                 f"the lake changed while the analytics as of {args.date} read it (a clean or drain job of another "
                 "run rewrote a day they use): nothing was written; a retry reads it again"
             )
-        write_results(lake, args.date, results)
+        write_results(lake, args.date, results, lease)
 
 
 if __name__ == "__main__":

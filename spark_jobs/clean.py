@@ -2,7 +2,8 @@
 
 Usage: ``spark-submit --py-files lake.zip spark_jobs/clean.py --date 2026-11-25 --bucket pinterest-lake``
 (``--entity pin geo`` limits the entities; ``--lake-root file:///…`` reads a local lake instead of s3a).
-Rerunning a date overwrites only that date's clean partitions, so a retry converges on the same output.
+Rerunning a date overwrites only that date's clean partitions, so a retry converges on the same output. A day is
+cleaned only when the quality gate passed its manifest as it is now (``_dq.json``, ``manifest.gate_refusal``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from datetime import UTC, date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 
-from include.lake import SOURCE_NAME, partition_prefix
+from include.lake import DQ_NAME, SOURCE_NAME, partition_prefix
 from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
 from spark_jobs.failures import run_job
-from spark_jobs.lake_fs import write_text
-from spark_jobs.lease import job_lease
-from spark_jobs.manifest import Manifest, read_manifest, source_json
+from spark_jobs.lake_fs import read_text, write_text
+from spark_jobs.lease import Lease, job_lease
+from spark_jobs.manifest import Manifest, UngatedDataError, gate_refusal, read_manifest, source_json
 from spark_jobs.schemas import raw_line_reader, raw_line_schema
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 
@@ -36,18 +37,33 @@ def read_raw_partition(spark: SparkSession, lake: Lake, entity: Entity, manifest
     return raw_line_reader(spark, entity).json(urls)
 
 
-def clean_partition(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> str:
-    """Clean one entity's day and overwrite its clean partition; returns the partition's URL.
+def gated_manifest(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> Manifest:
+    """The raw partition's manifest, once the quality gate's report says it passed this very manifest.
 
-    ``_source.json`` goes in last, after Spark's ``_SUCCESS``: it names the raw manifest the partition was
-    cleaned from, so the analytics can tell a day drained again since (``analytics.readiness``).
+    Raises UngatedDataError otherwise (a refusal: the gate runs before this job, so a retry reads the same report).
     """
     raw = partition_prefix("raw", entity, day)
     manifest = read_manifest(spark, lake.url(raw), raw)
-    log.info("raw %s: manifest %s, %d files", raw, manifest.status, len(manifest.keys))
+    refusal = gate_refusal(read_text(spark, lake.url(raw + DQ_NAME)), manifest)
+    if refusal is not None:
+        raise UngatedDataError(f"not cleaning {entity} of {day} ({lake.url(raw)}): {refusal}")
+    return manifest
+
+
+def clean_partition(spark: SparkSession, lake: Lake, entity: Entity, day: date, lease: Lease) -> str:
+    """Clean one entity's day and overwrite its clean partition; returns the partition's URL.
+
+    ``_source.json`` goes in last, after Spark's ``_SUCCESS``: it names the raw manifest the partition was
+    cleaned from, so the analytics can tell a day drained again since (``analytics.readiness``). The lease is
+    renewed right before each write: it fails when another run has taken the day meanwhile.
+    """
+    manifest = gated_manifest(spark, lake, entity, day)
+    log.info("raw %s %s: manifest %s, %d files", entity, day, manifest.status, len(manifest.keys))
     target = lake.url(partition_prefix("clean", entity, day))
     lines = read_raw_partition(spark, lake, entity, manifest).transform(clean(entity))
+    lease.renew()
     lines.write.mode("overwrite").parquet(target)
+    lease.renew()
     write_text(spark, target + SOURCE_NAME, source_json(manifest, datetime.now(UTC)))
     log.info("clean %s written", target)
     return target
@@ -61,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     lake = Lake(bucket=args.bucket, root=args.lake_root)
     spark = build_session(f"clean {args.date}")
     for entity in args.entity:
-        with job_lease(spark, lake, f"clean-{entity}", args.date, args.run_id, args.attempt):
-            clean_partition(spark, lake, entity, args.date)
+        with job_lease(spark, lake, f"clean-{entity}", args.date, args.run_id, args.attempt) as lease:
+            clean_partition(spark, lake, entity, args.date, lease)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 One started with bad arguments exits with ``USAGE_EXIT_CODE`` (``session.JobArgumentParser``); both codes are
 in ``include/job_exits.py``, which the operator reads too. Anything else (S3 or Spark trouble, a day another run
-holds or has not cleaned yet) keeps the usual exit code 1 and is retried.
+holds or has not cleaned yet, a lease lost while writing) keeps the usual exit code 1 and is retried.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ Spark's overwrite deletes the folder and then commits each task's files: two job
 time (two runs of a day, or a retry next to a try Airflow gave up on whose spark-submit still runs) can leave a
 mix of both with ``_SUCCESS``. The jobs therefore take the same lease as the drain (``include.drain.lock``): in
 S3, under ``_locks/<job>/dt=<day>/``, renewed while they run. A second writer fails with PartitionLockedError
-naming the holder, and Airflow retries it later. A local lake (``--lake-root file://…``, for tests and
-benchmarks) has no lease.
+naming the holder, and Airflow retries it later. The jobs call ``renew()`` right before each write (it fails
+with LockLostError when the lease is no longer theirs), and leaving the lease raises LockLostError when it was
+lost meanwhile: the job fails and its retry writes the day again. A local lake (``--lake-root file://…``, for
+tests and benchmarks) has no lease.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from contextlib import AbstractContextManager
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from pyspark.sql import SparkSession
 
@@ -23,6 +25,20 @@ from include.settings import S3_CLIENT_CONFIG
 from spark_jobs.session import Lake
 
 LEASE_TTL_SECONDS = 120.0
+
+
+class Lease(Protocol):
+    """What a job does with its lease while it holds it."""
+
+    def renew(self) -> None:
+        """Extend the lease; raise LockLostError when it is no longer this job's."""
+
+
+class NoLease:
+    """The lease of a local lake: there is none, so there is nothing to renew."""
+
+    def renew(self) -> None:
+        """Nothing to renew."""
 
 
 def s3_client(spark: SparkSession) -> Any:
@@ -41,8 +57,8 @@ def s3_client(spark: SparkSession) -> Any:
 
 def job_lease(
     spark: SparkSession, lake: Lake, job: str, day: date, owner: str, attempt: int
-) -> AbstractContextManager[object]:
+) -> AbstractContextManager[Lease]:
     """Hold the lease on ``job``'s ``day`` while the body writes (none for a local lake)."""
     if lake.root is not None:
-        return contextlib.nullcontext()
+        return contextlib.nullcontext(NoLease())
     return PartitionLock(s3_client(spark), lake.bucket, job_lock_key(job, day), owner, LEASE_TTL_SECONDS, attempt)

@@ -1,7 +1,9 @@
-"""Raw partition manifests as the Spark jobs read them, and the ``_source.json`` a clean partition gets.
+"""Raw partition manifests as the Spark jobs read them, the quality gate's verdict on them, and the
+``_source.json`` a clean partition gets.
 
 A raw partition's ``_manifest.json`` is the list of files a job reads (the prefix is never listed), and its
-``_SUCCESS`` says the drain that wrote it has finished. A clean partition's ``_source.json`` names the raw
+``_SUCCESS`` says the drain that wrote it has finished. Its ``_dq.json`` (``include.drain.quality``) says whether
+the quality gate passed that very manifest. A clean partition's ``_source.json`` names the raw
 data it was cleaned from (the SHA-256 of the manifest's status and files), so a day re-drained with other data
 shows as not cleaned. Spark's DataFrame readers
 skip names starting with ``_``.
@@ -15,8 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import ValidationError
 from pyspark.sql import SparkSession
 
+from include.drain.quality import QualityReport
 from include.lake import MANIFEST_NAME, SUCCESS_NAME
 from spark_jobs.failures import RefusedDataError
 from spark_jobs.lake_fs import exists, read_text
@@ -30,6 +34,11 @@ class BadManifestError(ManifestError, RefusedDataError):
     """The manifest does not describe the partition it sits in; a retry reads the same one."""
 
 
+class UngatedDataError(RefusedDataError):
+    """The quality gate has not passed the raw partition's manifest: no ``_dq.json``, a failed one, or one of another
+    manifest. The gate runs before the clean job in the DAG, so a retry of the clean job reads the same report."""
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What the drain wrote for one raw partition."""
@@ -39,6 +48,48 @@ class Manifest:
     sha256: str  # of the manifest's text
     data_sha256: str  # of the status and each file's key and checksum: what was drained, without run metadata
     accepted_partial: bool = False  # a partial day Kafka can no longer complete, kept as final by an operator
+    run_id: str | None = None  # of the drain that wrote it
+
+
+_REGATE = (
+    "clear the drain task of that day's run together with its downstream tasks (quality_gate, spark_clean, "
+    "spark_analytics), or clear its quality_gate task with its downstream tasks, so the gate checks the manifest "
+    "before it is cleaned"
+)
+
+
+def gate_refusal(report_text: str | None, manifest: Manifest) -> str | None:
+    """Why the quality gate's ``_dq.json`` (its text; None when absent) does not let ``manifest`` be cleaned, with
+    what to do; None when it does: a report of this very manifest (the SHA-256 of its bytes) that passed.
+
+    A partial day, accepted as final or not, needs one like any other: the gate checks it as it is, and accepting
+    it writes a new manifest that the accepting run's gate checks again.
+    """
+    if report_text is None:
+        return (
+            "it has no quality report (_dq.json): the gate has not checked it since it was drained (a drain rerun "
+            f"without its downstream tasks deletes the report of the manifest it replaces); {_REGATE}"
+        )
+    try:
+        report = QualityReport.model_validate_json(report_text)
+    except ValidationError as error:
+        return (
+            f"its _dq.json is not a report naming the manifest it checked ({error.error_count()} problems, first: "
+            f"{'.'.join(map(str, error.errors()[0]['loc']))}: {error.errors()[0]['msg']}); a gate from before "
+            f"reports named their manifest wrote it, or it was edited; {_REGATE}"
+        )
+    if report.manifest_sha256 != manifest.sha256:
+        return (
+            f"its _dq.json checked another manifest (drain run {report.manifest_run_id!r}, sha256 "
+            f"{report.manifest_sha256[:12]}…) than the one there now (drain run {manifest.run_id!r}, sha256 "
+            f"{manifest.sha256[:12]}…): the day was drained again after the gate; {_REGATE}"
+        )
+    if not report.passed:
+        return (
+            f"the quality gate failed it ({'; '.join(report.failures)}): a retry reads the same data. Drain the day "
+            "again once its source is fixed, or rerun the day with thresholds that accept it (run conf)"
+        )
+    return None
 
 
 def source_json(manifest: Manifest, cleaned_at: datetime) -> str:
@@ -105,6 +156,7 @@ def parse_manifest(text: str, partition_prefix: str) -> Manifest:
         sha256=hashlib.sha256(text.encode()).hexdigest(),
         data_sha256=data_sha256(status, files),
         accepted_partial=document.get("accepted_partial") is not None,
+        run_id=document.get("run_id"),
     )
 
 

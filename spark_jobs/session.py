@@ -61,12 +61,12 @@ class Lake:
         return f"{self.root.rstrip('/')}/{key}"
 
 
-def iso_date(text: str) -> date:
-    """argparse type of ``--date``: an ISO day such as ``2026-11-25``."""
+def iso_date(text: str, flag: str = "--date") -> date:
+    """argparse type of ``--date`` (or another ``flag``): an ISO day such as ``2026-11-25``."""
     try:
         return date.fromisoformat(text)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(f"--date must be YYYY-MM-DD, got {text!r}") from error
+        raise argparse.ArgumentTypeError(f"{flag} must be YYYY-MM-DD, got {text!r}") from error
 
 
 class JobArgumentParser(argparse.ArgumentParser):

@@ -10,6 +10,10 @@ ETag that was read, so of two runs racing for it exactly one wins. A later try o
 first waits out the lease of the earlier try, which may still be running (a try Airflow gave
 up on is not always dead): if that try renews it meanwhile, the later try is refused.
 
+A lease lost while held (renewals failed for longer than its TTL, and another run took it over)
+is never lost silently: ``renew()`` raises LockLostError, and leaving the ``with`` block raises
+it too unless ``renew()`` has already told the holder (the drain's last renewal handles it).
+
 Expiry is judged by the store's clock, never a worker's: a lease is expired when the store's
 ``Date`` on reading it is more than its TTL (plus one second, the headers' resolution) after its
 ``Last-Modified``. A worker whose clock runs ahead cannot take over a live lease.
@@ -81,6 +85,7 @@ class PartitionLock:
         self._guard = threading.Lock()
         self._stop = threading.Event()
         self._lost: str | None = None
+        self._told = False  # whether renew() or release() has raised the loss to the holder
         self._heartbeat: threading.Thread | None = None
 
     def _body(self) -> bytes:
@@ -180,7 +185,14 @@ class PartitionLock:
             raise
 
     def renew(self) -> None:
-        """Extend the lease; raise LockLostError if another run has taken it."""
+        """Extend the lease; raise LockLostError if it is no longer ours (another run has taken it)."""
+        try:
+            self._renew()
+        except LockLostError:
+            self._told = True
+            raise
+
+    def _renew(self) -> None:
         with self._guard:
             if self._lost:
                 raise LockLostError(self._lost)
@@ -191,37 +203,51 @@ class PartitionLock:
                     raise
                 if self._landed(self._read()):
                     return
-                self._lost = (
-                    f"lost the lease on s3://{self._bucket}/{self._key}: another run took it over "
-                    "(this run was too slow to renew it); nothing was committed by this run"
-                )
+                self._lost = self._lost_message("another run took it over")
                 raise LockLostError(self._lost) from exc
+
+    def _lost_message(self, how: str) -> str:
+        return (
+            f"lost the lease on s3://{self._bucket}/{self._key}: {how} (this run did not renew it within its "
+            f"{self._ttl:.0f}s TTL: a pause, or S3 unreachable); another run may have written the partition "
+            "meanwhile, so this run fails and its retry writes it again"
+        )
 
     def _beat(self) -> None:
         while not self._stop.wait(self._ttl / 3):
             try:
-                self.renew()
+                self._renew()
             except LockLostError:
+                log.error("%s; leaving the lease will raise it", self._lost)
                 return
             except Exception:  # a transient S3 error: the next beat or the final renew() decides
                 log.exception("renewing the lease on s3://%s/%s failed", self._bucket, self._key)
 
     def release(self) -> None:
-        """Stop the heartbeat and delete the lease if it is still ours."""
+        """Stop the heartbeat and delete the lease if it is still ours.
+
+        Raises LockLostError if the lease was lost while held (taken over, or deleted) and the holder has not
+        been told yet: another run may have written the partition meanwhile.
+        """
         self._stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join()
         with self._guard:
-            if self._lost or self._etag is None:
+            if self._etag is None or (self._lost and self._told):
                 return
-            try:
-                head = self._s3.head_object(Bucket=self._bucket, Key=self._key)
-            except ClientError as exc:
-                if is_missing(exc):
+            if not self._lost:
+                try:
+                    head = self._s3.head_object(Bucket=self._bucket, Key=self._key)
+                except ClientError as exc:
+                    if not is_missing(exc):
+                        raise
+                    head = None
+                if head is not None and head["ETag"] == self._etag:
+                    self._s3.delete_object(Bucket=self._bucket, Key=self._key)
                     return
-                raise
-            if head["ETag"] == self._etag:
-                self._s3.delete_object(Bucket=self._bucket, Key=self._key)
+                self._lost = self._lost_message("it was taken over or deleted before this run released it")
+            self._told = True
+            raise LockLostError(self._lost)
 
     def __enter__(self) -> PartitionLock:
         self.acquire()
@@ -229,5 +255,10 @@ class PartitionLock:
         self._heartbeat.start()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        try:
+            self.release()
+        except LockLostError:
+            if exc_type is None:
+                raise
+            log.exception("the body failed, and the lease was lost too")  # the body's own error is raised

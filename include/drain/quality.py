@@ -3,8 +3,14 @@
 Per entity: the record count, the quarantine share, the share of duplicate Kafka keys, and
 the ``ind`` match rate (share of the entity's distinct ``ind`` values that the two other
 entities of the same day also have). It also re-reads every object the manifest lists and
-checks its line count, size and SHA-256. Any metric beyond its threshold fails the gate,
-after every report has been written.
+checks its line count, size and SHA-256 (a ``.gz`` object's lines are read as Spark reads them,
+decompressed). Any metric beyond its threshold fails the gate, after every report has been written.
+
+Each report names the manifest it checked: its run id and the SHA-256 of its bytes, which differ
+for every manifest write (a re-drain, or a partial day accepted as final). The clean job cleans
+only a day whose report passed and names the manifest the day has now (``spark_jobs.manifest``).
+The gate reads the lake's bucket (``run_quality_gate``), or a local folder (``FolderObjects``)
+for raw days written without the DAG (``include.emulator.local_lake``).
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +37,7 @@ from include.records import ENTITIES, Entity
 log = logging.getLogger(__name__)
 
 IND_FIELD: dict[Entity, str] = {"pin": "index", "geo": "ind", "user": "ind"}
+CHUNK_BYTES = 1 << 20
 
 
 class QualityThresholds(BaseModel):
@@ -65,12 +75,105 @@ class QualityReport(BaseModel):
     dt: date
     gate_run_id: str
     manifest_run_id: str
+    manifest_sha256: str  # of the manifest's bytes as the gate read them: names that manifest write
     status: str
     checked_at: datetime
     metrics: QualityMetrics
     thresholds: QualityThresholds
     failures: list[str]
     passed: bool
+
+
+class RawObjects(Protocol):
+    """Where the gate reads a raw day and writes its reports: the lake's bucket, or a local folder."""
+
+    def url(self, key: str) -> str:
+        """Where ``key`` is, for messages."""
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        """A small object's bytes and version (its ETag), or None when it is missing."""
+
+    def version(self, key: str) -> str | None:
+        """The object's version now, or None when it is missing."""
+
+    def chunks(self, key: str) -> Iterator[bytes] | None:
+        """The object's bytes, streamed, or None when it is missing."""
+
+    def write_json(self, key: str, body: bytes) -> None:
+        """Write (or replace) a small JSON object."""
+
+
+@dataclass(frozen=True)
+class S3Objects:
+    """The lake's bucket. An S3 error other than a missing key is raised: the gate's task retries."""
+
+    s3: Any
+    bucket: str
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        reply = self._get(key)
+        return None if reply is None else (reply["Body"].read(), reply["ETag"])
+
+    def version(self, key: str) -> str | None:
+        try:
+            return self.s3.head_object(Bucket=self.bucket, Key=key)["ETag"]
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+
+    def chunks(self, key: str) -> Iterator[bytes] | None:
+        reply = self._get(key)
+        return None if reply is None else reply["Body"].iter_chunks(CHUNK_BYTES)
+
+    def write_json(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+
+
+@dataclass(frozen=True)
+class FolderObjects:
+    """A lake on local disk (``--lake-root file://…``); an object's version is the SHA-256 of its bytes."""
+
+    root: Path
+
+    def url(self, key: str) -> str:
+        return (self.root / key).as_uri()
+
+    def read(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            body = (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return body, hashlib.sha256(body).hexdigest()
+
+    def version(self, key: str) -> str | None:
+        found = self.read(key)
+        return None if found is None else found[1]
+
+    def chunks(self, key: str) -> Iterator[bytes] | None:
+        path = self.root / key
+        return _file_chunks(path) if path.is_file() else None
+
+    def write_json(self, key: str, body: bytes) -> None:
+        (self.root / key).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / key).write_bytes(body)
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            yield chunk
 
 
 @dataclass
@@ -83,23 +186,21 @@ class _Scan:
     problems: list[str]
 
 
-def _scan(s3: Any, bucket: str, entity: Entity, files: list[FileEntry]) -> _Scan:
+def _scan(objects: RawObjects, entity: Entity, files: list[FileEntry]) -> _Scan:
     """Stream every listed object once: keys, ``ind`` values, and whether each matches its manifest entry."""
     ind_field = IND_FIELD[entity]
     scan = _Scan(set(), set(), 0, [])
     for entry in files:
-        try:
-            body = s3.get_object(Bucket=bucket, Key=entry.key)["Body"]
-        except ClientError as exc:
-            if not is_missing(exc):
-                raise  # S3 unavailable or refusing: the task retries
+        chunks = objects.chunks(entry.key)
+        if chunks is None:
             scan.problems.append(f"{entry.key} listed in the manifest is missing")
             continue
+        gzipped = zlib.decompressobj(16 + zlib.MAX_WBITS) if entry.key.endswith(".gz") else None
         digest, size, lines, rest, unreadable = hashlib.sha256(), 0, 0, b"", None
-        for chunk in body.iter_chunks(1 << 20):
+        for chunk in chunks:
             digest.update(chunk)
             size += len(chunk)
-            *complete, rest = (rest + chunk).split(b"\n")
+            *complete, rest = (rest + (gzipped.decompress(chunk) if gzipped else chunk)).split(b"\n")
             for number, line in enumerate(complete, start=lines + 1):
                 try:
                     record = json.loads(line)
@@ -113,6 +214,8 @@ def _scan(s3: Any, bucket: str, entity: Entity, files: list[FileEntry]) -> _Scan
             lines += len(complete)
         if unreadable:
             scan.problems.append(unreadable)
+        if gzipped and not gzipped.eof:
+            scan.problems.append(f"{entry.key} is not a whole gzip stream")
         if rest:
             scan.problems.append(f"{entry.key} does not end with a newline")
         if (lines, size, digest.hexdigest()) != (entry.count, entry.bytes, entry.sha256):
@@ -145,31 +248,32 @@ def failures_of(metrics: QualityMetrics, thresholds: QualityThresholds) -> list[
     return found
 
 
-def _manifest(s3: Any, bucket: str, entity: Entity, day: date) -> tuple[Manifest, str]:
-    """The entity's manifest of ``day`` and its ETag."""
+@dataclass(frozen=True)
+class _Read:
+    """An entity's manifest as the gate read it: parsed, its bytes, and their version."""
+
+    manifest: Manifest
+    body: bytes
+    version: str
+
+
+def _manifest(objects: RawObjects, entity: Entity, day: date) -> _Read:
+    """The entity's manifest of ``day``."""
     key = lake.manifest_key(entity, day)
-    try:
-        reply = s3.get_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if not is_missing(exc):
-            raise  # S3 unavailable or refusing: the task retries
-        raise QualityGateError(f"no manifest at s3://{bucket}/{key}: drain {entity} for {day} first") from exc
-    return Manifest.model_validate_json(reply["Body"].read()), reply["ETag"]
+    found = objects.read(key)
+    if found is None:
+        raise QualityGateError(f"no manifest at {objects.url(key)}: drain {entity} for {day} first")
+    body, version = found
+    return _Read(Manifest.model_validate_json(body), body, version)
 
 
-def _refuse_changed(s3: Any, bucket: str, day: date, etags: dict[Entity, str]) -> None:
+def _refuse_changed(objects: RawObjects, day: date, versions: dict[Entity, str]) -> None:
     """Raise ManifestChangedError when a manifest is no longer the one read: its objects may be gone meanwhile."""
-    for entity, etag in etags.items():
+    for entity, version in versions.items():
         key = lake.manifest_key(entity, day)
-        try:
-            now = s3.head_object(Bucket=bucket, Key=key)["ETag"]
-        except ClientError as exc:
-            if not is_missing(exc):
-                raise
-            now = None
-        if now != etag:
+        if objects.version(key) != version:
             raise ManifestChangedError(
-                f"s3://{bucket}/{key} changed while the quality gate read it (another drain of {day} committed): "
+                f"{objects.url(key)} changed while the quality gate read it (another drain of {day} committed): "
                 "nothing was written; a retry checks the new manifest"
             )
 
@@ -180,17 +284,30 @@ def run_quality_gate(
     day: date,
     run_id: str,
     thresholds: QualityThresholds | None = None,
+    entities: Sequence[Entity] = ENTITIES,
 ) -> dict[str, QualityReport]:
-    """Check every entity's raw partition of ``day``, write each ``_dq.json``, raise if any check failed."""
+    """Check every entity's raw partition of ``day`` in ``bucket``, write each ``_dq.json``, raise if any check
+    failed."""
+    return check_day(S3Objects(s3, bucket), day, run_id, thresholds, entities)
+
+
+def check_day(
+    objects: RawObjects,
+    day: date,
+    run_id: str,
+    thresholds: QualityThresholds | None = None,
+    entities: Sequence[Entity] = ENTITIES,
+) -> dict[str, QualityReport]:
+    """Check the raw partitions of ``day`` of ``entities`` (their ``ind`` values are matched against each other's:
+    the DAG checks all three), write each ``_dq.json``, raise QualityGateError if any check failed."""
     thresholds = thresholds or QualityThresholds()
-    read = {e: _manifest(s3, bucket, e, day) for e in ENTITIES}
-    manifests = {e: manifest for e, (manifest, _) in read.items()}
-    scans = {e: _scan(s3, bucket, e, m.files) for e, m in manifests.items()}
-    _refuse_changed(s3, bucket, day, {e: etag for e, (_, etag) in read.items()})
+    read = {e: _manifest(objects, e, day) for e in entities}
+    scans = {e: _scan(objects, e, r.manifest.files) for e, r in read.items()}
+    _refuse_changed(objects, day, {e: r.version for e, r in read.items()})
     reports: dict[str, QualityReport] = {}
-    for entity, manifest in manifests.items():
-        scan = scans[entity]
-        others = [scans[o].inds for o in ENTITIES if o != entity]
+    for entity, found in read.items():
+        manifest, scan = found.manifest, scans[entity]
+        others = [scans[o].inds for o in entities if o != entity]
         count = manifest.record_count
         distinct = len(scan.key_hashes)
         metrics = QualityMetrics(
@@ -213,6 +330,7 @@ def run_quality_gate(
             dt=day,
             gate_run_id=run_id,
             manifest_run_id=manifest.run_id,
+            manifest_sha256=hashlib.sha256(found.body).hexdigest(),
             status=manifest.status,
             checked_at=datetime.now(UTC),
             metrics=metrics,
@@ -220,12 +338,7 @@ def run_quality_gate(
             failures=failures,
             passed=not failures,
         )
-        s3.put_object(
-            Bucket=bucket,
-            Key=lake.dq_key(entity, day),
-            Body=report.model_dump_json(indent=2).encode(),
-            ContentType="application/json",
-        )
+        objects.write_json(lake.dq_key(entity, day), report.model_dump_json(indent=2).encode())
         reports[entity] = report
         log.info("quality of %s %s: %s", entity, day, "passed" if report.passed else "; ".join(failures))
     failed = {e: r.failures for e, r in reports.items() if not r.passed}

@@ -5,6 +5,7 @@ No speed is asserted."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 from datetime import UTC, date, datetime
@@ -18,7 +19,8 @@ import pytest
 from benchmarks import bench_drain, bench_spark
 from benchmarks.__main__ import BENCHES, main, result_files
 from include.emulator.local_lake import write_raw_day
-from include.lake import manifest_key
+from include.lake import dq_key, manifest_key, partition_prefix
+from spark_jobs.manifest import gate_refusal, parse_manifest
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[tuple[Any, ...]]:
@@ -111,6 +113,25 @@ def test_reposts_differ_from_the_copies_before_them(tmp_path):
         copies = [v for v in values.values() if len(v) > 1]
         assert copies, entity
         assert all(v[-1] != v[0] for v in copies), entity  # keeping the earliest would show
+
+
+def test_the_benchmark_day_is_passed_by_the_quality_gate_as_revised(tmp_path):
+    day = date(2024, 6, 1)
+
+    assert bench_spark.write_bench_day(tmp_path, day, 2000) > 0
+
+    for entity in ("pin", "geo", "user"):
+        text = (tmp_path / manifest_key(entity, day)).read_text()
+        manifest = json.loads(text)
+        for entry in manifest["files"]:  # the revised objects
+            data = (tmp_path / entry["key"]).read_bytes()
+            assert (entry["bytes"], entry["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+        assert [p["bytes"] for p in manifest["partitions"]] == [f["bytes"] for f in manifest["files"]]
+        report = json.loads((tmp_path / dq_key(entity, day)).read_text())
+        assert report["passed"] and report["manifest_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+        assert report["metrics"]["record_count"] == 2000
+        # what the clean job asks before it cleans the day
+        assert gate_refusal(json.dumps(report), parse_manifest(text, partition_prefix("raw", entity, day))) is None
 
 
 # --- the drain's output check ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The partition lease on the real MinIO: one holder at a time, takeover only when expired or by the same owner."""
+"""The partition lease on the real MinIO: one holder at a time, takeover only when expired or by the same owner, and
+a lease lost while held never lost silently."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import time
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from include.drain.errors import LockLostError, PartitionLockedError
 from include.drain.lock import PartitionLock
@@ -79,3 +81,72 @@ def test_a_worker_clock_far_from_the_stores_cannot_take_over_a_live_lease(s3, sc
 
     with pytest.raises(PartitionLockedError, match=r"held by 'run-a' for \d+s more"):
         PartitionLock(s3, scratch_bucket, KEY, "run-b", ttl_seconds=60).acquire()
+
+
+class Outage:
+    """The real S3 client, except that renewals fail as if S3 were unreachable while ``down`` is set."""
+
+    def __init__(self, s3) -> None:
+        self._s3, self.down = s3, threading.Event()
+
+    def __getattr__(self, name: str):
+        return getattr(self._s3, name)
+
+    def put_object(self, **kwargs):
+        if self.down.is_set() and "IfMatch" in kwargs:
+            raise EndpointConnectionError(endpoint_url="http://s3.unreachable")
+        return self._s3.put_object(**kwargs)
+
+
+def outlive_the_lease(s3, bucket: str, outage: Outage) -> PartitionLock:
+    """While run-a holds the lease, its renewals fail for longer than the lease; run-b takes it over meanwhile."""
+    outage.down.set()
+    time.sleep(2.6)  # past a 1 s lease by the store's clock, whose headers are whole seconds
+    taker = PartitionLock(s3, bucket, KEY, "run-b", ttl_seconds=60)
+    taker.acquire()
+    return taker
+
+
+def test_leaving_a_lease_taken_over_meanwhile_raises(s3, scratch_bucket, caplog):
+    outage = Outage(s3)
+    held = PartitionLock(outage, scratch_bucket, KEY, "run-a", ttl_seconds=1.0)
+
+    with pytest.raises(LockLostError, match="taken over or deleted before this run released it"), held:
+        taker = outlive_the_lease(s3, scratch_bucket, outage)  # S3 still unreachable for run-a's renewals
+
+    assert "renewing the lease" in caplog.text  # the heartbeat's failures were logged, not fatal by themselves
+    assert json.loads(s3.get_object(Bucket=scratch_bucket, Key=KEY)["Body"].read())["owner"] == "run-b"  # left alone
+    taker.release()
+
+
+def test_a_loss_the_heartbeat_found_is_raised_when_the_lease_is_left(s3, scratch_bucket, caplog):
+    outage = Outage(s3)
+    held = PartitionLock(outage, scratch_bucket, KEY, "run-a", ttl_seconds=1.0)
+
+    with pytest.raises(LockLostError, match="another run took it over"), held:
+        taker = outlive_the_lease(s3, scratch_bucket, outage)
+        outage.down.clear()  # S3 is back: the next renewal finds the lease taken over
+        time.sleep(1.0)
+
+    assert "leaving the lease will raise it" in caplog.text
+    taker.release()
+    assert s3.list_objects_v2(Bucket=scratch_bucket, Prefix=KEY).get("KeyCount") == 0
+
+
+def test_a_loss_renew_raised_to_the_holder_is_not_raised_again_when_it_leaves(s3, scratch_bucket):
+    outage = Outage(s3)
+    # the drain's last renewal, after its commit: it handles the loss itself (leaves stale objects) and returns
+    with PartitionLock(outage, scratch_bucket, KEY, "run-a", ttl_seconds=1.0) as held:
+        taker = outlive_the_lease(s3, scratch_bucket, outage)
+        outage.down.clear()
+        with pytest.raises(LockLostError, match="another run took it over"):
+            held.renew()
+    taker.release()
+
+
+def test_the_bodys_own_error_wins_over_a_lost_lease(s3, scratch_bucket):
+    outage = Outage(s3)
+    with pytest.raises(ZeroDivisionError), PartitionLock(outage, scratch_bucket, KEY, "run-a", ttl_seconds=1.0):
+        taker = outlive_the_lease(s3, scratch_bucket, outage)
+        1 / 0  # noqa: B018
+    taker.release()

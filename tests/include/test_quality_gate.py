@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 from datetime import UTC, date, datetime
 
@@ -12,8 +14,9 @@ from confluent_kafka import Producer
 from include import lake
 from include.drain import DrainRequest, Interval, QualityGateError, QualityThresholds, drain, run_quality_gate
 from include.drain.errors import ManifestChangedError
-from include.drain.quality import match_rate
+from include.drain.quality import FolderObjects, check_day, match_rate
 from include.emulator.generate import generate_triples
+from include.emulator.local_lake import drain_manifest, file_entry
 from include.records import ENTITIES, kafka_key, kafka_value
 from include.settings import PlatformSettings
 
@@ -52,6 +55,10 @@ def read_dq(s3, bucket: str, entity: str) -> dict:
     return json.loads(s3.get_object(Bucket=bucket, Key=lake.dq_key(entity, DAY))["Body"].read())
 
 
+def manifest_sha256(s3, bucket: str, entity: str) -> str:
+    return hashlib.sha256(s3.get_object(Bucket=bucket, Key=lake.manifest_key(entity, DAY))["Body"].read()).hexdigest()
+
+
 def test_gate_reports_counts_duplicates_and_ind_match(s3, scratch_bucket, kafka_topics, stack_env):
     bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
     sent = produce_triples(bootstrap, kafka_topics, 400, seed=3)
@@ -63,6 +70,7 @@ def test_gate_reports_counts_duplicates_and_ind_match(s3, scratch_bucket, kafka_
         keys = sent[entity]["keys"]
         dq = read_dq(s3, scratch_bucket, entity)
         assert dq["passed"] and dq["failures"] == [] and dq["manifest_run_id"] == "drain-run"
+        assert dq["manifest_sha256"] == manifest_sha256(s3, scratch_bucket, entity)  # the manifest write it checked
         metrics = dq["metrics"]
         assert metrics["record_count"] == len(keys)
         assert metrics["duplicate_keys"] == len(keys) - len(set(keys)) > 0
@@ -164,3 +172,39 @@ def test_a_manifest_replaced_during_the_gate_is_a_retry_not_a_data_failure(s3, s
     reports = run_quality_gate(s3, scratch_bucket, DAY, "gate-retry", QualityThresholds(min_ind_match_rate=0.5))
     assert reports["pin"].manifest_run_id == "other-run"
     assert reports["pin"].metrics.record_count == 50 + len(sent_later["pin"]["keys"])
+
+
+def test_each_manifest_write_gets_a_report_naming_it(s3, scratch_bucket, kafka_topics, stack_env):
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    produce_triples(bootstrap, kafka_topics, 20, seed=3)
+    drain_all(s3, bootstrap, kafka_topics, scratch_bucket)
+    first = run_quality_gate(s3, scratch_bucket, DAY, "gate-run")["pin"]
+    request = DrainRequest("pin", f"{kafka_topics}.pin", scratch_bucket, Interval.for_day(DAY), "rerun")
+
+    drain(s3, bootstrap, request)  # the same records: the same objects, a manifest with other run metadata
+
+    assert not s3.list_objects_v2(Bucket=scratch_bucket, Prefix=lake.dq_key("pin", DAY))["KeyCount"]
+    again = run_quality_gate(s3, scratch_bucket, DAY, "gate-rerun")["pin"]
+    assert (again.manifest_run_id, again.manifest_sha256) == ("rerun", manifest_sha256(s3, scratch_bucket, "pin"))
+    assert again.manifest_sha256 != first.manifest_sha256 and again.metrics == first.metrics
+
+
+def test_a_gzipped_object_is_checked_as_spark_reads_it_and_a_cut_one_is_named(tmp_path):
+    lines = [{"partition": 0, "offset": n, "timestamp": 0, "key": str(n), "value": {"ind": n}} for n in range(3)]
+    data = gzip.compress("".join(json.dumps(line) + "\n" for line in lines).encode())
+    key = lake.partition_prefix("raw", "geo", DAY) + "part-0.jsonl.gz"
+    (tmp_path / key).parent.mkdir(parents=True)
+    (tmp_path / key).write_bytes(data)
+    manifest = drain_manifest("geo", DAY, [file_entry(key, data, 0, [0, 1, 2])])
+    (tmp_path / lake.manifest_key("geo", DAY)).write_bytes(manifest.to_json())
+
+    report = check_day(FolderObjects(tmp_path), DAY, "gate-run", entities=["geo"])["geo"]
+
+    assert report.passed and (report.metrics.record_count, report.metrics.distinct_ind) == (3, 3)
+    cut = data[: len(data) // 2]
+    (tmp_path / key).write_bytes(cut)
+    (tmp_path / lake.manifest_key("geo", DAY)).write_bytes(
+        drain_manifest("geo", DAY, [file_entry(key, cut, 0, [0, 1, 2])]).to_json()
+    )
+    with pytest.raises(QualityGateError, match=f"{key} is not a whole gzip stream"):
+        check_day(FolderObjects(tmp_path), DAY, "gate-run", entities=["geo"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +13,8 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
+from include.drain.manifest import AcceptedPartial
+from include.emulator.local_lake import drain_manifest, file_entry, gate_local_day
 from include.lake import SUCCESS_NAME, manifest_key, partition_prefix
 
 RawLine = dict[str, Any]
@@ -41,11 +42,13 @@ def spark() -> Iterator[SparkSession]:
 
 @pytest.fixture
 def write_raw(tmp_path: Path) -> WriteRaw:
-    """Write a raw partition under ``tmp_path`` (the lake root): JSONL objects, their manifest, ``_SUCCESS`` last.
+    """Write a raw partition under ``tmp_path`` (the lake root) as the DAG leaves it: JSONL objects, their manifest
+    (the drain's model), ``_SUCCESS``, then the quality gate's ``_dq.json`` (the gate itself checks the entity's day).
 
     ``files`` is a list of line lists, one object each; names ending in ``.gz`` are gzipped.
     Returns the keys written. ``manifest=False`` leaves the manifest out, ``success=False`` the ``_SUCCESS``
-    marker (a drain that has not finished); ``accepted_partial`` marks a partial day kept as final.
+    marker (a drain that has not finished), ``gate=False`` the gate; ``accepted_partial`` marks a partial day kept as
+    final.
     """
 
     def write(
@@ -56,6 +59,7 @@ def write_raw(tmp_path: Path) -> WriteRaw:
         gzipped: Sequence[bool] | None = None,
         manifest: bool = True,
         success: bool = True,
+        gate: bool = True,
         status: str = "complete",
         accepted_partial: dict[str, str] | None = None,
     ) -> list[str]:
@@ -69,29 +73,19 @@ def write_raw(tmp_path: Path) -> WriteRaw:
             path = tmp_path / key
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-            offsets = [line["offset"] for line in lines] or [0]
-            entries.append(
-                {
-                    "key": key,
-                    "partition": 0,
-                    "first_offset": min(offsets),
-                    "last_offset": max(offsets),
-                    "count": len(lines),
-                    "bytes": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                }
-            )
+            entries.append(file_entry(key, data, 0, [line["offset"] for line in lines]))
             keys.append(key)
         if manifest:
+            accepted = AcceptedPartial.model_validate(accepted_partial) if accepted_partial else None
+            document = drain_manifest(entity, day, entries, status, accepted)
             path = tmp_path / manifest_key(entity, day)
             path.parent.mkdir(parents=True, exist_ok=True)
-            document = {"status": status, "files": entries}
-            if accepted_partial is not None:
-                document["accepted_partial"] = accepted_partial
-            path.write_text(json.dumps(document))
+            path.write_bytes(document.to_json())
         if success:
             (tmp_path / prefix).mkdir(parents=True, exist_ok=True)
             (tmp_path / prefix / SUCCESS_NAME).write_bytes(b"")
+        if gate and manifest:
+            gate_local_day(tmp_path, day, [entity])
         return keys
 
     return write

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from include.drain.errors import LockLostError
 from include.job_exits import DATA_EXIT_CODE, USAGE_EXIT_CODE
-from spark_jobs.failures import RefusedDataError, refusal_summary, run_job
+from spark_jobs.failures import RefusedDataError, refusal_summary, refuses_data, run_job
+from spark_jobs.manifest import UngatedDataError
 from spark_jobs.session import lake_argument_parser
 
 
@@ -52,3 +54,8 @@ def test_the_summary_of_a_java_error_is_its_refusing_line() -> None:
     )
     assert refusal_summary(Exception(text)).startswith("Caused by: org.apache.spark.SparkException: [MALFORMED_RECORD")
     assert refusal_summary(RefusedDataError("one line")) == "one line"
+
+
+def test_a_lost_lease_is_retried_and_a_day_the_gate_has_not_passed_is_not() -> None:
+    assert not refuses_data(LockLostError("lost the lease on s3://lake/_locks/clean-pin/dt=2026-11-24/lease"))
+    assert refuses_data(UngatedDataError("not cleaning pin of 2026-11-24: it has no quality report (_dq.json)"))

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from pyspark.sql import SparkSession
 
+from include.job_exits import USAGE_EXIT_CODE
 from include.lake import SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_prefix
+from include.settings import PlatformSettings
 from spark_jobs import analytics, clean
 from spark_jobs.analytics import DayState, MissingCleanDataError, readiness, readiness_message
 from spark_jobs.manifest import Manifest, source_json
@@ -45,13 +49,19 @@ def triple(ind: int, category: str, country: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def kafka_key(record: dict[str, Any]) -> str:
+    """The Kafka key the API gives a record (DESIGN.md §3): ``unique_id`` for pins, ``ind`` for geo and user."""
+    return str(record.get("unique_id", record.get("ind")))
+
+
 def seed_entity_day(
     write_raw: WriteRaw, entity: str, day_number: int, triples: list[dict[str, dict[str, Any]]]
 ) -> None:
     lines = [
-        {"partition": 0, "offset": i, "timestamp": T0 + day_number * 86_400_000 + i, "key": None, "value": t[entity]}
+        {"partition": 0, "offset": i, "timestamp": T0 + day_number * 86_400_000 + i, "key": kafka_key(t[entity]),
+         "value": t[entity]}
         for i, t in enumerate(triples)
-    ]
+    ]  # fmt: skip
     write_raw(entity, DAYS[day_number], [lines])
 
 
@@ -70,10 +80,11 @@ def run(job: Any, lake: Path, day: date, *args: str) -> None:
 
 
 def backfill(first: str, last: str) -> str:
-    """The command the missing-data error gives to drain the days ``first`` to ``last`` (both inclusive)."""
+    """The command the missing-data error gives to drain the days ``first`` to ``last`` (both inclusive), with a conf
+    that replaces the one of a run it reprocesses."""
     return (
         "airflow backfill create --dag-id pinterest_daily --max-active-runs 1 --reprocess-behavior completed "
-        f"--from-date {first} --to-date {last}"
+        f"--dag-run-conf '{{}}' --from-date {first} --to-date {last}"
     )
 
 
@@ -338,3 +349,104 @@ def test_the_day_itself_may_be_partial(spark: SparkSession, lake: Path, write_ra
 
     # pins 1 (diy), 2 (art) and 3 (travel): a tie broken alphabetically
     assert read_result(spark, lake, "popular_category_by_country", DAYS[2]) == [("Chad", "art", 1)]
+
+
+# --- the lake's first day (LAKE_FIRST_DAY, --first-day) ---------------------------------------------------------------
+
+
+def test_from_the_lakes_first_day_every_day_is_needed_even_before_the_first_drained_one() -> None:
+    manifest = Manifest(status="complete", keys=(), sha256="m", data_sha256="d")
+    ready = DayState(raw=manifest, raw_success=True, clean_success=True, clean_source=source_json(manifest, NOW))
+    day, first_day = date(2026, 11, 6), date(2026, 11, 3)
+    # a backfill run backwards: 6 and 5 are done, 3 and 4 not drained yet; 1 is before the lake's first day
+    states = {date(2026, 11, 1): DayState(), date(2026, 11, 5): ready, day: ready}
+
+    assert not readiness(day, states)  # by the first drained day (5): ready, without the days before it
+    found = readiness(day, states, first_day)
+
+    assert found.never_drained == [date(2026, 11, 3), date(2026, 11, 4)]
+    assert not (found.not_cleaned or found.unfinished or found.partial)
+    assert readiness_message(day, {"pin": found}, first_day).startswith(
+        f"days never drained: pin: 2026-11-03, 2026-11-04; backfill them first ({backfill('2026-11-03', '2026-11-04')})"
+        ": each day from the lake's first day 2026-11-03 up to 2026-11-06 needs raw/<entity>/dt=<day>/_manifest.json"
+    )
+    five, four = date(2026, 11, 5), date(2026, 11, 4)
+    lake = {
+        "pin": {five: ready, day: ready},
+        "geo": {four: ready, five: ready, day: ready},
+        "user": {five: ready, day: ready},
+    }
+    assert analytics.days_to_read(day, lake) == {"pin": [five, day], "geo": [four, five, day], "user": [five, day]}
+    assert analytics.days_to_read(day, lake, five) == {"pin": [five, day], "geo": [five, day], "user": [five, day]}
+
+
+def test_a_new_lake_whose_earliest_days_are_not_drained_yet_fails_from_its_first_day(
+    spark: SparkSession, tmp_path: Path, write_raw: WriteRaw
+) -> None:
+    # the newest day of a backfill drained and cleaned first (run backwards, or the first day's drain retried)
+    seed_day(write_raw, 2, [triple(3, "travel", "Chad")])
+    run(clean, tmp_path, DAYS[2])
+
+    with pytest.raises(MissingCleanDataError) as raised:
+        run(analytics, tmp_path, DAYS[2], "--first-day", DAYS[0].isoformat())
+
+    message = str(raised.value)
+    both = "2026-11-22, 2026-11-23"
+    assert message.startswith(
+        f"days never drained: pin: {both}; geo: {both}; user: {both}; backfill them first "
+        f"({backfill('2026-11-22', '2026-11-23')}): each day from the lake's first day 2026-11-22 up to 2026-11-24"
+    )
+    assert not (tmp_path / "analytics").exists()
+    run(analytics, tmp_path, DAYS[2])  # without it: green, and silently without the two earlier days
+    assert read_result(spark, tmp_path, "users_joined_by_year", DAYS[2]) == [(2017, 1)]
+
+
+def test_days_before_the_lakes_first_day_are_not_read(spark: SparkSession, lake: Path, write_raw: WriteRaw) -> None:
+    (lake / partition_prefix("clean", "geo", DAYS[0]) / SUCCESS_NAME).unlink()  # not ready, but not needed either
+
+    run(analytics, lake, DAYS[2], "--first-day", DAYS[1].isoformat())
+
+    # pins 1 (diy, day 2) and 3-5 (travel, day 3); pin 2 only drained on day 1, before the first day
+    assert read_result(spark, lake, "popular_category_by_country", DAYS[2]) == [("Chad", "travel", 3)]
+    assert read_result(spark, lake, "users_joined_by_year", DAYS[2]) == [(2017, 4)]
+
+
+def test_a_first_day_after_the_day_is_refused_as_a_bad_argument(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(analytics, tmp_path, DAYS[0], "--first-day", DAYS[1].isoformat())
+
+    assert exited.value.code == USAGE_EXIT_CODE
+    assert "--first-day 2026-11-23 is after --date 2026-11-22" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run(analytics, tmp_path, DAYS[0], "--first-day", "2026-11-31")
+    assert "--first-day must be YYYY-MM-DD, got '2026-11-31'" in capsys.readouterr().err
+
+
+def test_the_lakes_first_day_is_a_platform_setting() -> None:
+    assert PlatformSettings.model_validate({"LAKE_FIRST_DAY": "2026-01-01"}).lake_first_day == date(2026, 1, 1)
+    assert PlatformSettings.model_validate({"LAKE_FIRST_DAY": ""}).lake_first_day is None  # as compose passes it unset
+    assert PlatformSettings.model_validate({}).lake_first_day is None
+    with pytest.raises(ValidationError, match="LAKE_FIRST_DAY"):
+        PlatformSettings.model_validate({"LAKE_FIRST_DAY": "2026-13-01"})
+
+
+# --- the backfill command ---------------------------------------------------------------------------------------------
+
+
+def test_the_backfill_command_parses_with_airflows_cli_and_replaces_a_reused_runs_conf() -> None:
+    from airflow.cli.cli_parser import get_parser
+
+    command = analytics.backfill_command(date(2026, 11, 2), date(2026, 11, 3))
+    words = shlex.split(command)
+
+    args = get_parser().parse_args(words[1:])
+
+    assert (args.dag_id, args.from_date.date(), args.to_date.date()) == (
+        "pinterest_daily",
+        date(2026, 11, 2),
+        date(2026, 11, 3),
+    )
+    assert (args.max_active_runs, args.reprocess_behavior) == (1, "completed")
+    # backfill_command.create_backfill: json.loads(args.dag_run_conf) when the text is not empty; then
+    # models/backfill.py _handle_clear_run replaces a reused run's conf when it `is not None` (an empty one too)
+    assert args.dag_run_conf == "{}" and json.loads(args.dag_run_conf) == {}

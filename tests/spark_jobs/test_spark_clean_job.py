@@ -1,7 +1,9 @@
-"""The cleaning job end to end on a local lake: manifest-driven reads, one partition overwritten, reruns."""
+"""The cleaning job end to end on a local lake: manifest-driven reads, one partition overwritten, reruns, and only
+days whose manifest the quality gate passed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
@@ -12,11 +14,13 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from include.emulator.local_lake import write_raw_day
-from include.lake import partition_prefix, success_key
+from include.drain.errors import QualityGateError
+from include.drain.quality import QualityThresholds
+from include.emulator.local_lake import gate_local_day, write_raw_day
+from include.lake import dq_key, manifest_key, partition_prefix, success_key
 from spark_jobs import clean
 from spark_jobs.failures import refuses_data
-from spark_jobs.manifest import BadManifestError, ManifestError, parse_manifest
+from spark_jobs.manifest import BadManifestError, ManifestError, UngatedDataError, gate_refusal, parse_manifest
 
 WriteRaw = Callable[..., list[str]]
 DAY = date(2026, 11, 24)
@@ -118,6 +122,12 @@ def test_a_day_written_by_the_emulator_lake_is_committed_and_cleans(spark: Spark
     key_column = {"pin": "unique_id", "geo": "ind", "user": "ind"}  # DESIGN.md §3: the Kafka key of each entity
     for entity, written in keys.items():
         assert (tmp_path / success_key(entity, DAY)).is_file()
+        report = json.loads((tmp_path / dq_key(entity, DAY)).read_text())  # the gate's, as the DAG leaves it
+        assert report["passed"] and report["metrics"]["record_count"] == 40
+        assert report["metrics"]["distinct_keys"] == len(written) < 40  # re-posts
+        assert (
+            report["manifest_sha256"] == hashlib.sha256((tmp_path / manifest_key(entity, DAY)).read_bytes()).hexdigest()
+        )
         cleaned = read_clean(spark, tmp_path, entity, DAY).select(key_column[entity]).collect()
         assert {str(row[0]) for row in cleaned} == written
 
@@ -168,7 +178,10 @@ def test_line_without_a_record_or_its_key_fails_the_job_naming_it(
     tmp_path: Path, write_raw: WriteRaw, entity: str, bad_line: dict[str, Any]
 ):
     good = {"pin": pin(1, "p"), "geo": {"ind": 1, "country": "Chad"}, "user": {"ind": 1, "first_name": "A"}}[entity]
-    (key,) = write_raw(entity, DAY, [[kafka_line(good, offset=6, timestamp_ms=T0), bad_line]])
+    (key,) = write_raw(entity, DAY, [[kafka_line(good, offset=6, timestamp_ms=T0)]])
+    # the gate refuses some of these lines: written after it passed the day (the job does not re-read checksums)
+    lines = (kafka_line(good, offset=6, timestamp_ms=T0), bad_line)
+    (tmp_path / key).write_text("".join(json.dumps(line) + "\n" for line in lines))
 
     with pytest.raises(Exception, match=rf"{key}.*offset 7") as raised:
         run_clean(tmp_path, DAY, entity)
@@ -209,3 +222,101 @@ def test_manifest_keys_in_their_order():
     manifest = parse_manifest(text, "raw/geo/dt=2026-11-24/")
 
     assert (manifest.status, manifest.keys) == ("partial", ("raw/geo/dt=2026-11-24/b.jsonl", "raw/geo/dt=2026-11-24/a"))
+
+
+# --- the quality gate's verdict -------------------------------------------------------------------------------------
+
+
+def pins_day(write_raw: WriteRaw, count: int = 3, **options: Any) -> list[str]:
+    return write_raw("pin", DAY, [[kafka_line(pin(i, f"t{i}"), offset=i, timestamp_ms=T0 + i) for i in range(count)]],
+                     **options)  # fmt: skip
+
+
+def redrain(lake: Path, entity: str, day: date, **changes: Any) -> str:
+    """What a rerun of the drain commits without the gate after it: a new manifest (other run metadata); its text."""
+    path = lake / manifest_key(entity, day)
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}, indent=2))
+    return path.read_text()
+
+
+def test_a_day_without_a_quality_report_is_refused_until_the_gate_checks_it(spark: SparkSession, tmp_path: Path,
+                                                                           write_raw: WriteRaw):  # fmt: skip
+    pins_day(write_raw, gate=False)  # drained again by a drain task cleared without its downstream tasks
+
+    with pytest.raises(UngatedDataError) as raised:
+        run_clean(tmp_path, DAY, "pin")
+
+    message = str(raised.value)
+    assert "not cleaning pin of 2026-11-24" in message and "it has no quality report (_dq.json)" in message
+    assert "clear the drain task of that day's run together with its downstream tasks" in message
+    assert refuses_data(raised.value), "the gate ran before the clean job: a retry reads the same report"
+    assert not (tmp_path / partition_prefix("clean", "pin", DAY)).exists()
+
+    gate_local_day(tmp_path, DAY, ["pin"])  # what clearing the gate (or the drain with its downstream tasks) does
+    run_clean(tmp_path, DAY, "pin")
+    assert sorted(row.ind for row in read_clean(spark, tmp_path, "pin", DAY).collect()) == [0, 1, 2]
+
+
+def test_a_day_the_gate_failed_is_refused_naming_the_failures(tmp_path: Path, write_raw: WriteRaw):
+    pins_day(write_raw, gate=False)
+    with pytest.raises(QualityGateError):
+        gate_local_day(tmp_path, DAY, ["pin"], QualityThresholds(min_records=4))
+
+    with pytest.raises(
+        UngatedDataError, match=r"the quality gate failed it \(record_count 3 < min_records 4\)"
+    ) as raised:
+        run_clean(tmp_path, DAY, "pin")
+    assert refuses_data(raised.value)
+    assert not (tmp_path / partition_prefix("clean", "pin", DAY)).exists()
+
+
+def test_a_day_drained_again_after_the_gate_is_refused_naming_both_manifests(tmp_path: Path, write_raw: WriteRaw):
+    pins_day(write_raw)
+    checked = hashlib.sha256((tmp_path / manifest_key("pin", DAY)).read_bytes()).hexdigest()
+    now = redrain(tmp_path, "pin", DAY, run_id="rerun", drained_at="2026-11-26T06:00:00Z")
+
+    with pytest.raises(UngatedDataError) as raised:
+        run_clean(tmp_path, DAY, "pin")
+
+    message = str(raised.value)
+    assert f"checked another manifest (drain run 'local-lake', sha256 {checked[:12]}…)" in message
+    assert (
+        f"than the one there now (drain run 'rerun', sha256 {hashlib.sha256(now.encode()).hexdigest()[:12]}…)"
+        in message
+    )
+    assert "clear its quality_gate task with its downstream tasks" in message
+
+
+def test_a_partial_day_accepted_as_final_needs_the_gate_again_like_any_new_manifest(
+    spark: SparkSession, tmp_path: Path, write_raw: WriteRaw
+):
+    pins_day(write_raw, status="partial")  # drained while open: the gate checks a partial day as it is
+    run_clean(tmp_path, DAY, "pin")
+    accepted = {"run_id": "ops", "accepted_at": "2026-11-27T08:00:00Z", "reason": "[0] starts at offset 7"}
+    redrain(tmp_path, "pin", DAY, accepted_partial=accepted)  # the drain accepting it keeps the old _dq.json
+
+    with pytest.raises(UngatedDataError, match="checked another manifest"):
+        run_clean(tmp_path, DAY, "pin")
+
+    gate_local_day(tmp_path, DAY, ["pin"])  # the accepting run's gate
+    run_clean(tmp_path, DAY, "pin")
+    assert read_clean(spark, tmp_path, "pin", DAY).count() == 3
+
+
+def test_only_a_passing_report_of_the_very_manifest_lets_a_day_through(tmp_path: Path, write_raw: WriteRaw):
+    pins_day(write_raw)
+    text = (tmp_path / manifest_key("pin", DAY)).read_text()
+    manifest = parse_manifest(text, partition_prefix("raw", "pin", DAY))
+    report = json.loads((tmp_path / dq_key("pin", DAY)).read_text())
+    older = {k: v for k, v in report.items() if k != "manifest_sha256"}  # a gate's from before reports named it
+
+    assert gate_refusal(json.dumps(report), manifest) is None
+    assert "not a report naming the manifest it checked" in gate_refusal(json.dumps(older), manifest)
+    assert "manifest_sha256: Field required" in gate_refusal(json.dumps(older), manifest)
+    assert "the quality gate failed it (x)" in gate_refusal(json.dumps({**report, "passed": False, "failures": ["x"]}),
+                                                            manifest)  # fmt: skip
+    other = {**report, "passed": False, "manifest_sha256": "0" * 64}
+    assert "checked another manifest" in gate_refusal(
+        json.dumps(other), manifest
+    )  # its verdict says nothing of this one
+    assert "no quality report" in gate_refusal(None, manifest)

@@ -1,4 +1,5 @@
-"""The jobs end to end on the local stack's MinIO, submitted through the operator (spark-submit, s3a).
+"""The jobs end to end on the local stack's MinIO, submitted through the operator (spark-submit, s3a), or run in
+this process on the tests' Spark session with s3a (to interleave another run's takeover of a job's lease).
 
 Each test works in a bucket of its own (``scratch_bucket``), so it cannot see or disturb other tests.
 """
@@ -8,17 +9,27 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from airflow.exceptions import AirflowException
+from airflow.exceptions import AirflowException, AirflowFailException
+from confluent_kafka import Producer
+from pyspark.sql import DataFrameWriter, SparkSession
 
+from include.drain import DrainRequest, Interval, drain, run_quality_gate
+from include.drain.errors import LockLostError
 from include.drain.lock import PartitionLock
-from include.lake import job_lock_key, manifest_key, partition_prefix, success_key
-from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator
+from include.emulator.generate import generate_triples
+from include.emulator.local_lake import drain_manifest, file_entry
+from include.lake import SOURCE_NAME, job_lock_key, manifest_key, partition_prefix, success_key
+from include.records import ENTITIES, kafka_key, kafka_value
+from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator, s3a_conf
+from spark_jobs import analytics, clean
+from spark_jobs.failures import refuses_data
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
 T0 = int(DAY.timestamp() * 1000)
@@ -40,25 +51,28 @@ def records(ind: int) -> dict[str, dict[str, Any]]:
 
 
 def put_raw(s3: Any, bucket: str, entity: str, inds: list[int], reposted: list[int]) -> None:
-    """Two objects (one gzipped) listed by the manifest, one object it does not list, and ``_SUCCESS``."""
+    """Two objects (one gzipped) listed by the manifest, one object it does not list, ``_SUCCESS``, and the quality
+    gate's ``_dq.json`` (the gate itself checks the entity's day)."""
     prefix = partition_prefix("raw", entity, DAY.date())
     batches = [inds, reposted]
     files = []
     for number, batch in enumerate(batches):
+        offsets = [100 * number + i for i in range(len(batch))]
         body = "".join(
-            json.dumps({"partition": 0, "offset": 100 * number + i, "timestamp": T0 + 100 * number + i,
-                        "key": str(ind), "value": records(ind)[entity]}) + "\n"
-            for i, ind in enumerate(batch)
+            json.dumps({"partition": 0, "offset": offset, "timestamp": T0 + offset, "key": str(ind),
+                        "value": records(ind)[entity]}) + "\n"
+            for offset, ind in zip(offsets, batch, strict=True)
         ).encode()  # fmt: skip
         key = f"{prefix}0-{number:06d}.jsonl" + (".gz" if number else "")
         data = gzip.compress(body) if number else body
         s3.put_object(Bucket=bucket, Key=key, Body=data)
-        files.append({"key": key, "partition": 0, "first_offset": 0, "last_offset": 0, "count": len(batch)})
+        files.append(file_entry(key, data, 0, offsets))
     stray = json.dumps({"partition": 1, "offset": 0, "timestamp": T0, "key": "999", "value": records(999)[entity]})
     s3.put_object(Bucket=bucket, Key=f"{prefix}stray.jsonl", Body=stray.encode())
-    manifest = {"status": "complete", "files": files}
-    s3.put_object(Bucket=bucket, Key=manifest_key(entity, DAY.date()), Body=json.dumps(manifest).encode())
+    manifest = drain_manifest(entity, DAY.date(), files)
+    s3.put_object(Bucket=bucket, Key=manifest_key(entity, DAY.date()), Body=manifest.to_json())
     s3.put_object(Bucket=bucket, Key=success_key(entity, DAY.date()), Body=b"")
+    run_quality_gate(s3, bucket, DAY.date(), "gate-run", entities=[entity])
 
 
 def read_parquet_rows(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
@@ -149,3 +163,142 @@ def test_the_analytics_of_a_day_wait_their_turn_too(
     assert read_parquet_rows(s3, scratch_bucket, joined) == []
     analytics.execute(context)
     assert read_parquet_rows(s3, scratch_bucket, joined) == [{"post_year": 2018, "number_users_joined": 2}]
+
+
+# --- the quality gate's report --------------------------------------------------------------------------------------
+
+
+def produce_day(bootstrap: str, prefix: str, count: int) -> set[str]:
+    """``count`` triples of DAY into the entity topics (about 3 % re-posted); the pins' unique ids."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    unique_ids = set()
+    for i, triple in enumerate(generate_triples(seed=5, count=count)):
+        for entity in ENTITIES:
+            record = triple.record(entity)
+            producer.produce(f"{prefix}.{entity}", key=kafka_key(entity, record), value=kafka_value(record),
+                             timestamp=T0 + i * 1000)  # fmt: skip
+        unique_ids.add(str(triple.pin.unique_id))
+    assert producer.flush(30) == 0
+    return unique_ids
+
+
+def test_a_day_drained_again_without_its_gate_is_refused_at_once_until_the_gate_checks_it(
+    s3: Any, scratch_bucket: str, kafka_topics: str, stack_env: dict[str, str], spark_connections: None, capfd: Any
+) -> None:
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    unique_ids = produce_day(bootstrap, kafka_topics, 30)
+    day = Interval.for_day(DAY.date())
+    for entity in ENTITIES:
+        drain(s3, bootstrap, DrainRequest(entity, f"{kafka_topics}.{entity}", scratch_bucket, day, "scheduled__x"))
+    run_quality_gate(s3, scratch_bucket, DAY.date(), "scheduled__x")
+    # the drain task of the day cleared alone: the engine deletes the report of the manifest it replaces
+    drain(s3, bootstrap, DrainRequest("pin", f"{kafka_topics}.pin", scratch_bucket, day, "scheduled__x", attempt=2))
+    clean_pin = LakeSparkSubmitOperator(task_id="job", application=CLEAN_JOB, bucket=scratch_bucket, entities=["pin"])
+    context = {"data_interval_start": DAY, "run_id": "scheduled__x", "ti": SimpleNamespace(try_number=1)}
+    clean_prefix = partition_prefix("clean", "pin", DAY.date())
+
+    with pytest.raises(AirflowFailException, match="exited with code 65"):  # not retried: the gate ran before it
+        clean_pin.execute(context)
+
+    logged = "".join(capfd.readouterr())
+    assert "it has no quality report (_dq.json)" in logged and "with its downstream tasks" in logged
+    assert read_parquet_rows(s3, scratch_bucket, clean_prefix) == []
+    run_quality_gate(s3, scratch_bucket, DAY.date(), "scheduled__x")  # the gate cleared with its downstream tasks
+    clean_pin.execute(context)
+    assert {row["unique_id"] for row in read_parquet_rows(s3, scratch_bucket, clean_prefix)} == unique_ids
+
+
+# --- a job's lease taken over while it runs (its renewals failed for longer than the lease) ---------------------------
+
+
+@pytest.fixture
+def spark_on_minio(spark: SparkSession, stack_env: dict[str, str]) -> Iterator[SparkSession]:
+    """The tests' session reading and writing s3a:// on the stack's MinIO, as the operator configures a job."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    submitted = s3a_conf(stack_env["S3_ENDPOINT_URL"], stack_env["AWS_DEFAULT_REGION"])
+    conf = {key.removeprefix("spark.hadoop."): value for key, value in submitted.items()}
+    for key, value in conf.items():
+        hadoop.set(key, value)
+    yield spark
+    for key in conf:
+        hadoop.unset(key)
+
+
+def take_over(s3: Any, bucket: str, job: str) -> None:
+    """What another run writes when it takes over the job's expired lease of DAY."""
+    lease = {"owner": "other-run", "attempt": 1, "ttl_seconds": 120, "nonce": "theirs"}
+    s3.put_object(Bucket=bucket, Key=job_lock_key(job, DAY.date()), Body=json.dumps(lease).encode())
+
+
+def taking_over_after(real: Callable[..., Any], s3: Any, bucket: str, job: str) -> Callable[..., Any]:
+    """``real``, after which another run takes over the job's lease."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        take_over(s3, bucket, job)
+        return result
+
+    return call
+
+
+def job_args(bucket: str) -> list[str]:
+    return ["--date", DAY.date().isoformat(), "--bucket", bucket, "--run-id", "this-run", "--attempt", "1"]
+
+
+def test_a_clean_job_whose_lease_is_taken_over_before_it_writes_writes_nothing_and_fails(
+    spark_on_minio: SparkSession, s3: Any, scratch_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_raw(s3, scratch_bucket, "pin", [1, 2, 3], [])
+    monkeypatch.setattr(clean, "read_raw_partition", taking_over_after(clean.read_raw_partition, s3, scratch_bucket,
+                                                                       "clean-pin"))  # fmt: skip
+
+    with pytest.raises(LockLostError, match=r"lost the lease on .*_locks/clean-pin/dt=2026-11-24/lease") as raised:
+        clean.main([*job_args(scratch_bucket), "--entity", "pin"])
+
+    assert not refuses_data(raised.value), "a retry cleans the day once the other run is done"
+    assert read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", "pin", DAY.date())) == []
+
+
+@pytest.mark.parametrize(
+    ("after", "source_written"),
+    [
+        ("the Spark write", False),  # the renewal before _source.json fails
+        ("_source.json", True),  # the job's last write: leaving the lease fails
+    ],
+)
+def test_a_clean_job_whose_lease_is_taken_over_while_it_writes_fails(
+    spark_on_minio: SparkSession,
+    s3: Any,
+    scratch_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    after: str,
+    source_written: bool,
+) -> None:
+    put_raw(s3, scratch_bucket, "pin", [1, 2, 3], [])
+    if after == "the Spark write":
+        monkeypatch.setattr(DataFrameWriter, "parquet", taking_over_after(DataFrameWriter.parquet, s3, scratch_bucket,
+                                                                          "clean-pin"))  # fmt: skip
+    else:
+        monkeypatch.setattr(clean, "write_text", taking_over_after(clean.write_text, s3, scratch_bucket, "clean-pin"))
+
+    with pytest.raises(LockLostError, match="lost the lease"):
+        clean.main([*job_args(scratch_bucket), "--entity", "pin"])
+
+    source = partition_prefix("clean", "pin", DAY.date()) + SOURCE_NAME
+    assert bool(s3.list_objects_v2(Bucket=scratch_bucket, Prefix=source)["KeyCount"]) is source_written
+    owner = json.loads(s3.get_object(Bucket=scratch_bucket, Key=job_lock_key("clean-pin", DAY.date()))["Body"].read())
+    assert owner["owner"] == "other-run"  # the other run's lease is left alone
+
+
+def test_an_analytics_job_whose_lease_is_taken_over_while_it_computes_writes_nothing_and_fails(
+    spark_on_minio: SparkSession, s3: Any, scratch_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for entity in ENTITIES:
+        put_raw(s3, scratch_bucket, entity, [1, 2], [])
+    clean.main(job_args(scratch_bucket))
+    monkeypatch.setattr(analytics, "computed", taking_over_after(analytics.computed, s3, scratch_bucket, "analytics"))
+
+    with pytest.raises(LockLostError, match=r"_locks/analytics/dt=2026-11-24/lease"):
+        analytics.main(job_args(scratch_bucket))
+
+    assert read_parquet_rows(s3, scratch_bucket, "analytics/") == []
