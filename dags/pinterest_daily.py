@@ -16,22 +16,27 @@ the last whole UTC day before its logical date, i.e. yesterday. **One chosen day
 it (below, with `--from-date` = `--to-date`), or over REST (`POST /api/v2/dags/pinterest_daily/dagRuns`)
 give the day as the interval and "now" as the logical date, e.g. to drain 2026-11-24:
 `{"logical_date": "2026-11-26T09:30:00Z", "data_interval_start": "2026-11-24T00:00:00Z",
-"data_interval_end": "2026-11-25T00:00:00Z"}`. A midnight logical date of today or later
-(`2026-11-26T00:00:00Z` for yesterday) is refused at once: it is the logical date of that day's
-scheduled run, which the scheduler would then skip (Airflow keeps one run per logical date).
+"data_interval_end": "2026-11-25T00:00:00Z"}`. A logical date that is a midnight other than the
+interval's start (`2026-11-25T00:00:00Z`, to which Airflow gives the interval of 2026-11-24) is refused
+at once, whatever the date and the run type: it is the logical date of that day's scheduled run, and
+Airflow keeps one run per logical date, so that day could get no run of its own (a backfill of it
+would reuse the refused run, interval and all). Delete such a run, then drain the day as above.
 A run without a logical date has no interval and fails at once, saying so.
 
 **Backfill** the days 2026-11-01 to 2026-11-03 (both inclusive: the dates are the drained days;
 runs stay queued while the DAG is paused; UI: *Backfill*; REST: `POST /api/v2/backfills`):
 
     airflow backfill create --dag-id pinterest_daily --max-active-runs 1 --reprocess-behavior completed \
-        --from-date 2026-11-01 --to-date 2026-11-03
+        --dag-run-conf '{}' --from-date 2026-11-01 --to-date 2026-11-03
 
-Without `--reprocess-behavior completed`, days that already have a finished run are skipped.
+Without `--reprocess-behavior completed`, days that already have a finished run are skipped. A day
+that has a run is backfilled by clearing that run, which keeps its conf unless the backfill gives one:
+`--dag-run-conf '{}'` (or the conf wanted) keeps an old run's `accept_partial` or `lake_bucket` from
+applying again.
 
 One day at a time: the analytics of a day read the clean partitions of every earlier day since
-the first drained one, and fail (then retry) while one of them is missing; a day never drained
-fails them with its backfill command.
+`LAKE_FIRST_DAY` (when set; else since the first drained one), and fail (then retry) while one of them
+is missing; a day never drained fails them with its backfill command.
 
 **Params**: `topic_prefix` and `lake_bucket` (defaults from the platform settings) isolate
 a run, e.g. `{"topic_prefix": "test-abc", "lake_bucket": "scratch"}` as run conf;
@@ -39,6 +44,23 @@ a run, e.g. `{"topic_prefix": "test-abc", "lake_bucket": "scratch"}` as run conf
 `accept_partial` (default false): a day drained while open whose completing run came after
 Kafka had lost part of it fails its drain, since the analytics of every later day wait for it;
 rerun that day with `{"accept_partial": true}` to keep it, partial, as final.
+`lake_bucket` must be a valid S3 bucket name, `topic_prefix` at most 244 of the characters Kafka allows in
+a topic name (`a-z A-Z 0-9 . _ -`), `lateness_grace_minutes` at most 120: a run with another value is
+refused when it is created (REST: 400 naming the param).
+
+**Timeouts**: a try of `wait_for_late_records` (one poke) may take 10 minutes, a drain or the quality
+gate 2 hours, each Spark job 4 hours (several times what a big day needs); a try that runs longer fails
+and is retried like any other failure (Airflow calls the task's `on_kill`: the Spark tasks kill their
+spark-submit). The sensor itself gives up, without retry, 3 hours after its first poke (the longest grace
+plus an hour). Without them a hung task would hold its run for ever, and three such runs would stop the
+scheduler creating runs (`max_active_runs`); with `catchup=False` the days in between would get none.
+
+**Assets**: the quality gate, once the day has passed it, emits `pinterest_raw_<entity>` (of the bucket
+written) with the day (`dt`), `bucket`, `status` (`complete`|`partial`), `records` and `outcome`
+(`drained` by this run, or `kept_existing` when it kept an earlier run's partition); the Spark tasks emit
+`pinterest_clean_<entity>` and `pinterest_analytics` with `dt`, `bucket` and the `status` of the raw day
+they read (for the analytics: `partial` when any entity's day is).
+
 Connections: `kafka_default` (extra `bootstrap.servers`), `aws_default` (S3/MinIO) and
 `spark_default` (the Spark master: `local[*]` locally, `spark://spark-master:7077` in compose).
 Details: `docs/drain.md`.
@@ -58,12 +80,39 @@ from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator
 
 if TYPE_CHECKING:
     from include.drain import Interval
+    from include.drain.quality import QualityReport
 
 SETTINGS = PlatformSettings()
 
+# Kafka timestamps start at the epoch, so no day the drain can hold is before it: a manual run of any day gets
+# its tasks (Airflow creates none for a logical date before the start date). catchup=False: no runs for the past.
+START_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+
+GRACE_MAX_MINUTES = 120
+"""The longest lateness grace: the sensor waits at most the grace once the day is over."""
+GRACE_WAIT_TIMEOUT = timedelta(minutes=GRACE_MAX_MINUTES + 60)
+"""When the sensor gives up (without retry): the longest grace plus an hour for the scheduler."""
+POKE_TIMEOUT = timedelta(minutes=10)
+DRAIN_TIMEOUT = timedelta(hours=2)
+"""Of one try of a drain or the quality gate; the benchmark drains a million records in seconds."""
+SPARK_TIMEOUT = timedelta(hours=4)
+"""Of one try of a Spark job; a timeout kills spark-submit (the operator's on_kill) and is retried."""
+
+S3_BUCKET_PATTERN = (
+    r"^(?!.*\n)"  # one line: JSON schema matches with re.search, whose $ also matches before a final newline
+    r"(?!xn--|sthree-|amzn-s3-demo-)"  # reserved prefixes
+    r"(?!.*(?:-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$)"  # reserved suffixes
+    r"(?!.*\.\.)"  # no two adjacent periods
+    r"(?!\d+\.\d+\.\d+\.\d+$)"  # not an IP address
+    r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"  # 3-63 lowercase letters, digits, dots, hyphens; a letter or digit at each end
+)
+KAFKA_TOPIC_MAX_LENGTH = 249
+TOPIC_PREFIX_MAX_LENGTH = KAFKA_TOPIC_MAX_LENGTH - max(len(f".{entity}") for entity in ENTITIES)
+TOPIC_PREFIX_PATTERN = r"^(?!.*\n)[a-zA-Z0-9._-]+$"  # the characters Kafka allows in a topic name
+
 
 def _interval(context: dict[str, Any]) -> Interval:
-    """The run's data interval; permanent errors (no interval, a manual run on a scheduled run's date) fail at once."""
+    """The run's data interval; permanent errors (no interval, another day's midnight as logical date) fail at once."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.drain import IntervalError, NoIntervalError
@@ -73,9 +122,8 @@ def _interval(context: dict[str, Any]) -> Interval:
         return run_interval(
             context.get("data_interval_start"),
             context.get("data_interval_end"),
-            run_type=context["dag_run"].run_type,
             logical_date=context.get("logical_date"),
-            now=datetime.now(UTC),
+            dag_id=context["dag"].dag_id,
         )
     except (NoIntervalError, IntervalError) as exc:
         raise AirflowFailException(str(exc)) from exc
@@ -91,6 +139,18 @@ def _refuse_unknown_conf(context: dict[str, Any]) -> None:
         refuse_unknown_conf(context["dag_run"].conf, context["dag"].params)
     except UnknownConfError as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def _raw_extra(report: QualityReport, bucket: str, run_id: str) -> dict[str, Any]:
+    """The event of a raw partition that passed the gate: its day, status and records, and whether run ``run_id``
+    drained it (``outcome``: ``drained``) or kept the partition of an earlier run (``kept_existing``)."""
+    return {
+        "dt": report.dt.isoformat(),
+        "bucket": bucket,
+        "status": report.status,
+        "records": report.metrics.record_count,
+        "outcome": "drained" if report.manifest_run_id == run_id else "kept_existing",
+    }
 
 
 def _s3_client() -> Any:
@@ -111,7 +171,7 @@ def _bootstrap_servers() -> str:
 with DAG(
     dag_id="pinterest_daily",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=3,
     doc_md=__doc__,
@@ -128,11 +188,22 @@ with DAG(
             SETTINGS.topic_prefix,
             type="string",
             minLength=1,
+            maxLength=TOPIC_PREFIX_MAX_LENGTH,
+            pattern=TOPIC_PREFIX_PATTERN,
             description="Kafka topics are <topic_prefix>.pin|geo|user",
         ),
-        "lake_bucket": Param(SETTINGS.lake_bucket, type="string", minLength=3, description="S3 bucket of the lake"),
+        "lake_bucket": Param(
+            SETTINGS.lake_bucket,
+            type="string",
+            pattern=S3_BUCKET_PATTERN,
+            description="S3 bucket of the lake: 3-63 lowercase letters, digits, dots and hyphens (S3's naming rules)",
+        ),
         "lateness_grace_minutes": Param(
-            10, type="number", minimum=0, description="records up to this late still land in their day"
+            10,
+            type="number",
+            minimum=0,
+            maximum=GRACE_MAX_MINUTES,
+            description="records up to this late still land in their day",
         ),
         "max_quarantine_share": Param(
             0.01, type="number", minimum=0, maximum=1, description="a drain fails above this share of invalid messages"
@@ -150,7 +221,7 @@ with DAG(
     },
 ) as dag:
 
-    @task.sensor(poke_interval=30, timeout=3 * 3600, mode="reschedule")
+    @task.sensor(poke_interval=30, timeout=GRACE_WAIT_TIMEOUT, mode="reschedule", execution_timeout=POKE_TIMEOUT)
     def wait_for_late_records(params: dict[str, Any], **context: Any) -> bool:
         """Once the day is over, wait out the lateness grace; an open day is drained at once as partial."""
         _refuse_unknown_conf(context)
@@ -161,9 +232,10 @@ with DAG(
     with TaskGroup("drain", tooltip="one drain per entity topic") as drains:
         for entity in ENTITIES:
 
-            @task(task_id=entity, outlets=[lake_alias("raw", entity)])
+            @task(task_id=entity, execution_timeout=DRAIN_TIMEOUT)
             def drain_entity(params: dict[str, Any], entity: Entity = entity, **context: Any) -> dict[str, Any]:
                 """Drain this entity's topic for the run's day into raw/<entity>/dt=<day>/."""
+                import botocore.exceptions
                 from airflow.sdk.exceptions import AirflowFailException
 
                 from include.drain import (
@@ -200,21 +272,10 @@ with DAG(
                     MissingTopicError,
                     MissingBucketError,
                     SourceTopicError,
+                    botocore.exceptions.ParamValidationError,  # botocore refused the request before sending it
                 ) as exc:
                     # a retry cannot change these
                     raise AirflowFailException(str(exc)) from exc
-                emit(
-                    context,
-                    lake_alias("raw", entity),
-                    [lake_asset(request.bucket, "raw", entity)],
-                    {
-                        "dt": request.interval.day.isoformat(),
-                        "bucket": request.bucket,
-                        "status": result.status,
-                        "records": result.record_count,
-                        "outcome": result.outcome,
-                    },
-                )
                 return {
                     "outcome": result.outcome,
                     "status": result.status,
@@ -225,9 +286,13 @@ with DAG(
 
             drain_entity()
 
-    @task
+    @task(execution_timeout=DRAIN_TIMEOUT, outlets=[lake_alias("raw", entity) for entity in ENTITIES])
     def quality_gate(params: dict[str, Any], **context: Any) -> dict[str, Any]:
-        """Check every entity's raw partition of the day; write _dq.json; fail above the thresholds."""
+        """Check every entity's raw partition of the day; write _dq.json; fail above the thresholds.
+
+        Once the day has passed, emit each entity's raw Asset event: before, the day is not ready for readers.
+        """
+        import botocore.exceptions
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.drain import QualityGateError, QualityThresholds, run_quality_gate
@@ -238,12 +303,18 @@ with DAG(
             min_ind_match_rate=params["min_ind_match_rate"],
             min_records=params["min_records"],
         )
+        bucket = params["lake_bucket"]
         try:
-            reports = run_quality_gate(
-                _s3_client(), params["lake_bucket"], _interval(context).day, context["run_id"], thresholds
-            )
-        except QualityGateError as exc:  # the data will not change on retry
+            reports = run_quality_gate(_s3_client(), bucket, _interval(context).day, context["run_id"], thresholds)
+        except (QualityGateError, botocore.exceptions.ParamValidationError) as exc:  # a retry changes neither
             raise AirflowFailException(str(exc)) from exc
+        for entity, report in reports.items():
+            emit(
+                context,
+                lake_alias("raw", entity),
+                [lake_asset(bucket, "raw", entity)],
+                _raw_extra(report, bucket, context["run_id"]),
+            )
         return {entity: report.metrics.model_dump() for entity, report in reports.items()}
 
     gate = quality_gate()
@@ -256,6 +327,7 @@ with DAG(
         name="pinterest-clean-{{ data_interval_start | ds }}",
         driver_memory="1g",
         asset_alias=lake_alias("clean"),
+        execution_timeout=SPARK_TIMEOUT,
     )
     analytics = LakeSparkSubmitOperator(
         task_id="spark_analytics",
@@ -263,7 +335,9 @@ with DAG(
         application=ANALYTICS_JOB,
         bucket="{{ params.lake_bucket }}",
         name="pinterest-analytics-{{ data_interval_start | ds }}",
+        first_day=SETTINGS.lake_first_day and SETTINGS.lake_first_day.isoformat(),
         driver_memory="1g",
         asset_alias=lake_alias("analytics"),
+        execution_timeout=SPARK_TIMEOUT,
     )
     wait_for_late_records() >> drains >> gate >> clean >> analytics

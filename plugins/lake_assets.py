@@ -5,6 +5,9 @@ declare an AssetAlias as outlet and, once their data is written, add an event fo
 bucket they actually wrote: a DAG scheduled on the default bucket's Asset is not triggered by a run
 that wrote elsewhere. Assets of the default bucket keep the names ``pinterest_<zone>[_<name>]``;
 those of other buckets are named by their URI (Airflow creates them on their first event).
+
+Every event carries the day (``dt``), the bucket and the ``status`` of the raw data (``complete`` or
+``partial``); a raw partition's event is emitted once the day has passed the quality gate.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ At execute time it zips the ``include`` and ``spark_jobs`` packages into a tempo
 spark-submit process (read by s3a's EnvironmentVariableCredentialsProvider): never in ``conf`` or
 arguments, which the operator logs.
 
+A timeout (``execution_timeout``) or an external kill makes Airflow call ``on_kill``: the provider kills
+spark-submit, and this operator also kills what spark-submit started on this worker (a client-mode driver's
+Python outlives its JVM when it is stuck in Python code). The try then fails and is retried.
+
 The master comes from the Spark connection (``spark_default``): ``local[*]`` locally,
 ``spark://spark-master:7077`` in docker-compose, with the same code. For YARN and Kubernetes masters the
 provider passes ``env_vars`` as ``--conf`` values, so the operator refuses to send a connection's credentials
@@ -15,22 +19,27 @@ there.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import psutil
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import AssetAlias, BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
 from include.job_exits import PERMANENT_EXIT_CODES
-from include.lake import Zone
+from include.lake import Zone, manifest_key
 from include.records import ENTITIES
 from include.settings import platform_settings
 from plugins.lake_assets import emit, lake_asset
@@ -98,15 +107,40 @@ def zip_packages(root: Path, packages: Sequence[str], target: Path) -> Path:
     return target
 
 
+def submitted_processes(submit: subprocess.Popen[Any] | None) -> list[psutil.Process]:
+    """The processes a running spark-submit started on this machine (the driver's Python in client mode, its
+    workers in local mode); none once it has exited."""
+    if submit is None or submit.poll() is not None:
+        return []
+    try:
+        return psutil.Process(submit.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def day_status(statuses: Iterable[str]) -> Literal["complete", "partial"]:
+    """The status of data made from several raw partitions: ``complete`` only when each of them is."""
+    known = set(statuses)
+    if not known or not known <= {"complete", "partial"}:
+        raise ValueError(f"expected raw statuses complete or partial, got {sorted(known)}")
+    return "complete" if known == {"complete"} else "partial"
+
+
 def job_arguments(
     day: str,
     bucket: str,
     entities: Sequence[str] | None = None,
     lake_root: str | None = None,
     run: tuple[str, int] | None = None,
+    first_day: str | None = None,
 ) -> list[str]:
-    """The application arguments of a lake job; ``run`` (run id, try) names the holder of the day's lease."""
+    """The application arguments of a lake job; ``run`` (run id, try) names the holder of the day's lease.
+
+    ``first_day`` (the analytics job's): the lake's first day, from which every day must be ready.
+    """
     arguments = ["--date", day, "--bucket", bucket]
+    if first_day:
+        arguments += ["--first-day", first_day]
     if run:
         arguments += ["--run-id", run[0], "--attempt", str(run[1])]
     if lake_root:
@@ -138,13 +172,15 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
     :param bucket: the lake bucket (templated); by default ``LAKE_BUCKET``.
     :param entities: for the clean job, the entities to clean (all by default).
     :param lake_root: a URL root replacing ``s3a://<bucket>`` (e.g. ``file:///…``), for local lakes.
+    :param first_day: for the analytics job, the lake's first day (``LAKE_FIRST_DAY``; templated).
     :param aws_conn_id: connection holding the S3 endpoint (extra ``endpoint_url``) and, optionally,
         the credentials (login/password); ``S3_ENDPOINT_URL`` and the process environment otherwise.
     :param asset_alias: an outlet through which, once the job succeeded, it emits the Assets of the
-        datasets it wrote in the bucket it wrote (``lake_assets``); not with ``lake_root``.
+        datasets it wrote in the bucket it wrote (``lake_assets``), each with the ``status`` of the raw
+        partitions it was made from (read from their manifests); not with ``lake_root``.
     """
 
-    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "day", "bucket", "lake_root")
+    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "day", "bucket", "lake_root", "first_day")
 
     def __init__(
         self,
@@ -154,6 +190,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         bucket: str | None = None,
         entities: Sequence[str] | None = None,
         lake_root: str | None = None,
+        first_day: str | None = None,
         aws_conn_id: str = "aws_default",
         conn_id: str = "spark_default",
         asset_alias: AssetAlias | None = None,
@@ -169,6 +206,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         self.bucket = bucket
         self.entities = tuple(entities) if entities else None
         self.lake_root = lake_root
+        self.first_day = first_day
         self.aws_conn_id = aws_conn_id
 
     def s3_access(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -216,7 +254,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         day, bucket = self.day or interval_day(context), self.bucket or platform_settings().lake_bucket
         ti = context.get("ti")
         run = (context["run_id"], ti.try_number) if "run_id" in context and ti is not None else None
-        self.application_args = job_arguments(day, bucket, self.entities, self.lake_root, run)
+        self.application_args = job_arguments(day, bucket, self.entities, self.lake_root, run, self.first_day)
         # In client mode the driver runs here: use this interpreter, which has the platform's dependencies. A
         # driver on the cluster uses the cluster's Python (and standalone cluster mode takes no env_vars at all).
         driver_python = {"PYSPARK_DRIVER_PYTHON": sys.executable} if self.driver_runs_here() else {}
@@ -235,8 +273,32 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             finally:
                 self.py_files = shipped_by_caller
         if self.asset_alias is not None:
-            written = [lake_asset(bucket, *dataset) for dataset in self.datasets_written()]
-            emit(context, self.asset_alias, written, {"dt": day, "bucket": bucket})
+            statuses = self.raw_statuses(bucket, day)
+            for zone, name in self.datasets_written():
+                status = day_status([statuses[name]] if name else statuses.values())
+                emit(
+                    context,
+                    self.asset_alias,
+                    [lake_asset(bucket, zone, name)],
+                    {"dt": day, "bucket": bucket, "status": status},
+                )
+
+    def raw_statuses(self, bucket: str, day: str) -> dict[str, str]:
+        """The ``status`` of each raw partition of ``day`` the job read, from its manifest (by ``aws_conn_id``)."""
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
+        keys = {entity: manifest_key(entity, date.fromisoformat(day)) for entity in self.entities or ENTITIES}
+        return {entity: json.loads(s3.read_key(key, bucket))["status"] for entity, key in keys.items()}
+
+    def on_kill(self) -> None:
+        """Kill spark-submit as the provider does, then every process it started here (found before: once
+        spark-submit is killed they are no longer its children)."""
+        started = submitted_processes(getattr(self._hook, "_submit_sp", None))
+        super().on_kill()
+        for process in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
 
     def no_retry_reason(self) -> str | None:
         """Why a failed job is not worth a retry, when spark-submit's exit code says so (``include/job_exits.py``).

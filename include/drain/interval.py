@@ -90,23 +90,37 @@ class Interval:
         return max(0.0, (self.closes_at(grace) - now).total_seconds())
 
 
-def refuse_scheduled_logical_date(logical_date: datetime | None, interval: Interval, now: datetime) -> None:
-    """Raise IntervalError for a manual run holding the logical date of a scheduled run still to come.
+def refuse_other_midnight(logical_date: datetime | None, interval: Interval, dag_id: str) -> None:
+    """Raise IntervalError for a run whose logical date is a UTC midnight other than its interval's start.
 
-    A scheduled daily run's logical date is its day's midnight. A manual run given a midnight
-    other than its own interval's start (``D 00:00`` to drain the day before D), today's or a
-    later one, takes that logical date first: Airflow keeps one run per logical date, so the
-    scheduler would skip day D for good.
+    A scheduled daily run's logical date is its day's midnight, and Airflow keeps one run per logical
+    date. A run given ``D 00:00`` that drains another day (a manual run gets the day before D) takes
+    that slot: a past D's run can no longer be created, and a backfill of D clears this run and, keeping
+    its interval, drains the other day again; a D still to come is skipped by the scheduler. Whatever
+    the date and the run type, such a run is refused before any work.
     """
     if logical_date is None:
         return
     moment = _as_utc(logical_date, "logical date")
-    today = datetime.combine(_as_utc(now, "now").date(), datetime.min.time(), UTC)
-    if moment != interval.start and moment.time() == datetime.min.time() and moment >= today:
-        raise IntervalError(
-            f"this manual run's logical date {moment:%Y-%m-%dT%H:%MZ} is the logical date of the scheduled run "
-            f"of {moment.date()}, which the scheduler would then skip (one run per logical date). Delete this run; "
-            f"to drain {interval.day}, backfill it (`airflow backfill create --dag-id … --from-date {interval.day} "
-            f"--to-date {interval.day}`) or trigger with a logical date that is not a midnight (the UI's default, "
-            "now) and, over REST, data_interval_start/data_interval_end of the day"
-        )
+    if moment.time() != datetime.min.time() or moment == interval.start:
+        return
+    slot, day = moment.date(), interval.day
+    raise IntervalError(
+        f"this run's logical date {moment:%Y-%m-%dT%H:%MZ} is the logical date of the scheduled run of {slot}, "
+        f"but the run drains {day}: while it exists, {slot} has no run of its own (the scheduler skips a "
+        f"{slot} still to come, and a backfill of {slot} reuses this run, interval and all). Delete this run, "
+        f"then drain the day you meant with a backfill, for {day}: `{backfill_command(dag_id, day)}` (for "
+        f"{slot}, the same with --from-date {slot} --to-date {slot}); or trigger with a logical date that is not "
+        "a midnight (the UI's default, now) and, over REST, data_interval_start/data_interval_end of the day"
+    )
+
+
+def backfill_command(dag_id: str, day: date) -> str:
+    """The command that drains ``day`` again, replacing the conf of a run it reuses (``--dag-run-conf '{}'``).
+
+    A backfill given no conf leaves a reused run's conf as it was (Airflow replaces it only when one is given).
+    """
+    return (
+        f"airflow backfill create --dag-id {dag_id} --from-date {day} --to-date {day} "
+        "--reprocess-behavior completed --dag-run-conf '{}'"
+    )

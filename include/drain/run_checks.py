@@ -11,30 +11,24 @@ from datetime import datetime
 from typing import Any
 
 from include.drain.errors import UnknownConfError
-from include.drain.interval import Interval, refuse_scheduled_logical_date
-
-MANUAL = "manual"
-"""The run type of a run triggered by hand (UI or REST), as Airflow names it."""
+from include.drain.interval import Interval, refuse_other_midnight
 
 
 def run_interval(
     data_interval_start: datetime | None,
     data_interval_end: datetime | None,
     *,
-    run_type: str,
     logical_date: datetime | None,
-    now: datetime,
+    dag_id: str,
 ) -> Interval:
     """The day a run drains: its data interval, checked.
 
     Raises NoIntervalError when the run has no interval, IntervalError when the interval is not one
-    whole UTC day or when a manual run holds the logical date of a scheduled run still to come
-    (see ``refuse_scheduled_logical_date``). Scheduled runs and backfills are not checked for the latter:
-    their logical date is their own slot.
+    whole UTC day or when the logical date is a midnight other than the interval's start, of any run
+    type (see ``refuse_other_midnight``; ``dag_id`` goes into the backfill command it suggests).
     """
     interval = Interval.of_run(data_interval_start, data_interval_end)
-    if run_type == MANUAL:
-        refuse_scheduled_logical_date(logical_date, interval, now)
+    refuse_other_midnight(logical_date, interval, dag_id)
     return interval
 
 

@@ -1,4 +1,4 @@
-"""`pinterest_daily` on the real scheduler of the local stack: a backfill and a REST-triggered run.
+"""`pinterest_daily` on the real scheduler of the local stack: a backfill, REST-triggered runs, refused params.
 
 Each test seeds its own isolated topics (the emulator's historical mode) and passes
 ``topic_prefix``/``lake_bucket`` as run conf, so it touches nothing of other tests. The
@@ -72,12 +72,22 @@ def manifest(s3, bucket: str, entity: str, day: date) -> Manifest:
     return Manifest.model_validate_json(s3.get_object(Bucket=bucket, Key=lake.manifest_key(entity, day))["Body"].read())
 
 
+def all_runs(airflow: httpx.Client) -> list[dict]:
+    """Every run of the DAG: the REST API returns at most a page (100 by default, whatever the limit asked)."""
+    runs: list[dict] = []
+    while True:
+        page = airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 100, "offset": len(runs)}).json()
+        runs += page["dag_runs"]
+        if not page["dag_runs"] or len(runs) >= page["total_entries"]:
+            return runs
+
+
 def unused_days(airflow: httpx.Client, count: int) -> list[date]:
-    """Consecutive past days of 2026 (after the DAG's start date) that no run of the DAG has drained yet.
+    """Consecutive past days of 2026 that no run of the DAG has drained yet.
 
     The day after them is free too, so a run whose logical date is the end of the last day can be created.
     """
-    runs = airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 1000}).json()["dag_runs"]
+    runs = all_runs(airflow)
     taken = {datetime.fromisoformat(r[k]).date() for r in runs for k in ("data_interval_start", "logical_date") if r[k]}
     rng = random.Random(uuid.uuid4().int)
     while True:
@@ -144,11 +154,20 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
     [day] = unused_days(airflow, 1)
     seeded = seed_kafka(day, day, PER_DAY, seed=11, settings=PlatformSettings(topic_prefix=kafka_topics))
     conf = {"topic_prefix": kafka_topics, "lake_bucket": scratch_bucket}
-    logical = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)  # drains the day before it
-    with_date = airflow.post(
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    with_date = airflow.post(  # the day as the interval, "now" as the logical date (docs/drain.md)
         f"/api/v2/dags/{DAG_ID}/dagRuns",
-        json={"dag_run_id": f"test-rest-{uuid.uuid4().hex[:8]}", "logical_date": logical.isoformat(), "conf": conf},
-    )
+        json={"dag_run_id": f"test-rest-{uuid.uuid4().hex[:8]}", "logical_date": datetime.now(UTC).isoformat(),
+              "data_interval_start": start.isoformat(), "data_interval_end": (start + timedelta(days=1)).isoformat(),
+              "conf": conf},
+    )  # fmt: skip
+    # the next midnight, of a past day: Airflow gives the run the interval of the day before it, so it would hold that
+    # day's logical date while draining another, and a backfill of that day would reuse it, interval and all
+    past_midnight = airflow.post(
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        json={"dag_run_id": f"test-midnight-{uuid.uuid4().hex[:8]}",
+              "logical_date": (start + timedelta(days=1)).isoformat(), "conf": conf},
+    )  # fmt: skip
     without_date = airflow.post(
         f"/api/v2/dags/{DAG_ID}/dagRuns",
         json={"dag_run_id": f"test-nodate-{uuid.uuid4().hex[:8]}", "logical_date": None, "conf": conf},
@@ -157,7 +176,7 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
     # its task refuses it only while that midnight is still today's (a later midnight would never be scheduled)
     clear_of_midnight_utc()
     slot = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
-    for run in airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 1000}).json()["dag_runs"]:
+    for run in all_runs(airflow):
         if run["dag_run_id"].startswith("test-slot-"):  # left by an interrupted earlier test run
             airflow.delete(f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}")
     on_a_slot = airflow.post(
@@ -173,16 +192,20 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
     assert without_date.status_code == 200, without_date.text
     assert on_a_slot.status_code == 200, on_a_slot.text
     assert misspelt.status_code == 200, misspelt.text
-    run_ids = [r.json()["dag_run_id"] for r in (with_date, without_date, on_a_slot, misspelt)]
+    assert past_midnight.status_code == 200, past_midnight.text
+    assert datetime.fromisoformat(past_midnight.json()["data_interval_start"]) == start  # as Airflow infers it
+    run_ids = [r.json()["dag_run_id"] for r in (with_date, without_date, on_a_slot, misspelt, past_midnight)]
 
     try:
         ended = wait_for_runs(airflow, run_ids)
-        refused_log, misspelt_log = (
+        refused_log, misspelt_log, past_midnight_log = (
             airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/wait_for_late_records/logs/1").text
             for run_id in run_ids[2:]
         )
+        past_midnight_states = task_states(airflow, run_ids[4])
     finally:
-        airflow.delete(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_ids[2]}")  # gives the slot back to the scheduler
+        for run_id in (run_ids[2], run_ids[4]):  # give the slots back to the scheduler
+            airflow.delete(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
 
     good = ended[with_date.json()["dag_run_id"]]
     assert good["state"] == "success", task_states(airflow, good["dag_run_id"])
@@ -192,16 +215,21 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
     # the run wrote to the scratch bucket: its events name that bucket's Assets, not the default bucket's
     events = airflow.get("/api/v2/assets/events", params={"source_dag_id": DAG_ID, "source_run_id": good["dag_run_id"]})
     extras = {e["uri"]: e["extra"] for e in events.json()["asset_events"]}
+    emitters = {e["uri"]: e["source_task_id"] for e in events.json()["asset_events"]}
     lake = f"s3://{scratch_bucket}"
+    complete = {"dt": day.isoformat(), "bucket": scratch_bucket, "status": "complete"}  # the day was drained after it
     assert {u: x for u, x in extras.items() if not u.startswith(f"{lake}/raw/")} == {
-        **{f"{lake}/clean/{entity}": {"dt": day.isoformat(), "bucket": scratch_bucket} for entity in ENTITIES},
-        f"{lake}/analytics": {"dt": day.isoformat(), "bucket": scratch_bucket},
+        **{f"{lake}/clean/{entity}": complete for entity in ENTITIES},
+        f"{lake}/analytics": complete,
     }
     assert {u: x for u, x in extras.items() if u.startswith(f"{lake}/raw/")} == {
-        f"{lake}/raw/{entity}": {"dt": day.isoformat(), "bucket": scratch_bucket, "status": "complete",
-                                 "records": seeded.counts[day][entity], "outcome": "drained"}
+        f"{lake}/raw/{entity}": {**complete, "records": seeded.counts[day][entity], "outcome": "drained"}
         for entity in ENTITIES
-    }  # fmt: skip
+    }
+    # the raw events come from the gate, once the day has passed it
+    assert {u: t for u, t in emitters.items() if u.startswith(f"{lake}/raw/")} == {
+        f"{lake}/raw/{entity}": "quality_gate" for entity in ENTITIES
+    }
     bad = ended[without_date.json()["dag_run_id"]]
     assert bad["state"] == "failed"
     states = task_states(airflow, bad["dag_run_id"])
@@ -215,3 +243,68 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
     assert f"is the logical date of the scheduled run of {slot.date()}" in refused_log, refused_log[-2000:]
     assert ended[run_ids[3]]["state"] == "failed"
     assert "unknown run conf keys ['lake_buket']" in misspelt_log, misspelt_log[-2000:]
+    # a past midnight is refused at the first task too, naming the backfill that drains the day instead
+    assert ended[run_ids[4]]["state"] == "failed"
+    assert past_midnight_states["wait_for_late_records"] == "failed", past_midnight_states
+    assert {past_midnight_states[f"drain.{e}"] for e in ENTITIES} == {"upstream_failed"}, past_midnight_states
+    next_day = day + timedelta(days=1)
+    assert f"is the logical date of the scheduled run of {next_day}, but the run drains {day}" in past_midnight_log
+    assert "Delete this run" in past_midnight_log
+    assert f"--from-date {day} --to-date {day} --reprocess-behavior completed --dag-run-conf '{{}}'" in (
+        past_midnight_log
+    ), past_midnight_log[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("conf", "param"),
+    [
+        ({"lake_bucket": "Bad_Bucket!"}, "lake_bucket"),  # botocore would refuse it, after 7-14 min of retries
+        ({"lake_bucket": "a..b"}, "lake_bucket"),  # S3 would refuse it
+        ({"topic_prefix": "a b"}, "topic_prefix"),  # Kafka would refuse the topic name
+        ({"topic_prefix": "x" * 245}, "topic_prefix"),  # <prefix>.user would be longer than Kafka's 249
+        ({"lateness_grace_minutes": 181}, "lateness_grace_minutes"),  # beyond the sensor's 3 h timeout
+    ],
+)
+def test_a_param_that_would_fail_late_is_refused_when_the_run_is_created(airflow, conf, param):
+    run_id = f"test-param-{uuid.uuid4().hex[:8]}"
+    created = airflow.post(
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        json={"dag_run_id": run_id, "logical_date": datetime.now(UTC).isoformat(), "conf": conf},
+    )
+    if created.status_code == 200:  # a run that should not exist
+        airflow.delete(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+    assert created.status_code == 400, created.text
+    assert f"Invalid input for param {param}" in created.json()["detail"], created.text
+
+
+def test_a_run_of_a_day_before_2026_runs_and_emits_no_raw_event_when_its_gate_fails(
+    airflow, s3, scratch_bucket, kafka_topics
+):
+    # seeded 2025 history: Airflow gives a manual run whose logical date is before the DAG's start date no tasks
+    rng = random.Random(uuid.uuid4().int)
+    day = date(2025, 1, 1) + timedelta(days=rng.randrange(0, 360))
+    seeded = seed_kafka(day, day, PER_DAY, seed=13, settings=PlatformSettings(topic_prefix=kafka_topics))
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    logical = start + timedelta(days=1, hours=9, microseconds=rng.randrange(1_000_000))  # "now" as on the next day
+    conf = {"topic_prefix": kafka_topics, "lake_bucket": scratch_bucket, "min_records": 10 * PER_DAY}  # gate fails
+    created = airflow.post(
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        json={"dag_run_id": f"test-2025-{uuid.uuid4().hex[:8]}", "logical_date": logical.isoformat(),
+              "data_interval_start": start.isoformat(), "data_interval_end": (start + timedelta(days=1)).isoformat(),
+              "conf": conf},
+    )  # fmt: skip
+    assert created.status_code == 200, created.text
+    run_id = created.json()["dag_run_id"]
+
+    ended = wait_for_runs(airflow, [run_id])[run_id]
+
+    assert ended["state"] == "failed"
+    states = task_states(airflow, run_id)
+    assert states == {
+        "wait_for_late_records": "success", **{f"drain.{e}": "success" for e in ENTITIES}, "quality_gate": "failed",
+        "spark_clean": "upstream_failed", "spark_analytics": "upstream_failed",
+    }, states  # fmt: skip
+    for entity in ENTITIES:  # drained, but not ready for readers: it did not pass the gate
+        assert manifest(s3, scratch_bucket, entity, day).record_count == seeded.counts[day][entity]
+    events = airflow.get("/api/v2/assets/events", params={"source_dag_id": DAG_ID, "source_run_id": run_id})
+    assert events.json()["asset_events"] == []

@@ -5,14 +5,33 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
 from devstack import paths
 from devstack.environment import process_env
 
+# Values and whether they are valid, labelled from S3's bucket naming rules, Kafka's topic names and the sensor's
+# timeout; Airflow's Param validation (jsonschema, as when a run is created) must accept exactly the valid ones.
+PARAM_VALUES = {
+    "lake_bucket": {
+        "pinterest-lake": True, "my.lake.2026": True, "abc": True, "a" * 63: True, "test-0123456789ab": True,
+        "Bad_Bucket!": False, "Bad-Bucket": False, "lake_bucket": False, "ab": False, "a" * 64: False,
+        "-lake": False, "lake-": False, ".lake": False, "my..lake": False, "192.168.0.1": False, "xn--lake": False,
+        "sthree-lake": False, "amzn-s3-demo-lake": False, "lake-s3alias": False, "lake--ol-s3": False,
+        "lake.mrap": False, "lake--x-s3": False, "lake--table-s3": False, "la ke": False, "lake\n": False,
+    },
+    # Kafka: topic names of at most 249 of [a-zA-Z0-9._-]; the longest topic is <prefix>.user
+    "topic_prefix": {
+        "pinterest": True, "test-abc_1.X": True, "x" * (249 - len(".user")): True,
+        "a b": False, "": False, "x" * (249 - len(".user") + 1): False, "a/b": False, "pinü": False, "a\n": False,
+    },
+    "lateness_grace_minutes": {0: True, 10: True, 120: True, -1: False, 121: False, 600: False},
+}  # fmt: skip
+
 _DESCRIBE = """
-import json, os
+import copy, json, os, sys
 from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder=os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "pinterest_daily.py")).dags[
     "pinterest_daily"]
@@ -20,20 +39,39 @@ tasks = {t.task_id: {
     "upstream": sorted(t.upstream_task_ids), "retries": t.retries,
     "backoff": float(t.retry_exponential_backoff), "retry_delay_s": t.retry_delay.total_seconds(),
     "outlets": [f"{type(o).__name__}:{o.name}" for o in t.outlets],
+    "execution_timeout_s": t.execution_timeout and t.execution_timeout.total_seconds(),
+    "sensor_timeout_s": getattr(t, "timeout", None),
+    "first_day": getattr(t, "first_day", None),
 } for t in dag.tasks}
+
+def refusal(name, value):
+    try:
+        copy.deepcopy(dag.params.get_param(name)).resolve(value=value)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+checked = {name: [[value, refusal(name, value)] for value in values]
+           for name, values in json.loads(sys.argv[1]).items()}
 print(json.dumps({
     "timetable": type(dag.timetable).__name__, "expression": dag.timetable.expression,
     "tz": str(dag.timetable.timezone), "catchup": dag.catchup, "start": dag.start_date.isoformat(),
     "tags": sorted(dag.tags), "doc": dag.doc_md or "", "params": {k: dag.params[k] for k in dag.params},
-    "tasks": tasks,
+    "schemas": {k: dag.params.get_param(k).schema for k in dag.params}, "checked": checked, "tasks": tasks,
 }))
 """
 
 
 @pytest.fixture(scope="module")
 def described() -> dict:
-    env = {**process_env(), "LAKE_BUCKET": "lake-from-env", "PINTEREST_TOPIC_PREFIX": "topics-from-env"}
-    result = subprocess.run([sys.executable, "-c", _DESCRIBE], env=env, capture_output=True, text=True,
+    env = {
+        **process_env(),
+        "LAKE_BUCKET": "lake-from-env",
+        "PINTEREST_TOPIC_PREFIX": "topics-from-env",
+        "LAKE_FIRST_DAY": "2026-03-01",
+    }
+    values = json.dumps({name: list(cases) for name, cases in PARAM_VALUES.items()})
+    result = subprocess.run([sys.executable, "-c", _DESCRIBE, values], env=env, capture_output=True, text=True,
                             cwd=paths.REPO, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -42,7 +80,10 @@ def described() -> dict:
 def test_daily_utc_data_intervals_static_start_and_no_catchup(described):
     assert described["timetable"] == "CronDataIntervalTimetable"
     assert described["expression"] == "0 0 * * *" and described["tz"] == "UTC"
-    assert described["catchup"] is False and described["start"] == "2026-01-01T00:00:00+00:00"
+    assert described["catchup"] is False
+    # Kafka timestamps start at the epoch: a manual run of any day the drain can hold is not before the start date,
+    # so Airflow gives it its tasks (it creates none for a logical date before it, and marks the run successful)
+    assert datetime.fromisoformat(described["start"]) <= datetime.fromtimestamp(0, UTC)
 
 
 def test_documented_tagged_and_retried_with_exponential_backoff(described):
@@ -57,10 +98,13 @@ def test_one_drain_per_entity_between_the_grace_wait_and_the_quality_gate(descri
     drains = ["drain.geo", "drain.pin", "drain.user"]
     assert sorted(tasks) == sorted([*drains, "wait_for_late_records", "quality_gate", "spark_clean", "spark_analytics"])
     for name in drains:
-        entity = name.split(".")[1]
         assert tasks[name]["upstream"] == ["wait_for_late_records"]
-        assert tasks[name]["outlets"] == [f"AssetAlias:pinterest_raw_{entity}_any_bucket"]
+        assert tasks[name]["outlets"] == []  # a drained day is not ready for readers before the gate passed it
     assert tasks["quality_gate"]["upstream"] == drains
+    # the gate emits each raw partition's event once the day has passed it
+    assert tasks["quality_gate"]["outlets"] == [
+        f"AssetAlias:pinterest_raw_{e}_any_bucket" for e in ("pin", "geo", "user")
+    ]
 
 
 def test_spark_cleaning_then_analytics_after_the_quality_gate(described):
@@ -69,6 +113,40 @@ def test_spark_cleaning_then_analytics_after_the_quality_gate(described):
     assert tasks["spark_analytics"]["upstream"] == ["spark_clean"]
     assert tasks["spark_clean"]["outlets"] == ["AssetAlias:pinterest_clean_any_bucket"]
     assert tasks["spark_analytics"]["outlets"] == ["AssetAlias:pinterest_analytics_any_bucket"]
+
+
+def test_the_analytics_get_the_lakes_first_day_from_the_setting(described):
+    firsts = {name: task["first_day"] for name, task in described["tasks"].items() if name.startswith("spark_")}
+    assert firsts == {"spark_clean": None, "spark_analytics": "2026-03-01"}
+
+
+def test_every_try_has_a_timeout_generous_for_a_big_day_but_finite(described):
+    timeouts = {name: task["execution_timeout_s"] for name, task in described["tasks"].items()}
+    assert all(timeouts.values()), timeouts  # a hung try would hold its run (and, three of them, the schedule)
+    hour = 3600
+    assert timeouts["wait_for_late_records"] >= 60  # one poke: it reschedules between pokes
+    for name in ("drain.pin", "drain.geo", "drain.user", "quality_gate", "spark_clean", "spark_analytics"):
+        assert timeouts[name] >= hour, name
+    chain = ("wait_for_late_records", "drain.pin", "quality_gate", "spark_clean", "spark_analytics")
+    assert sum(timeouts[name] for name in chain) <= 24 * hour  # one try of each fits in a day
+    for task in described["tasks"].values():
+        assert task["retries"] >= 1  # a timed-out try is retried (Airflow's task runner: AirflowTaskTimeout)
+
+
+def test_the_grace_sensor_outlasts_the_longest_grace_the_params_allow(described):
+    longest_grace_s = described["schemas"]["lateness_grace_minutes"]["maximum"] * 60
+    sensor_timeout_s = described["tasks"]["wait_for_late_records"]["sensor_timeout_s"]
+    # a scheduled run starts once its day is over, so the sensor waits at most the grace (plus a 30 s poke)
+    assert sensor_timeout_s >= longest_grace_s + 30 * 60  # and half an hour for a busy scheduler
+
+
+def test_params_refuse_what_would_fail_late(described):
+    for name, checked in described["checked"].items():
+        for value, refusal in checked:
+            if PARAM_VALUES[name][value]:
+                assert refusal is None, (name, value, refusal)
+            else:
+                assert refusal is not None and refusal.startswith("ParamValidationError"), (name, value)
 
 
 def test_params_default_to_the_platform_settings(described):
@@ -89,20 +167,39 @@ module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 day, next_day = datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC)
 
-def outcome(check, conf=None, run_type="scheduled", start=day, end=next_day, logical=day):
-    context = {"dag": module.dag, "dag_run": SimpleNamespace(run_type=run_type, conf=conf),
-               "data_interval_start": start, "data_interval_end": end, "logical_date": logical}
+def context_of(conf=None, run_type="scheduled", start=day, end=next_day, logical=day):
+    return {"dag": module.dag, "dag_run": SimpleNamespace(run_type=run_type, conf=conf), "run_id": "glue",
+            "ti": SimpleNamespace(try_number=1), "data_interval_start": start, "data_interval_end": end,
+            "logical_date": logical}
+
+def outcome(check, **kwargs):
     try:
-        result = getattr(module, check)(context)
+        result = getattr(module, check)(context_of(**kwargs))
     except Exception as exc:
         return [type(exc).__name__, str(exc)]
     return ["ok", result.day.isoformat() if result is not None else None]
+
+# the fields of the gate's report (include.drain.quality.QualityReport) a raw partition's event is made of
+report = SimpleNamespace(dt=day.date(), status="partial", manifest_run_id="manual__a",
+                         metrics=SimpleNamespace(record_count=7))
+
+def task_outcome(task_id, **params):
+    callable_ = module.dag.get_task(task_id).python_callable
+    try:
+        callable_(params={**module.dag.params.dump(), **params}, **context_of())
+    except Exception as exc:
+        return [type(exc).__name__, str(exc)]
+    return ["ok", None]
 
 print(json.dumps({
     "scheduled": outcome("_interval"),
     "no_interval": outcome("_interval", run_type="manual", start=None, end=None, logical=None),
     "future_midnight": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, tzinfo=UTC)),
+    "past_midnight": outcome("_interval", run_type="backfill", logical=next_day),
     "manual_now": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, 9, 30, tzinfo=UTC)),
+    "drain_bad_bucket": task_outcome("drain.pin", lake_bucket="Bad_Bucket!"),
+    "gate_bad_bucket": task_outcome("quality_gate", lake_bucket="Bad_Bucket!"),
+    "raw_event": [module._raw_extra(report, "lake", run_id) for run_id in ("manual__a", "backfill__b")],
     "conf_ok": outcome("_refuse_unknown_conf", conf={"lake_bucket": "scratch"}),
     "conf_none": outcome("_refuse_unknown_conf"),
     "conf_misspelt": outcome("_refuse_unknown_conf", conf={"lake_buket": "scratch"}),
@@ -123,6 +220,16 @@ def test_run_checks_fail_permanently_with_the_reason():
     assert "this run has no data interval" in outcomes["no_interval"][1]
     assert outcomes["future_midnight"][0] == "AirflowFailException"
     assert "is the logical date of the scheduled run of 2999-01-01" in outcomes["future_midnight"][1]
+    # a past midnight too, of any run type (a backfill reusing a manual run keeps its interval)
+    assert outcomes["past_midnight"][0] == "AirflowFailException"
+    assert "2026-11-26T00:00Z is the logical date of the scheduled run of 2026-11-26" in outcomes["past_midnight"][1]
+    assert "airflow backfill create --dag-id pinterest_daily --from-date 2026-11-25" in outcomes["past_midnight"][1]
+    # a request botocore refuses before sending it (here: a bucket name) fails at once instead of being retried
+    for refused in (outcomes["drain_bad_bucket"], outcomes["gate_bad_bucket"]):
+        assert refused[0] == "AirflowFailException" and 'Invalid bucket name "Bad_Bucket!"' in refused[1], refused
+    # the event of a raw partition that passed the gate: drained by this run, or an earlier run's partition kept
+    drained = {"dt": "2026-11-25", "bucket": "lake", "status": "partial", "records": 7, "outcome": "drained"}
+    assert outcomes["raw_event"] == [drained, {**drained, "outcome": "kept_existing"}]
     declared = sorted(["topic_prefix", "lake_bucket", "lateness_grace_minutes", "max_quarantine_share",
                        "max_duplicate_key_share", "min_ind_match_rate", "min_records", "accept_partial"])  # fmt: skip
     assert outcomes["conf_misspelt"] == [

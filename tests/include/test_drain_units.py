@@ -9,7 +9,7 @@ import pytest
 
 from include.drain import DrainRequest, DrainSettings, Interval, IntervalError, NoIntervalError, SourceTopicError
 from include.drain.engine import lost_partitions, refuse_other_source, stale_keys
-from include.drain.interval import refuse_scheduled_logical_date
+from include.drain.interval import backfill_command, refuse_other_midnight
 from include.drain.kafka_reader import PartitionPlan, retention_floor_ms, start_is_held
 from include.drain.lines import key_json, quarantine_line
 from include.drain.lock import Holder, age_seconds
@@ -204,20 +204,26 @@ def test_key_json_of_a_missing_key_is_null_and_a_non_utf8_key_is_refused():
     [
         (datetime(2026, 11, 26, tzinfo=UTC), True),  # today's midnight, to drain yesterday: today's slot
         (datetime(2026, 12, 5, tzinfo=UTC), True),  # a later midnight
+        (datetime(2026, 11, 20, tzinfo=UTC), True),  # a past midnight: its day could get no run of its own
         (datetime(2026, 11, 26, 9, 30, tzinfo=UTC), False),  # the UI's default, "now"
-        (datetime(2026, 11, 20, tzinfo=UTC), False),  # a past midnight: that scheduled run is not to come
         (datetime(2026, 11, 25, tzinfo=UTC), False),  # the interval's own start, as scheduled runs have
         (None, False),
     ],
 )
-def test_a_manual_run_may_not_hold_the_logical_date_of_a_scheduled_run_to_come(logical, refused):
+def test_a_run_may_not_hold_the_midnight_of_another_day(logical, refused):
     interval = Interval.for_day(date(2026, 11, 25))
-    now = datetime(2026, 11, 26, 8, tzinfo=UTC)
     if refused:
-        with pytest.raises(IntervalError, match=f"scheduled run of {logical.date()}"):
-            refuse_scheduled_logical_date(logical, interval, now)
+        with pytest.raises(IntervalError, match=f"scheduled run of {logical.date()}, but the run drains 2026-11-25"):
+            refuse_other_midnight(logical, interval, "pinterest_daily")
     else:
-        refuse_scheduled_logical_date(logical, interval, now)
+        refuse_other_midnight(logical, interval, "pinterest_daily")
+
+
+def test_the_backfill_of_one_day_replaces_the_conf_of_a_run_it_reuses():
+    assert backfill_command("d", date(2026, 11, 24)) == (
+        "airflow backfill create --dag-id d --from-date 2026-11-24 --to-date 2026-11-24 "
+        "--reprocess-behavior completed --dag-run-conf '{}'"
+    )
 
 
 def test_a_lease_is_aged_by_the_stores_headers_and_expires_only_past_their_resolution() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
-from enum import Enum
 
 import pytest
 
@@ -13,7 +12,7 @@ from include.drain.run_checks import UnknownConfError, refuse_unknown_conf, run_
 PARAMS = ["topic_prefix", "lake_bucket", "lateness_grace_minutes", "max_quarantine_share"]
 DAY_START = datetime(2026, 11, 25, tzinfo=UTC)  # the day 2026-11-25
 DAY_END = datetime(2026, 11, 26, tzinfo=UTC)
-NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+DAG_ID = "pinterest_daily"
 
 
 def test_a_misspelt_conf_key_is_refused_naming_it_and_the_params():
@@ -44,22 +43,15 @@ def test_params_may_be_any_iterable_of_names():
 
 
 @pytest.mark.parametrize(("start", "end"), [(None, None), (DAY_START, None), (None, DAY_END)])
-@pytest.mark.parametrize("run_type", ["manual", "scheduled", "backfill"])
-def test_a_run_without_interval_fails_saying_so(start, end, run_type):
+def test_a_run_without_interval_fails_saying_so(start, end):
     with pytest.raises(NoIntervalError, match=r"this run has no data interval .*trigger the run with a logical date"):
-        run_interval(start, end, run_type=run_type, logical_date=None, now=NOW)
+        run_interval(start, end, logical_date=None, dag_id=DAG_ID)
 
 
 def test_a_scheduled_run_drains_its_interval():
-    # a scheduled run's logical date is its own interval's start
-    interval = run_interval(DAY_START, DAY_END, run_type="scheduled", logical_date=DAY_START, now=NOW)
+    # a scheduled run's (and a backfill run's) logical date is its own interval's start
+    interval = run_interval(DAY_START, DAY_END, logical_date=DAY_START, dag_id=DAG_ID)
     assert (interval.start, interval.end, interval.day) == (DAY_START, DAY_END, date(2026, 11, 25))
-
-
-def test_a_scheduled_run_is_not_checked_for_a_future_midnight():
-    # only manual runs can steal a slot: a (hypothetical) scheduled run with a later midnight passes
-    later = datetime(2026, 12, 5, tzinfo=UTC)
-    assert run_interval(DAY_START, DAY_END, run_type="scheduled", logical_date=later, now=NOW).day == date(2026, 11, 25)
 
 
 @pytest.mark.parametrize(
@@ -67,50 +59,46 @@ def test_a_scheduled_run_is_not_checked_for_a_future_midnight():
     [
         datetime(2026, 11, 26, 9, 30, tzinfo=UTC),  # the UI's default, "now"
         datetime(2026, 11, 27, 6, 15, tzinfo=UTC),  # a future moment, but not a midnight
+        datetime(2026, 11, 20, 0, 0, 1, tzinfo=UTC),  # a second after a past midnight
         DAY_START,  # the interval's own start
-        datetime(2026, 11, 20, tzinfo=UTC),  # a past midnight: that scheduled run is not to come
+        datetime(2026, 11, 25, 1, tzinfo=timezone(timedelta(hours=1))),  # the same, given in UTC+1
+        datetime(2026, 11, 20, tzinfo=timezone(timedelta(hours=-5))),  # a local midnight, 05:00 UTC: no slot
         None,
     ],
 )
-def test_a_manual_run_not_on_a_scheduled_slot_to_come_is_accepted(logical_date):
-    interval = run_interval(DAY_START, DAY_END, run_type="manual", logical_date=logical_date, now=NOW)
-    assert interval == Interval(DAY_START, DAY_END)
+def test_a_run_whose_logical_date_is_no_other_midnight_is_accepted(logical_date):
+    assert run_interval(DAY_START, DAY_END, logical_date=logical_date, dag_id=DAG_ID) == Interval(DAY_START, DAY_END)
 
 
 @pytest.mark.parametrize(
     ("logical_date", "slot_day"),
     [
-        (datetime(2026, 11, 26, tzinfo=UTC), "2026-11-26"),  # today's midnight
-        (datetime(2026, 12, 5, tzinfo=UTC), "2026-12-05"),  # a future midnight
-        (datetime(2026, 12, 5, 1, tzinfo=timezone(timedelta(hours=1))), "2026-12-05"),  # the same, given in UTC+1
+        (datetime(2026, 11, 26, tzinfo=UTC), "2026-11-26"),  # the interval's end: what Airflow infers from it
+        (datetime(2026, 11, 20, tzinfo=UTC), "2026-11-20"),  # a past midnight
+        (datetime(2025, 3, 1, tzinfo=UTC), "2025-03-01"),  # a long past one
+        (datetime(2999, 12, 5, tzinfo=UTC), "2999-12-05"),  # a future one
+        (datetime(2026, 11, 20, 1, tzinfo=timezone(timedelta(hours=1))), "2026-11-20"),  # given in UTC+1
     ],
 )
-def test_a_manual_run_on_a_scheduled_slot_to_come_is_refused(logical_date, slot_day):
+def test_a_midnight_other_than_the_intervals_start_is_refused_whatever_the_date(logical_date, slot_day):
     with pytest.raises(IntervalError) as raised:
-        run_interval(DAY_START, DAY_END, run_type="manual", logical_date=logical_date, now=NOW)
+        run_interval(DAY_START, DAY_END, logical_date=logical_date, dag_id=DAG_ID)
     message = str(raised.value)
     assert f"logical date {slot_day}T00:00Z is the logical date of the scheduled run of {slot_day}" in message
-    assert "--from-date 2026-11-25 --to-date 2026-11-25" in message  # how to drain the day instead
+    assert "but the run drains 2026-11-25" in message and "Delete this run" in message
+    # how to drain the day instead, replacing the conf of the run a backfill reuses
+    assert (
+        "`airflow backfill create --dag-id pinterest_daily --from-date 2026-11-25 --to-date 2026-11-25 "
+        "--reprocess-behavior completed --dag-run-conf '{}'`"
+    ) in message
+    assert f"--from-date {slot_day} --to-date {slot_day}" in message
 
 
 def test_an_interval_that_is_not_one_utc_day_is_refused_for_any_run():
     with pytest.raises(IntervalError, match="not one whole UTC day"):
-        run_interval(DAY_START, DAY_START + timedelta(hours=1), run_type="scheduled", logical_date=DAY_START, now=NOW)
+        run_interval(DAY_START, DAY_START + timedelta(hours=1), logical_date=DAY_START, dag_id=DAG_ID)
 
 
-def test_a_naive_logical_date_of_a_manual_run_is_refused():
+def test_a_naive_logical_date_is_refused():
     with pytest.raises(IntervalError, match="logical date 2026-11-26T09:30:00 has no timezone"):
-        run_interval(DAY_START, DAY_END, run_type="manual", logical_date=datetime(2026, 11, 26, 9, 30), now=NOW)
-
-
-def test_the_run_type_may_be_a_string_enum_as_airflow_passes_it():
-    class RunType(str, Enum):  # noqa: UP042 -- the shape of Airflow's DagRunType (str, Enum)
-        MANUAL = "manual"
-        SCHEDULED = "scheduled"
-
-    midnight = datetime(2026, 11, 26, tzinfo=UTC)
-    with pytest.raises(IntervalError):
-        run_interval(DAY_START, DAY_END, run_type=RunType.MANUAL, logical_date=midnight, now=NOW)
-    assert run_interval(DAY_START, DAY_END, run_type=RunType.SCHEDULED, logical_date=midnight, now=NOW).day == (
-        date(2026, 11, 25)
-    )
+        run_interval(DAY_START, DAY_END, logical_date=datetime(2026, 11, 26, 9, 30), dag_id=DAG_ID)

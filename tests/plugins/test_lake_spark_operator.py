@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -9,24 +10,32 @@ import re
 import sys
 import zipfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import psutil
 import pyarrow.parquet as pq
 import pytest
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
+from airflow.sdk.execution_time.context import OutletEventAccessors
+from airflow.sdk.execution_time.task_runner import _run_execute_callable
 
+from devstack.environment import process_env
+from include.emulator.local_lake import drain_manifest, file_entry, gate_local_day
 from include.lake import SUCCESS_NAME, manifest_key, partition_prefix
+from plugins.lake_assets import lake_alias
 from plugins.lake_spark import (
+    ANALYTICS_JOB,
     CLEAN_JOB,
     CREDENTIALS_PROVIDER,
     REPO_ROOT,
     LakeSparkSubmitOperator,
     class_data_conf,
+    day_status,
     env_vars_become_conf,
     interval_day,
     job_arguments,
@@ -34,6 +43,7 @@ from plugins.lake_spark import (
     spark_master,
     zip_packages,
 )
+from tests.waiting import wait_until
 
 SECRET = "pr1vate-s3cr3t-Value-42"
 KEY_ID = "AKIATESTLAKESPARK"
@@ -79,6 +89,9 @@ def test_job_arguments() -> None:
     assert job_arguments("2026-11-24", "lake", run=("scheduled__x", 2)) == [
         "--date", "2026-11-24", "--bucket", "lake", "--run-id", "scheduled__x", "--attempt", "2",
     ]  # fmt: skip
+    assert job_arguments("2026-11-24", "lake", first_day="2026-11-01") == [
+        "--date", "2026-11-24", "--bucket", "lake", "--first-day", "2026-11-01",
+    ]  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown entities \['pins'\]"):
         job_arguments("2026-11-24", "lake", ("pins",))
 
@@ -90,6 +103,8 @@ def test_day_comes_from_the_data_interval() -> None:
 
 
 def write_one_pin_partition(lake: Path, day: datetime) -> None:
+    """A raw pin partition of one record as the DAG leaves it: object, the drain's manifest, _SUCCESS, the gate's
+    _dq.json (the clean job cleans only a manifest the gate passed)."""
     prefix = partition_prefix("raw", "pin", day.date())
     record = {
         "index": 5, "unique_id": "00000000-0000-0000-0000-000000000005", "title": "t", "description": "d",
@@ -97,11 +112,13 @@ def write_one_pin_partition(lake: Path, day: datetime) -> None:
         "save_location": "Local save in /data/art", "category": "art",
     }  # fmt: skip
     line = {"partition": 0, "offset": 0, "timestamp": int(day.timestamp() * 1000), "key": record["unique_id"]}
+    data = (json.dumps(line | {"value": record}) + "\n").encode()
     (lake / prefix).mkdir(parents=True)
-    (lake / prefix / "part-0.jsonl").write_text(json.dumps(line | {"value": record}) + "\n")
-    files = [{"key": prefix + "part-0.jsonl", "partition": 0, "first_offset": 0, "last_offset": 0, "count": 1}]
-    (lake / manifest_key("pin", day.date())).write_text(json.dumps({"status": "complete", "files": files}))
+    (lake / prefix / "part-0.jsonl").write_bytes(data)
+    manifest = drain_manifest("pin", day.date(), [file_entry(prefix + "part-0.jsonl", data, 0, [0])])
+    (lake / manifest_key("pin", day.date())).write_bytes(manifest.to_json())
     (lake / prefix / SUCCESS_NAME).write_bytes(b"")
+    gate_local_day(lake, day.date(), ["pin"])
 
 
 def test_submits_the_job_with_credentials_only_in_the_environment(
@@ -289,3 +306,74 @@ def test_class_data_conf_names_the_archive_only_when_it_exists(tmp_path: Path) -
     assert class_data_conf({"SPARK_CDS_ARCHIVE": str(archive)}) == {
         "spark.driver.defaultJavaOptions": f"-XX:SharedArchiveFile={archive} -Xshare:auto"
     }
+
+
+def test_a_timed_out_job_is_killed_with_the_python_it_started_and_left_to_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a client-mode driver stuck in Python code: spark-submit's JVM started it, and killing the JVM does not end it
+    app = tmp_path / "stuck.py"
+    app.write_text("import os, pathlib, time\npathlib.Path(__file__).with_suffix('.pid').write_text(str(os.getpid()))\n"
+                   "time.sleep(600)\n")  # fmt: skip
+    operator = local_clean(monkeypatch, tmp_path, execution_timeout=timedelta(seconds=30))
+    operator.application = str(app)
+
+    # Airflow's task runner applies the timeout and, on AirflowTaskTimeout, calls on_kill before re-raising it
+    with pytest.raises(AirflowTaskTimeout):  # not AirflowFailException: the task runner retries it
+        _run_execute_callable({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)}, operator.execute, operator)
+
+    submit = operator._hook._submit_sp
+    driver = int(app.with_suffix(".pid").read_text())  # written once the JVM had started it
+    try:
+        wait_until(lambda: submit.poll() is not None and gone(driver), "spark-submit and the driver it started to end")
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):  # leave no sleeper behind when the test fails
+            psutil.Process(driver).kill()
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_events_carry_the_status_of_the_raw_days_they_were_made_from(
+    monkeypatch: pytest.MonkeyPatch, s3: Any, scratch_bucket: str
+) -> None:
+    day = datetime(2026, 11, 24, tzinfo=UTC)
+    statuses = {"pin": "complete", "geo": "partial", "user": "complete"}
+    for entity, status in statuses.items():
+        s3.put_object(Bucket=scratch_bucket, Key=manifest_key(entity, day.date()), Body=json.dumps({"status": status}))
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: None)
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[1]"}))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", process_env()["AIRFLOW_CONN_AWS_DEFAULT"])  # the stack's MinIO
+    outlets = OutletEventAccessors()
+    context = {"data_interval_start": day, "outlet_events": outlets}
+
+    for application, alias, entities in ((CLEAN_JOB, lake_alias("clean"), ["pin", "geo"]),
+                                         (ANALYTICS_JOB, lake_alias("analytics"), None)):  # fmt: skip
+        LakeSparkSubmitOperator(
+            task_id="t", application=application, bucket=scratch_bucket, entities=entities, asset_alias=alias
+        ).execute(context)
+
+    events = {
+        event.dest_asset_key.uri: event.extra
+        for alias in (lake_alias("clean"), lake_alias("analytics"))
+        for event in outlets[alias].asset_alias_events
+    }
+    lake, dt = f"s3://{scratch_bucket}", "2026-11-24"
+    assert events == {
+        f"{lake}/clean/pin": {"dt": dt, "bucket": scratch_bucket, "status": "complete"},
+        f"{lake}/clean/geo": {"dt": dt, "bucket": scratch_bucket, "status": "partial"},
+        f"{lake}/analytics": {"dt": dt, "bucket": scratch_bucket, "status": "partial"},  # geo's day is partial
+    }
+
+
+def test_data_of_several_raw_days_is_complete_only_when_each_is() -> None:
+    assert day_status(["complete", "complete", "complete"]) == "complete"
+    assert day_status(["complete", "partial", "complete"]) == "partial"
+    assert day_status(iter(["partial"])) == "partial"
+    for unknown in ([], ["complete", "done"]):
+        with pytest.raises(ValueError, match="expected raw statuses complete or partial"):
+            day_status(unknown)
