@@ -198,6 +198,13 @@ with DAG(
             pattern=S3_BUCKET_PATTERN,
             description="S3 bucket of the lake: 3-63 lowercase letters, digits, dots and hyphens (S3's naming rules)",
         ),
+        "lake_first_day": Param(
+            SETTINGS.lake_first_day and SETTINGS.lake_first_day.isoformat(),
+            type=["null", "string"],
+            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z",
+            description="the lake's first day (YYYY-MM-DD): the analytics of a day need every day from it; "
+            "null: from each entity's first drained day (default LAKE_FIRST_DAY)",
+        ),
         "lateness_grace_minutes": Param(
             10,
             type="number",
@@ -335,7 +342,7 @@ with DAG(
         application=ANALYTICS_JOB,
         bucket="{{ params.lake_bucket }}",
         name="pinterest-analytics-{{ data_interval_start | ds }}",
-        first_day=SETTINGS.lake_first_day and SETTINGS.lake_first_day.isoformat(),
+        first_day="{{ params.lake_first_day or '' }}",  # per run, as the bucket is
         driver_memory="1g",
         asset_alias=lake_alias("analytics"),
         execution_timeout=SPARK_TIMEOUT,

@@ -20,6 +20,7 @@ from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 
+from include.backfill import backfill_command
 from include.lake import MANIFEST_NAME, SOURCE_NAME, SUCCESS_NAME, dataset_prefix, partition_prefix
 from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
@@ -34,7 +35,6 @@ log = logging.getLogger("spark_jobs.analytics")
 
 RAW_MARKERS = frozenset({MANIFEST_NAME, SUCCESS_NAME})
 CLEAN_MARKERS = frozenset({SUCCESS_NAME, SOURCE_NAME})
-DAG_ID = "pinterest_daily"  # the DAG that drains and cleans each day (dags/pinterest_daily.py)
 
 
 class MissingCleanDataError(FileNotFoundError):
@@ -115,18 +115,6 @@ def _consecutive_runs(days: set[date]) -> list[tuple[date, date]]:
         else:
             runs.append((d, d))
     return runs
-
-
-def backfill_command(first: date, last: date) -> str:
-    """The Airflow command that drains and cleans the days ``first`` to ``last`` (both inclusive), one at a time.
-
-    ``--dag-run-conf '{}'``: a backfill that reprocesses an existing run keeps that run's conf (a scratch
-    ``lake_bucket``, say) unless it is given one; Airflow replaces it with any conf given, an empty one too.
-    """
-    return (
-        f"airflow backfill create --dag-id {DAG_ID} --max-active-runs 1 --reprocess-behavior completed "
-        f"--dag-run-conf '{{}}' --from-date {first} --to-date {last}"
-    )
 
 
 def readiness_message(day: date, problems: Mapping[Entity, Readiness], first_day: date | None = None) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
+from include.backfill import backfill_command
 from include.drain.errors import IntervalError, NoIntervalError
 
 Status = Literal["complete", "partial"]
@@ -109,18 +110,8 @@ def refuse_other_midnight(logical_date: datetime | None, interval: Interval, dag
         f"this run's logical date {moment:%Y-%m-%dT%H:%MZ} is the logical date of the scheduled run of {slot}, "
         f"but the run drains {day}: while it exists, {slot} has no run of its own (the scheduler skips a "
         f"{slot} still to come, and a backfill of {slot} reuses this run, interval and all). Delete this run, "
-        f"then drain the day you meant with a backfill, for {day}: `{backfill_command(dag_id, day)}` (for "
-        f"{slot}, the same with --from-date {slot} --to-date {slot}); or trigger with a logical date that is not "
-        "a midnight (the UI's default, now) and, over REST, data_interval_start/data_interval_end of the day"
-    )
-
-
-def backfill_command(dag_id: str, day: date) -> str:
-    """The command that drains ``day`` again, replacing the conf of a run it reuses (``--dag-run-conf '{}'``).
-
-    A backfill given no conf leaves a reused run's conf as it was (Airflow replaces it only when one is given).
-    """
-    return (
-        f"airflow backfill create --dag-id {dag_id} --from-date {day} --to-date {day} "
-        "--reprocess-behavior completed --dag-run-conf '{}'"
+        f"then drain the day you meant with a backfill, for {day}: `{backfill_command(day, day, dag_id)}`, or "
+        "trigger with a logical date that is not a midnight (the UI's default, now) and, over REST, "
+        f"data_interval_start/data_interval_end of the day. {slot} itself is drained by its scheduled run once it "
+        "is over, or, when it is over already, by the same backfill for that day"
     )

@@ -250,7 +250,7 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
     next_day = day + timedelta(days=1)
     assert f"is the logical date of the scheduled run of {next_day}, but the run drains {day}" in past_midnight_log
     assert "Delete this run" in past_midnight_log
-    assert f"--from-date {day} --to-date {day} --reprocess-behavior completed --dag-run-conf '{{}}'" in (
+    assert f"--reprocess-behavior completed --dag-run-conf '{{}}' --from-date {day} --to-date {day}" in (
         past_midnight_log
     ), past_midnight_log[-2000:]
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import jinja2
 import pytest
 
 from devstack import paths
@@ -27,6 +28,7 @@ PARAM_VALUES = {
         "pinterest": True, "test-abc_1.X": True, "x" * (249 - len(".user")): True,
         "a b": False, "": False, "x" * (249 - len(".user") + 1): False, "a/b": False, "pinü": False, "a\n": False,
     },
+    "lake_first_day": {None: True, "2026-03-01": True, "2026-3-1": False, "March 1st": False, "2026-03-01\n": False},
     "lateness_grace_minutes": {0: True, 10: True, 120: True, -1: False, 121: False, 600: False},
 }  # fmt: skip
 
@@ -115,9 +117,13 @@ def test_spark_cleaning_then_analytics_after_the_quality_gate(described):
     assert tasks["spark_analytics"]["outlets"] == ["AssetAlias:pinterest_analytics_any_bucket"]
 
 
-def test_the_analytics_get_the_lakes_first_day_from_the_setting(described):
+def test_the_analytics_get_the_runs_first_day_which_defaults_to_the_setting(described):
+    assert described["params"]["lake_first_day"] == "2026-03-01"  # LAKE_FIRST_DAY of the DAG's environment
     firsts = {name: task["first_day"] for name, task in described["tasks"].items() if name.startswith("spark_")}
-    assert firsts == {"spark_clean": None, "spark_analytics": "2026-03-01"}
+    assert firsts["spark_clean"] is None
+    rendered = jinja2.Template(firsts["spark_analytics"])
+    assert rendered.render(params={"lake_first_day": "2026-03-01"}) == "2026-03-01"
+    assert rendered.render(params={"lake_first_day": None}) == ""  # job_arguments leaves --first-day out
 
 
 def test_every_try_has_a_timeout_generous_for_a_big_day_but_finite(described):
@@ -223,15 +229,16 @@ def test_run_checks_fail_permanently_with_the_reason():
     # a past midnight too, of any run type (a backfill reusing a manual run keeps its interval)
     assert outcomes["past_midnight"][0] == "AirflowFailException"
     assert "2026-11-26T00:00Z is the logical date of the scheduled run of 2026-11-26" in outcomes["past_midnight"][1]
-    assert "airflow backfill create --dag-id pinterest_daily --from-date 2026-11-25" in outcomes["past_midnight"][1]
+    assert "--dag-run-conf '{}' --from-date 2026-11-25 --to-date 2026-11-25`" in outcomes["past_midnight"][1]
     # a request botocore refuses before sending it (here: a bucket name) fails at once instead of being retried
     for refused in (outcomes["drain_bad_bucket"], outcomes["gate_bad_bucket"]):
         assert refused[0] == "AirflowFailException" and 'Invalid bucket name "Bad_Bucket!"' in refused[1], refused
     # the event of a raw partition that passed the gate: drained by this run, or an earlier run's partition kept
     drained = {"dt": "2026-11-25", "bucket": "lake", "status": "partial", "records": 7, "outcome": "drained"}
     assert outcomes["raw_event"] == [drained, {**drained, "outcome": "kept_existing"}]
-    declared = sorted(["topic_prefix", "lake_bucket", "lateness_grace_minutes", "max_quarantine_share",
-                       "max_duplicate_key_share", "min_ind_match_rate", "min_records", "accept_partial"])  # fmt: skip
+    declared = sorted(["topic_prefix", "lake_bucket", "lake_first_day", "lateness_grace_minutes",
+                       "max_quarantine_share", "max_duplicate_key_share", "min_ind_match_rate", "min_records",
+                       "accept_partial"])  # fmt: skip
     assert outcomes["conf_misspelt"] == [
         "AirflowFailException",
         f"unknown run conf keys ['lake_buket']; the params are {declared}",

@@ -9,7 +9,7 @@ import pytest
 
 from include.drain import DrainRequest, DrainSettings, Interval, IntervalError, NoIntervalError, SourceTopicError
 from include.drain.engine import lost_partitions, refuse_other_source, stale_keys
-from include.drain.interval import backfill_command, refuse_other_midnight
+from include.drain.interval import refuse_other_midnight
 from include.drain.kafka_reader import PartitionPlan, retention_floor_ms, start_is_held
 from include.drain.lines import key_json, quarantine_line
 from include.drain.lock import Holder, age_seconds
@@ -217,13 +217,6 @@ def test_a_run_may_not_hold_the_midnight_of_another_day(logical, refused):
             refuse_other_midnight(logical, interval, "pinterest_daily")
     else:
         refuse_other_midnight(logical, interval, "pinterest_daily")
-
-
-def test_the_backfill_of_one_day_replaces_the_conf_of_a_run_it_reuses():
-    assert backfill_command("d", date(2026, 11, 24)) == (
-        "airflow backfill create --dag-id d --from-date 2026-11-24 --to-date 2026-11-24 "
-        "--reprocess-behavior completed --dag-run-conf '{}'"
-    )
 
 
 def test_a_lease_is_aged_by_the_stores_headers_and_expires_only_past_their_resolution() -> None:

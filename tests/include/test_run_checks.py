@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
+from include.backfill import backfill_command
 from include.drain import DrainError, Interval, IntervalError, NoIntervalError
 from include.drain.run_checks import UnknownConfError, refuse_unknown_conf, run_interval
 
@@ -86,12 +87,9 @@ def test_a_midnight_other_than_the_intervals_start_is_refused_whatever_the_date(
     message = str(raised.value)
     assert f"logical date {slot_day}T00:00Z is the logical date of the scheduled run of {slot_day}" in message
     assert "but the run drains 2026-11-25" in message and "Delete this run" in message
-    # how to drain the day instead, replacing the conf of the run a backfill reuses
-    assert (
-        "`airflow backfill create --dag-id pinterest_daily --from-date 2026-11-25 --to-date 2026-11-25 "
-        "--reprocess-behavior completed --dag-run-conf '{}'`"
-    ) in message
-    assert f"--from-date {slot_day} --to-date {slot_day}" in message
+    # how to drain the day instead (the command itself: tests/include/test_backfill.py), and the slot's own day
+    assert f"`{backfill_command(date(2026, 11, 25), date(2026, 11, 25), DAG_ID)}`" in message
+    assert f"{slot_day} itself is drained by its scheduled run once it is over" in message
 
 
 def test_an_interval_that_is_not_one_utc_day_is_refused_for_any_run():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -428,25 +427,3 @@ def test_the_lakes_first_day_is_a_platform_setting() -> None:
     assert PlatformSettings.model_validate({}).lake_first_day is None
     with pytest.raises(ValidationError, match="LAKE_FIRST_DAY"):
         PlatformSettings.model_validate({"LAKE_FIRST_DAY": "2026-13-01"})
-
-
-# --- the backfill command ---------------------------------------------------------------------------------------------
-
-
-def test_the_backfill_command_parses_with_airflows_cli_and_replaces_a_reused_runs_conf() -> None:
-    from airflow.cli.cli_parser import get_parser
-
-    command = analytics.backfill_command(date(2026, 11, 2), date(2026, 11, 3))
-    words = shlex.split(command)
-
-    args = get_parser().parse_args(words[1:])
-
-    assert (args.dag_id, args.from_date.date(), args.to_date.date()) == (
-        "pinterest_daily",
-        date(2026, 11, 2),
-        date(2026, 11, 3),
-    )
-    assert (args.max_active_runs, args.reprocess_behavior) == (1, "completed")
-    # backfill_command.create_backfill: json.loads(args.dag_run_conf) when the text is not empty; then
-    # models/backfill.py _handle_clear_run replaces a reused run's conf when it `is not None` (an empty one too)
-    assert args.dag_run_conf == "{}" and json.loads(args.dag_run_conf) == {}
