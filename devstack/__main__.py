@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from devstack import install, paths, processes
-from devstack.environment import platform_env, process_env, service_env, shell_exports, write_stack_env
+from devstack.environment import platform_env, process_env, shell_exports, write_stack_env
 from devstack.log import step
 from devstack.orphan_backfills import BACKFILL_ATTEMPTS, discard_from_outside
 from devstack.secrets import renew_short_jwt_secret
@@ -26,7 +26,7 @@ def _start(svc: Service) -> None:
         processes.ensure_ports_free(svc.name, svc.ports)
         svc.prepare()
         step(f"{svc.name}: starting")
-        proc = processes.start(svc.name, svc.argv(), {**service_env(svc.secrets), **svc.extra_env()})
+        proc = processes.start(svc.name, svc.argv(), svc.environment())
         processes.wait_until(svc.name, svc.healthy, svc.timeout, proc)
         step(f"{svc.name}: healthy (pid {proc.pid})")
     svc.after_start()

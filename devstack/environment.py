@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from devstack import paths
 from devstack.ports import PORTS
-from devstack.secrets import load_secrets, write_env_file, write_private_file
+from devstack.secrets import GENERATED, load_secrets, write_env_file, write_private_file
 from include.settings import S3_CLIENT_CONFIG
 
 AIRFLOW_USERNAME = "admin"
@@ -105,7 +105,8 @@ def process_env() -> dict[str, str]:
 
 
 # Variables that carry a secret (the lake's keys, Airflow's admin password and JWT signing key, a connection holding
-# the keys). A service is started with only those it reads (``devstack.services.Service.secrets``).
+# the keys, and the generated values under their own names, as a caller's shell may set them). A service is started
+# with only those it reads (``devstack.services.Service.secrets``).
 SECRET_NAMES = frozenset(
     {
         "AWS_ACCESS_KEY_ID",
@@ -113,14 +114,24 @@ SECRET_NAMES = frozenset(
         "AIRFLOW_PASSWORD",
         "AIRFLOW__API_AUTH__JWT_SECRET",
         "AIRFLOW_CONN_AWS_DEFAULT",
+        *GENERATED,
     }
 )
+# Airflow's configuration and connections (a database URL may hold a password): for Airflow's processes only.
+AIRFLOW_CONFIG_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_")
 
 
-def service_env(secrets: frozenset[str]) -> dict[str, str]:
-    """``process_env()`` without the secrets a service does not read; ``secrets`` names those it does."""
+def service_env(secrets: frozenset[str], *, airflow: bool) -> dict[str, str]:
+    """``process_env()`` without the secrets a service does not read; ``secrets`` names those it does.
+
+    Only Airflow's own processes (``airflow``) get Airflow's configuration and connections.
+    """
     withheld = SECRET_NAMES - secrets
-    return {key: value for key, value in process_env().items() if key not in withheld}
+    return {
+        key: value
+        for key, value in process_env().items()
+        if key not in withheld and (airflow or not key.startswith(AIRFLOW_CONFIG_PREFIXES))
+    }
 
 
 def shell_exports(values: Mapping[str, str]) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack import paths, processes
-from devstack.environment import process_env, write_airflow_passwords
+from devstack.environment import process_env, service_env, write_airflow_passwords
 from devstack.install import run_logged
 from devstack.log import step
 from devstack.ports import AIRFLOW_SCHEDULER_HEALTH, PORTS
@@ -40,6 +40,10 @@ class Service:
     after_start: Callable[[], None] = field(default=lambda: None)
     extra_env: Callable[[], dict[str, str]] = field(default=dict)
     secrets: frozenset[str] = frozenset()  # the secret variables (``SECRET_NAMES``) it is started with
+
+    def environment(self) -> dict[str, str]:
+        """The environment it starts with: the stack's, less what it must not hold, plus its own."""
+        return {**service_env(self.secrets, airflow=self.name.startswith("airflow-")), **self.extra_env()}
 
 
 # --- Kafka (KRaft, single node) -------------------------------------------------------------

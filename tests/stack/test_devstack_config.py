@@ -282,6 +282,33 @@ SECRETS_HELD = {
 }
 
 
+def test_secrets_set_in_the_callers_shell_reach_only_the_services_that_read_them(private_state, monkeypatch):
+    planted = {
+        "MINIO_ROOT_PASSWORD": "planted-minio-password-0123456789",
+        "AIRFLOW_JWT_SECRET": "planted-jwt-secret-" + "j" * 64,
+        "AIRFLOW_PASSWORD": "planted-admin-password",
+    }
+    for name, value in planted.items():
+        monkeypatch.setenv(name, value)  # the shell's value wins over a generated one (devstack.secrets)
+    database = "postgresql+psycopg2://airflow:planted-db-password@db.example/airflow"
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", database)
+    values = {**planted, "database password": "planted-db-password"}
+    allowed = {
+        "kafka": set(),
+        "minio": {"MINIO_ROOT_PASSWORD"},
+        "airflow-api-server": {"AIRFLOW_JWT_SECRET", "database password"},
+        "airflow-scheduler": {"AIRFLOW_JWT_SECRET", "database password", "MINIO_ROOT_PASSWORD"},
+        "airflow-dag-processor": {"AIRFLOW_JWT_SECRET", "database password"},
+        "airflow-triggerer": {"AIRFLOW_JWT_SECRET", "database password"},
+        "api": set(),
+    }
+    assert set(allowed) == {s.name for s in services.SERVICES}
+    for svc in services.SERVICES:
+        text = "\n".join(svc.environment().values())
+        held = {name for name, value in values.items() if value in text}
+        assert held == allowed[svc.name], svc.name
+
+
 def test_each_service_runs_with_only_the_secrets_it_needs(stack_env):
     assert set(SECRETS_HELD) == {s.name for s in services.SERVICES}
     stored = secrets.load_secrets()
