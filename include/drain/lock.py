@@ -201,9 +201,10 @@ class PartitionLock:
             except ClientError as exc:
                 if not (is_conflict(exc) or is_missing(exc)):
                     raise
-                if self._landed(self._read()):
+                current = self._read()
+                if self._landed(current):
                     return
-                self._lost = self._lost_message("another run took it over")
+                self._lost = self._lost_message("it was deleted" if current is None else "another run took it over")
                 raise LockLostError(self._lost) from exc
 
     def _lost_message(self, how: str) -> str:
@@ -218,7 +219,7 @@ class PartitionLock:
             try:
                 self._renew()
             except LockLostError:
-                log.error("%s; leaving the lease will raise it", self._lost)
+                log.error("%s; the next renew(), or leaving the lease, raises it", self._lost)
                 return
             except Exception:  # a transient S3 error: the next beat or the final renew() decides
                 log.exception("renewing the lease on s3://%s/%s failed", self._bucket, self._key)

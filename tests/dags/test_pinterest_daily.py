@@ -173,7 +173,8 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
         json={"dag_run_id": f"test-nodate-{uuid.uuid4().hex[:8]}", "logical_date": None, "conf": conf},
     )
     # today's midnight: the logical date of today's scheduled run, which the scheduler would skip if this one held it;
-    # its task refuses it only while that midnight is still today's (a later midnight would never be scheduled)
+    # its task refuses it (as any midnight other than the run's interval start); waiting out the day's last minutes
+    # keeps the run's inferred interval and the slot on the same sides of midnight
     clear_of_midnight_utc()
     slot = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
     for run in all_runs(airflow):
@@ -262,7 +263,7 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
         ({"lake_bucket": "a..b"}, "lake_bucket"),  # S3 would refuse it
         ({"topic_prefix": "a b"}, "topic_prefix"),  # Kafka would refuse the topic name
         ({"topic_prefix": "x" * 245}, "topic_prefix"),  # <prefix>.user would be longer than Kafka's 249
-        ({"lateness_grace_minutes": 181}, "lateness_grace_minutes"),  # beyond the sensor's 3 h timeout
+        ({"lateness_grace_minutes": 181}, "lateness_grace_minutes"),  # beyond the 120 min the sensor's timeout allows
     ],
 )
 def test_a_param_that_would_fail_late_is_refused_when_the_run_is_created(airflow, conf, param):

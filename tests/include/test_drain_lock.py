@@ -12,6 +12,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from include.drain.errors import LockLostError, PartitionLockedError
 from include.drain.lock import PartitionLock
+from tests.waiting import wait_until
 
 KEY = "raw/pin/dt=2024-03-10/_drain.lock"
 
@@ -126,9 +127,7 @@ def test_a_loss_the_heartbeat_found_is_raised_when_the_lease_is_left(s3, scratch
     with pytest.raises(LockLostError, match="another run took it over"), held:
         taker = outlive_the_lease(s3, scratch_bucket, outage)
         outage.down.clear()  # S3 is back: the next renewal finds the lease taken over
-        time.sleep(1.0)
-
-    assert "leaving the lease will raise it" in caplog.text
+        wait_until(lambda: "or leaving the lease, raises it" in caplog.text, "the heartbeat to find the loss", 30)
     taker.release()
     assert s3.list_objects_v2(Bucket=scratch_bucket, Prefix=KEY).get("KeyCount") == 0
 

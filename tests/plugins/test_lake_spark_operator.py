@@ -315,7 +315,8 @@ def test_a_timed_out_job_is_killed_with_the_python_it_started_and_left_to_retry(
     app = tmp_path / "stuck.py"
     app.write_text("import os, pathlib, time\npathlib.Path(__file__).with_suffix('.pid').write_text(str(os.getpid()))\n"
                    "time.sleep(600)\n")  # fmt: skip
-    operator = local_clean(monkeypatch, tmp_path, execution_timeout=timedelta(seconds=30))
+    # long enough for spark-submit's JVM and then the driver to start on a busy machine
+    operator = local_clean(monkeypatch, tmp_path, execution_timeout=timedelta(seconds=60))
     operator.application = str(app)
 
     # Airflow's task runner applies the timeout and, on AirflowTaskTimeout, calls on_kill before re-raising it
