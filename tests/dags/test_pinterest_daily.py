@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from devstack import paths
+from devstack.airflow_client import AirflowClient
 from include import lake
 from include.drain import Manifest
 from include.emulator.seed import seed_kafka
@@ -72,22 +73,17 @@ def manifest(s3, bucket: str, entity: str, day: date) -> Manifest:
     return Manifest.model_validate_json(s3.get_object(Bucket=bucket, Key=lake.manifest_key(entity, day))["Body"].read())
 
 
-def all_runs(airflow: httpx.Client) -> list[dict]:
-    """Every run of the DAG: the REST API returns at most a page (100 by default, whatever the limit asked)."""
-    runs: list[dict] = []
-    while True:
-        page = airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 100, "offset": len(runs)}).json()
-        runs += page["dag_runs"]
-        if not page["dag_runs"] or len(runs) >= page["total_entries"]:
-            return runs
+def all_runs(stack_env: dict[str, str]) -> list[dict]:
+    """Every run of the DAG (the project's client reads page after page: one answer holds at most 100)."""
+    return AirflowClient.from_env(stack_env).runs(DAG_ID)
 
 
-def unused_days(airflow: httpx.Client, count: int) -> list[date]:
+def unused_days(stack_env: dict[str, str], count: int) -> list[date]:
     """Consecutive past days of 2026 that no run of the DAG has drained yet.
 
     The day after them is free too, so a run whose logical date is the end of the last day can be created.
     """
-    runs = all_runs(airflow)
+    runs = all_runs(stack_env)
     taken = {datetime.fromisoformat(r[k]).date() for r in runs for k in ("data_interval_start", "logical_date") if r[k]}
     rng = random.Random(uuid.uuid4().int)
     while True:
@@ -97,8 +93,8 @@ def unused_days(airflow: httpx.Client, count: int) -> list[date]:
             return days
 
 
-def test_backfill_of_three_days_gives_three_complete_partitions(airflow, s3, scratch_bucket, kafka_topics):
-    days = unused_days(airflow, 3)
+def test_backfill_of_three_days_gives_three_complete_partitions(airflow, stack_env, s3, scratch_bucket, kafka_topics):
+    days = unused_days(stack_env, 3)
     seeded = seed_kafka(days[0], days[-1], PER_DAY, seed=7, settings=PlatformSettings(topic_prefix=kafka_topics))
     conf = json.dumps({"topic_prefix": kafka_topics, "lake_bucket": scratch_bucket})
 
@@ -150,8 +146,8 @@ def test_backfill_of_three_days_gives_three_complete_partitions(airflow, s3, scr
 
 
 @pytest.mark.timeout(DAY_END_TIMEOUT_S)
-def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_topics):
-    [day] = unused_days(airflow, 1)
+def test_runs_triggered_through_the_rest_api(airflow, stack_env, s3, scratch_bucket, kafka_topics):
+    [day] = unused_days(stack_env, 1)
     seeded = seed_kafka(day, day, PER_DAY, seed=11, settings=PlatformSettings(topic_prefix=kafka_topics))
     conf = {"topic_prefix": kafka_topics, "lake_bucket": scratch_bucket}
     start = datetime.combine(day, datetime.min.time(), UTC)
@@ -177,7 +173,7 @@ def test_runs_triggered_through_the_rest_api(airflow, s3, scratch_bucket, kafka_
     # keeps the run's inferred interval and the slot on the same sides of midnight
     clear_of_midnight_utc()
     slot = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC)
-    for run in all_runs(airflow):
+    for run in all_runs(stack_env):
         if run["dag_run_id"].startswith("test-slot-"):  # left by an interrupted earlier test run
             airflow.delete(f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}")
     on_a_slot = airflow.post(
