@@ -66,10 +66,7 @@ def gate_refusal(report_text: str | None, manifest: Manifest) -> str | None:
     it writes a new manifest that the accepting run's gate checks again.
     """
     if report_text is None:
-        return (
-            "it has no quality report (_dq.json): the gate has not checked it since it was drained (a drain rerun "
-            f"without its downstream tasks deletes the report of the manifest it replaces); {_REGATE}"
-        )
+        return f"it has no quality report (_dq.json): the gate has not checked it since it was drained; {_REGATE}"
     try:
         report = QualityReport.model_validate_json(report_text)
     except ValidationError as error:

@@ -8,12 +8,15 @@ Steps, under a lease on the partition (see ``lock``):
    (retention, or a recreated topic that lacks offsets the existing manifest lists), keep the
    existing raw partition and rewrite its ``_SUCCESS`` (or fail with DataExpiredError when there
    is none);
-3. stream every record timestamped in ``[start, end)`` to objects named by partition and offset
-   range; invalid messages go to ``quarantine/``. A day committed before stays in service: its
-   manifest lists none of the new objects, and an object of the same name holds the same bytes;
+3. stream every record timestamped in ``[start, end)`` to objects named by partition, offset
+   range and the start of their SHA-256; invalid messages go to ``quarantine/``. A day committed
+   before stays in service: an object of the same name holds the same bytes, and other bytes get
+   another name (see ``objects``);
 4. commit: write ``_manifest.json`` if it is still the one read in step 2 (a conditional write,
-   so a run that stalled past its lease cannot overwrite another run's commit), remove the
-   previous ``_dq.json``, write ``_SUCCESS``, then delete objects no manifest lists.
+   so a run that stalled past its lease cannot overwrite another run's commit), write ``_SUCCESS``,
+   then, if the lease is still this run's, delete objects no manifest lists; if it is not, fail
+   (another run may have committed since). The previous manifest's ``_dq.json`` stays: it names
+   that manifest's SHA-256, so the Spark clean job does not take it for the new one.
 
 Object names and bytes depend only on the records, so reruns rewrite identical objects.
 The engine knows nothing of Airflow: it takes an S3 client, bootstrap servers and names.
@@ -165,13 +168,13 @@ def _drain_partition(
     return counts
 
 
-def _exists(s3: Any, bucket: str, key: str) -> bool:
+def _stored_size(s3: Any, bucket: str, key: str) -> int | None:
+    """The object's size as stored, or None when it is missing."""
     try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
+        return s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
     except ClientError as exc:
         if is_missing(exc):
-            return False
+            return None
         raise
 
 
@@ -337,12 +340,19 @@ def _commit_manifest(s3: Any, bucket: str, key: str, manifest: Manifest, read_et
 
 
 def _keep_existing(s3: Any, bucket: str, raw_prefix: str, kept: Manifest) -> None:
-    """Check that the kept partition is whole, then (re)write its ``_SUCCESS`` (an older drain may have removed it)."""
-    missing = [f.key for f in (*kept.files, *kept.quarantine.files) if not _exists(s3, bucket, f.key)]
-    if missing:
+    """Check that the kept partition is whole (every object its manifest lists is stored, at the size listed),
+    then (re)write its ``_SUCCESS`` (an older drain may have removed it)."""
+    damaged = []
+    for entry in (*kept.files, *kept.quarantine.files):
+        size = _stored_size(s3, bucket, entry.key)
+        if size is None:
+            damaged.append(f"{entry.key} is missing")
+        elif size != entry.bytes:
+            damaged.append(f"{entry.key} holds {size} bytes, the manifest says {entry.bytes}")
+    if damaged:
         raise DataExpiredError(
-            f"the raw partition s3://{bucket}/{raw_prefix} lacks {len(missing)} objects its manifest lists "
-            f"(first: {missing[0]}) and Kafka no longer holds its records: it cannot be repaired"
+            f"the raw partition s3://{bucket}/{raw_prefix} does not hold {len(damaged)} objects as its manifest "
+            f"lists them (first: {damaged[0]}) and Kafka no longer holds its records: it cannot be repaired"
         )
     s3.put_object(Bucket=bucket, Key=raw_prefix + lake.SUCCESS_NAME, Body=b"")
 
@@ -405,18 +415,18 @@ def drain(
         lock.renew()  # fails if another run took the lease: then it owns the partition, we commit nothing
         # Every object of the new manifest is stored, so an existing _SUCCESS stays true across the commit.
         _commit_manifest(s3, bucket, manifest_key, manifest, existing_etag)
-        _delete_keys(s3, bucket, [raw_prefix + lake.DQ_NAME])  # the quality report of the previous manifest
+        # The previous manifest's _dq.json stays: it names that manifest's SHA-256, so no reader takes it for this one.
         s3.put_object(Bucket=bucket, Key=raw_prefix + lake.SUCCESS_NAME, Body=b"")
         keep = {f.key for f in manifest.files} | {f.key for f in manifest.quarantine.files}
         listed = _list_keys(s3, bucket, raw_prefix) + _list_keys(s3, bucket, quarantine_prefix)
         stale = stale_keys(listed, keep)
         try:
             lock.renew()  # a run that took the lease since may be writing objects this listing calls stale
-        except LockLostError:
-            log.warning(
-                "the lease was taken over after the commit: %d stale objects are left to the next drain", len(stale)
-            )
-            stale = []
+        except LockLostError as exc:
+            raise LockLostError(
+                f"{exc} (after this run committed s3://{bucket}/{manifest_key}; the {len(stale)} objects that "
+                "manifest does not list are left to the next drain)"
+            ) from exc
         _delete_keys(s3, bucket, stale)
     message = (
         f"drained {manifest.record_count} {entity} records of {day} ({status}) from {request.topic} into "

@@ -12,7 +12,7 @@ up on is not always dead): if that try renews it meanwhile, the later try is ref
 
 A lease lost while held (renewals failed for longer than its TTL, and another run took it over)
 is never lost silently: ``renew()`` raises LockLostError, and leaving the ``with`` block raises
-it too unless ``renew()`` has already told the holder (the drain's last renewal handles it).
+it too unless ``renew()`` has already raised it to the holder.
 
 Expiry is judged by the store's clock, never a worker's: a lease is expired when the store's
 ``Date`` on reading it is more than its TTL (plus one second, the headers' resolution) after its

@@ -3,6 +3,11 @@
 Memory stays bounded whatever the size of the day: lines go to disk in chunks of about
 1 MiB, an object rolls over at ``max_object_bytes``, and at most one finished object waits
 for its upload while the next one is being written.
+
+An object is named by its partition, its offset range and the start of its SHA-256 (known once its spool file
+is written, before the upload): the same bytes always get the same name, and other bytes (a re-drain whose
+validation quarantines a record the earlier drain kept) get another one, so a re-drain never changes an object
+that a committed manifest lists.
 """
 
 from __future__ import annotations
@@ -23,9 +28,15 @@ CHUNK_BYTES = 1 << 20
 TRANSFER = TransferConfig(multipart_threshold=32 << 20, multipart_chunksize=16 << 20, max_concurrency=4)
 
 
-def object_name(partition: int, first_offset: int, last_offset: int) -> str:
-    """Name of an object holding offsets ``first..last`` of a partition (both inclusive)."""
-    return f"part-p{partition:04d}-o{first_offset:020d}-{last_offset:020d}.jsonl"
+NAME_HASH_CHARS = 16  # hex digits of the object's SHA-256 in its name: 64 bits
+
+
+def object_name(partition: int, first_offset: int, last_offset: int, sha256: str) -> str:
+    """Name of an object holding offsets ``first..last`` of a partition (both inclusive) whose bytes have the
+    SHA-256 ``sha256`` (hex); names sort by partition, then offset."""
+    if len(sha256) < NAME_HASH_CHARS:
+        raise ValueError(f"sha256 must be a hex digest, got {sha256!r}")
+    return f"part-p{partition:04d}-o{first_offset:020d}-{last_offset:020d}-{sha256[:NAME_HASH_CHARS]}.jsonl"
 
 
 @dataclass
@@ -55,7 +66,7 @@ class ObjectWriter:
     """Writes lines of one partition into rolling objects under ``prefix``; returns their entries.
 
     Object boundaries depend only on the lines and ``max_object_bytes``, so the same records
-    always give the same object names and bytes.
+    always give the same object names and bytes; other bytes for the same offsets give another name.
     """
 
     def __init__(self, s3: Any, bucket: str, prefix: str, max_object_bytes: int, uploads: ThreadPoolExecutor):
@@ -108,15 +119,15 @@ class ObjectWriter:
             return
         spool.flush()
         spool.file.flush()
-        key = self._prefix + object_name(spool.partition, spool.first_offset, spool.last_offset)
+        digest = spool.digest.hexdigest()
         entry = FileEntry(
-            key=key,
+            key=self._prefix + object_name(spool.partition, spool.first_offset, spool.last_offset, digest),
             partition=spool.partition,
             first_offset=spool.first_offset,
             last_offset=spool.last_offset,
             count=spool.count,
             bytes=spool.bytes,
-            sha256=spool.digest.hexdigest(),
+            sha256=digest,
         )
         self._partition_digests.append(entry.sha256)
         self._wait_in_flight()

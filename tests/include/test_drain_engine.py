@@ -22,6 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+from pydantic import field_validator
 
 from include import lake
 from include.drain import (
@@ -30,6 +31,7 @@ from include.drain import (
     DrainSettings,
     IncompleteDayError,
     Interval,
+    LockLostError,
     Manifest,
     MissingBucketError,
     MissingTopicError,
@@ -37,10 +39,13 @@ from include.drain import (
     QuarantineThresholdError,
     SourceTopicError,
     drain,
+    run_quality_gate,
 )
+from include.drain.quality import QualityReport
 from include.emulator.generate import generate_triples
 from include.lake import LOCK_NAME
-from include.records import kafka_key, kafka_value
+from include.records import MODELS, PinRecord, kafka_key, kafka_value
+from spark_jobs.manifest import gate_refusal, parse_manifest
 
 DAY = date(2024, 3, 10)
 START_MS = int(datetime(2024, 3, 10, tzinfo=UTC).timestamp() * 1000)
@@ -262,6 +267,57 @@ def test_rerun_is_byte_identical_and_removes_stale_objects(s3, scratch_bucket, k
     assert not any(exists(s3, scratch_bucket, key) for key in stale)
 
 
+def stricter_pin(refused: str) -> type[PinRecord]:
+    """The pin model of a later release whose validation also refuses the pin with unique_id ``refused``."""
+
+    class StricterPin(PinRecord):
+        @field_validator("unique_id")
+        @classmethod
+        def _refuse(cls, value):
+            if str(value) == refused:
+                raise ValueError("refused by a stricter rule")
+            return value
+
+    return StricterPin
+
+
+def test_a_redrain_under_stricter_rules_never_changes_an_object_the_committed_manifest_lists(
+    s3, scratch_bucket, kafka_topics, bootstrap, monkeypatch
+):
+    messages = [(0 if i < 100 else 1, START_MS + i * 1000, *value) for i, value in enumerate(pins(120))]
+    produced = produce(bootstrap, f"{kafka_topics}.pin", messages)
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="first"))
+    run_quality_gate(s3, scratch_bucket, DAY, "gate-first", entities=("pin",))
+    raw, committed = lake.partition_prefix("raw", "pin", DAY), load_manifest(s3, scratch_bucket)
+    gated = listing(s3, scratch_bucket, raw)
+    victim = produced[50]  # in the middle of partition 0's only object
+    assert [(f.partition, f.first_offset, f.last_offset) for f in committed.files] == [(0, 0, 99), (1, 0, 19)]
+    monkeypatch.setitem(MODELS, "pin", stricter_pin(json.loads(victim[4])["unique_id"]))
+
+    with pytest.raises(QuarantineThresholdError, match="1 of 120 messages"):
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="stricter", max_quarantine_share=0.001))
+
+    # the day keeps its committed manifest, _SUCCESS, passing report and the very bytes that manifest lists
+    assert {k: v for k, v in listing(s3, scratch_bucket, raw).items() if k in gated} == gated
+    for entry in committed.files:
+        assert hashlib.sha256(gated[entry.key]).hexdigest() == entry.sha256
+
+    result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="accepted", max_quarantine_share=0.05))
+
+    redrained = load_manifest(s3, scratch_bucket)
+    assert (result.outcome, result.record_count, result.quarantined) == ("drained", 119, 1)
+    assert sorted(drained_records(s3, scratch_bucket, redrained)) == as_rows(produced[:50] + produced[51:])
+    (old_zero, old_one), (new_zero, new_one) = committed.files, redrained.files
+    assert (new_zero.first_offset, new_zero.last_offset) == (0, 99) and new_zero.key != old_zero.key  # other bytes
+    assert new_one == old_one  # the same bytes, the same name
+    stored = listing(s3, scratch_bucket, raw)
+    assert {k for k in stored if k.endswith(".jsonl")} == {new_zero.key, new_one.key}  # the replaced one removed
+    # the earlier report stays, and names the manifest it checked: the clean job does not take it for this one
+    text = stored[raw + lake.MANIFEST_NAME].decode()
+    refusal = gate_refusal(stored[raw + lake.DQ_NAME].decode(), parse_manifest(text, raw))
+    assert refusal is not None and "checked another manifest (drain run 'first'" in refusal
+
+
 def test_open_day_is_partial_then_complete_after_the_grace(s3, scratch_bucket, kafka_topics, bootstrap):
     values = pins(20)
     morning = produce(
@@ -371,6 +427,26 @@ def test_expired_start_keeps_the_existing_partition_or_fails_clearly(s3, scratch
         s3.delete_bucket(Bucket=scratch_bucket + "-empty")
 
 
+def test_a_kept_partition_whose_object_changed_size_fails_clearly(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(30)
+    produced = produce(
+        bootstrap, f"{kafka_topics}.pin", [(i % 3, START_MS + i * 60_000, *next(values)) for i in range(30)]
+    )
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+    raw, entry = lake.partition_prefix("raw", "pin", DAY), load_manifest(s3, scratch_bucket).files[1]
+    shorter = b"".join(s3.get_object(Bucket=scratch_bucket, Key=entry.key)["Body"].read().splitlines(True)[:-1])
+    s3.put_object(Bucket=scratch_bucket, Key=entry.key, Body=shorter)  # changed behind its manifest's back
+    delete_records_before(bootstrap, f"{kafka_topics}.pin", 0, sorted(o for p, o, *_ in produced if p == 0)[5])
+    s3.delete_object(Bucket=scratch_bucket, Key=raw + "_SUCCESS")
+
+    with pytest.raises(DataExpiredError) as refused:
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="after-retention"))
+
+    assert f"{entry.key} holds {len(shorter)} bytes, the manifest says {entry.bytes}" in str(refused.value)
+    assert "Kafka no longer holds its records: it cannot be repaired" in str(refused.value)
+    assert not exists(s3, scratch_bucket, raw + "_SUCCESS")  # not vouched for
+
+
 def recreate_topic(bootstrap: str, topic: str) -> None:
     """Delete ``topic`` and create it again under the same name (one partition, no retention limit)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -474,30 +550,34 @@ def test_two_concurrent_runs_of_one_day_leave_exactly_one_clean_partition(s3, sc
     }
 
 
-class StallBeforeManifest:
-    """An S3 client that holds the manifest write until ``go`` is set, as a run paused past its lease would."""
+class StallAtManifest:
+    """An S3 client that holds the run at its manifest write (before it, or just after it) until ``go`` is set, as a
+    run paused past its lease would."""
 
-    def __init__(self, s3, manifest_key: str):
-        self._s3, self._key = s3, manifest_key
+    def __init__(self, s3, manifest_key: str, after: bool = False):
+        self._s3, self._key, self._after = s3, manifest_key, after
         self.stalled, self.go = threading.Event(), threading.Event()
 
     def put_object(self, **kwargs):
-        if kwargs["Key"] == self._key:
-            self.stalled.set()
-            assert self.go.wait(60)
-        return self._s3.put_object(**kwargs)
+        if kwargs["Key"] == self._key and not self._after:
+            self._stall()
+        reply = self._s3.put_object(**kwargs)
+        if kwargs["Key"] == self._key and self._after:
+            self._stall()
+        return reply
+
+    def _stall(self) -> None:
+        self.stalled.set()
+        assert self.go.wait(60)
 
     def __getattr__(self, name: str):
         return getattr(self._s3, name)
 
 
-def test_a_run_stalled_past_its_lease_cannot_overwrite_the_commit_of_the_run_that_took_it(
-    s3, scratch_bucket, kafka_topics, bootstrap
-):
-    values = pins(150)
-    topic = f"{kafka_topics}.pin"
-    first = produce(bootstrap, topic, [(i % 3, START_MS + i * 1000, *next(values)) for i in range(100)])
-    stalling = StallBeforeManifest(s3, lake.manifest_key("pin", DAY))
+def start_stalled_run(
+    stalling: StallAtManifest, bootstrap: str, kafka_topics: str, scratch_bucket: str
+) -> tuple[threading.Thread, list[BaseException]]:
+    """Start a drain (run id ``stalled``) through ``stalling`` in a thread; what it raises lands in the list."""
     failures: list[BaseException] = []
 
     def stalled_run() -> None:
@@ -508,6 +588,17 @@ def test_a_run_stalled_past_its_lease_cannot_overwrite_the_commit_of_the_run_tha
 
     thread = threading.Thread(target=stalled_run)
     thread.start()
+    return thread, failures
+
+
+def test_a_run_stalled_past_its_lease_cannot_overwrite_the_commit_of_the_run_that_took_it(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    values = pins(150)
+    topic = f"{kafka_topics}.pin"
+    first = produce(bootstrap, topic, [(i % 3, START_MS + i * 1000, *next(values)) for i in range(100)])
+    stalling = StallAtManifest(s3, lake.manifest_key("pin", DAY))
+    thread, failures = start_stalled_run(stalling, bootstrap, kafka_topics, scratch_bucket)
     assert stalling.stalled.wait(60), "the first run never reached its commit"
     # its lease is lost meanwhile (a clock ahead, a long pause) and another run drains the day, now with more records
     later = produce(bootstrap, topic, [(i % 3, START_MS + 200_000 + i, *next(values)) for i in range(50)])
@@ -522,6 +613,36 @@ def test_a_run_stalled_past_its_lease_cannot_overwrite_the_commit_of_the_run_tha
     assert manifest.run_id == "took-over"
     assert sorted(drained_records(s3, scratch_bucket, manifest)) == as_rows(first + later)
     assert exists(s3, scratch_bucket, raw + "_SUCCESS")
+
+
+def test_a_run_that_lost_its_lease_after_its_commit_fails_and_leaves_the_next_runs_report(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    values = pins(150)
+    topic = f"{kafka_topics}.pin"
+    first = produce(bootstrap, topic, [(i % 3, START_MS + i * 1000, *next(values)) for i in range(100)])
+    stalling = StallAtManifest(s3, lake.manifest_key("pin", DAY), after=True)
+    thread, failures = start_stalled_run(stalling, bootstrap, kafka_topics, scratch_bucket)
+    assert stalling.stalled.wait(60), "the first run never committed"
+    # its lease is lost meanwhile, and another run drains the day, now with more records, and its gate passes it
+    later = produce(bootstrap, topic, [(i % 3, START_MS + 200_000 + i, *next(values)) for i in range(50)])
+    raw = lake.partition_prefix("raw", "pin", DAY)
+    s3.delete_object(Bucket=scratch_bucket, Key=raw + LOCK_NAME)
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="took-over", max_object_bytes=8_000))
+    assert run_quality_gate(s3, scratch_bucket, DAY, "took-over", entities=("pin",))["pin"].passed
+    stalling.go.set()
+    thread.join(60)
+
+    assert len(failures) == 1 and isinstance(failures[0], LockLostError), failures
+    assert "after this run committed" in str(failures[0]) and "left to the next drain" in str(failures[0])
+    manifest = load_manifest(s3, scratch_bucket)
+    assert manifest.run_id == "took-over"
+    assert sorted(drained_records(s3, scratch_bucket, manifest)) == as_rows(first + later)
+    stored = listing(s3, scratch_bucket, raw)
+    assert raw + "_SUCCESS" in stored
+    report = stored[raw + lake.DQ_NAME].decode()  # the report of the run that took over, as its gate wrote it
+    assert QualityReport.model_validate_json(report).manifest_run_id == "took-over"
+    assert gate_refusal(report, parse_manifest(stored[raw + lake.MANIFEST_NAME].decode(), raw)) is None
 
 
 def test_a_missing_topic_or_bucket_is_named_and_is_not_worth_a_retry(s3, scratch_bucket, kafka_topics, bootstrap):

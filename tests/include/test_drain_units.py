@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -156,9 +157,17 @@ def test_a_day_drained_from_another_topic_name_is_refused_with_both_names():
     assert str(refused.value).startswith(expected)
 
 
-def test_object_name_carries_partition_and_offset_range_and_sorts_by_offset():
-    assert object_name(2, 12, 345) == "part-p0002-o00000000000000000012-00000000000000000345.jsonl"
-    assert sorted([object_name(0, 100, 150), object_name(0, 9, 99)])[0] == object_name(0, 9, 99)
+def test_object_name_carries_partition_offset_range_and_checksum_and_sorts_by_offset():
+    digest = hashlib.sha256(b"lines\n").hexdigest()
+    name = object_name(2, 12, 345, digest)
+    assert name == f"part-p0002-o00000000000000000012-00000000000000000345-{digest[:16]}.jsonl"
+    other = hashlib.sha256(b"other lines\n").hexdigest()
+    assert object_name(2, 12, 345, other) != name  # other bytes for the same offsets: another object
+    assert sorted([object_name(0, 100, 150, "0" * 64), object_name(0, 9, 99, "f" * 64)])[0].startswith(
+        "part-p0000-o00000000000000000009-"
+    )
+    with pytest.raises(ValueError, match="hex digest"):
+        object_name(2, 12, 345, "abc")
 
 
 def test_stale_keys_spare_listed_objects_and_control_files():

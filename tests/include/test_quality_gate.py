@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from include import lake
 from include.drain import DrainRequest, Interval, QualityGateError, QualityThresholds, drain, run_quality_gate
 from include.drain.errors import ManifestChangedError
-from include.drain.quality import FolderObjects, check_day, match_rate
+from include.drain.quality import FolderObjects, QualityReport, check_day, match_rate
 from include.emulator.generate import generate_triples
 from include.emulator.local_lake import drain_manifest, file_entry
 from include.records import ENTITIES, kafka_key, kafka_value
@@ -183,7 +183,9 @@ def test_each_manifest_write_gets_a_report_naming_it(s3, scratch_bucket, kafka_t
 
     drain(s3, bootstrap, request)  # the same records: the same objects, a manifest with other run metadata
 
-    assert not s3.list_objects_v2(Bucket=scratch_bucket, Prefix=lake.dq_key("pin", DAY))["KeyCount"]
+    kept = s3.get_object(Bucket=scratch_bucket, Key=lake.dq_key("pin", DAY))["Body"].read()
+    assert QualityReport.model_validate_json(kept).manifest_sha256 == first.manifest_sha256  # names the replaced one
+    assert first.manifest_sha256 != manifest_sha256(s3, scratch_bucket, "pin")
     again = run_quality_gate(s3, scratch_bucket, DAY, "gate-rerun")["pin"]
     assert (again.manifest_run_id, again.manifest_sha256) == ("rerun", manifest_sha256(s3, scratch_bucket, "pin"))
     assert again.manifest_sha256 != first.manifest_sha256 and again.metrics == first.metrics
