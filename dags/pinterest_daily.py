@@ -45,7 +45,7 @@ a run, e.g. `{"topic_prefix": "test-abc", "lake_bucket": "scratch"}` as run conf
 Kafka had lost part of it fails its drain, since the analytics of every later day wait for it;
 rerun that day with `{"accept_partial": true}` to keep it, partial, as final.
 `lake_bucket` must be a valid S3 bucket name, `topic_prefix` at most 244 of the characters Kafka allows in
-a topic name (`a-z A-Z 0-9 . _ -`), `lateness_grace_minutes` at most 120: a run with another value is
+a topic name (`a-z A-Z 0-9 . _ -`), `lateness_grace_minutes` from 1 to 120: a run with another value is
 refused when it is created (REST: 400 naming the param).
 
 **Timeouts**: a try of `wait_for_late_records` (one poke) may take 10 minutes, a drain or the quality
@@ -59,7 +59,8 @@ scheduler creating runs (`max_active_runs`); with `catchup=False` the days in be
 written) with the day (`dt`), `bucket`, `status` (`complete`|`partial`), `records` and `outcome`
 (`drained` by this run, or `kept_existing` when it kept an earlier run's partition); the Spark tasks emit
 `pinterest_clean_<entity>` and `pinterest_analytics` with `dt`, `bucket` and the `status` of the raw day
-they read (for the analytics: `partial` when any entity's day is).
+they used (for the analytics: `partial` when any entity's day is). The analytics of a day are published as one
+unit in `analytics/_published/dt=<day>/_manifest.json`, written after the nine results.
 
 Connections: `kafka_default` (extra `bootstrap.servers`), `aws_default` (S3/MinIO) and
 `spark_default` (the Spark master: `local[*]` locally, `spark://spark-master:7077` in compose).
@@ -73,6 +74,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 
+from include.backfill import ANALYTICS_TASK_ID
 from include.records import ENTITIES, Entity
 from include.settings import PlatformSettings
 from plugins.lake_assets import emit, lake_alias, lake_asset
@@ -88,6 +90,9 @@ SETTINGS = PlatformSettings()
 # its tasks (Airflow creates none for a logical date before the start date). catchup=False: no runs for the past.
 START_DATE = datetime(1970, 1, 1, tzinfo=UTC)
 
+GRACE_MIN_MINUTES = 1
+"""The shortest lateness grace: the API stamps a record when it accepts it, and Kafka has it up to the API's
+KAFKA_DELIVERY_TIMEOUT_MS later (1.8 s by default); a day drained complete at once could miss its last records."""
 GRACE_MAX_MINUTES = 120
 """The longest lateness grace: the sensor waits at most the grace once the day is over."""
 GRACE_WAIT_TIMEOUT = timedelta(minutes=GRACE_MAX_MINUTES + 60)
@@ -208,7 +213,7 @@ with DAG(
         "lateness_grace_minutes": Param(
             10,
             type="number",
-            minimum=0,
+            minimum=GRACE_MIN_MINUTES,
             maximum=GRACE_MAX_MINUTES,
             description="records up to this late still land in their day",
         ),
@@ -337,7 +342,7 @@ with DAG(
         execution_timeout=SPARK_TIMEOUT,
     )
     analytics = LakeSparkSubmitOperator(
-        task_id="spark_analytics",
+        task_id=ANALYTICS_TASK_ID,
         doc_md="Spark: the analytics as of <day> over all clean data up to it -> analytics/<query>/dt=<day>/.",
         application=ANALYTICS_JOB,
         bucket="{{ params.lake_bucket }}",

@@ -136,25 +136,38 @@ def show_raw(s3, bucket: str, days: list[date]) -> None:
 
 
 def show_analytics(s3, bucket: str, day: date, max_rows: int = 12) -> None:
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix=lake.zone_prefix("analytics"), Delimiter="/")
-    names = sorted(p["Prefix"].split("/")[1] for p in listing.get("CommonPrefixes", []))
-    if not names:
-        raise SystemExit(f"no analytics found under s3://{bucket}/analytics/")
-    for name in names:
+    """Print the nine results of ``day`` as one unit: those its publication names, read between two reads of the
+    publication that must agree (a rerun of the day in between would change it)."""
+    key = lake.publication_key(day)
+    publication = _text(s3, bucket, key)
+    if publication is None:
+        raise SystemExit(f"the analytics of {day} are not published (no s3://{bucket}/{key}): see the run's log")
+    document = json.loads(publication)
+    console.print(
+        f"analytics as of {day}: run {document['run_id']} (try {document['attempt']}), published "
+        f"{document['published_at']}, from {document['raw_status']} raw data (s3://{bucket}/{key})"
+    )
+    for name, expected_rows in document["results"].items():
         prefix = lake.partition_prefix("analytics", name, day)
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-                if o["Key"].endswith(".parquet")]  # fmt: skip
+                if o["Key"].endswith(".parquet") and "/_" not in o["Key"].removeprefix(prefix)]  # fmt: skip
         rows = []
-        for key in keys:
-            body = io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        for part in keys:
+            body = io.BytesIO(s3.get_object(Bucket=bucket, Key=part)["Body"].read())
             rows += pq.read_table(body, use_threads=False).to_pylist()
-        table = Table(title=f"{name} as of {day}  (s3://{bucket}/{prefix}, {len(rows)} rows)")
+        if len(rows) != expected_rows:
+            raise SystemExit(f"s3://{bucket}/{prefix} holds {len(rows)} rows, its publication says {expected_rows}")
+        # a title line of its own: a table's title wraps to the table's width
+        console.print(f"\n[bold]{name}[/bold] as of {day}: {len(rows)} rows in s3://{bucket}/{prefix}")
+        table = Table()
         for column in rows[0] if rows else ["(empty)"]:
             table.add_column(column)
         rows.sort(key=lambda row: tuple(str(v) for v in row.values()))
         for row in rows[:max_rows]:
             table.add_row(*(f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row.values()))
         console.print(table)
+    if _text(s3, bucket, key) != publication:
+        raise SystemExit(f"the analytics of {day} were rewritten while they were shown: run the demo again")
 
 
 def run(args: argparse.Namespace, env: dict[str, str]) -> None:

@@ -1,10 +1,12 @@
-"""The Airflow command that drains and cleans a range of days again, as the project's messages print it."""
+"""The Airflow commands the project's messages print: run a range of days again, whole or only their analytics."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, timedelta
 
 DAG_ID = "pinterest_daily"  # the DAG that drains and cleans each day (dags/pinterest_daily.py)
+ANALYTICS_TASK_ID = "spark_analytics"  # its last task: the analytics as of the run's day
 
 
 def backfill_command(first: date, last: date, dag_id: str = DAG_ID) -> str:
@@ -17,3 +19,25 @@ def backfill_command(first: date, last: date, dag_id: str = DAG_ID) -> str:
         f"airflow backfill create --dag-id {dag_id} --max-active-runs 1 --reprocess-behavior completed "
         f"--dag-run-conf '{{}}' --from-date {first} --to-date {last}"
     )
+
+
+def clear_analytics_command(first: date, last: date, dag_id: str = DAG_ID) -> str:
+    """``airflow tasks clear`` of the analytics task in the runs of ``first`` to ``last`` (both inclusive, by logical
+    date, which is the day's start): they compute again, each with its run's conf, and nothing else reruns.
+    Airflow lists the task instances and asks before it clears them.
+
+    Airflow 3.3 matches ``--task-regex`` as a substring of the task ids (``SerializedDAG.partial_subset``), not as a
+    regex: ``^spark_analytics$`` would match no task. The id alone matches only that task, either way.
+    """
+    return f"airflow tasks clear {dag_id} --task-regex {ANALYTICS_TASK_ID} --start-date {first} --end-date {last}"
+
+
+def consecutive_runs(days: Iterable[date]) -> list[tuple[date, date]]:
+    """``days`` as runs of consecutive days, (first, last) of each in order: one command per run."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if runs and day == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs

@@ -5,22 +5,26 @@ raw/<entity>/dt=YYYY-MM-DD/<objects>  + _manifest.json + _SUCCESS (written last)
 quarantine/<entity>/dt=YYYY-MM-DD/...
 clean/<entity>/dt=YYYY-MM-DD/          Parquet + _SUCCESS + _source.json (the raw data it was cleaned from)
 analytics/<query>/dt=YYYY-MM-DD/       Parquet
+analytics/_published/dt=YYYY-MM-DD/_manifest.json   the day's nine results as one unit (written after them)
 _locks/<job>/dt=YYYY-MM-DD/lease       the lease of a Spark job's day (outside the folders it overwrites)
 ```
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Literal
 
 Zone = Literal["raw", "quarantine", "clean", "analytics"]
+RawStatus = Literal["complete", "partial"]
 
 MANIFEST_NAME = "_manifest.json"
 SUCCESS_NAME = "_SUCCESS"
 DQ_NAME = "_dq.json"
 LOCK_NAME = "_drain.lock"
 SOURCE_NAME = "_source.json"
+PUBLISHED_NAME = "_published"  # not a result: Hadoop and Spark skip names that start with "_"
 
 
 def partition_prefix(zone: Zone, name: str, day: date) -> str:
@@ -53,6 +57,11 @@ def dq_key(entity: str, day: date) -> str:
     return partition_prefix("raw", entity, day) + DQ_NAME
 
 
+def publication_key(day: date) -> str:
+    """Key of the manifest that publishes the analytics of ``day`` as one unit."""
+    return partition_prefix("analytics", PUBLISHED_NAME, day) + MANIFEST_NAME
+
+
 def lock_key(entity: str, day: date) -> str:
     """Key of the lease that keeps two drains of the same raw partition apart."""
     return partition_prefix("raw", entity, day) + LOCK_NAME
@@ -66,3 +75,11 @@ def job_lock_key(job: str, day: date) -> str:
 def s3a_url(bucket: str, key: str) -> str:
     """``s3a://`` URL of a key, as Spark reads it."""
     return f"s3a://{bucket}/{key}"
+
+
+def day_status(statuses: Iterable[str]) -> RawStatus:
+    """The status of data made from several raw partitions: ``complete`` only when each of them is."""
+    known = set(statuses)
+    if not known or not known <= {"complete", "partial"}:
+        raise ValueError(f"expected raw statuses complete or partial, got {sorted(known)}")
+    return "complete" if known == {"complete"} else "partial"

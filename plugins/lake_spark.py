@@ -26,10 +26,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
@@ -39,7 +39,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow.sdk.log import mask_secret
 
 from include.job_exits import PERMANENT_EXIT_CODES
-from include.lake import Zone, manifest_key
+from include.lake import SOURCE_NAME, Zone, partition_prefix, publication_key
 from include.records import ENTITIES
 from include.settings import platform_settings
 from plugins.lake_assets import emit, lake_asset
@@ -116,14 +116,6 @@ def submitted_processes(submit: subprocess.Popen[Any] | None) -> list[psutil.Pro
         return psutil.Process(submit.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-
-
-def day_status(statuses: Iterable[str]) -> Literal["complete", "partial"]:
-    """The status of data made from several raw partitions: ``complete`` only when each of them is."""
-    known = set(statuses)
-    if not known or not known <= {"complete", "partial"}:
-        raise ValueError(f"expected raw statuses complete or partial, got {sorted(known)}")
-    return "complete" if known == {"complete"} else "partial"
 
 
 def job_arguments(
@@ -273,23 +265,28 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             finally:
                 self.py_files = shipped_by_caller
         if self.asset_alias is not None:
-            statuses = self.raw_statuses(bucket, day)
+            statuses = self.statuses_used(bucket, date.fromisoformat(day))
             for zone, name in self.datasets_written():
-                status = day_status([statuses[name]] if name else statuses.values())
                 emit(
                     context,
                     self.asset_alias,
                     [lake_asset(bucket, zone, name)],
-                    {"dt": day, "bucket": bucket, "status": status},
+                    {"dt": day, "bucket": bucket, "status": statuses[name]},
                 )
 
-    def raw_statuses(self, bucket: str, day: str) -> dict[str, str]:
-        """The ``status`` of each raw partition of ``day`` the job read, from its manifest (by ``aws_conn_id``)."""
+    def statuses_used(self, bucket: str, day: date) -> dict[str | None, str]:
+        """Per dataset written, the ``status`` of the raw data the job used (by ``aws_conn_id``): what the clean
+        partition's ``_source.json`` names, or the analytics' publication (the raw manifest may have been drained
+        again since)."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         s3 = S3Hook(aws_conn_id=self.aws_conn_id)
-        keys = {entity: manifest_key(entity, date.fromisoformat(day)) for entity in self.entities or ENTITIES}
-        return {entity: json.loads(s3.read_key(key, bucket))["status"] for entity, key in keys.items()}
+        if self.application == ANALYTICS_JOB:
+            return {None: json.loads(s3.read_key(publication_key(day), bucket))["raw_status"]}
+        return {
+            entity: json.loads(s3.read_key(partition_prefix("clean", entity, day) + SOURCE_NAME, bucket))["raw_status"]
+            for entity in self.entities or ENTITIES
+        }
 
     def on_kill(self) -> None:
         """Kill spark-submit as the provider does, then every process it started here (found before: once

@@ -5,7 +5,8 @@ Usage: ``spark-submit --py-files lake.zip spark_jobs/analytics.py --date 2026-11
 from the lake's first day (without one: the entity's first drained day) up to ``<date>`` is ready (drained, raw
 ``_SUCCESS``, earlier days complete, a clean partition whose ``_source.json`` names the raw data the day has now),
 and fails naming the days that are not. Each result overwrites only its own ``dt=<date>`` partition; records
-cleaned on several days count once (the latest ingested).
+cleaned on several days count once (the latest ingested). The nine are published as one unit
+(``spark_jobs.publication``), and later days whose analytics read data that has changed since are named.
 """
 
 from __future__ import annotations
@@ -15,19 +16,30 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
+from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
 
-from include.backfill import backfill_command
-from include.lake import MANIFEST_NAME, SOURCE_NAME, SUCCESS_NAME, dataset_prefix, partition_prefix
+from include.backfill import backfill_command, consecutive_runs
+from include.lake import (
+    MANIFEST_NAME,
+    PUBLISHED_NAME,
+    SOURCE_NAME,
+    SUCCESS_NAME,
+    dataset_prefix,
+    day_status,
+    partition_prefix,
+    publication_key,
+)
 from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.failures import run_job
-from spark_jobs.lake_fs import markers_by_day, read_text
+from spark_jobs.lake_fs import delete, markers_by_day, read_text, write_text
 from spark_jobs.lease import Lease, job_lease
 from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
+from spark_jobs.publication import DayInputs, Publication, stale_later_days, stale_message
 from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.session import Lake, build_session, iso_date, lake_argument_parser
 
@@ -69,6 +81,14 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
+def first_needed_day(day: date, states: Mapping[date, DayState], first_day: date | None = None) -> date:
+    """The first day the analytics of ``day`` need: the lake's first day if given, else the entity's first drained
+    day (``day`` itself when none is)."""
+    if first_day is not None:
+        return first_day
+    return min((d for d, state in states.items() if d <= day and state.raw is not None), default=day)
+
+
 def readiness(day: date, states: Mapping[date, DayState], first_day: date | None = None) -> Readiness:
     """Check ``day`` and every day before it since ``first_day`` (the lake's first day), or else since the entity's
     first drained day.
@@ -89,9 +109,7 @@ def readiness(day: date, states: Mapping[date, DayState], first_day: date | None
     longer complete it).
     """
     found = Readiness()
-    if first_day is None:
-        first_day = min((d for d, state in states.items() if d <= day and state.raw is not None), default=day)
-    for needed_day in _days(first_day, day):
+    for needed_day in _days(first_needed_day(day, states, first_day), day):
         state = states.get(needed_day, DayState())
         if state.raw is None:
             found.never_drained.append(needed_day)
@@ -106,17 +124,6 @@ def readiness(day: date, states: Mapping[date, DayState], first_day: date | None
     return found
 
 
-def _consecutive_runs(days: set[date]) -> list[tuple[date, date]]:
-    """``days`` as runs of consecutive days: (first, last) of each, in order."""
-    runs: list[tuple[date, date]] = []
-    for d in sorted(days):
-        if runs and d == runs[-1][1] + timedelta(days=1):
-            runs[-1] = (runs[-1][0], d)
-        else:
-            runs.append((d, d))
-    return runs
-
-
 def readiness_message(day: date, problems: Mapping[Entity, Readiness], first_day: date | None = None) -> str:
     """The error naming, per kind of problem, each entity's days and what to do."""
 
@@ -127,7 +134,7 @@ def readiness_message(day: date, problems: Mapping[Entity, Readiness], first_day
     if text := listing(lambda r: r.never_drained):
         # a run drains every entity of its day: one backfill per run of consecutive days, over all entities
         missing = {d for found in problems.values() for d in found.never_drained}
-        commands = " and ".join(backfill_command(first, last) for first, last in _consecutive_runs(missing))
+        commands = " and ".join(backfill_command(first, last) for first, last in consecutive_runs(missing))
         since = f"the lake's first day {first_day}" if first_day else "an entity's first drained day"
         parts.append(
             f"days never drained: {text}; backfill them first ({commands}): each day from {since} up to {day} "
@@ -211,9 +218,9 @@ def days_to_read(day: date, state: LakeState, first_day: date | None = None) -> 
     problems = {entity: found for entity, states in state.items() if (found := readiness(day, states, first_day))}
     if problems:
         raise MissingCleanDataError(readiness_message(day, problems, first_day))
-    since = first_day or date.min
+    # exactly the days readiness() checked (a clean partition before the first needed day is not read)
     return {
-        entity: sorted(d for d, s in states.items() if s.clean_success and since <= d)
+        entity: [d for d in _days(first_needed_day(day, states, first_day), day) if d in states]
         for entity, states in state.items()
     }
 
@@ -233,14 +240,47 @@ def computed(spark: SparkSession, results: dict[str, DataFrame]) -> dict[str, Da
     return {name: spark.createDataFrame(result.collect(), result.schema) for name, result in results.items()}
 
 
-def write_results(lake: Lake, day: date, results: dict[str, DataFrame], lease: Lease) -> None:
-    """Overwrite each result's ``dt=<day>`` partition (one small Parquet file each), renewing the lease before each
-    (it fails when another run has taken the day meanwhile)."""
+def read_inputs(state: LakeState, days: Mapping[Entity, Sequence[date]]) -> DayInputs:
+    """Per entity, each clean day read with the identity of the raw data it was cleaned from (a ready day's clean
+    partition was cleaned from the raw data the day holds now)."""
+    return {entity: {d: _raw(state[entity][d]).data_sha256 for d in read} for entity, read in days.items()}
+
+
+def _raw(state: DayState) -> Manifest:
+    if state.raw is None:
+        raise ValueError("a day read by the analytics has no raw manifest")  # readiness() rules this out
+    return state.raw
+
+
+def publish(lake: Lake, publication: Publication, results: dict[str, DataFrame], lease: Lease) -> None:
+    """Withdraw the day's publication, overwrite each result's ``dt=<day>`` partition (one small Parquet file each),
+    then publish the nine again: a reader never finds a publication over a half-rewritten set. The lease is renewed
+    before each write (it fails when another run has taken the day meanwhile)."""
+    spark = next(iter(results.values())).sparkSession
+    marker = lake.url(publication_key(publication.day))
+    lease.renew()
+    delete(spark, marker)
     for name, result in results.items():
-        target = lake.url(partition_prefix("analytics", name, day))
+        target = lake.url(partition_prefix("analytics", name, publication.day))
         lease.renew()
         result.coalesce(1).write.mode("overwrite").parquet(target)
         log.info("analytics %s written", target)
+    lease.renew()
+    write_text(spark, marker, publication.model_dump_json(indent=2))
+    log.info("analytics of %s published: %s", publication.day, marker)
+
+
+def later_publications(spark: SparkSession, lake: Lake, day: date) -> dict[date, Publication]:
+    """The publications of the days after ``day``; one that cannot be read is named in a warning and left out."""
+    found = markers_by_day(spark, lake.url(dataset_prefix("analytics", PUBLISHED_NAME)), frozenset({MANIFEST_NAME}))
+    later = sorted(d for d in found if d > day)
+    publications = {}
+    for later_day, text in zip(later, _read_all(spark, [lake.url(publication_key(d)) for d in later]), strict=True):
+        try:
+            publications[later_day] = Publication.model_validate_json(text or "")
+        except ValidationError as error:
+            log.warning("%s is not a publication this job reads: %s", lake.url(publication_key(later_day)), error)
+    return publications
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -272,7 +312,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"the lake changed while the analytics as of {args.date} read it (a clean or drain job of another "
                 "run rewrote a day they use): nothing was written; a retry reads it again"
             )
-        write_results(lake, args.date, results, lease)
+        inputs = read_inputs(before, days)
+        publication = Publication(
+            day=args.date,
+            run_id=args.run_id,
+            attempt=args.attempt,
+            published_at=datetime.now(UTC),
+            first_day=args.first_day,
+            raw_status=day_status(_raw(before[entity][args.date]).status for entity in ENTITIES),
+            results={name: result.count() for name, result in results.items()},
+            inputs=inputs,
+        )
+        publish(lake, publication, results, lease)
+    if stale := stale_later_days(later_publications(spark, lake, args.date), inputs, args.first_day, args.date):
+        log.warning(stale_message(args.date, stale))
 
 
 if __name__ == "__main__":

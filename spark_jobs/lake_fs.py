@@ -49,6 +49,12 @@ def write_text(spark: SparkSession, url: str, text: str) -> None:
         stream.close()
 
 
+def delete(spark: SparkSession, url: str) -> None:
+    """Delete one file if it is there."""
+    path, filesystem = _path_on_filesystem(spark, url)
+    filesystem.delete(path, False)
+
+
 def partition_day(name: str) -> date | None:
     """The day of a ``dt=YYYY-MM-DD`` folder name; None for any other name."""
     if not name.startswith("dt="):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pytest
 from devstack import paths
 from devstack.airflow_client import AirflowClient
 from include import lake
+from include.backfill import ANALYTICS_TASK_ID, clear_analytics_command
 from include.drain import Manifest
 from include.emulator.seed import seed_kafka
 from include.records import ENTITIES
@@ -67,6 +69,15 @@ def wait_for_runs(airflow: httpx.Client, run_ids: list[str], timeout_s: float = 
 def task_states(airflow: httpx.Client, run_id: str) -> dict[str, str]:
     reply = airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()
     return {ti["task_id"]: ti["state"] for ti in reply["task_instances"]}
+
+
+def try_numbers(airflow: httpx.Client, run_id: str) -> dict[str, int]:
+    reply = airflow.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances").json()
+    return {f"{ti['task_id']}[{ti['map_index']}]": ti["try_number"] for ti in reply["task_instances"]}
+
+
+def publication(s3, bucket: str, day: date) -> dict:
+    return json.loads(s3.get_object(Bucket=bucket, Key=lake.publication_key(day))["Body"].read())
 
 
 def manifest(s3, bucket: str, entity: str, day: date) -> Manifest:
@@ -143,6 +154,30 @@ def test_backfill_of_three_days_gives_three_complete_partitions(airflow, stack_e
             assert json.loads(s3.get_object(Bucket=scratch_bucket, Key=lake.dq_key(entity, day))["Body"].read())[
                 "passed"
             ]
+    by_day = {datetime.fromisoformat(r["data_interval_start"]).date(): r["dag_run_id"] for r in ended.values()}
+    published = {day: publication(s3, scratch_bucket, day) for day in days}
+    for day in days:
+        assert (published[day]["run_id"], published[day]["raw_status"]) == (by_day[day], "complete")
+        assert len(published[day]["results"]) == 9
+
+    # the command the analytics job prints for later days computed from data changed since: only their analytics run
+    tries = {day: try_numbers(airflow, by_day[day]) for day in days}
+    cleared = subprocess.run(
+        [sys.executable, "-m", "devstack", *shlex.split(clear_analytics_command(days[1], days[2])), "--yes"],
+        cwd=paths.REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert cleared.returncode == 0, cleared.stdout[-2000:] + cleared.stderr[-2000:]
+    again = wait_for_runs(airflow, list(by_day.values()), timeout_s=420)
+    assert {r["state"] for r in again.values()} == {"success"}, {r: task_states(airflow, r) for r in again}
+    for day in days:
+        rerun = {f"{ANALYTICS_TASK_ID}[-1]"} if day in days[1:] else set()
+        expected = {task: n + (task in rerun) for task, n in tries[day].items()}
+        assert try_numbers(airflow, by_day[day]) == expected, day
+        newer = publication(s3, scratch_bucket, day)["published_at"] > published[day]["published_at"]
+        assert newer == (day in days[1:]), day
 
 
 @pytest.mark.timeout(DAY_END_TIMEOUT_S)

@@ -29,7 +29,7 @@ PARAM_VALUES = {
         "a b": False, "": False, "x" * (249 - len(".user") + 1): False, "a/b": False, "pinü": False, "a\n": False,
     },
     "lake_first_day": {None: True, "2026-03-01": True, "2026-3-1": False, "March 1st": False, "2026-03-01\n": False},
-    "lateness_grace_minutes": {0: True, 10: True, 120: True, -1: False, 121: False, 600: False},
+    "lateness_grace_minutes": {1: True, 10: True, 120: True, 0: False, 0.5: False, -1: False, 121: False, 600: False},
 }  # fmt: skip
 
 _DESCRIBE = """

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import shlex
-from datetime import date
+from datetime import UTC, date, datetime
 
-from include.backfill import backfill_command
+from include.backfill import ANALYTICS_TASK_ID, backfill_command, clear_analytics_command, consecutive_runs
 
 
 def _parsed(command: str):
@@ -29,3 +29,27 @@ def test_the_backfill_command_parses_with_airflows_cli_and_replaces_a_reused_run
 
 def test_another_dag_id() -> None:
     assert _parsed(backfill_command(date(2026, 11, 2), date(2026, 11, 2), "scratch_dag")).dag_id == "scratch_dag"
+
+
+def test_the_clear_command_parses_with_airflows_cli_and_selects_only_the_analytics_of_those_days() -> None:
+    from airflow.cli.cli_parser import get_parser
+
+    words = shlex.split(clear_analytics_command(date(2026, 11, 2), date(2026, 11, 3)))
+    assert words[:3] == ["airflow", "tasks", "clear"]
+    args = get_parser().parse_args(words[1:])
+    assert args.dag_id == "pinterest_daily" and not args.downstream and not args.yes  # Airflow asks first
+    # the runs' logical dates are their days' starts (UTC midnight): both ends are included
+    assert (args.start_date, args.end_date) == (datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC))
+    # Airflow 3.3 matches it as a substring of the task ids, not as a regex (SerializedDAG.partial_subset): the id
+    # alone; the backfill test in tests/dags runs the command on the stack's scheduler
+    assert args.task_regex == ANALYTICS_TASK_ID == "spark_analytics"
+
+
+def test_days_become_runs_of_consecutive_days() -> None:
+    days = [date(2026, 11, n) for n in (5, 1, 2, 3, 9, 10, 2)]
+    assert consecutive_runs(days) == [
+        (date(2026, 11, 1), date(2026, 11, 3)),
+        (date(2026, 11, 5), date(2026, 11, 5)),
+        (date(2026, 11, 9), date(2026, 11, 10)),
+    ]
+    assert consecutive_runs([]) == []

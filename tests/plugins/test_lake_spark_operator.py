@@ -26,7 +26,7 @@ from airflow.sdk.execution_time.task_runner import _run_execute_callable
 
 from devstack.environment import process_env
 from include.emulator.local_lake import drain_manifest, file_entry, gate_local_day
-from include.lake import SUCCESS_NAME, manifest_key, partition_prefix
+from include.lake import SOURCE_NAME, SUCCESS_NAME, day_status, manifest_key, partition_prefix, publication_key
 from plugins.lake_assets import lake_alias
 from plugins.lake_spark import (
     ANALYTICS_JOB,
@@ -35,7 +35,6 @@ from plugins.lake_spark import (
     REPO_ROOT,
     LakeSparkSubmitOperator,
     class_data_conf,
-    day_status,
     env_vars_become_conf,
     interval_day,
     job_arguments,
@@ -343,9 +342,16 @@ def test_the_events_carry_the_status_of_the_raw_days_they_were_made_from(
     monkeypatch: pytest.MonkeyPatch, s3: Any, scratch_bucket: str
 ) -> None:
     day = datetime(2026, 11, 24, tzinfo=UTC)
-    statuses = {"pin": "complete", "geo": "partial", "user": "complete"}
+    statuses = {"pin": "complete", "geo": "partial", "user": "complete"}  # what the jobs used
     for entity, status in statuses.items():
-        s3.put_object(Bucket=scratch_bucket, Key=manifest_key(entity, day.date()), Body=json.dumps({"status": status}))
+        # each day has been drained complete since: the events tell what was cleaned, not what the raw zone has now
+        raw = json.dumps({"status": "complete"})
+        s3.put_object(Bucket=scratch_bucket, Key=manifest_key(entity, day.date()), Body=raw)
+        source = {"raw_data_sha256": "d", "raw_manifest_sha256": "m", "raw_status": status, "cleaned_at": "t"}
+        key = partition_prefix("clean", entity, day.date()) + SOURCE_NAME
+        s3.put_object(Bucket=scratch_bucket, Key=key, Body=json.dumps(source))
+    publication = {"day": "2026-11-24", "raw_status": "partial", "results": {}, "inputs": {}}  # geo's day was partial
+    s3.put_object(Bucket=scratch_bucket, Key=publication_key(day.date()), Body=json.dumps(publication))
     monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: None)
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[1]"}))
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", process_env()["AIRFLOW_CONN_AWS_DEFAULT"])  # the stack's MinIO
@@ -367,7 +373,7 @@ def test_the_events_carry_the_status_of_the_raw_days_they_were_made_from(
     assert events == {
         f"{lake}/clean/pin": {"dt": dt, "bucket": scratch_bucket, "status": "complete"},
         f"{lake}/clean/geo": {"dt": dt, "bucket": scratch_bucket, "status": "partial"},
-        f"{lake}/analytics": {"dt": dt, "bucket": scratch_bucket, "status": "partial"},  # geo's day is partial
+        f"{lake}/analytics": {"dt": dt, "bucket": scratch_bucket, "status": "partial"},
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,10 @@ from pyspark.sql import SparkSession
 from include.drain.manifest import AcceptedPartial
 from include.emulator.local_lake import drain_manifest, file_entry, gate_local_day
 from include.lake import SUCCESS_NAME, manifest_key, partition_prefix
+from spark_jobs import clean
+from tests.spark_jobs.lake_days import DAYS, WriteRaw, run, seed_day, triple
 
 RawLine = dict[str, Any]
-WriteRaw = Callable[..., list[str]]
 
 
 @pytest.fixture(scope="session")
@@ -89,3 +90,20 @@ def write_raw(tmp_path: Path) -> WriteRaw:
         return keys
 
     return write
+
+
+@pytest.fixture
+def drained(tmp_path: Path, write_raw: WriteRaw) -> Path:
+    """Three drained days: pin 1 re-posted on day 2 with a new category, pins 3-5 only on day 3."""
+    seed_day(write_raw, 0, [triple(1, "art", "Chad"), triple(2, "art", "Chad")])
+    seed_day(write_raw, 1, [triple(1, "diy", "Chad")])
+    seed_day(write_raw, 2, [triple(3, "travel", "Chad"), triple(4, "travel", "Chad"), triple(5, "travel", "Chad")])
+    return tmp_path
+
+
+@pytest.fixture
+def lake(drained: Path) -> Path:
+    """The three drained days, all cleaned."""
+    for day in DAYS:
+        run(clean, drained, day)
+    return drained

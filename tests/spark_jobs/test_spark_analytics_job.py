@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -20,62 +18,22 @@ from spark_jobs import analytics, clean
 from spark_jobs.analytics import DayState, MissingCleanDataError, readiness, readiness_message
 from spark_jobs.manifest import Manifest, source_json
 from spark_jobs.session import Lake
-
-WriteRaw = Callable[..., list[str]]
-DAYS = (date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24))
-T0 = int(datetime.combine(DAYS[0], time(), UTC).timestamp() * 1000)  # the start of DAYS[0] in epoch ms
-NOW = datetime(2026, 11, 26, 6, tzinfo=UTC)
-
-
-def triple(ind: int, category: str, country: str) -> dict[str, dict[str, Any]]:
-    return {
-        "pin": {
-            "index": ind,
-            "unique_id": f"00000000-0000-0000-0000-{ind:012d}",
-            "title": "t",
-            "description": "d",
-            "poster_name": f"p{ind}",
-            "follower_count": f"{ind}k",
-            "tag_list": "x",
-            "is_image_or_video": "image",
-            "image_src": "s",
-            "downloaded": 1,
-            "save_location": "Local save in /data/x",
-            "category": category,
-        },
-        "geo": {"ind": ind, "timestamp": "2020-01-01 00:00:00", "latitude": 1.0, "longitude": 2.0, "country": country},
-        "user": {"ind": ind, "first_name": "a", "last_name": "b", "age": 30, "date_joined": "2017-05-06T07:08:09"},
-    }
-
-
-def kafka_key(record: dict[str, Any]) -> str:
-    """The Kafka key the API gives a record (DESIGN.md §3): ``unique_id`` for pins, ``ind`` for geo and user."""
-    return str(record.get("unique_id", record.get("ind")))
-
-
-def seed_entity_day(
-    write_raw: WriteRaw, entity: str, day_number: int, triples: list[dict[str, dict[str, Any]]]
-) -> None:
-    lines = [
-        {"partition": 0, "offset": i, "timestamp": T0 + day_number * 86_400_000 + i, "key": kafka_key(t[entity]),
-         "value": t[entity]}
-        for i, t in enumerate(triples)
-    ]  # fmt: skip
-    write_raw(entity, DAYS[day_number], [lines])
-
-
-def seed_day(write_raw: WriteRaw, day_number: int, triples: list[dict[str, dict[str, Any]]]) -> None:
-    for entity in ("pin", "geo", "user"):
-        seed_entity_day(write_raw, entity, day_number, triples)
+from tests.spark_jobs.lake_days import (
+    DAYS,
+    NOW,
+    T0,
+    WriteRaw,
+    read_result,
+    run,
+    seed_day,
+    seed_entity_day,
+    triple,
+)
 
 
 def every_entity(day: str) -> str:
     """How the missing-data error lists one day missing for every entity."""
     return f"pin: {day}; geo: {day}; user: {day}"
-
-
-def run(job: Any, lake: Path, day: date, *args: str) -> None:
-    job.main(["--date", day.isoformat(), "--bucket", "unused", "--lake-root", lake.as_uri(), *args])
 
 
 def backfill(first: str, last: str) -> str:
@@ -85,29 +43,6 @@ def backfill(first: str, last: str) -> str:
         "airflow backfill create --dag-id pinterest_daily --max-active-runs 1 --reprocess-behavior completed "
         f"--dag-run-conf '{{}}' --from-date {first} --to-date {last}"
     )
-
-
-def read_result(spark: SparkSession, lake: Path, name: str, day: date) -> list[tuple]:
-    return sorted(
-        tuple(row) for row in spark.read.parquet(str(lake / partition_prefix("analytics", name, day))).collect()
-    )
-
-
-@pytest.fixture
-def drained(tmp_path: Path, write_raw: WriteRaw) -> Path:
-    """Three drained days: pin 1 re-posted on day 2 with a new category, pins 3-5 only on day 3."""
-    seed_day(write_raw, 0, [triple(1, "art", "Chad"), triple(2, "art", "Chad")])
-    seed_day(write_raw, 1, [triple(1, "diy", "Chad")])
-    seed_day(write_raw, 2, [triple(3, "travel", "Chad"), triple(4, "travel", "Chad"), triple(5, "travel", "Chad")])
-    return tmp_path
-
-
-@pytest.fixture
-def lake(drained: Path) -> Path:
-    """The three drained days, all cleaned."""
-    for day in DAYS:
-        run(clean, drained, day)
-    return drained
 
 
 def test_as_of_a_date_counts_each_record_once_and_ignores_later_days(spark: SparkSession, lake: Path) -> None:
@@ -129,7 +64,7 @@ def test_rerun_overwrites_only_its_own_date(spark: SparkSession, lake: Path) -> 
     assert read_result(spark, lake, "popular_category_by_country", DAYS[1]) == before
     assert read_result(spark, lake, "popular_category_by_country", DAYS[2]) == [("Chad", "travel", 3)]
     names = {path.name for path in (lake / "analytics").iterdir()}
-    assert len(names) == 9
+    assert len(names) == 10  # the nine results and the publications of their days
     for name in names:
         assert sorted(path.name for path in (lake / "analytics" / name).iterdir()) == ["dt=2026-11-23", "dt=2026-11-24"]
 
@@ -427,3 +362,16 @@ def test_the_lakes_first_day_is_a_platform_setting() -> None:
     assert PlatformSettings.model_validate({}).lake_first_day is None
     with pytest.raises(ValidationError, match="LAKE_FIRST_DAY"):
         PlatformSettings.model_validate({"LAKE_FIRST_DAY": "2026-13-01"})
+
+
+def test_only_the_days_readiness_checked_are_read() -> None:
+    manifest = Manifest(status="complete", keys=(), sha256="m", data_sha256="d")
+    ready = DayState(raw=manifest, raw_success=True, clean_success=True, clean_source=source_json(manifest, NOW))
+    # a clean partition left before the entity's first drained day (its raw partition deleted): never checked
+    orphan = DayState(raw=None, clean_success=True, clean_source=None)
+    d1, d2, d3 = (date(2026, 11, n) for n in (1, 2, 3))
+    state = {entity: {d1: orphan, d2: ready, d3: ready} for entity in ("pin", "geo", "user")}
+
+    assert analytics.days_to_read(d3, state) == {entity: [d2, d3] for entity in ("pin", "geo", "user")}
+    with pytest.raises(MissingCleanDataError, match=r"days never drained: pin: 2026-11-01; geo: 2026-11-01"):
+        analytics.days_to_read(d3, state, first_day=d1)  # from the lake's first day, d1 is needed and not drained

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from include.lake import dq_key, manifest_key, partition_prefix, success_key
 from spark_jobs import clean
 from spark_jobs.failures import refuses_data
 from spark_jobs.manifest import BadManifestError, ManifestError, UngatedDataError, gate_refusal, parse_manifest
+from tests.spark_jobs.lake_days import WriteRaw
 
-WriteRaw = Callable[..., list[str]]
 DAY = date(2026, 11, 24)
 T0 = int(datetime.combine(DAY, time(), UTC).timestamp() * 1000)  # the start of DAY in epoch ms
 
@@ -241,7 +240,7 @@ def redrain(lake: Path, entity: str, day: date, **changes: Any) -> str:
 
 def test_a_day_without_a_quality_report_is_refused_until_the_gate_checks_it(spark: SparkSession, tmp_path: Path,
                                                                            write_raw: WriteRaw):  # fmt: skip
-    pins_day(write_raw, gate=False)  # drained again by a drain task cleared without its downstream tasks
+    pins_day(write_raw, gate=False)  # drained outside the DAG, so its gate never ran
 
     with pytest.raises(UngatedDataError) as raised:
         run_clean(tmp_path, DAY, "pin")

@@ -19,13 +19,16 @@ import pytest
 from airflow.exceptions import AirflowException, AirflowFailException
 from confluent_kafka import Producer
 from pyspark.sql import DataFrameWriter, SparkSession
+from rich.console import Console
 
+import demo.__main__
+from demo.__main__ import show_analytics
 from include.drain import DrainRequest, Interval, drain, run_quality_gate
 from include.drain.errors import LockLostError
 from include.drain.lock import PartitionLock
 from include.emulator.generate import generate_triples
 from include.emulator.local_lake import drain_manifest, file_entry
-from include.lake import SOURCE_NAME, job_lock_key, manifest_key, partition_prefix, success_key
+from include.lake import SOURCE_NAME, job_lock_key, manifest_key, partition_prefix, publication_key, success_key
 from include.records import ENTITIES, kafka_key, kafka_value
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator, s3a_conf
 from spark_jobs import analytics, clean
@@ -126,6 +129,33 @@ def test_clean_and_analytics_on_minio_and_rerun_gives_the_same_output(
     assert joined == [{"post_year": 2018, "number_users_joined": 10}]
 
 
+def test_the_demo_shows_the_published_analytics_and_refuses_a_set_that_does_not_match(
+    s3: Any, scratch_bucket: str, spark_connections: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for entity in ("pin", "geo", "user"):
+        put_raw(s3, scratch_bucket, entity, list(range(1, 11)), [])
+    submit(CLEAN_JOB, scratch_bucket)
+    submit(ANALYTICS_JOB, scratch_bucket)
+    screen = io.StringIO()
+    monkeypatch.setattr(demo.__main__, "console", Console(file=screen, width=300))
+
+    show_analytics(s3, scratch_bucket, DAY.date())
+
+    shown = screen.getvalue()
+    assert "analytics as of 2026-11-24: run " in shown and "from complete raw data" in shown
+    result = partition_prefix("analytics", "users_joined_by_year", DAY.date())
+    assert f"users_joined_by_year as of 2026-11-24: 1 rows in s3://{scratch_bucket}/{result}" in shown
+    assert "number_users_joined" in shown and shown.count(" rows in s3://") == 9
+    # a result that no longer holds what its publication says, then a day without a publication
+    for key in [o["Key"] for o in s3.list_objects_v2(Bucket=scratch_bucket, Prefix=result)["Contents"]]:
+        s3.delete_object(Bucket=scratch_bucket, Key=key)
+    with pytest.raises(SystemExit, match=rf"{result} holds 0 rows, its publication says 1"):
+        show_analytics(s3, scratch_bucket, DAY.date())
+    s3.delete_object(Bucket=scratch_bucket, Key=publication_key(DAY.date()))
+    with pytest.raises(SystemExit, match=r"the analytics of 2026-11-24 are not published"):
+        show_analytics(s3, scratch_bucket, DAY.date())
+
+
 def test_a_clean_job_waits_its_turn_while_another_run_writes_the_day(
     s3: Any, scratch_bucket: str, spark_connections: None, caplog: pytest.LogCaptureFixture, capfd: Any
 ) -> None:
@@ -191,7 +221,7 @@ def test_a_day_drained_again_without_its_gate_is_refused_at_once_until_the_gate_
     for entity in ENTITIES:
         drain(s3, bootstrap, DrainRequest(entity, f"{kafka_topics}.{entity}", scratch_bucket, day, "scheduled__x"))
     run_quality_gate(s3, scratch_bucket, DAY.date(), "scheduled__x")
-    # the drain task of the day cleared alone: the engine deletes the report of the manifest it replaces
+    # the drain task of the day cleared alone: the report left names the manifest the drain replaced
     drain(s3, bootstrap, DrainRequest("pin", f"{kafka_topics}.pin", scratch_bucket, day, "scheduled__x", attempt=2))
     clean_pin = LakeSparkSubmitOperator(task_id="job", application=CLEAN_JOB, bucket=scratch_bucket, entities=["pin"])
     context = {"data_interval_start": DAY, "run_id": "scheduled__x", "ti": SimpleNamespace(try_number=1)}
@@ -201,7 +231,7 @@ def test_a_day_drained_again_without_its_gate_is_refused_at_once_until_the_gate_
         clean_pin.execute(context)
 
     logged = "".join(capfd.readouterr())
-    assert "it has no quality report (_dq.json)" in logged and "with its downstream tasks" in logged
+    assert "its _dq.json checked another manifest" in logged and "with its downstream tasks" in logged
     assert read_parquet_rows(s3, scratch_bucket, clean_prefix) == []
     run_quality_gate(s3, scratch_bucket, DAY.date(), "scheduled__x")  # the gate cleared with its downstream tasks
     clean_pin.execute(context)
@@ -302,3 +332,4 @@ def test_an_analytics_job_whose_lease_is_taken_over_while_it_computes_writes_not
         analytics.main(job_args(scratch_bucket))
 
     assert read_parquet_rows(s3, scratch_bucket, "analytics/") == []
+    assert s3.list_objects_v2(Bucket=scratch_bucket, Prefix=publication_key(DAY.date()))["KeyCount"] == 0

@@ -1,0 +1,83 @@
+"""The analytics of a day as one unit: ``analytics/_published/dt=<day>/_manifest.json``.
+
+The analytics job deletes a day's publication before it replaces the first of its nine results, and writes it
+again after the last, naming the run, each result's row count, and the raw data identity of every clean day the
+results were computed from. A reader that needs the nine as one unit reads the publication first and again after
+the results: the same text both times means no rerun of the day touched them in between; none means a rerun is
+writing them (or a job died halfway, and its retry writes them all again).
+
+The inputs also tell when later days' analytics are out of date. The analytics of a day are computed once: when an
+earlier day is drained again with other data (and cleaned), the analytics of the days after it stay as they were.
+The job of a day therefore compares the publications of later days with the data it has just read, and names the
+days whose analytics used other data (``stale_later_days``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
+
+from include.backfill import clear_analytics_command, consecutive_runs
+from include.lake import RawStatus
+from include.records import Entity
+
+DayInputs = dict[Entity, dict[date, str]]  # per entity, per clean day read: the raw data identity it was cleaned from
+
+
+class Publication(BaseModel):
+    """What the analytics job of ``day`` wrote, and from which data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    day: date
+    run_id: str
+    attempt: PositiveInt
+    published_at: datetime
+    first_day: date | None  # the lake's first day the job was given (--first-day), if any
+    raw_status: RawStatus  # of the day's raw data the results include: partial when any entity's day is
+    results: dict[str, NonNegativeInt]  # each result's name and row count
+    inputs: DayInputs
+
+
+def changed_days(
+    publication: Publication, current: Mapping[Entity, Mapping[date, str]], since: date | None, through: date
+) -> list[tuple[Entity, date]]:
+    """The (entity, day) inputs of ``publication`` that differ from ``current`` (the clean days read now, each with
+    its raw data identity), over the days ``current`` speaks for: from ``since`` (None: any) up to ``through``.
+
+    A day the publication read that is gone now, or read now but not then, counts as changed, unless it is before
+    the lake's first day the publication was computed with (it did not need it).
+    """
+    first = max(filter(None, (since, publication.first_day)), default=date.min)
+    changed = []
+    for entity in sorted(set(current) | set(publication.inputs)):
+        now, then = current.get(entity, {}), publication.inputs.get(entity, {})
+        for day in sorted(set(now) | set(then)):
+            if first <= day <= through and now.get(day) != then.get(day):
+                changed.append((entity, day))
+    return changed
+
+
+def stale_later_days(
+    later: Mapping[date, Publication], current: Mapping[Entity, Mapping[date, str]], since: date | None, through: date
+) -> dict[date, list[tuple[Entity, date]]]:
+    """Of the publications of days after ``through``, those computed from other data than ``current`` (see
+    ``changed_days``), each with the inputs that changed."""
+    stale = {}
+    for day, publication in sorted(later.items()):
+        if day > through and (changed := changed_days(publication, current, since, through)):
+            stale[day] = changed
+    return stale
+
+
+def stale_message(day: date, stale: Mapping[date, Sequence[tuple[Entity, date]]]) -> str:
+    """The warning naming the later days whose analytics are out of date, and the commands that compute them again."""
+    days = "; ".join(f"{later} from {', '.join(f'{e} {d}' for e, d in changed)} as they were before"
+                     for later, changed in stale.items())  # fmt: skip
+    commands = " and ".join(clear_analytics_command(first, last) for first, last in consecutive_runs(stale))
+    return (
+        f"the analytics of later days were computed from data that the days up to {day} no longer hold: {days}. "
+        f"A run of one day changes nothing else, so they stay as they were; to compute them again: {commands}"
+    )
