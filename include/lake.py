@@ -24,7 +24,7 @@ SUCCESS_NAME = "_SUCCESS"
 DQ_NAME = "_dq.json"
 LOCK_NAME = "_drain.lock"
 SOURCE_NAME = "_source.json"
-PUBLISHED_NAME = "_published"  # not a result: Hadoop and Spark skip names that start with "_"
+PUBLISHED_NAME = "_published"  # beside the results under analytics/, and no result's name (those have no "_")
 
 
 def partition_prefix(zone: Zone, name: str, day: date) -> str:

@@ -169,7 +169,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         the credentials (login/password); ``S3_ENDPOINT_URL`` and the process environment otherwise.
     :param asset_alias: an outlet through which, once the job succeeded, it emits the Assets of the
         datasets it wrote in the bucket it wrote (``lake_assets``), each with the ``status`` of the raw
-        partitions it was made from (read from their manifests); not with ``lake_root``.
+        partitions it was made from, as the job recorded it (``statuses_used``); not with ``lake_root``.
     """
 
     template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "day", "bucket", "lake_root", "first_day")
@@ -265,7 +265,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             finally:
                 self.py_files = shipped_by_caller
         if self.asset_alias is not None:
-            statuses = self.statuses_used(bucket, date.fromisoformat(day))
+            statuses = self.statuses_used(bucket, date.fromisoformat(day), run)
             for zone, name in self.datasets_written():
                 emit(
                     context,
@@ -274,19 +274,32 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
                     {"dt": day, "bucket": bucket, "status": statuses[name]},
                 )
 
-    def statuses_used(self, bucket: str, day: date) -> dict[str | None, str]:
-        """Per dataset written, the ``status`` of the raw data the job used (by ``aws_conn_id``): what the clean
-        partition's ``_source.json`` names, or the analytics' publication (the raw manifest may have been drained
-        again since)."""
+    def statuses_used(self, bucket: str, day: date, run: tuple[str, int] | None) -> dict[str | None, str | None]:
+        """Per dataset written, the ``status`` of the raw data the job used, as it recorded it (by ``aws_conn_id``):
+        in the clean partition's ``_source.json``, or in the analytics' publication (the raw manifest may have been
+        drained again since). None, with a warning, when that file is gone or was written by another run or try
+        since this job (``run``: this try; None when not run by Airflow, and then any writer is taken)."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         s3 = S3Hook(aws_conn_id=self.aws_conn_id)
         if self.application == ANALYTICS_JOB:
-            return {None: json.loads(s3.read_key(publication_key(day), bucket))["raw_status"]}
-        return {
-            entity: json.loads(s3.read_key(partition_prefix("clean", entity, day) + SOURCE_NAME, bucket))["raw_status"]
-            for entity in self.entities or ENTITIES
-        }
+            keys: dict[str | None, str] = {None: publication_key(day)}
+        else:
+            entities = self.entities or ENTITIES
+            keys = {entity: partition_prefix("clean", entity, day) + SOURCE_NAME for entity in entities}
+        statuses: dict[str | None, str | None] = {}
+        for name, key in keys.items():
+            document = json.loads(s3.read_key(key, bucket)) if s3.check_for_key(key, bucket) else None
+            writer = None if document is None else (document.get("run_id"), document.get("attempt"))
+            if document is None or (run is not None and writer != run):
+                self.log.warning(
+                    "s3://%s/%s is gone or was written by %s since this job: its event carries no status",
+                    bucket, key, writer,
+                )  # fmt: skip
+                statuses[name] = None
+            else:
+                statuses[name] = document["raw_status"]
+        return statuses
 
     def on_kill(self) -> None:
         """Kill spark-submit as the provider does, then every process it started here (found before: once

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
-from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
 
 from include.backfill import backfill_command, consecutive_runs
@@ -39,7 +38,7 @@ from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import delete, markers_by_day, read_text, write_text
 from spark_jobs.lease import Lease, job_lease
 from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
-from spark_jobs.publication import DayInputs, Publication, stale_later_days, stale_message
+from spark_jobs.publication import DayInputs, Publication, changed_days, stale_later_days, stale_message
 from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.session import Lake, build_session, iso_date, lake_argument_parser
 
@@ -219,10 +218,7 @@ def days_to_read(day: date, state: LakeState, first_day: date | None = None) -> 
     if problems:
         raise MissingCleanDataError(readiness_message(day, problems, first_day))
     # exactly the days readiness() checked (a clean partition before the first needed day is not read)
-    return {
-        entity: [d for d in _days(first_needed_day(day, states, first_day), day) if d in states]
-        for entity, states in state.items()
-    }
+    return {entity: _days(first_needed_day(day, states, first_day), day) for entity, states in state.items()}
 
 
 def read_clean(spark: SparkSession, lake: Lake, entity: Entity, days: Sequence[date]) -> DataFrame:
@@ -254,8 +250,10 @@ def _raw(state: DayState) -> Manifest:
 
 def publish(lake: Lake, publication: Publication, results: dict[str, DataFrame], lease: Lease) -> None:
     """Withdraw the day's publication, overwrite each result's ``dt=<day>`` partition (one small Parquet file each),
-    then publish the nine again: a reader never finds a publication over a half-rewritten set. The lease is renewed
-    before each write (it fails when another run has taken the day meanwhile)."""
+    then publish the nine again, so a reader finds no publication over a half-rewritten set. The lease is renewed
+    before each write (it fails when another run has taken the day meanwhile); a job that stalls longer than the
+    lease between a renewal and its write can still write over another run's (S3 has no fenced writes), and then
+    fails when it leaves the lease."""
     spark = next(iter(results.values())).sparkSession
     marker = lake.url(publication_key(publication.day))
     lease.renew()
@@ -270,17 +268,45 @@ def publish(lake: Lake, publication: Publication, results: dict[str, DataFrame],
     log.info("analytics of %s published: %s", publication.day, marker)
 
 
-def later_publications(spark: SparkSession, lake: Lake, day: date) -> dict[date, Publication]:
-    """The publications of the days after ``day``; one that cannot be read is named in a warning and left out."""
+def read_publication(spark: SparkSession, lake: Lake, day: date) -> Publication | None:
+    """The publication of ``day``; None when there is none, or when it cannot be read (named in a warning)."""
+    url = lake.url(publication_key(day))
+    try:
+        text = read_text(spark, url)
+        return None if text is None else Publication.model_validate_json(text)
+    except Exception as error:  # unreadable (a checksum, a model from another version): the caller goes on without it
+        log.warning("%s cannot be read as a publication: %s", url, error)
+        return None
+
+
+def later_publications(spark: SparkSession, lake: Lake, day: date) -> Iterator[Publication]:
+    """The publications of the days after ``day``, a few read at a time (a long history is never held at once).
+    One that cannot be read is named in a warning and left out, as is one gone since the listing (a run of its day
+    is rewriting it, from the data there now)."""
     found = markers_by_day(spark, lake.url(dataset_prefix("analytics", PUBLISHED_NAME)), frozenset({MANIFEST_NAME}))
     later = sorted(d for d in found if d > day)
-    publications = {}
-    for later_day, text in zip(later, _read_all(spark, [lake.url(publication_key(d)) for d in later]), strict=True):
-        try:
-            publications[later_day] = Publication.model_validate_json(text or "")
-        except ValidationError as error:
-            log.warning("%s is not a publication this job reads: %s", lake.url(publication_key(later_day)), error)
-    return publications
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for publication in pool.map(lambda d: read_publication(spark, lake, d), later):
+            if publication is not None:
+                yield publication
+
+
+def warn_of_stale_later_days(
+    spark: SparkSession, lake: Lake, publication: Publication, previous: Publication | None
+) -> None:
+    """Log which later days' analytics were computed from other data than ``publication`` read, with the commands
+    that compute them again. Nothing to look for when the day's previous publication read the same data. The day is
+    published already: a failure here is only logged."""
+    day, since, inputs = publication.day, publication.first_day, publication.inputs
+    if previous is not None and not changed_days(previous, inputs, since, day):
+        return
+    try:
+        stale = stale_later_days(later_publications(spark, lake, day), inputs, since, day)
+    except Exception as error:  # the check informs; it must not fail a job whose results are published
+        log.warning("the analytics of the days after %s could not be compared with its data: %s", day, error)
+        return
+    if stale:
+        log.warning(stale_message(day, stale))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -312,7 +338,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"the lake changed while the analytics as of {args.date} read it (a clean or drain job of another "
                 "run rewrote a day they use): nothing was written; a retry reads it again"
             )
-        inputs = read_inputs(before, days)
         publication = Publication(
             day=args.date,
             run_id=args.run_id,
@@ -321,11 +346,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             first_day=args.first_day,
             raw_status=day_status(_raw(before[entity][args.date]).status for entity in ENTITIES),
             results={name: result.count() for name, result in results.items()},
-            inputs=inputs,
+            inputs=read_inputs(before, days),
         )
+        previous = read_publication(spark, lake, args.date)
         publish(lake, publication, results, lease)
-    if stale := stale_later_days(later_publications(spark, lake, args.date), inputs, args.first_day, args.date):
-        log.warning(stale_message(args.date, stale))
+    warn_of_stale_later_days(spark, lake, publication, previous)
 
 
 if __name__ == "__main__":

@@ -50,11 +50,14 @@ def gated_manifest(spark: SparkSession, lake: Lake, entity: Entity, day: date) -
     return manifest
 
 
-def clean_partition(spark: SparkSession, lake: Lake, entity: Entity, day: date, lease: Lease) -> str:
+def clean_partition(
+    spark: SparkSession, lake: Lake, entity: Entity, day: date, lease: Lease, run: tuple[str, int]
+) -> str:
     """Clean one entity's day and overwrite its clean partition; returns the partition's URL.
 
     ``_source.json`` goes in last, after Spark's ``_SUCCESS``: it names the raw manifest the partition was
-    cleaned from, so the analytics can tell a day drained again since (``analytics.readiness``). The lease is
+    cleaned from, so the analytics can tell a day drained again since (``analytics.readiness``), and the ``run``
+    (id, try) that cleaned it. The lease is
     renewed right before each write: it fails when another run has taken the day meanwhile.
     """
     manifest = gated_manifest(spark, lake, entity, day)
@@ -64,7 +67,7 @@ def clean_partition(spark: SparkSession, lake: Lake, entity: Entity, day: date, 
     lease.renew()
     lines.write.mode("overwrite").parquet(target)
     lease.renew()
-    write_text(spark, target + SOURCE_NAME, source_json(manifest, datetime.now(UTC)))
+    write_text(spark, target + SOURCE_NAME, source_json(manifest, datetime.now(UTC), *run))
     log.info("clean %s written", target)
     return target
 
@@ -78,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     spark = build_session(f"clean {args.date}")
     for entity in args.entity:
         with job_lease(spark, lake, f"clean-{entity}", args.date, args.run_id, args.attempt) as lease:
-            clean_partition(spark, lake, entity, args.date, lease)
+            clean_partition(spark, lake, entity, args.date, lease, (args.run_id, args.attempt))
 
 
 if __name__ == "__main__":

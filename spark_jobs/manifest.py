@@ -89,14 +89,17 @@ def gate_refusal(report_text: str | None, manifest: Manifest) -> str | None:
     return None
 
 
-def source_json(manifest: Manifest, cleaned_at: datetime) -> str:
-    """The ``_source.json`` of a clean partition cleaned from ``manifest``; ``cleaned_at`` sets each write apart."""
+def source_json(manifest: Manifest, cleaned_at: datetime, run_id: str, attempt: int) -> str:
+    """The ``_source.json`` of a clean partition cleaned from ``manifest`` by a try of a run; ``cleaned_at`` sets
+    each write apart."""
     return json.dumps(
         {
             "raw_data_sha256": manifest.data_sha256,
             "raw_manifest_sha256": manifest.sha256,
             "raw_status": manifest.status,
             "cleaned_at": cleaned_at.isoformat(),
+            "run_id": run_id,
+            "attempt": attempt,
         }
     )
 

@@ -9,12 +9,13 @@ writing them (or a job died halfway, and its retry writes them all again).
 The inputs also tell when later days' analytics are out of date. The analytics of a day are computed once: when an
 earlier day is drained again with other data (and cleaned), the analytics of the days after it stay as they were.
 The job of a day therefore compares the publications of later days with the data it has just read, and names the
-days whose analytics used other data (``stale_later_days``).
+days whose analytics used other data (``stale_later_days``). It does so only when its own data differs from what
+its day's previous publication read (or there was none): a rerun over the same data changes nothing for later days.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
@@ -61,23 +62,33 @@ def changed_days(
 
 
 def stale_later_days(
-    later: Mapping[date, Publication], current: Mapping[Entity, Mapping[date, str]], since: date | None, through: date
+    later: Iterable[Publication], current: Mapping[Entity, Mapping[date, str]], since: date | None, through: date
 ) -> dict[date, list[tuple[Entity, date]]]:
     """Of the publications of days after ``through``, those computed from other data than ``current`` (see
-    ``changed_days``), each with the inputs that changed."""
+    ``changed_days``), each with the inputs that differ."""
     stale = {}
-    for day, publication in sorted(later.items()):
-        if day > through and (changed := changed_days(publication, current, since, through)):
-            stale[day] = changed
-    return stale
+    for publication in later:
+        if publication.day > through and (changed := changed_days(publication, current, since, through)):
+            stale[publication.day] = changed
+    return dict(sorted(stale.items()))
+
+
+def day_ranges(days: Iterable[date]) -> str:
+    """``2026-11-01..2026-11-03, 2026-11-05``: days as runs of consecutive days."""
+    return ", ".join(str(first) if first == last else f"{first}..{last}" for first, last in consecutive_runs(days))
 
 
 def stale_message(day: date, stale: Mapping[date, Sequence[tuple[Entity, date]]]) -> str:
-    """The warning naming the later days whose analytics are out of date, and the commands that compute them again."""
-    days = "; ".join(f"{later} from {', '.join(f'{e} {d}' for e, d in changed)} as they were before"
-                     for later, changed in stale.items())  # fmt: skip
+    """The warning naming the later days whose analytics are out of date, the data that differs, and the commands
+    that compute them again (one per run of consecutive days)."""
+    differing: dict[Entity, set[date]] = {}
+    for inputs in stale.values():
+        for entity, input_day in inputs:
+            differing.setdefault(entity, set()).add(input_day)
+    what = "; ".join(f"{entity} {day_ranges(days)}" for entity, days in sorted(differing.items()))
     commands = " and ".join(clear_analytics_command(first, last) for first, last in consecutive_runs(stale))
     return (
-        f"the analytics of later days were computed from data that the days up to {day} no longer hold: {days}. "
-        f"A run of one day changes nothing else, so they stay as they were; to compute them again: {commands}"
+        f"the analytics of {len(stale)} later days ({day_ranges(stale)}) were computed from other data than the "
+        f"lake holds now up to {day} ({what}: changed since, or read by only one of them). A run of one day changes "
+        f"nothing else, so they stay as they were; to compute them again: {commands}"
     )

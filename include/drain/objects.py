@@ -35,7 +35,7 @@ def object_name(partition: int, first_offset: int, last_offset: int, sha256: str
     """Name of an object holding offsets ``first..last`` of a partition (both inclusive) whose bytes have the
     SHA-256 ``sha256`` (hex); names sort by partition, then offset."""
     if len(sha256) < NAME_HASH_CHARS:
-        raise ValueError(f"sha256 must be a hex digest, got {sha256!r}")
+        raise ValueError(f"sha256 must be a SHA-256 hex digest (64 characters), got {sha256!r}")
     return f"part-p{partition:04d}-o{first_offset:020d}-{last_offset:020d}-{sha256[:NAME_HASH_CHARS]}.jsonl"
 
 

@@ -22,7 +22,8 @@ def put_day(s3, bucket: str, day: date, status: str = "complete", entities=ENTIT
         if clean == "none":
             continue
         cleaned = raw if clean == "current" else raw.replace('/a"', '/b"')  # another file: other data
-        source = source_json(parse_manifest(cleaned, lake.partition_prefix("raw", entity, day)), datetime.now(UTC))
+        manifest = parse_manifest(cleaned, lake.partition_prefix("raw", entity, day))
+        source = source_json(manifest, datetime.now(UTC), "r", 1)
         key = lake.partition_prefix("clean", entity, day) + lake.SOURCE_NAME
         s3.put_object(Bucket=bucket, Key=key, Body=source.encode())
 

@@ -342,23 +342,26 @@ def test_the_events_carry_the_status_of_the_raw_days_they_were_made_from(
     monkeypatch: pytest.MonkeyPatch, s3: Any, scratch_bucket: str
 ) -> None:
     day = datetime(2026, 11, 24, tzinfo=UTC)
+    this_try = {"run_id": "scheduled__2026-11-24", "attempt": 2}
     statuses = {"pin": "complete", "geo": "partial", "user": "complete"}  # what the jobs used
     for entity, status in statuses.items():
         # each day has been drained complete since: the events tell what was cleaned, not what the raw zone has now
         raw = json.dumps({"status": "complete"})
         s3.put_object(Bucket=scratch_bucket, Key=manifest_key(entity, day.date()), Body=raw)
-        source = {"raw_data_sha256": "d", "raw_manifest_sha256": "m", "raw_status": status, "cleaned_at": "t"}
+        writer = this_try if entity != "user" else {"run_id": "manual__other", "attempt": 1}  # user: cleaned since
+        source = {"raw_data_sha256": "d", "raw_manifest_sha256": "m", "raw_status": status, "cleaned_at": "t", **writer}
         key = partition_prefix("clean", entity, day.date()) + SOURCE_NAME
         s3.put_object(Bucket=scratch_bucket, Key=key, Body=json.dumps(source))
-    publication = {"day": "2026-11-24", "raw_status": "partial", "results": {}, "inputs": {}}  # geo's day was partial
+    publication = {"day": "2026-11-24", "raw_status": "partial", "results": {}, "inputs": {}, **this_try}
     s3.put_object(Bucket=scratch_bucket, Key=publication_key(day.date()), Body=json.dumps(publication))
     monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: None)
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[1]"}))
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", process_env()["AIRFLOW_CONN_AWS_DEFAULT"])  # the stack's MinIO
     outlets = OutletEventAccessors()
-    context = {"data_interval_start": day, "outlet_events": outlets}
+    context = {"data_interval_start": day, "outlet_events": outlets, "run_id": this_try["run_id"],
+               "ti": SimpleNamespace(try_number=this_try["attempt"])}  # fmt: skip
 
-    for application, alias, entities in ((CLEAN_JOB, lake_alias("clean"), ["pin", "geo"]),
+    for application, alias, entities in ((CLEAN_JOB, lake_alias("clean"), list(statuses)),
                                          (ANALYTICS_JOB, lake_alias("analytics"), None)):  # fmt: skip
         LakeSparkSubmitOperator(
             task_id="t", application=application, bucket=scratch_bucket, entities=entities, asset_alias=alias
@@ -373,6 +376,7 @@ def test_the_events_carry_the_status_of_the_raw_days_they_were_made_from(
     assert events == {
         f"{lake}/clean/pin": {"dt": dt, "bucket": scratch_bucket, "status": "complete"},
         f"{lake}/clean/geo": {"dt": dt, "bucket": scratch_bucket, "status": "partial"},
+        f"{lake}/clean/user": {"dt": dt, "bucket": scratch_bucket, "status": None},  # another run's now: unknown
         f"{lake}/analytics": {"dt": dt, "bucket": scratch_bucket, "status": "partial"},
     }
 

@@ -88,11 +88,15 @@ def test_a_job_that_dies_between_two_results_leaves_the_day_unpublished_until_it
     assert again is not None and again["published_at"] > first["published_at"]
 
 
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
 def test_a_later_day_computed_from_data_redrained_since_is_named_with_the_command_that_computes_it_again(
     spark: SparkSession, lake: Path, write_raw: WriteRaw, caplog: pytest.LogCaptureFixture
 ) -> None:
-    run(analytics, lake, DAYS[1])
-    run(analytics, lake, DAYS[2])
+    for day in DAYS:
+        run(analytics, lake, day)
     day3_before = published(lake, DAYS[2])
     # day 1's pins drained again with other data (a record re-posted with a new category), then cleaned
     seed_entity_day(write_raw, "pin", 0, [triple(1, "art", "Chad"), triple(2, "diy", "Chad")])
@@ -101,22 +105,20 @@ def test_a_later_day_computed_from_data_redrained_since_is_named_with_the_comman
     with caplog.at_level(logging.WARNING, logger="spark_jobs.analytics"):
         run(analytics, lake, DAYS[0])
 
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [
-        "the analytics of later days were computed from data that the days up to 2026-11-22 no longer hold: "
-        "2026-11-23 from pin 2026-11-22 as they were before; 2026-11-24 from pin 2026-11-22 as they were before. "
-        "A run of one day changes nothing else, so they stay as they were; to compute them again: "
-        "airflow tasks clear pinterest_daily --task-regex spark_analytics --start-date 2026-11-23 "
-        "--end-date 2026-11-24"
+    assert warnings_of(caplog) == [
+        "the analytics of 2 later days (2026-11-23..2026-11-24) were computed from other data than the lake holds "
+        "now up to 2026-11-22 (pin 2026-11-22: changed since, or read by only one of them). A run of one day changes "
+        "nothing else, so they stay as they were; to compute them again: "
+        "airflow tasks clear pinterest_daily --task-regex spark_analytics --start-date 2026-11-23 --end-date 2026-11-24"
     ]
     assert published(lake, DAYS[2]) == day3_before  # nothing else changed
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="spark_jobs.analytics"):
+        run(analytics, lake, DAYS[0])  # the same data as its previous publication: said once, not again
         run(analytics, lake, DAYS[2])  # what the command does
         run(analytics, lake, DAYS[1])
-        run(analytics, lake, DAYS[0])
-    assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
+    assert warnings_of(caplog) == []
 
 
 def test_a_day_cleaned_again_from_the_same_raw_data_leaves_later_days_current(
@@ -128,7 +130,7 @@ def test_a_day_cleaned_again_from_the_same_raw_data_leaves_later_days_current(
     with caplog.at_level(logging.WARNING, logger="spark_jobs.analytics"):
         run(analytics, lake, DAYS[1])
 
-    assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
+    assert warnings_of(caplog) == []
 
 
 def test_a_later_publication_that_cannot_be_read_is_named_and_skipped(
@@ -141,9 +143,24 @@ def test_a_later_publication_that_cannot_be_read_is_named_and_skipped(
     with caplog.at_level(logging.WARNING, logger="spark_jobs.analytics"):
         run(analytics, lake, DAYS[1])
 
-    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warning.startswith(f"{Lake(bucket='unused', root=lake.as_uri()).url(publication_key(DAYS[2]))} is not a "
-                              "publication this job reads")  # fmt: skip
+    [warning] = warnings_of(caplog)
+    assert warning.startswith(f"{Lake(bucket='unused', root=lake.as_uri()).url(publication_key(DAYS[2]))} cannot be "
+                              "read as a publication")  # fmt: skip
+    assert published(lake, DAYS[1]) is not None
+
+
+def test_a_later_publication_whose_checksum_fails_is_named_and_the_job_still_succeeds(
+    lake: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run(analytics, lake, DAYS[2])
+    path = lake / publication_key(DAYS[2])
+    path.write_text(path.read_text().replace('"attempt": 1', '"attempt": 2'))  # Hadoop's .crc no longer matches
+
+    with caplog.at_level(logging.WARNING, logger="spark_jobs.analytics"):
+        run(analytics, lake, DAYS[1])
+
+    [warning] = warnings_of(caplog)
+    assert "cannot be read as a publication" in warning and "Checksum" in warning
     assert published(lake, DAYS[1]) is not None
 
 
@@ -153,7 +170,7 @@ D1, D2, D3, D4 = (date(2026, 11, n) for n in (1, 2, 3, 4))
 def publication(day: date, inputs: dict, first_day: date | None = None) -> Publication:
     return Publication(
         day=day, run_id="r", attempt=1, published_at=datetime(2026, 11, 26, tzinfo=UTC), first_day=first_day,
-        results={"users_joined_by_year": 1}, inputs=inputs,
+        raw_status="complete", results={"users_joined_by_year": 1}, inputs=inputs,
     )  # fmt: skip
 
 
@@ -179,8 +196,9 @@ def test_stale_later_days_are_the_later_publications_that_changed_each_with_its_
         D4: publication(D4, {"pin": {D1: "old"}}),
     }
 
-    stale = stale_later_days(later, current, None, D1)
+    stale = stale_later_days(later.values(), current, None, D1)
 
     assert stale == {D2: [("pin", D1)], D4: [("pin", D1)]}
     message = stale_message(D1, stale)
+    assert message.startswith("the analytics of 2 later days (2026-11-02, 2026-11-04) were computed from other data")
     assert message.endswith(f"{clear_analytics_command(D2, D2)} and {clear_analytics_command(D4, D4)}")

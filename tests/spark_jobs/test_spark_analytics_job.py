@@ -111,9 +111,14 @@ def test_a_day_never_drained_since_an_entitys_first_drained_day_is_named_with_it
     assert read_result(spark, tmp_path, "popular_category_by_country", DAYS[2]) == [("Chad", "art", 1)]
 
 
-def test_never_drained_days_get_one_backfill_per_run_of_consecutive_days() -> None:
+def ready_day() -> DayState:
+    """A day drained complete and cleaned from that raw data."""
     manifest = Manifest(status="complete", keys=(), sha256="m", data_sha256="d")
-    ready = DayState(raw=manifest, raw_success=True, clean_success=True, clean_source=source_json(manifest, NOW))
+    return DayState(raw=manifest, raw_success=True, clean_success=True, clean_source=source_json(manifest, NOW, "r", 1))
+
+
+def test_never_drained_days_get_one_backfill_per_run_of_consecutive_days() -> None:
+    ready = ready_day()
     day = date(2026, 11, 6)
     states = {
         "pin": {date(2026, 11, 1): ready, date(2026, 11, 4): ready},
@@ -289,8 +294,7 @@ def test_the_day_itself_may_be_partial(spark: SparkSession, lake: Path, write_ra
 
 
 def test_from_the_lakes_first_day_every_day_is_needed_even_before_the_first_drained_one() -> None:
-    manifest = Manifest(status="complete", keys=(), sha256="m", data_sha256="d")
-    ready = DayState(raw=manifest, raw_success=True, clean_success=True, clean_source=source_json(manifest, NOW))
+    ready = ready_day()
     day, first_day = date(2026, 11, 6), date(2026, 11, 3)
     # a backfill run backwards: 6 and 5 are done, 3 and 4 not drained yet; 1 is before the lake's first day
     states = {date(2026, 11, 1): DayState(), date(2026, 11, 5): ready, day: ready}
@@ -365,8 +369,7 @@ def test_the_lakes_first_day_is_a_platform_setting() -> None:
 
 
 def test_only_the_days_readiness_checked_are_read() -> None:
-    manifest = Manifest(status="complete", keys=(), sha256="m", data_sha256="d")
-    ready = DayState(raw=manifest, raw_success=True, clean_success=True, clean_source=source_json(manifest, NOW))
+    ready = ready_day()
     # a clean partition left before the entity's first drained day (its raw partition deleted): never checked
     orphan = DayState(raw=None, clean_success=True, clean_source=None)
     d1, d2, d3 = (date(2026, 11, n) for n in (1, 2, 3))

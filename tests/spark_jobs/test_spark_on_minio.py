@@ -129,6 +129,24 @@ def test_clean_and_analytics_on_minio_and_rerun_gives_the_same_output(
     assert joined == [{"post_year": 2018, "number_users_joined": 10}]
 
 
+class RepublishedWhileRead:
+    """An S3 client whose second read of ``key`` finds another text, as when a run of the day republishes it."""
+
+    def __init__(self, s3: Any, key: str) -> None:
+        self._s3, self._key, self._reads = s3, key, 0
+
+    def get_object(self, **request: Any) -> dict[str, Any]:
+        reply = self._s3.get_object(**request)
+        if request["Key"] == self._key:
+            self._reads += 1
+            if self._reads == 2:
+                return {"Body": io.BytesIO(reply["Body"].read().replace(b'"attempt": 1', b'"attempt": 2'))}
+        return reply
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+
 def test_the_demo_shows_the_published_analytics_and_refuses_a_set_that_does_not_match(
     s3: Any, scratch_bucket: str, spark_connections: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,7 +164,10 @@ def test_the_demo_shows_the_published_analytics_and_refuses_a_set_that_does_not_
     result = partition_prefix("analytics", "users_joined_by_year", DAY.date())
     assert f"users_joined_by_year as of 2026-11-24: 1 rows in s3://{scratch_bucket}/{result}" in shown
     assert "number_users_joined" in shown and shown.count(" rows in s3://") == 9
-    # a result that no longer holds what its publication says, then a day without a publication
+    # a run of the day that republishes while the results are read, a result that no longer holds what its
+    # publication says, then a day without a publication
+    with pytest.raises(SystemExit, match=r"the analytics of 2026-11-24 were rewritten while they were shown"):
+        show_analytics(RepublishedWhileRead(s3, publication_key(DAY.date())), scratch_bucket, DAY.date())
     for key in [o["Key"] for o in s3.list_objects_v2(Bucket=scratch_bucket, Prefix=result)["Contents"]]:
         s3.delete_object(Bucket=scratch_bucket, Key=key)
     with pytest.raises(SystemExit, match=rf"{result} holds 0 rows, its publication says 1"):
