@@ -591,6 +591,15 @@ def start_stalled_run(
     return thread, failures
 
 
+def take_over_with_more_records(s3, bootstrap: str, kafka_topics: str, scratch_bucket: str, values) -> list:
+    """While a first run stalls: 50 more pins are produced, its lease goes, and run ``took-over`` drains the day."""
+    later = produce(bootstrap, f"{kafka_topics}.pin",
+                    [(i % 3, START_MS + 200_000 + i, *next(values)) for i in range(50)])  # fmt: skip
+    s3.delete_object(Bucket=scratch_bucket, Key=lake.partition_prefix("raw", "pin", DAY) + LOCK_NAME)
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="took-over", max_object_bytes=8_000))
+    return later
+
+
 def test_a_run_stalled_past_its_lease_cannot_overwrite_the_commit_of_the_run_that_took_it(
     s3, scratch_bucket, kafka_topics, bootstrap
 ):
@@ -601,10 +610,8 @@ def test_a_run_stalled_past_its_lease_cannot_overwrite_the_commit_of_the_run_tha
     thread, failures = start_stalled_run(stalling, bootstrap, kafka_topics, scratch_bucket)
     assert stalling.stalled.wait(60), "the first run never reached its commit"
     # its lease is lost meanwhile (a clock ahead, a long pause) and another run drains the day, now with more records
-    later = produce(bootstrap, topic, [(i % 3, START_MS + 200_000 + i, *next(values)) for i in range(50)])
+    later = take_over_with_more_records(s3, bootstrap, kafka_topics, scratch_bucket, values)
     raw = lake.partition_prefix("raw", "pin", DAY)
-    s3.delete_object(Bucket=scratch_bucket, Key=raw + LOCK_NAME)
-    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="took-over", max_object_bytes=8_000))
     stalling.go.set()
     thread.join(60)
 
@@ -625,10 +632,8 @@ def test_a_run_that_lost_its_lease_after_its_commit_fails_and_leaves_the_next_ru
     thread, failures = start_stalled_run(stalling, bootstrap, kafka_topics, scratch_bucket)
     assert stalling.stalled.wait(60), "the first run never committed"
     # its lease is lost meanwhile, and another run drains the day, now with more records, and its gate passes it
-    later = produce(bootstrap, topic, [(i % 3, START_MS + 200_000 + i, *next(values)) for i in range(50)])
+    later = take_over_with_more_records(s3, bootstrap, kafka_topics, scratch_bucket, values)
     raw = lake.partition_prefix("raw", "pin", DAY)
-    s3.delete_object(Bucket=scratch_bucket, Key=raw + LOCK_NAME)
-    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="took-over", max_object_bytes=8_000))
     assert run_quality_gate(s3, scratch_bucket, DAY, "took-over", entities=("pin",))["pin"].passed
     stalling.go.set()
     thread.join(60)
