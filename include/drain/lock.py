@@ -196,16 +196,23 @@ class PartitionLock:
         with self._guard:
             if self._lost:
                 raise LockLostError(self._lost)
-            try:
-                self._etag = self._put(IfMatch=self._etag)
-            except ClientError as exc:
-                if not (is_conflict(exc) or is_missing(exc)):
-                    raise
-                current = self._read()
-                if self._landed(current):
-                    return
-                self._lost = self._lost_message("it was deleted" if current is None else "another run took it over")
-                raise LockLostError(self._lost) from exc
+            how = self._renewed()
+            if how is not None:
+                self._lost = self._lost_message(how)
+                raise LockLostError(self._lost)
+
+    def _renewed(self) -> str | None:
+        """Rewrite the lease with ``If-Match`` on our ETag; None when it is still ours, else how it was lost."""
+        try:
+            self._etag = self._put(IfMatch=self._etag)
+            return None
+        except ClientError as exc:
+            if not (is_conflict(exc) or is_missing(exc)):
+                raise
+        current = self._read()
+        if self._landed(current):
+            return None
+        return "it was deleted" if current is None else "another run took it over"
 
     def _lost_message(self, how: str) -> str:
         return (
@@ -227,6 +234,9 @@ class PartitionLock:
     def release(self) -> None:
         """Stop the heartbeat and delete the lease if it is still ours.
 
+        The lease is renewed (``If-Match`` on our ETag) just before it is deleted: MinIO ignores ``If-Match`` on a
+        DELETE, and a lease renewed a moment ago cannot be taken over between that check and the delete.
+
         Raises LockLostError if the lease was lost while held (taken over, or deleted) and the holder has not
         been told yet: another run may have written the partition meanwhile.
         """
@@ -237,16 +247,11 @@ class PartitionLock:
             if self._etag is None or (self._lost and self._told):
                 return
             if not self._lost:
-                try:
-                    head = self._s3.head_object(Bucket=self._bucket, Key=self._key)
-                except ClientError as exc:
-                    if not is_missing(exc):
-                        raise
-                    head = None
-                if head is not None and head["ETag"] == self._etag:
+                how = self._renewed()
+                if how is None:
                     self._s3.delete_object(Bucket=self._bucket, Key=self._key)
                     return
-                self._lost = self._lost_message("it was taken over or deleted before this run released it")
+                self._lost = self._lost_message(f"{how} before this run released it")
             self._told = True
             raise LockLostError(self._lost)
 

@@ -85,7 +85,7 @@ def test_a_worker_clock_far_from_the_stores_cannot_take_over_a_live_lease(s3, sc
 
 
 class Outage:
-    """The real S3 client, except that renewals fail as if S3 were unreachable while ``down`` is set."""
+    """The real S3 client, except that the heartbeat's renewals fail as if S3 were unreachable while ``down`` is set."""
 
     def __init__(self, s3) -> None:
         self._s3, self.down = s3, threading.Event()
@@ -94,7 +94,7 @@ class Outage:
         return getattr(self._s3, name)
 
     def put_object(self, **kwargs):
-        if self.down.is_set() and "IfMatch" in kwargs:
+        if self.down.is_set() and "IfMatch" in kwargs and threading.current_thread().name.startswith("lease "):
             raise EndpointConnectionError(endpoint_url="http://s3.unreachable")
         return self._s3.put_object(**kwargs)
 
@@ -112,12 +112,43 @@ def test_leaving_a_lease_taken_over_meanwhile_raises(s3, scratch_bucket, caplog)
     outage = Outage(s3)
     held = PartitionLock(outage, scratch_bucket, KEY, "run-a", ttl_seconds=1.0)
 
-    with pytest.raises(LockLostError, match="taken over or deleted before this run released it"), held:
+    with pytest.raises(LockLostError, match="another run took it over before this run released it"), held:
         taker = outlive_the_lease(s3, scratch_bucket, outage)  # S3 still unreachable for run-a's renewals
 
     assert "renewing the lease" in caplog.text  # the heartbeat's failures were logged, not fatal by themselves
     assert json.loads(s3.get_object(Bucket=scratch_bucket, Key=KEY)["Body"].read())["owner"] == "run-b"  # left alone
     taker.release()
+
+
+class TakeOverBeforeDelete:
+    """The real S3 client, except that just before the holder's DELETE another run tries to take the lease."""
+
+    def __init__(self, s3, bucket: str) -> None:
+        self._s3, self.taken = s3, False
+        self.taker = PartitionLock(s3, bucket, KEY, "run-b", ttl_seconds=60)
+
+    def __getattr__(self, name: str):
+        return getattr(self._s3, name)
+
+    def delete_object(self, **kwargs):
+        try:
+            self.taker.acquire()
+            self.taken = True
+        except PartitionLockedError:
+            pass
+        return self._s3.delete_object(**kwargs)
+
+
+def test_a_holder_releasing_after_its_lease_ran_out_cannot_delete_a_lease_taken_at_that_moment(s3, scratch_bucket):
+    racing = TakeOverBeforeDelete(s3, scratch_bucket)
+    late = PartitionLock(racing, scratch_bucket, KEY, "run-a", ttl_seconds=1.0)
+    late.acquire()  # no heartbeat: the holder stalls past its lease, nobody takes it, then it leaves
+    time.sleep(2.6)
+    late.release()
+    # had run-b taken the lease between the holder's check and its DELETE, the DELETE would have removed run-b's
+    # lease while run-b writes; the release renews first, so run-b found a live lease and was refused
+    assert not racing.taken
+    assert s3.list_objects_v2(Bucket=scratch_bucket, Prefix=KEY).get("KeyCount") == 0
 
 
 def test_a_loss_the_heartbeat_found_is_raised_when_the_lease_is_left(s3, scratch_bucket, caplog):
