@@ -207,6 +207,7 @@ with DAG(
             SETTINGS.lake_first_day and SETTINGS.lake_first_day.isoformat(),
             type=["null", "string"],
             pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z",
+            format="date",  # a real day: 2026-13-45 is refused when the run is created, not by the last task
             description="the lake's first day (YYYY-MM-DD): the analytics of a day need every day from it; "
             "null: from each entity's first drained day (default LAKE_FIRST_DAY)",
         ),
@@ -348,6 +349,7 @@ with DAG(
         bucket="{{ params.lake_bucket }}",
         name="pinterest-analytics-{{ data_interval_start | ds }}",
         first_day="{{ params.lake_first_day or '' }}",  # per run, as the bucket is
+        logical_date="{{ logical_date.isoformat() if logical_date else '' }}",  # how a clear selects this run
         driver_memory="1g",
         asset_alias=lake_alias("analytics"),
         execution_timeout=SPARK_TIMEOUT,

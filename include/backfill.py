@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 DAG_ID = "pinterest_daily"  # the DAG that drains and cleans each day (dags/pinterest_daily.py)
 ANALYTICS_TASK_ID = "spark_analytics"  # its last task: the analytics as of the run's day
@@ -21,15 +21,19 @@ def backfill_command(first: date, last: date, dag_id: str = DAG_ID) -> str:
     )
 
 
-def clear_analytics_command(first: date, last: date, dag_id: str = DAG_ID) -> str:
-    """``airflow tasks clear`` of the analytics task in the runs of ``first`` to ``last`` (both inclusive, by logical
-    date, which is the day's start): they compute again, each with its run's conf, and nothing else reruns.
-    Airflow lists the task instances and asks before it clears them.
+def clear_analytics_command(first: date | datetime, last: date | datetime, dag_id: str = DAG_ID) -> str:
+    """``airflow tasks clear`` of the analytics task in the runs whose logical date is from ``first`` to ``last``
+    (both inclusive; a date is its midnight, the logical date of that day's scheduled or backfilled run): they
+    compute again, each with its run's conf, and nothing else reruns. Airflow lists the task instances and asks
+    before it clears them.
 
     Airflow 3.3 matches ``--task-regex`` as a substring of the task ids (``SerializedDAG.partial_subset``), not as a
     regex: ``^spark_analytics$`` would match no task. The id alone matches only that task, either way.
     """
-    return f"airflow tasks clear {dag_id} --task-regex {ANALYTICS_TASK_ID} --start-date {first} --end-date {last}"
+    return (
+        f"airflow tasks clear {dag_id} --task-regex {ANALYTICS_TASK_ID} "
+        f"--start-date {first.isoformat()} --end-date {last.isoformat()}"
+    )
 
 
 def consecutive_runs(days: Iterable[date]) -> list[tuple[date, date]]:

@@ -125,14 +125,18 @@ def job_arguments(
     lake_root: str | None = None,
     run: tuple[str, int] | None = None,
     first_day: str | None = None,
+    logical_date: str | None = None,
 ) -> list[str]:
     """The application arguments of a lake job; ``run`` (run id, try) names the holder of the day's lease.
 
-    ``first_day`` (the analytics job's): the lake's first day, from which every day must be ready.
+    The analytics job's: ``first_day``, the lake's first day, from which every day must be ready; ``logical_date``,
+    the run's (ISO 8601), which its publication records so that later runs can name the command that clears it.
     """
     arguments = ["--date", day, "--bucket", bucket]
     if first_day:
         arguments += ["--first-day", first_day]
+    if logical_date:
+        arguments += ["--logical-date", logical_date]
     if run:
         arguments += ["--run-id", run[0], "--attempt", str(run[1])]
     if lake_root:
@@ -172,7 +176,10 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         partitions it was made from, as the job recorded it (``statuses_used``); not with ``lake_root``.
     """
 
-    template_fields: Sequence[str] = (*SparkSubmitOperator.template_fields, "day", "bucket", "lake_root", "first_day")
+    template_fields: Sequence[str] = (
+        *SparkSubmitOperator.template_fields,
+        *("day", "bucket", "lake_root", "first_day", "logical_date"),
+    )
 
     def __init__(
         self,
@@ -183,6 +190,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         entities: Sequence[str] | None = None,
         lake_root: str | None = None,
         first_day: str | None = None,
+        logical_date: str | None = None,
         aws_conn_id: str = "aws_default",
         conn_id: str = "spark_default",
         asset_alias: AssetAlias | None = None,
@@ -199,6 +207,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         self.entities = tuple(entities) if entities else None
         self.lake_root = lake_root
         self.first_day = first_day
+        self.logical_date = logical_date
         self.aws_conn_id = aws_conn_id
 
     def s3_access(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -246,7 +255,9 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         day, bucket = self.day or interval_day(context), self.bucket or platform_settings().lake_bucket
         ti = context.get("ti")
         run = (context["run_id"], ti.try_number) if "run_id" in context and ti is not None else None
-        self.application_args = job_arguments(day, bucket, self.entities, self.lake_root, run, self.first_day)
+        self.application_args = job_arguments(
+            day, bucket, self.entities, self.lake_root, run, self.first_day, self.logical_date
+        )
         # In client mode the driver runs here: use this interpreter, which has the platform's dependencies. A
         # driver on the cluster uses the cluster's Python (and standalone cluster mode takes no env_vars at all).
         driver_python = {"PYSPARK_DRIVER_PYTHON": sys.executable} if self.driver_runs_here() else {}

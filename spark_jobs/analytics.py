@@ -40,7 +40,7 @@ from spark_jobs.lease import Lease, job_lease
 from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
 from spark_jobs.publication import DayInputs, Publication, changed_days, stale_later_days, stale_message
 from spark_jobs.queries import USED_COLUMNS, all_results
-from spark_jobs.session import Lake, build_session, iso_date, lake_argument_parser
+from spark_jobs.session import Lake, build_session, iso_date, iso_datetime, lake_argument_parser
 
 log = logging.getLogger("spark_jobs.analytics")
 
@@ -318,6 +318,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the lake's first day (LAKE_FIRST_DAY): every day from it up to --date must be ready, none before it is "
         "read (by default: from each entity's first drained day)",
     )
+    parser.add_argument(
+        "--logical-date",
+        type=iso_datetime,
+        default=None,
+        help="the Airflow run's logical date (ISO 8601), recorded in the publication: a later run that finds the "
+        "day out of date names the command that clears this run",
+    )
     args = parser.parse_args(argv)
     if args.first_day is not None and args.first_day > args.date:
         parser.error(
@@ -342,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             day=args.date,
             run_id=args.run_id,
             attempt=args.attempt,
+            logical_date=args.logical_date,
             published_at=datetime.now(UTC),
             first_day=args.first_day,
             raw_status=day_status(_raw(before[entity][args.date]).status for entity in ENTITIES),

@@ -15,12 +15,13 @@ its day's previous publication read (or there was none): a rerun over the same d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
 
-from include.backfill import clear_analytics_command, consecutive_runs
+from include.backfill import ANALYTICS_TASK_ID, clear_analytics_command, consecutive_runs
 from include.lake import RawStatus
 from include.records import Entity
 
@@ -35,6 +36,7 @@ class Publication(BaseModel):
     day: date
     run_id: str
     attempt: PositiveInt
+    logical_date: datetime | None = None  # of the Airflow run (how `airflow tasks clear` selects it); None: no run
     published_at: datetime
     first_day: date | None  # the lake's first day the job was given (--first-day), if any
     raw_status: RawStatus  # of the day's raw data the results include: partial when any entity's day is
@@ -61,15 +63,22 @@ def changed_days(
     return changed
 
 
+class Stale(NamedTuple):
+    """A later day's publication computed from other data than the lake holds now, and the inputs that differ."""
+
+    publication: Publication
+    changed: list[tuple[Entity, date]]
+
+
 def stale_later_days(
     later: Iterable[Publication], current: Mapping[Entity, Mapping[date, str]], since: date | None, through: date
-) -> dict[date, list[tuple[Entity, date]]]:
+) -> dict[date, Stale]:
     """Of the publications of days after ``through``, those computed from other data than ``current`` (see
     ``changed_days``), each with the inputs that differ."""
     stale = {}
     for publication in later:
         if publication.day > through and (changed := changed_days(publication, current, since, through)):
-            stale[publication.day] = changed
+            stale[publication.day] = Stale(publication, changed)
     return dict(sorted(stale.items()))
 
 
@@ -78,17 +87,41 @@ def day_ranges(days: Iterable[date]) -> str:
     return ", ".join(str(first) if first == last else f"{first}..{last}" for first, last in consecutive_runs(days))
 
 
-def stale_message(day: date, stale: Mapping[date, Sequence[tuple[Entity, date]]]) -> str:
+def recompute_commands(publications: Iterable[Publication]) -> tuple[list[str], list[str]]:
+    """The ``airflow tasks clear`` commands that compute the analytics of ``publications`` again, and the run ids of
+    those that name no logical date (written before it was recorded, or by a job run outside Airflow).
+
+    Airflow selects runs by logical date. A scheduled or backfilled run has its day's midnight, so consecutive days
+    share one command over their range (which also clears a run triggered by hand within that range: it computes its
+    own day again); any other run, one triggered by hand, is cleared at its own logical date.
+    """
+    midnights, others, unknown = [], set(), []
+    for publication in publications:
+        if publication.logical_date is None:
+            unknown.append(publication.run_id)
+        elif publication.logical_date == datetime.combine(publication.day, time(), UTC):
+            midnights.append(publication.day)
+        else:
+            others.add(publication.logical_date)
+    commands = [clear_analytics_command(first, last) for first, last in consecutive_runs(midnights)]
+    return commands + [clear_analytics_command(at, at) for at in sorted(others)], sorted(set(unknown))
+
+
+def stale_message(day: date, stale: Mapping[date, Stale]) -> str:
     """The warning naming the later days whose analytics are out of date, the data that differs, and the commands
-    that compute them again (one per run of consecutive days)."""
+    that compute them again."""
     differing: dict[Entity, set[date]] = {}
-    for inputs in stale.values():
-        for entity, input_day in inputs:
+    for _, changed in stale.values():
+        for entity, input_day in changed:
             differing.setdefault(entity, set()).add(input_day)
     what = "; ".join(f"{entity} {day_ranges(days)}" for entity, days in sorted(differing.items()))
-    commands = " and ".join(clear_analytics_command(first, last) for first, last in consecutive_runs(stale))
+    commands, unknown = recompute_commands(publication for publication, _ in stale.values())
+    how = " and ".join(commands)
+    if unknown:
+        runs = ", ".join(unknown)
+        how += f"{' and, ' if how else ''}in the runs {runs} (no logical date recorded), clear {ANALYTICS_TASK_ID}"
     return (
         f"the analytics of {len(stale)} later days ({day_ranges(stale)}) were computed from other data than the "
         f"lake holds now up to {day} ({what}: changed since, or read by only one of them). A run of one day changes "
-        f"nothing else, so they stay as they were; to compute them again: {commands}"
+        f"nothing else, so they stay as they were; to compute them again: {how}"
     )

@@ -6,7 +6,7 @@ import argparse
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import NoReturn
 
 from pyspark import SparkConf
@@ -67,6 +67,17 @@ def iso_date(text: str, flag: str = "--date") -> date:
         return date.fromisoformat(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{flag} must be YYYY-MM-DD, got {text!r}") from error
+
+
+def iso_datetime(text: str) -> datetime:
+    """argparse type of ``--logical-date``: an ISO 8601 time with its offset, such as ``2026-11-25T00:00:00+00:00``."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--logical-date must be an ISO 8601 time, got {text!r}") from error
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"--logical-date must carry its UTC offset, got {text!r}")
+    return moment
 
 
 class JobArgumentParser(argparse.ArgumentParser):

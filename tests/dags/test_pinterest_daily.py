@@ -295,6 +295,7 @@ def test_runs_triggered_through_the_rest_api(airflow, stack_env, s3, scratch_buc
         ({"topic_prefix": "a b"}, "topic_prefix"),  # Kafka would refuse the topic name
         ({"topic_prefix": "x" * 245}, "topic_prefix"),  # <prefix>.user would be longer than Kafka's 249
         ({"lateness_grace_minutes": 181}, "lateness_grace_minutes"),  # beyond the 120 min the sensor's timeout allows
+        ({"lake_first_day": "2026-13-45"}, "lake_first_day"),  # the analytics job, the last task, would refuse it
     ],
 )
 def test_a_param_that_would_fail_late_is_refused_when_the_run_is_created(airflow, conf, param):

@@ -28,7 +28,10 @@ PARAM_VALUES = {
         "pinterest": True, "test-abc_1.X": True, "x" * (249 - len(".user")): True,
         "a b": False, "": False, "x" * (249 - len(".user") + 1): False, "a/b": False, "pinü": False, "a\n": False,
     },
-    "lake_first_day": {None: True, "2026-03-01": True, "2026-3-1": False, "March 1st": False, "2026-03-01\n": False},
+    "lake_first_day": {
+        None: True, "2026-03-01": True, "2026-3-1": False, "March 1st": False, "2026-03-01\n": False,
+        "2026-13-45": False, "2026-02-30": False,  # the form of a day, but no day: the analytics job would refuse it
+    },
     "lateness_grace_minutes": {1: True, 10: True, 120: True, 0: False, 0.5: False, -1: False, 121: False, 600: False},
 }  # fmt: skip
 
@@ -44,6 +47,7 @@ tasks = {t.task_id: {
     "execution_timeout_s": t.execution_timeout and t.execution_timeout.total_seconds(),
     "sensor_timeout_s": getattr(t, "timeout", None),
     "first_day": getattr(t, "first_day", None),
+    "logical_date": getattr(t, "logical_date", None),
 } for t in dag.tasks}
 
 def refusal(name, value):
@@ -124,6 +128,15 @@ def test_the_analytics_get_the_runs_first_day_which_defaults_to_the_setting(desc
     rendered = jinja2.Template(firsts["spark_analytics"])
     assert rendered.render(params={"lake_first_day": "2026-03-01"}) == "2026-03-01"
     assert rendered.render(params={"lake_first_day": None}) == ""  # job_arguments leaves --first-day out
+
+
+def test_the_analytics_get_the_runs_logical_date_to_record_how_a_clear_selects_the_run(described):
+    logicals = {name: task["logical_date"] for name, task in described["tasks"].items() if name.startswith("spark_")}
+    assert logicals["spark_clean"] is None
+    rendered = jinja2.Template(logicals["spark_analytics"])
+    moment = datetime(2026, 11, 26, 9, 30, 0, 5, tzinfo=UTC)
+    assert datetime.fromisoformat(rendered.render(logical_date=moment)) == moment
+    assert rendered.render(logical_date=None) == ""  # job_arguments leaves --logical-date out
 
 
 def test_every_try_has_a_timeout_generous_for_a_big_day_but_finite(described):

@@ -91,6 +91,9 @@ def test_job_arguments() -> None:
     assert job_arguments("2026-11-24", "lake", first_day="2026-11-01") == [
         "--date", "2026-11-24", "--bucket", "lake", "--first-day", "2026-11-01",
     ]  # fmt: skip
+    assert job_arguments("2026-11-24", "lake", logical_date="2026-11-25T00:00:00+00:00") == [
+        "--date", "2026-11-24", "--bucket", "lake", "--logical-date", "2026-11-25T00:00:00+00:00",
+    ]  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown entities \['pins'\]"):
         job_arguments("2026-11-24", "lake", ("pins",))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,7 +16,14 @@ from include.backfill import clear_analytics_command
 from include.lake import SOURCE_NAME, partition_prefix, publication_key
 from spark_jobs import analytics, clean
 from spark_jobs.lease import NoLease
-from spark_jobs.publication import Publication, changed_days, stale_later_days, stale_message
+from spark_jobs.publication import (
+    Publication,
+    Stale,
+    changed_days,
+    recompute_commands,
+    stale_later_days,
+    stale_message,
+)
 from spark_jobs.session import Lake
 from tests.spark_jobs.lake_days import DAYS, WriteRaw, run, seed_entity_day, triple
 
@@ -45,11 +52,13 @@ def parquet_rows(lake: Path, name: str, day: date) -> int:
 
 
 def test_a_day_is_published_after_its_nine_results_with_their_rows_and_the_data_they_read(lake: Path) -> None:
-    run(analytics, lake, DAYS[1], "--run-id", "scheduled__2026-11-23", "--attempt", "2")
+    logical = "2026-11-24T09:30:00.000005+00:00"
+    run(analytics, lake, DAYS[1], "--run-id", "manual__2026-11-24", "--attempt", "2", "--logical-date", logical)
 
     document = published(lake, DAYS[1])
     assert document is not None
-    assert (document["day"], document["run_id"], document["attempt"]) == ("2026-11-23", "scheduled__2026-11-23", 2)
+    assert (document["day"], document["run_id"], document["attempt"]) == ("2026-11-23", "manual__2026-11-24", 2)
+    assert datetime.fromisoformat(document["logical_date"]) == datetime.fromisoformat(logical)
     assert set(document["results"]) == RESULT_NAMES
     assert document["results"] == {name: parquet_rows(lake, name, DAYS[1]) for name in RESULT_NAMES}
     assert document["results"]["users_joined_by_year"] == 1  # one joining year: 2017
@@ -95,8 +104,8 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_a_later_day_computed_from_data_redrained_since_is_named_with_the_command_that_computes_it_again(
     spark: SparkSession, lake: Path, write_raw: WriteRaw, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for day in DAYS:
-        run(analytics, lake, day)
+    for day in DAYS:  # as scheduled runs: each at its day's midnight
+        run(analytics, lake, day, "--logical-date", f"{day}T00:00:00+00:00")
     day3_before = published(lake, DAYS[2])
     # day 1's pins drained again with other data (a record re-posted with a new category), then cleaned
     seed_entity_day(write_raw, "pin", 0, [triple(1, "art", "Chad"), triple(2, "diy", "Chad")])
@@ -167,11 +176,17 @@ def test_a_later_publication_whose_checksum_fails_is_named_and_the_job_still_suc
 D1, D2, D3, D4 = (date(2026, 11, n) for n in (1, 2, 3, 4))
 
 
-def publication(day: date, inputs: dict, first_day: date | None = None) -> Publication:
+def publication(
+    day: date, inputs: dict, first_day: date | None = None, logical_date: datetime | None = None, run_id: str = "r"
+) -> Publication:
     return Publication(
-        day=day, run_id="r", attempt=1, published_at=datetime(2026, 11, 26, tzinfo=UTC), first_day=first_day,
-        raw_status="complete", results={"users_joined_by_year": 1}, inputs=inputs,
+        day=day, run_id=run_id, attempt=1, logical_date=logical_date, published_at=datetime(2026, 11, 26, tzinfo=UTC),
+        first_day=first_day, raw_status="complete", results={"users_joined_by_year": 1}, inputs=inputs,
     )  # fmt: skip
+
+
+def midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), UTC)
 
 
 def test_changed_days_compare_only_the_days_the_current_run_read() -> None:
@@ -190,15 +205,38 @@ def test_changed_days_compare_only_the_days_the_current_run_read() -> None:
 def test_stale_later_days_are_the_later_publications_that_changed_each_with_its_changes() -> None:
     current = {"pin": {D1: "new"}}
     later = {
-        D1: publication(D1, {"pin": {D1: "old"}}),  # the current day itself: not later
-        D2: publication(D2, {"pin": {D1: "old", D2: "x"}}),
-        D3: publication(D3, {"pin": {D1: "new", D3: "y"}}),  # computed after the change
-        D4: publication(D4, {"pin": {D1: "old"}}),
+        D1: publication(D1, {"pin": {D1: "old"}}, logical_date=midnight(D1)),  # the current day itself: not later
+        D2: publication(D2, {"pin": {D1: "old", D2: "x"}}, logical_date=midnight(D2)),
+        D3: publication(D3, {"pin": {D1: "new", D3: "y"}}, logical_date=midnight(D3)),  # computed after the change
+        D4: publication(D4, {"pin": {D1: "old"}}, logical_date=midnight(D4)),
     }
 
     stale = stale_later_days(later.values(), current, None, D1)
 
-    assert stale == {D2: [("pin", D1)], D4: [("pin", D1)]}
+    assert stale == {D2: Stale(later[D2], [("pin", D1)]), D4: Stale(later[D4], [("pin", D1)])}
     message = stale_message(D1, stale)
     assert message.startswith("the analytics of 2 later days (2026-11-02, 2026-11-04) were computed from other data")
     assert message.endswith(f"{clear_analytics_command(D2, D2)} and {clear_analytics_command(D4, D4)}")
+
+
+def test_each_stale_day_is_cleared_by_the_logical_date_of_the_run_that_computed_it() -> None:
+    by_hand = datetime(2026, 11, 6, 9, 30, 0, 5, tzinfo=UTC)  # a run of D4 triggered from the UI on D4 + 2
+    stale = [
+        publication(D1, {}, logical_date=midnight(D1)),  # scheduled or backfilled: its day's midnight
+        publication(D2, {}, logical_date=midnight(D2)),
+        publication(D3, {}, run_id="old-run"),  # published before logical dates were recorded
+        publication(D4, {}, logical_date=by_hand),
+        publication(date(2026, 11, 6), {}, logical_date=midnight(date(2026, 11, 6))),
+    ]
+
+    commands, unknown = recompute_commands(stale)
+
+    clear = "airflow tasks clear pinterest_daily --task-regex spark_analytics"
+    assert commands == [
+        f"{clear} --start-date 2026-11-01 --end-date 2026-11-02",
+        f"{clear} --start-date 2026-11-06 --end-date 2026-11-06",
+        f"{clear} --start-date 2026-11-06T09:30:00.000005+00:00 --end-date 2026-11-06T09:30:00.000005+00:00",
+    ]
+    assert unknown == ["old-run"]
+    message = stale_message(D1 - timedelta(days=1), {p.day: Stale(p, [("pin", D1)]) for p in stale})
+    assert message.endswith(" and, in the runs old-run (no logical date recorded), clear spark_analytics")
