@@ -36,7 +36,7 @@ from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import delete, markers_by_day, read_text, write_text
-from spark_jobs.lease import Lease, job_lease
+from spark_jobs.lease import Lease, job_lease, withdrawn_if_lost
 from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
 from spark_jobs.publication import DayInputs, Publication, changed_days, stale_later_days, stale_message
 from spark_jobs.queries import USED_COLUMNS, all_results
@@ -50,6 +50,10 @@ CLEAN_MARKERS = frozenset({SUCCESS_NAME, SOURCE_NAME})
 
 class MissingCleanDataError(FileNotFoundError):
     """A day the analytics need is not ready: never drained, its drain unfinished or partial, or not cleaned from it."""
+
+
+class MixedWriteError(RuntimeError):
+    """A result read back holds other rows than this job wrote: another run wrote it at the same time (retried)."""
 
 
 @dataclass(frozen=True)
@@ -251,19 +255,28 @@ def _raw(state: DayState) -> Manifest:
 def publish(lake: Lake, publication: Publication, results: dict[str, DataFrame], lease: Lease) -> None:
     """Withdraw the day's publication, overwrite each result's ``dt=<day>`` partition (one small Parquet file each),
     then publish the nine again, so a reader finds no publication over a half-rewritten set. The lease is renewed
-    before each write (it fails when another run has taken the day meanwhile); a job that stalls longer than the
-    lease between a renewal and its write can still write over another run's (S3 has no fenced writes), and then
-    fails when it leaves the lease."""
+    before each write (it fails when another run has taken the day meanwhile, and then withdraws the publication,
+    which the other run may have written before this job's last write landed: ``withdrawn_if_lost``). Each result is
+    read back before publishing: its rows must be those the publication names."""
     spark = next(iter(results.values())).sparkSession
     marker = lake.url(publication_key(publication.day))
     lease.renew()
     delete(spark, marker)
     for name, result in results.items():
         target = lake.url(partition_prefix("analytics", name, publication.day))
-        lease.renew()
+        with withdrawn_if_lost(spark, [marker]):
+            lease.renew()
         result.coalesce(1).write.mode("overwrite").parquet(target)
         log.info("analytics %s written", target)
-    lease.renew()
+    with withdrawn_if_lost(spark, [marker]):
+        lease.renew()
+    for name, rows in publication.results.items():
+        stored = spark.read.parquet(lake.url(partition_prefix("analytics", name, publication.day))).count()
+        if stored != rows:
+            raise MixedWriteError(
+                f"analytics/{name}/dt={publication.day}/ holds {stored} rows where this job wrote {rows} (another "
+                "run's write landed next to this one): not published; a retry writes the day again"
+            )
     write_text(spark, marker, publication.model_dump_json(indent=2))
     log.info("analytics of %s published: %s", publication.day, marker)
 

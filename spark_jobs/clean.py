@@ -15,12 +15,12 @@ from datetime import UTC, date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 
-from include.lake import DQ_NAME, SOURCE_NAME, partition_prefix
+from include.lake import DQ_NAME, SOURCE_NAME, SUCCESS_NAME, partition_prefix
 from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
 from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import read_text, write_text
-from spark_jobs.lease import Lease, job_lease
+from spark_jobs.lease import Lease, job_lease, withdrawn_if_lost
 from spark_jobs.manifest import Manifest, UngatedDataError, gate_refusal, read_manifest, source_json
 from spark_jobs.schemas import raw_line_reader, raw_line_schema
 from spark_jobs.session import Lake, build_session, lake_argument_parser
@@ -57,8 +57,9 @@ def clean_partition(
 
     ``_source.json`` goes in last, after Spark's ``_SUCCESS``: it names the raw manifest the partition was
     cleaned from, so the analytics can tell a day drained again since (``analytics.readiness``), and the ``run``
-    (id, try) that cleaned it. The lease is
-    renewed right before each write: it fails when another run has taken the day meanwhile.
+    (id, try) that cleaned it. The lease is renewed right before each write and after the Parquet: it fails when
+    another run has taken the day meanwhile, and after the Parquet it withdraws ``_SUCCESS`` and ``_source.json``
+    first (``withdrawn_if_lost``).
     """
     manifest = gated_manifest(spark, lake, entity, day)
     log.info("raw %s %s: manifest %s, %d files", entity, day, manifest.status, len(manifest.keys))
@@ -66,7 +67,8 @@ def clean_partition(
     lines = read_raw_partition(spark, lake, entity, manifest).transform(clean(entity))
     lease.renew()
     lines.write.mode("overwrite").parquet(target)
-    lease.renew()
+    with withdrawn_if_lost(spark, [target + SUCCESS_NAME, target + SOURCE_NAME]):
+        lease.renew()
     write_text(spark, target + SOURCE_NAME, source_json(manifest, datetime.now(UTC), *run))
     log.info("clean %s written", target)
     return target

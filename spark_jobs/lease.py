@@ -13,18 +13,24 @@ tests and benchmarks) has no lease.
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any, Protocol
 
 from pyspark.sql import SparkSession
 
+from include.drain.errors import LockLostError
 from include.drain.lock import PartitionLock
 from include.lake import job_lock_key
 from include.settings import S3_CLIENT_CONFIG
+from spark_jobs.lake_fs import delete
 from spark_jobs.session import Lake
 
 LEASE_TTL_SECONDS = 120.0
+
+log = logging.getLogger(__name__)
 
 
 class Lease(Protocol):
@@ -62,3 +68,20 @@ def job_lease(
     if lake.root is not None:
         return contextlib.nullcontext(NoLease())
     return PartitionLock(s3_client(spark), lake.bucket, job_lock_key(job, day), owner, LEASE_TTL_SECONDS, attempt)
+
+
+@contextlib.contextmanager
+def withdrawn_if_lost(spark: SparkSession, markers: Sequence[str]) -> Iterator[None]:
+    """Delete ``markers`` (what makes a day count as written) when the body finds the lease lost, then re-raise.
+
+    A renewal that fails after a write means the write may have landed after another run took the day over (this
+    job was paused longer than the lease): Spark then commits its files next to the other run's, so the folder can
+    hold both. The day must then read as not written until a run writes it again.
+    """
+    try:
+        yield
+    except LockLostError:
+        for marker in markers:
+            delete(spark, marker)
+        log.error("withdrew %s: this job's last write may have landed after it lost the lease", ", ".join(markers))
+        raise

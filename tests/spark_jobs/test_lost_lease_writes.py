@@ -1,0 +1,93 @@
+"""A Spark job that finds its lease lost after a write (it was paused longer than the lease, and another run took the
+day over) leaves the day reading as not written, and the analytics publish only results that hold the rows they
+wrote."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from include.drain.errors import LockLostError
+from include.lake import SOURCE_NAME, SUCCESS_NAME, partition_prefix, publication_key
+from spark_jobs import analytics, clean
+from spark_jobs.analytics import MixedWriteError
+from spark_jobs.publication import Publication
+from spark_jobs.session import Lake
+from tests.spark_jobs.lake_days import DAYS, run
+
+
+class LeaseLostAt:
+    """A lease whose ``lost_at``-th renewal (1-based) finds it taken over; ``before_renewal`` runs before each."""
+
+    def __init__(self, lost_at: int | None, before_renewal: Callable[[int], None] = lambda _: None) -> None:
+        self.renewals, self._lost_at, self._before = 0, lost_at, before_renewal
+
+    def renew(self) -> None:
+        self.renewals += 1
+        self._before(self.renewals)
+        if self.renewals == self._lost_at:
+            raise LockLostError("lost the lease: another run took it over")
+
+
+def test_a_clean_whose_lease_is_lost_after_its_write_withdraws_the_days_markers(spark: SparkSession, lake: Path):
+    folder = lake / partition_prefix("clean", "pin", DAYS[0])
+    assert (folder / SUCCESS_NAME).exists() and (folder / SOURCE_NAME).exists()  # as the other run left the day
+
+    with pytest.raises(LockLostError):
+        clean.clean_partition(
+            spark, Lake(bucket="unused", root=lake.as_uri()), "pin", DAYS[0], LeaseLostAt(2), ("paused-try", 1)
+        )
+
+    # its Parquet may sit next to the other run's: without both markers the analytics read the day as not cleaned
+    assert not (folder / SUCCESS_NAME).exists() and not (folder / SOURCE_NAME).exists()
+    with pytest.raises(analytics.MissingCleanDataError, match="2026-11-22"):
+        run(analytics, lake, DAYS[0])
+    run(clean, lake, DAYS[0], "--entity", "pin")  # a run that cleans the day again makes it ready
+    run(analytics, lake, DAYS[0])
+
+
+def publication_of(lake: Path) -> Publication | None:
+    path = lake / publication_key(DAYS[1])
+    return Publication.model_validate_json(path.read_text()) if path.exists() else None
+
+
+def test_analytics_whose_lease_is_lost_after_a_result_withdraw_the_publication(spark: SparkSession, lake: Path):
+    run(analytics, lake, DAYS[1])
+    published = publication_of(lake)
+    assert published is not None
+    results = {"r1": spark.createDataFrame([("x",)], "value string"), "r2": spark.createDataFrame([("y",)], "v string")}
+    mine = published.model_copy(update={"run_id": "paused-try", "results": dict.fromkeys(results, 1)})
+
+    # renewals: before withdrawing, before r1, before r2. By the third, another run has taken the day over and
+    # published it, and this job's r1 may have landed after that run's: the publication no longer vouches for r1
+    def other_run_publishes(renewal: int) -> None:
+        if renewal == 3:
+            (lake / publication_key(DAYS[1])).write_text(published.model_dump_json())
+
+    with pytest.raises(LockLostError):
+        analytics.publish(Lake(bucket="unused", root=lake.as_uri()), mine, results, LeaseLostAt(3, other_run_publishes))
+
+    assert publication_of(lake) is None
+
+
+def test_a_result_holding_rows_another_run_wrote_next_to_this_jobs_is_not_published(spark: SparkSession, lake: Path):
+    run(analytics, lake, DAYS[1])
+    published = publication_of(lake)
+    assert published is not None
+    results = {"r1": spark.createDataFrame([("x",), ("y",)], "value string")}
+    mine = published.model_copy(update={"run_id": "this-run", "results": {"r1": 2}})
+    folder = lake / partition_prefix("analytics", "r1", DAYS[1])
+
+    def late_files_land(renewal: int) -> None:  # before the last renewal: a paused run's commit lands in r1's folder
+        if renewal == 3:
+            part = next(folder.glob("part-*.parquet"))
+            shutil.copy(part, folder / part.name.replace("part-00000", "part-00000-late"))
+
+    with pytest.raises(MixedWriteError, match=r"analytics/r1/dt=2026-11-23/ holds 4 rows where this job wrote 2"):
+        analytics.publish(Lake(bucket="unused", root=lake.as_uri()), mine, results, LeaseLostAt(None, late_files_land))
+
+    assert publication_of(lake) is None  # withdrawn before the results were rewritten, and not written again
