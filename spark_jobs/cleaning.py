@@ -141,13 +141,18 @@ def canonical_uuid(column: Column) -> Column:
     return F.when(digits.rlike("^[0-9a-f]{32}$"), canonical).otherwise(column)  # anything else as it was
 
 
+_MINUTES_BEFORE_ZONE = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})([Z+-])"  # a time of hours and minutes, then its zone
+
+
 def timestamp_from_text(column: Column) -> Column:
     """``YYYY-MM-DD HH:MM:SS`` or any ISO-8601 form the API accepts -> a timestamp (UTC without an offset).
 
     Spark's cast takes ``T``, ``Z`` and ``.`` fractions; the API (pydantic) also takes ``t``, ``z``, ``_`` as the
-    date/time separator and ``,`` fractions, so those are rewritten first. Unparseable text becomes null.
+    date/time separator and ``,`` fractions, so those are rewritten first. Spark also needs seconds before a zone
+    (``05:06Z``, ``05:06+01:00``), which the API does not: ``:00`` is added there. Unparseable text becomes null.
     """
-    return F.translate(F.upper(column), ",_", ".T").try_cast("timestamp")
+    text = F.translate(F.upper(column), ",_", ".T")
+    return F.regexp_replace(text, _MINUTES_BEFORE_ZONE, "$1:00$2").try_cast("timestamp")
 
 
 def clean_pins(pins: DataFrame) -> DataFrame:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
@@ -235,6 +236,8 @@ API_TIMESTAMP_FORMS = (
     "2020-05-17T08:31:02+18:00",  # the widest offsets the API accepts
     "2020-05-17T08:31:02-1800",
     "2020-05-17T08:31",
+    "2020-05-17T08:31Z",  # minutes, then a zone: Spark needs the seconds
+    "2020-05-17 08:31+01:00",
     "2020-05-17",
 )
 
@@ -245,15 +248,33 @@ def utc_instant(text: str) -> datetime:
     return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
+def api_accepts(record: dict[str, Any], model: type) -> bool:
+    try:
+        model.model_validate(record)
+    except ValidationError:
+        return False
+    return True
+
+
+def timestamp_forms() -> list[str]:
+    """The forms above, and every text made of a day, a separator, a time and a zone, as far as the API takes it."""
+    days = ("2020-05-17", "2020-02-29", "1969-12-31")
+    separators = (" ", "T", "t", "_")
+    times = ("08:31", "08:31:02", "08:31:02.5", "08:31:02,25", "08:31:02.123456", "23:59:59.999999", "8:31:02")
+    zones = ("", "Z", "z", "+01:00", "-05:00", "+0200", "-1800", "+18:00", "+05", "-00:00", " Z", "UTC")
+    grid = {"".join(parts) for parts in itertools.product(days, separators, times, zones)} | set(API_TIMESTAMP_FORMS)
+    user = {"ind": 0, "first_name": "A", "last_name": "B", "age": 30}
+    return sorted(t for t in grid if api_accepts({**user, "date_joined": t}, UserRecord))
+
+
 def test_every_timestamp_form_the_api_accepts_becomes_that_instant(spark: SparkSession) -> None:
+    forms = timestamp_forms()
+    assert set(API_TIMESTAMP_FORMS) <= set(forms) and len(forms) > 300, len(forms)  # the API takes many of them
     geos = [{"ind": i, "timestamp": t, "latitude": 0.0, "longitude": 0.0, "country": "Chad"}
-            for i, t in enumerate(API_TIMESTAMP_FORMS)]  # fmt: skip
+            for i, t in enumerate(forms)]  # fmt: skip
     users = [{"ind": i, "first_name": "A", "last_name": "B", "age": 30, "date_joined": t}
-             for i, t in enumerate(API_TIMESTAMP_FORMS)]  # fmt: skip
-    for geo, user in zip(geos, users, strict=True):  # the API takes each of them
-        GeoRecord.model_validate(geo)
-        UserRecord.model_validate(user)
-    expected = [Row(ind=i, t=utc_instant(text)) for i, text in enumerate(API_TIMESTAMP_FORMS)]
+             for i, t in enumerate(forms)]  # fmt: skip
+    expected = [Row(ind=i, t=utc_instant(text)) for i, text in enumerate(forms)]
 
     clean_geos = raw_frame(spark, "geo", [line(g, o) for o, g in enumerate(geos)]).transform(clean("geo"))
     clean_users = raw_frame(spark, "user", [line(u, o) for o, u in enumerate(users)]).transform(clean("user"))
