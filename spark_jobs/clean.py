@@ -13,15 +13,24 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
 
 from include.lake import DQ_NAME, SOURCE_NAME, SUCCESS_NAME, partition_prefix
 from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
 from spark_jobs.failures import run_job
-from spark_jobs.lake_fs import read_text, write_text
+from spark_jobs.lake_fs import delete, file_sizes, read_text, write_text
 from spark_jobs.lease import Lease, job_lease, withdrawn_if_lost
-from spark_jobs.manifest import Manifest, UngatedDataError, gate_refusal, read_manifest, source_json
+from spark_jobs.manifest import (
+    REDRAIN,
+    ChangedRawDataError,
+    Manifest,
+    UngatedDataError,
+    gate_refusal,
+    read_manifest,
+    source_json,
+)
 from spark_jobs.schemas import raw_line_reader, raw_line_schema
 from spark_jobs.session import Lake, build_session, lake_argument_parser
 
@@ -35,6 +44,24 @@ def read_raw_partition(spark: SparkSession, lake: Lake, entity: Entity, manifest
         return spark.createDataFrame([], schema)
     urls = [lake.url(key) for key in manifest.keys]
     return raw_line_reader(spark, entity).json(urls)
+
+
+def check_raw_sizes(spark: SparkSession, lake: Lake, prefix: str, manifest: Manifest) -> None:
+    """Raise ChangedRawDataError unless every file the manifest lists is there at the size it gives (one listing).
+
+    The gate checked the files when the drain had written them; this catches an object changed since.
+    """
+    if not manifest.keys:
+        return
+    found = file_sizes(spark, lake.url(prefix))
+    for key, size in zip(manifest.keys, manifest.sizes or (None,) * len(manifest.keys), strict=True):
+        name = key.rsplit("/", 1)[-1]
+        if name not in found or (size is not None and found[name] != size):
+            now = "missing" if name not in found else f"{found[name]} bytes"
+            said = "lists it" if size is None else f"says {size} bytes"
+            raise ChangedRawDataError(
+                f"not cleaning {lake.url(key)}: it is {now}, its manifest {said} (changed after the drain); {REDRAIN}"
+            )
 
 
 def gated_manifest(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> Manifest:
@@ -63,12 +90,20 @@ def clean_partition(
     """
     manifest = gated_manifest(spark, lake, entity, day)
     log.info("raw %s %s: manifest %s, %d files", entity, day, manifest.status, len(manifest.keys))
+    check_raw_sizes(spark, lake, partition_prefix("raw", entity, day), manifest)
     target = lake.url(partition_prefix("clean", entity, day))
-    lines = read_raw_partition(spark, lake, entity, manifest).transform(clean(entity))
+    read = Observation(f"raw {entity} {day}")
+    raw = read_raw_partition(spark, lake, entity, manifest).observe(read, F.count(F.lit(1)).alias("lines"))
     lease.renew()
-    lines.write.mode("overwrite").parquet(target)
+    raw.transform(clean(entity)).write.mode("overwrite").parquet(target)
     with withdrawn_if_lost(spark, [target + SUCCESS_NAME, target + SOURCE_NAME]):
         lease.renew()
+    if manifest.lines is not None and read.get["lines"] != manifest.lines:
+        delete(spark, target + SUCCESS_NAME)
+        raise ChangedRawDataError(
+            f"not cleaning {entity} of {day}: its raw files hold {read.get['lines']} lines, its manifest says "
+            f"{manifest.lines} (changed after the drain); {target} is left without _SUCCESS; {REDRAIN}"
+        )
     write_text(spark, target + SOURCE_NAME, source_json(manifest, datetime.now(UTC), *run))
     log.info("clean %s written", target)
     return target

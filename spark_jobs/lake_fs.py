@@ -55,6 +55,12 @@ def delete(spark: SparkSession, url: str) -> None:
     filesystem.delete(path, False)
 
 
+def file_sizes(spark: SparkSession, folder_url: str) -> dict[str, int]:
+    """The size in bytes of each file directly in the folder at ``folder_url`` (ending in ``/``), by name."""
+    path, filesystem = _path_on_filesystem(spark, folder_url)
+    return {status.getPath().getName(): status.getLen() for status in filesystem.listStatus(path) if status.isFile()}
+
+
 def partition_day(name: str) -> date | None:
     """The day of a ``dt=YYYY-MM-DD`` folder name; None for any other name."""
     if not name.startswith("dt="):

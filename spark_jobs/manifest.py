@@ -34,6 +34,10 @@ class BadManifestError(ManifestError, RefusedDataError):
     """The manifest does not describe the partition it sits in; a retry reads the same one."""
 
 
+class ChangedRawDataError(RefusedDataError):
+    """A raw object is not what its manifest says (missing, another size, other lines): it changed after the drain."""
+
+
 class UngatedDataError(RefusedDataError):
     """The quality gate has not passed the raw partition's manifest: no ``_dq.json``, a failed one, or one of another
     manifest. The gate runs before the clean job in the DAG, so a retry of the clean job reads the same report."""
@@ -49,8 +53,14 @@ class Manifest:
     data_sha256: str  # of the status and each file's key and checksum: what was drained, without run metadata
     accepted_partial: bool = False  # a partial day Kafka can no longer complete, kept as final by an operator
     run_id: str | None = None  # of the drain that wrote it
+    sizes: tuple[int | None, ...] = ()  # each listed file's bytes, as ``keys`` (None: the manifest gives none)
+    lines: int | None = None  # the records of all files together (None: a file's count is missing)
 
 
+REDRAIN = (
+    "drain the day again (clear the drain task of that day's run together with its downstream tasks) while Kafka "
+    "still holds it, or restore the object"
+)
 _REGATE = (
     "clear the drain task of that day's run together with its downstream tasks (quality_gate, spark_clean, "
     "spark_analytics), or clear its quality_gate task with its downstream tasks, so the gate checks the manifest "
@@ -150,6 +160,7 @@ def parse_manifest(text: str, partition_prefix: str) -> Manifest:
                 f"manifest of {partition_prefix} lists {key!r}, which is not a file of the partition"
             )
         keys.append(key)
+    counts = [entry.get("count") for entry in files]
     return Manifest(
         status=status,
         keys=tuple(keys),
@@ -157,7 +168,13 @@ def parse_manifest(text: str, partition_prefix: str) -> Manifest:
         data_sha256=data_sha256(status, files),
         accepted_partial=document.get("accepted_partial") is not None,
         run_id=document.get("run_id"),
+        sizes=tuple(_whole_number(entry.get("bytes")) for entry in files),
+        lines=sum(counts) if all(_whole_number(count) is not None for count in counts) else None,
     )
+
+
+def _whole_number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def read_manifest(spark: SparkSession, partition_url: str, partition_prefix: str) -> Manifest:

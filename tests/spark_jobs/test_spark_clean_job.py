@@ -19,7 +19,14 @@ from include.emulator.local_lake import gate_local_day, write_raw_day
 from include.lake import dq_key, manifest_key, partition_prefix, success_key
 from spark_jobs import clean
 from spark_jobs.failures import refuses_data
-from spark_jobs.manifest import BadManifestError, ManifestError, UngatedDataError, gate_refusal, parse_manifest
+from spark_jobs.manifest import (
+    BadManifestError,
+    ChangedRawDataError,
+    ManifestError,
+    UngatedDataError,
+    gate_refusal,
+    parse_manifest,
+)
 from tests.spark_jobs.lake_days import WriteRaw
 
 DAY = date(2026, 11, 24)
@@ -55,6 +62,15 @@ def run_clean(lake: Path, day: date, *entities: str) -> None:
 
 def read_clean(spark: SparkSession, lake: Path, entity: str, day: date):
     return spark.read.parquet(str(lake / partition_prefix("clean", entity, day)))
+
+
+def overwrite_keeping_its_size(path: Path, lines: list[dict[str, Any]]) -> None:
+    """Replace a raw object after the gate passed it, padded with blanks to its size in the manifest: such a change
+    gets past the clean job's size check, to the checks that read the lines."""
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    size = path.stat().st_size
+    assert len(text) <= size, "the object to replace must be at least as long"
+    path.write_text(text[:-1] + " " * (size - len(text)) + "\n")
 
 
 def test_reads_exactly_the_manifest_files_plain_and_gzipped(spark: SparkSession, tmp_path: Path, write_raw: WriteRaw):
@@ -177,10 +193,18 @@ def test_line_without_a_record_or_its_key_fails_the_job_naming_it(
     tmp_path: Path, write_raw: WriteRaw, entity: str, bad_line: dict[str, Any]
 ):
     good = {"pin": pin(1, "p"), "geo": {"ind": 1, "country": "Chad"}, "user": {"ind": 1, "first_name": "A"}}[entity]
-    (key,) = write_raw(entity, DAY, [[kafka_line(good, offset=6, timestamp_ms=T0)]])
+    long = {
+        "pin": pin(2, "p" * 400),
+        "geo": {"ind": 2, "country": "C" * 400},
+        "user": {"ind": 2, "first_name": "A" * 400},
+    }
+    (key,) = write_raw(
+        entity,
+        DAY,
+        [[kafka_line(good, offset=6, timestamp_ms=T0), kafka_line(long[entity], offset=7, timestamp_ms=T0)]],
+    )
     # the gate refuses some of these lines: written after it passed the day (the job does not re-read checksums)
-    lines = (kafka_line(good, offset=6, timestamp_ms=T0), bad_line)
-    (tmp_path / key).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    overwrite_keeping_its_size(tmp_path / key, [kafka_line(good, offset=6, timestamp_ms=T0), bad_line])
 
     with pytest.raises(Exception, match=rf"{key}.*offset 7") as raised:
         run_clean(tmp_path, DAY, entity)
@@ -189,7 +213,8 @@ def test_line_without_a_record_or_its_key_fails_the_job_naming_it(
 
 def test_malformed_raw_line_fails_the_job(tmp_path: Path, write_raw: WriteRaw):
     (key,) = write_raw("pin", DAY, [[kafka_line(pin(1, "p"), offset=0, timestamp_ms=T0)]])
-    (tmp_path / key).write_text('{"partition": 0, "offset": 0, "timestamp": "not a number"\n')
+    malformed, size = '{"partition": 0, "offset": 0, "timestamp": "not a number"', (tmp_path / key).stat().st_size
+    (tmp_path / key).write_text(malformed + " " * (size - len(malformed) - 1) + "\n")  # the size the manifest gives
 
     with pytest.raises(Exception, match=r"(?i)malformed") as raised:
         run_clean(tmp_path, DAY, "pin")
@@ -319,3 +344,37 @@ def test_only_a_passing_report_of_the_very_manifest_lets_a_day_through(tmp_path:
         json.dumps(other), manifest
     )  # its verdict says nothing of this one
     assert "no quality report" in gate_refusal(None, manifest)
+
+
+def test_a_raw_object_changed_after_the_gate_is_refused_naming_it_and_both_sizes(tmp_path: Path, write_raw: WriteRaw):
+    lines = [kafka_line(pin(i, f"t{i}"), offset=i, timestamp_ms=T0 + i) for i in range(3)]
+    (key,) = write_raw("pin", DAY, [lines])
+    gated_size = (tmp_path / key).stat().st_size
+    (tmp_path / key).write_text("".join(json.dumps(line) + "\n" for line in lines[:2]))  # a line lost since
+
+    with pytest.raises(ChangedRawDataError) as refused:
+        run_clean(tmp_path, DAY, "pin")
+
+    now = (tmp_path / key).stat().st_size
+    assert f"{key}: it is {now} bytes, its manifest says {gated_size} bytes (changed after the drain)" in str(
+        refused.value
+    )
+    assert refuses_data(refused.value)  # exit 65: a retry reads the same object
+    assert not (tmp_path / partition_prefix("clean", "pin", DAY)).exists()  # nothing written
+
+
+def test_a_raw_object_of_the_same_size_but_other_lines_leaves_the_day_not_cleaned(tmp_path: Path, write_raw: WriteRaw):
+    original = [
+        kafka_line(pin(1, "x" * 800), offset=0, timestamp_ms=T0),
+        kafka_line(pin(2, "b"), offset=1, timestamp_ms=T0),
+    ]
+    (key,) = write_raw("pin", DAY, [original])
+    size = (tmp_path / key).stat().st_size
+    overwrite_keeping_its_size(tmp_path / key, [kafka_line(pin(n, "b"), offset=n, timestamp_ms=T0) for n in (1, 2, 3)])
+    assert (tmp_path / key).stat().st_size == size
+
+    with pytest.raises(ChangedRawDataError, match="its raw files hold 3 lines, its manifest says 2"):
+        run_clean(tmp_path, DAY, "pin")
+
+    folder = tmp_path / partition_prefix("clean", "pin", DAY)
+    assert not (folder / "_SUCCESS").exists() and not (folder / "_source.json").exists()  # the analytics skip it
