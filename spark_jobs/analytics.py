@@ -36,7 +36,7 @@ from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import delete, markers_by_day, read_text, write_text
-from spark_jobs.lease import Lease, job_lease, withdrawn_if_lost
+from spark_jobs.lease import Lease, check_rows_stored, job_lease, withdrawn_if_lost
 from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
 from spark_jobs.publication import DayInputs, Publication, changed_days, stale_later_days, stale_message
 from spark_jobs.queries import USED_COLUMNS, all_results
@@ -50,10 +50,6 @@ CLEAN_MARKERS = frozenset({SUCCESS_NAME, SOURCE_NAME})
 
 class MissingCleanDataError(FileNotFoundError):
     """A day the analytics need is not ready: never drained, its drain unfinished or partial, or not cleaned from it."""
-
-
-class MixedWriteError(RuntimeError):
-    """A result read back holds other rows than this job wrote: another run wrote it at the same time (retried)."""
 
 
 @dataclass(frozen=True)
@@ -271,12 +267,7 @@ def publish(lake: Lake, publication: Publication, results: dict[str, DataFrame],
     with withdrawn_if_lost(spark, [marker]):
         lease.renew()
     for name, rows in publication.results.items():
-        stored = spark.read.parquet(lake.url(partition_prefix("analytics", name, publication.day))).count()
-        if stored != rows:
-            raise MixedWriteError(
-                f"analytics/{name}/dt={publication.day}/ holds {stored} rows where this job wrote {rows} (another "
-                "run's write landed next to this one): not published; a retry writes the day again"
-            )
+        check_rows_stored(spark, lake.url(partition_prefix("analytics", name, publication.day)), rows, [marker])
     write_text(spark, marker, publication.model_dump_json(indent=2))
     log.info("analytics of %s published: %s", publication.day, marker)
 

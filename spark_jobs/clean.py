@@ -21,7 +21,7 @@ from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
 from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import delete, file_sizes, read_text, write_text
-from spark_jobs.lease import Lease, job_lease, withdrawn_if_lost
+from spark_jobs.lease import Lease, check_rows_stored, job_lease, withdrawn_if_lost
 from spark_jobs.manifest import (
     REDRAIN,
     ChangedRawDataError,
@@ -92,10 +92,12 @@ def clean_partition(
     log.info("raw %s %s: manifest %s, %d files", entity, day, manifest.status, len(manifest.keys))
     check_raw_sizes(spark, lake, partition_prefix("raw", entity, day), manifest)
     target = lake.url(partition_prefix("clean", entity, day))
-    read = Observation(f"raw {entity} {day}")
+    read, written = Observation(f"raw {entity} {day}"), Observation(f"clean {entity} {day}")
     raw = read_raw_partition(spark, lake, entity, manifest).observe(read, F.count(F.lit(1)).alias("lines"))
     lease.renew()
-    raw.transform(clean(entity)).write.mode("overwrite").parquet(target)
+    raw.transform(clean(entity)).observe(written, F.count(F.lit(1)).alias("rows")).write.mode("overwrite").parquet(
+        target
+    )
     with withdrawn_if_lost(spark, [target + SUCCESS_NAME, target + SOURCE_NAME]):
         lease.renew()
     if manifest.lines is not None and read.get["lines"] != manifest.lines:
@@ -104,6 +106,7 @@ def clean_partition(
             f"not cleaning {entity} of {day}: its raw files hold {read.get['lines']} lines, its manifest says "
             f"{manifest.lines} (changed after the drain); {target} is left without _SUCCESS; {REDRAIN}"
         )
+    check_rows_stored(spark, target, written.get["rows"], [target + SUCCESS_NAME])
     write_text(spark, target + SOURCE_NAME, source_json(manifest, datetime.now(UTC), *run))
     log.info("clean %s written", target)
     return target

@@ -33,6 +33,10 @@ LEASE_TTL_SECONDS = 120.0
 log = logging.getLogger(__name__)
 
 
+class MixedWriteError(RuntimeError):
+    """A folder read back holds other rows than this job wrote: another run wrote it at the same time (retried)."""
+
+
 class Lease(Protocol):
     """What a job does with its lease while it holds it."""
 
@@ -85,3 +89,16 @@ def withdrawn_if_lost(spark: SparkSession, markers: Sequence[str]) -> Iterator[N
             delete(spark, marker)
         log.error("withdrew %s: this job's last write may have landed after it lost the lease", ", ".join(markers))
         raise
+
+
+def check_rows_stored(spark: SparkSession, url: str, rows: int, markers: Sequence[str]) -> None:
+    """Raise MixedWriteError, after deleting ``markers``, unless the Parquet folder at ``url`` holds ``rows`` rows
+    (read from the files' footers): more means a paused run's late commit landed next to this job's files."""
+    stored = spark.read.parquet(url).count()
+    if stored != rows:
+        for marker in markers:
+            delete(spark, marker)
+        raise MixedWriteError(
+            f"{url} holds {stored} rows where this job wrote {rows} (another run's write landed next to this one): "
+            "withdrawn; a retry writes the day again"
+        )

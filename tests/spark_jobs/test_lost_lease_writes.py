@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from include.drain.errors import LockLostError
 from include.lake import SOURCE_NAME, SUCCESS_NAME, partition_prefix, publication_key
 from spark_jobs import analytics, clean
-from spark_jobs.analytics import MixedWriteError
+from spark_jobs.lease import MixedWriteError
 from spark_jobs.publication import Publication
 from spark_jobs.session import Lake
 from tests.spark_jobs.lake_days import DAYS, run
@@ -48,6 +48,30 @@ def test_a_clean_whose_lease_is_lost_after_its_write_withdraws_the_days_markers(
         run(analytics, lake, DAYS[0])
     run(clean, lake, DAYS[0], "--entity", "pin")  # a run that cleans the day again makes it ready
     run(analytics, lake, DAYS[0])
+
+
+def land_a_late_copy_of_a_part_file(folder: Path) -> None:
+    """What a paused run's commit does when it resumes: its Parquet lands in the folder next to this job's."""
+    part = next(folder.glob("part-*.parquet"))
+    shutil.copy(part, folder / part.name.replace("part-00000", "part-00000-late"))
+
+
+def test_a_clean_folder_holding_rows_another_run_wrote_next_to_this_jobs_gets_no_markers(
+    spark: SparkSession, lake: Path
+):
+    folder = lake / partition_prefix("clean", "pin", DAYS[2])
+
+    def late_files_land(renewal: int) -> None:  # the renewal after the Parquet: another run's files are there
+        if renewal == 2:
+            land_a_late_copy_of_a_part_file(folder)
+
+    with pytest.raises(MixedWriteError, match=r"clean/pin/dt=2026-11-24/ holds 6 rows where this job wrote 3"):
+        clean.clean_partition(
+            spark, Lake(bucket="unused", root=lake.as_uri()), "pin", DAYS[2], LeaseLostAt(None, late_files_land),
+            ("this-run", 1),
+        )  # fmt: skip
+
+    assert not (folder / SUCCESS_NAME).exists() and not (folder / SOURCE_NAME).exists()
 
 
 def publication_of(lake: Path) -> Publication | None:
@@ -84,8 +108,7 @@ def test_a_result_holding_rows_another_run_wrote_next_to_this_jobs_is_not_publis
 
     def late_files_land(renewal: int) -> None:  # before the last renewal: a paused run's commit lands in r1's folder
         if renewal == 3:
-            part = next(folder.glob("part-*.parquet"))
-            shutil.copy(part, folder / part.name.replace("part-00000", "part-00000-late"))
+            land_a_late_copy_of_a_part_file(folder)
 
     with pytest.raises(MixedWriteError, match=r"analytics/r1/dt=2026-11-23/ holds 4 rows where this job wrote 2"):
         analytics.publish(Lake(bucket="unused", root=lake.as_uri()), mine, results, LeaseLostAt(None, late_files_land))
