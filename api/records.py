@@ -238,6 +238,9 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         log.warning(refused.log, extra={"entity": entity, **refused.context})
         return _problem(refused.status, refused.detail, retry_after if refused.status == 503 else None)
 
+    # the same endpoint without the trailing slash, answered rather than redirected (a 307 with an empty body)
+    router.add_api_route("", ingest_one, methods=["POST"], include_in_schema=False)
+
     @router.post(
         "/batch",
         response_model=BatchResult,

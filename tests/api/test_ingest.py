@@ -59,6 +59,17 @@ def test_geo_and_user_records_go_to_their_topics_keyed_by_ind(api: RunningApi) -
             assert (record.key, json.loads(record.value)) == (str(ind).encode(), body)
 
 
+def test_a_record_posted_without_the_trailing_slash_is_stored_not_redirected(api: RunningApi) -> None:
+    body = next(iter(generate_triples(seed=11, count=1, repeat_percent=0))).record("geo").model_dump(mode="json")
+    with httpx.Client(base_url=api.url, timeout=10) as client:
+        response = client.post("/geo", json=body)  # httpx follows no redirect: a 307 would fail here
+        invalid = client.post("/geo", json={"ind": "x"})
+    assert response.status_code == 200, response.text
+    stored = {(r.partition, r.offset): r for r in read_all(api.bootstrap, api.topic("geo"))}
+    assert json.loads(stored[(response.json()["partition"], response.json()["offset"])].value) == body
+    assert invalid.status_code == 422 and invalid.json()["detail"][0]["loc"][0] == "body"
+
+
 def test_batch_answers_per_record_and_stores_only_the_valid_ones(api: RunningApi) -> None:
     triples = list(generate_triples(seed=11, count=3, repeat_percent=0))
     good = [t.user.model_dump(mode="json") for t in triples]
