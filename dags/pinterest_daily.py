@@ -21,7 +21,11 @@ interval's start (`2026-11-25T00:00:00Z`, to which Airflow gives the interval of
 at once, whatever the date and the run type: it is the logical date of that day's scheduled run, and
 Airflow keeps one run per logical date, so that day could get no run of its own (a backfill of it
 would reuse the refused run, interval and all). Delete such a run, then drain the day as above.
-A run without a logical date has no interval and fails at once, saying so.
+A run without a logical date has no interval and fails at once, saying so. Unpausing the DAG
+starts the run of the latest whole day (yesterday) at once, so a *Trigger* right after it is a second
+run of yesterday, which waits for the first one's lease. Scheduled and backfill runs have the day's
+start as logical date, while their run ids name when they could run: `scheduled__2026-11-26T00:00:00+00:00`
+drains 2026-11-25.
 
 **Backfill** the days 2026-11-01 to 2026-11-03 (both inclusive: the dates are the drained days;
 runs stay queued while the DAG is paused; UI: *Backfill*; REST: `POST /api/v2/backfills`):
