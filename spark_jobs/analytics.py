@@ -253,7 +253,7 @@ def publish(lake: Lake, publication: Publication, results: dict[str, DataFrame],
     then publish the nine again, so a reader finds no publication over a half-rewritten set. The lease is renewed
     before each write (it fails when another run has taken the day meanwhile, and then withdraws the publication,
     which the other run may have written before this job's last write landed: ``withdrawn_if_lost``). Each result is
-    read back before publishing: its rows must be those the publication names."""
+    read back before publishing and again after: its rows must be those the publication names."""
     spark = next(iter(results.values())).sparkSession
     marker = lake.url(publication_key(publication.day))
     lease.renew()
@@ -266,10 +266,19 @@ def publish(lake: Lake, publication: Publication, results: dict[str, DataFrame],
         log.info("analytics %s written", target)
     with withdrawn_if_lost(spark, [marker]):
         lease.renew()
+    check_results_stored(lake, publication, spark)
+    write_text(spark, marker, publication.model_dump_json(indent=2))
+    with withdrawn_if_lost(spark, [marker]):  # a pause between the check and the write: withdrawn, not trusted
+        lease.renew()
+    check_results_stored(lake, publication, spark)  # a late commit that landed between the check and the write
+    log.info("analytics of %s published: %s", publication.day, marker)
+
+
+def check_results_stored(lake: Lake, publication: Publication, spark: SparkSession) -> None:
+    """``check_rows_stored`` for each result the publication names; on a difference the publication is deleted."""
+    marker = lake.url(publication_key(publication.day))
     for name, rows in publication.results.items():
         check_rows_stored(spark, lake.url(partition_prefix("analytics", name, publication.day)), rows, [marker])
-    write_text(spark, marker, publication.model_dump_json(indent=2))
-    log.info("analytics of %s published: %s", publication.day, marker)
 
 
 def read_publication(spark: SparkSession, lake: Lake, day: date) -> Publication | None:

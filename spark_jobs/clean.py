@@ -98,18 +98,31 @@ def clean_partition(
     raw.transform(clean(entity)).observe(written, F.count(F.lit(1)).alias("rows")).write.mode("overwrite").parquet(
         target
     )
-    with withdrawn_if_lost(spark, [target + SUCCESS_NAME, target + SOURCE_NAME]):
+    markers = [target + SUCCESS_NAME, target + SOURCE_NAME]
+    with withdrawn_if_lost(spark, markers):
         lease.renew()
     if manifest.lines is not None and read.get["lines"] != manifest.lines:
-        delete(spark, target + SUCCESS_NAME)
-        raise ChangedRawDataError(
-            f"not cleaning {entity} of {day}: its raw files hold {read.get['lines']} lines, its manifest says "
-            f"{manifest.lines} (changed after the drain); {target} is left without _SUCCESS; {REDRAIN}"
-        )
+        check_lines(spark, lake, entity, day, manifest, target)
     check_rows_stored(spark, target, written.get["rows"], [target + SUCCESS_NAME])
     write_text(spark, target + SOURCE_NAME, source_json(manifest, datetime.now(UTC), *run))
+    with withdrawn_if_lost(spark, markers):  # a pause between the check and the write: withdrawn, not trusted
+        lease.renew()
     log.info("clean %s written", target)
     return target
+
+
+def check_lines(spark: SparkSession, lake: Lake, entity: Entity, day: date, manifest: Manifest, target: str) -> None:
+    """Raise ChangedRawDataError, after deleting the clean folder's ``_SUCCESS``, unless the raw files hold the
+    manifest's lines. Called when the count observed while cleaning differs: a stage Spark ran again (a lost
+    executor) counts twice there, so the lines are counted once more by themselves before the day is refused."""
+    lines = read_raw_partition(spark, lake, entity, manifest).count()
+    if lines == manifest.lines:
+        return
+    delete(spark, target + SUCCESS_NAME)
+    raise ChangedRawDataError(
+        f"not cleaning {entity} of {day}: its raw files hold {lines} lines, its manifest says {manifest.lines} "
+        f"(changed after the drain); {target} is left without _SUCCESS; {REDRAIN}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

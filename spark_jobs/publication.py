@@ -93,7 +93,7 @@ def recompute_commands(publications: Iterable[Publication]) -> tuple[list[str], 
 
     Airflow selects runs by logical date. A scheduled or backfilled run has its day's midnight, so consecutive days
     share one command over their range (which also clears a run triggered by hand within that range: it computes its
-    own day again); any other run, one triggered by hand, is cleared at its own logical date.
+    own day again); any other run, one triggered by hand, is cleared at its own logical date unless a range has it.
     """
     midnights, others, unknown = [], set(), []
     for publication in publications:
@@ -103,8 +103,11 @@ def recompute_commands(publications: Iterable[Publication]) -> tuple[list[str], 
             midnights.append(publication.day)
         else:
             others.add(publication.logical_date)
-    commands = [clear_analytics_command(first, last) for first, last in consecutive_runs(midnights)]
-    return commands + [clear_analytics_command(at, at) for at in sorted(others)], sorted(set(unknown))
+    ranges = consecutive_runs(midnights)
+    covered = [(datetime.combine(first, time(), UTC), datetime.combine(last, time(), UTC)) for first, last in ranges]
+    alone = sorted(at for at in others if not any(low <= at <= high for low, high in covered))
+    commands = [clear_analytics_command(first, last) for first, last in ranges]
+    return commands + [clear_analytics_command(at, at) for at in alone], sorted(set(unknown))
 
 
 def stale_message(day: date, stale: Mapping[date, Stale]) -> str:

@@ -166,8 +166,11 @@ def local_clean(monkeypatch: pytest.MonkeyPatch, lake: Path, **kwargs: Any) -> L
 
 
 def spoil_line(lake: Path, day: datetime) -> None:
-    """Make the partition's raw line one Spark cannot parse (an offset that is text)."""
-    (lake / partition_prefix("raw", "pin", day.date()) / "part-0.jsonl").write_text('{"offset": "seven"}\n')
+    """Make the partition's raw line one Spark cannot parse (an offset that is text), at the size its manifest gives
+    (past the clean job's size check, to the parse)."""
+    path = lake / partition_prefix("raw", "pin", day.date()) / "part-0.jsonl"
+    spoiled = '{"offset": "seven"}'
+    path.write_text(spoiled + " " * (path.stat().st_size - len(spoiled) - 1) + "\n")
 
 
 def spoil_manifest(lake: Path, day: datetime) -> None:

@@ -238,5 +238,8 @@ def test_each_stale_day_is_cleared_by_the_logical_date_of_the_run_that_computed_
         f"{clear} --start-date 2026-11-06T09:30:00.000005+00:00 --end-date 2026-11-06T09:30:00.000005+00:00",
     ]
     assert unknown == ["old-run"]
+    # a run triggered by hand whose logical date a range already covers gets no command of its own
+    within = publication(D3, {}, logical_date=datetime(2026, 11, 1, 9, 30, tzinfo=UTC))
+    assert recompute_commands([*stale[:2], within]) == ([f"{clear} --start-date 2026-11-01 --end-date 2026-11-02"], [])
     message = stale_message(D1 - timedelta(days=1), {p.day: Stale(p, [("pin", D1)]) for p in stale})
     assert message.endswith(" and, in the runs old-run (no logical date recorded), clear spark_analytics")

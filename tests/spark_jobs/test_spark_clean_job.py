@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import Observation, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from include.drain.errors import QualityGateError
@@ -230,6 +230,7 @@ def test_malformed_raw_line_fails_the_job(tmp_path: Path, write_raw: WriteRaw):
         ('{"status": "complete"}', "no list of file objects"),
         ('{"status": "complete", "files": [{"key": "raw/pin/dt=2026-11-23/a.jsonl"}]}', "not a file of the partition"),
         ('{"status": "complete", "files": [{"key": "raw/pin/dt=2026-11-24/"}]}', "not a file of the partition"),
+        ('{"status": "complete", "files": [{"key": "raw/pin/dt=2026-11-24/x/a"}]}', "not a file of the partition"),
     ],
 )
 def test_bad_manifests_are_rejected_with_the_reason(manifest: str, message: str):
@@ -378,3 +379,21 @@ def test_a_raw_object_of_the_same_size_but_other_lines_leaves_the_day_not_cleane
 
     folder = tmp_path / partition_prefix("clean", "pin", DAY)
     assert not (folder / "_SUCCESS").exists() and not (folder / "_source.json").exists()  # the analytics skip it
+
+
+def test_a_line_count_observed_twice_is_counted_again_before_the_day_is_refused(
+    spark: SparkSession, tmp_path: Path, write_raw: WriteRaw, monkeypatch: pytest.MonkeyPatch
+):
+    write_raw("pin", DAY, [[kafka_line(pin(i, f"t{i}"), offset=i, timestamp_ms=T0 + i) for i in range(3)]])
+
+    class Overcounted(Observation):  # what a stage Spark ran again adds to the observed metrics: its tasks count twice
+        @property
+        def get(self) -> dict[str, Any]:
+            observed = super().get
+            return {k: 2 * v for k, v in observed.items()} if "lines" in observed else observed
+
+    monkeypatch.setattr(clean, "Observation", Overcounted)
+    run_clean(tmp_path, DAY, "pin")  # the files do hold the manifest's 3 lines: cleaned, not refused
+
+    assert read_clean(spark, tmp_path, "pin", DAY).count() == 3
+    assert (tmp_path / partition_prefix("clean", "pin", DAY) / "_source.json").exists()
