@@ -266,15 +266,15 @@ def publish(lake: Lake, publication: Publication, results: dict[str, DataFrame],
         log.info("analytics %s written", target)
     with withdrawn_if_lost(spark, [marker]):
         lease.renew()
-    check_results_stored(lake, publication, spark)
+    check_results_stored(spark, lake, publication)
     write_text(spark, marker, publication.model_dump_json(indent=2))
     with withdrawn_if_lost(spark, [marker]):  # a pause between the check and the write: withdrawn, not trusted
         lease.renew()
-    check_results_stored(lake, publication, spark)  # a late commit that landed between the check and the write
+    check_results_stored(spark, lake, publication)  # a late commit that landed between the check and the write
     log.info("analytics of %s published: %s", publication.day, marker)
 
 
-def check_results_stored(lake: Lake, publication: Publication, spark: SparkSession) -> None:
+def check_results_stored(spark: SparkSession, lake: Lake, publication: Publication) -> None:
     """``check_rows_stored`` for each result the publication names; on a difference the publication is deleted."""
     marker = lake.url(publication_key(publication.day))
     for name, rows in publication.results.items():

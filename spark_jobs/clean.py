@@ -84,9 +84,10 @@ def clean_partition(
 
     ``_source.json`` goes in last, after Spark's ``_SUCCESS``: it names the raw manifest the partition was
     cleaned from, so the analytics can tell a day drained again since (``analytics.readiness``), and the ``run``
-    (id, try) that cleaned it. The lease is renewed right before each write and after the Parquet: it fails when
-    another run has taken the day meanwhile, and after the Parquet it withdraws ``_SUCCESS`` and ``_source.json``
-    first (``withdrawn_if_lost``).
+    (id, try) that cleaned it. Before it, the raw lines read must be the manifest's count and the rows stored
+    those written (another run's late files refused). The lease is renewed before the Parquet, after it and after
+    ``_source.json``: it fails when another run has taken the day meanwhile, and after a write it withdraws
+    ``_SUCCESS`` and ``_source.json`` first (``withdrawn_if_lost``).
     """
     manifest = gated_manifest(spark, lake, entity, day)
     log.info("raw %s %s: manifest %s, %d files", entity, day, manifest.status, len(manifest.keys))
