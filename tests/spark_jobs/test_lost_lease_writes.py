@@ -98,7 +98,16 @@ def test_analytics_whose_lease_is_lost_after_a_result_withdraw_the_publication(s
     assert publication_of(lake) is None
 
 
-def test_a_result_holding_rows_another_run_wrote_next_to_this_jobs_is_not_published(spark: SparkSession, lake: Path):
+@pytest.mark.parametrize(
+    "late_at",
+    [
+        3,  # the renewal before the publication: withdrawn before the results were rewritten, and not written again
+        4,  # the renewal after the publication: published after a check that found the right rows, then withdrawn
+    ],
+)
+def test_a_result_holding_rows_another_run_wrote_next_to_this_jobs_is_not_published(
+    spark: SparkSession, lake: Path, late_at: int
+):
     run(analytics, lake, DAYS[1])
     published = publication_of(lake)
     assert published is not None
@@ -106,27 +115,10 @@ def test_a_result_holding_rows_another_run_wrote_next_to_this_jobs_is_not_publis
     mine = published.model_copy(update={"run_id": "this-run", "results": {"r1": 2}})
     folder = lake / partition_prefix("analytics", "r1", DAYS[1])
 
-    def late_files_land(renewal: int) -> None:  # before the last renewal: a paused run's commit lands in r1's folder
-        if renewal == 3:
-            land_a_late_copy_of_a_part_file(folder)
-
-    with pytest.raises(MixedWriteError, match=r"analytics/r1/dt=2026-11-23/ holds 4 rows where this job wrote 2"):
-        analytics.publish(Lake(bucket="unused", root=lake.as_uri()), mine, results, LeaseLostAt(None, late_files_land))
-
-    assert publication_of(lake) is None  # withdrawn before the results were rewritten, and not written again
-
-
-def test_a_result_another_run_wrote_into_while_this_job_published_is_withdrawn(spark: SparkSession, lake: Path):
-    run(analytics, lake, DAYS[1])
-    published = publication_of(lake)
-    assert published is not None
-    results = {"r1": spark.createDataFrame([("x",), ("y",)], "value string")}
-    mine = published.model_copy(update={"run_id": "this-run", "results": {"r1": 2}})
-    folder = lake / partition_prefix("analytics", "r1", DAYS[1])
-
-    def late_files_land(renewal: int) -> None:  # the renewal after the publication: late files landed before it
-        if renewal == 4:
-            assert publication_of(lake) == mine  # published, after a check that found the right rows
+    def late_files_land(renewal: int) -> None:  # a paused run's commit lands in r1's folder before this renewal
+        if renewal == late_at:
+            if late_at == 4:
+                assert publication_of(lake) == mine
             land_a_late_copy_of_a_part_file(folder)
 
     with pytest.raises(MixedWriteError, match=r"analytics/r1/dt=2026-11-23/ holds 4 rows where this job wrote 2"):
