@@ -290,6 +290,7 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         outcomes = await producer.send_many(outgoing) if outgoing else []
         for index, outcome in zip(positions, outcomes, strict=True):
             results[index] = _batch_item(index, outcome)
+        _log_refusals(entity, [refusal(outcome) for outcome in outcomes if not isinstance(outcome, Delivery)])
         result = _summarise(entity, request_id, [item for item in results if item is not None])
         if result.accepted == len(items):
             return _json(result, 200)
@@ -393,6 +394,16 @@ def _batch_item(index: int, outcome: Outcome) -> BatchItem:
         return BatchItem(index=index, status=refused.item_status)
     error = FieldError(field="", loc=["body", index], msg=refused.item_error, type=refused.reason)
     return BatchItem(index=index, status=refused.item_status, errors=[error])
+
+
+def _log_refusals(entity: Entity, refusals: list[Refusal]) -> None:
+    """Log each distinct refusal of a batch's records once, as the single endpoint does, with how many it refused."""
+    counted: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+    for refused in refusals:
+        key = (refused.log, tuple(refused.context.items()))
+        counted[key] = counted.get(key, 0) + 1
+    for (message, context), records in counted.items():
+        log.warning(message, extra={"entity": entity, "records": records, **dict(context)})
 
 
 def _summarise(entity: Entity, request_id: str, items: list[BatchItem]) -> BatchResult:

@@ -41,6 +41,11 @@ def prefix(stack_env: dict[str, str]) -> Iterator[str]:
         admin.close()
 
 
+def log_lines(path: Path) -> list[dict]:
+    """The API's JSON log lines so far."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
 RETRY_S = 0.5
 """The APIs' KAFKA_CONNECT_RETRY_S: how often they ask Kafka again about missing topics."""
 
@@ -232,6 +237,12 @@ def test_a_topic_kafka_cannot_be_asked_about_is_unavailable_not_missing_and_aske
         metrics = client.get("/metrics").text
         assert 'ingest_records_rejected_total{entity="geo",reason="kafka_unavailable"} 1.0' in metrics
         assert 'reason="topic_missing"' not in metrics
+        batch = client.post("/geo/batch", json=[GEO, GEO])
+        assert batch.status_code == 503, batch.text
+        # the batch's items carry no error text, so its log names the cause, once for both records
+        warnings = [line for line in log_lines(tmp_path / "api.log") if line["message"] == "kafka unavailable"]
+        assert [line["records"] for line in warnings if "records" in line] == [2]
+        assert all(line["error"] for line in warnings), warnings
 
         relay.start()
         time.sleep(RETRY_S + 0.5)
