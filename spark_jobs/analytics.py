@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
+from py4j.protocol import Py4JJavaError
+from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
 
 from include.backfill import backfill_command, consecutive_runs
@@ -35,7 +37,7 @@ from include.lake import (
 from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.failures import run_job
-from spark_jobs.lake_fs import delete, markers_by_day, read_text, write_text
+from spark_jobs.lake_fs import delete, java_error_is, markers_by_day, read_text, write_text
 from spark_jobs.lease import Lease, check_rows_stored, job_lease, withdrawn_if_lost
 from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
 from spark_jobs.publication import DayInputs, Publication, changed_days, stale_later_days, stale_message
@@ -50,6 +52,10 @@ CLEAN_MARKERS = frozenset({SUCCESS_NAME, SOURCE_NAME})
 
 class MissingCleanDataError(FileNotFoundError):
     """A day the analytics need is not ready: never drained, its drain unfinished or partial, or not cleaned from it."""
+
+
+class LakeChangedError(RuntimeError):
+    """A day the analytics read was drained or cleaned again while they read it: nothing was written (retried)."""
 
 
 @dataclass(frozen=True)
@@ -282,14 +288,20 @@ def check_results_stored(spark: SparkSession, lake: Lake, publication: Publicati
 
 
 def read_publication(spark: SparkSession, lake: Lake, day: date) -> Publication | None:
-    """The publication of ``day``; None when there is none, or when it cannot be read (named in a warning)."""
+    """The publication of ``day``; None when there is none, or when its file is no publication (a model of another
+    version, bytes that fail their checksum: named in a warning). The store's own errors are raised."""
     url = lake.url(publication_key(day))
     try:
         text = read_text(spark, url)
         return None if text is None else Publication.model_validate_json(text)
-    except Exception as error:  # unreadable (a checksum, a model from another version): the caller goes on without it
-        log.warning("%s cannot be read as a publication: %s", url, error)
-        return None
+    except (ValidationError, UnicodeDecodeError) as error:
+        unreadable = error
+    except Py4JJavaError as error:
+        if not java_error_is(spark, error, "org.apache.hadoop.fs.ChecksumException"):
+            raise
+        unreadable = error
+    log.warning("%s cannot be read as a publication: %s", url, unreadable)
+    return None
 
 
 def later_publications(spark: SparkSession, lake: Lake, day: date) -> Iterator[Publication]:
@@ -354,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results = computed(spark, all_results(pins, geos, users))
         # a clean job rewriting a day while it was read (another run) may have left a mix: write nothing, retry
         if lake_state(spark, lake, args.date, args.first_day) != before:
-            raise MissingCleanDataError(
+            raise LakeChangedError(
                 f"the lake changed while the analytics as of {args.date} read it (a clean or drain job of another "
                 "run rewrote a day they use): nothing was written; a retry reads it again"
             )

@@ -33,10 +33,14 @@ def read_text(spark: SparkSession, url: str) -> str | None:
         finally:
             stream.close()
     except Py4JJavaError as error:
-        missing = spark.sparkContext._jvm.java.lang.Class.forName("java.io.FileNotFoundException")
-        if missing.isInstance(error.java_exception):
+        if java_error_is(spark, error, "java.io.FileNotFoundException"):
             return None
         raise
+
+
+def java_error_is(spark: SparkSession, error: Py4JJavaError, class_name: str) -> bool:
+    """Whether the Java exception behind ``error`` is a ``class_name`` (a subclass included)."""
+    return bool(spark.sparkContext._jvm.java.lang.Class.forName(class_name).isInstance(error.java_exception))
 
 
 def write_text(spark: SparkSession, url: str, text: str) -> None:

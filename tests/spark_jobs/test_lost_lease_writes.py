@@ -125,3 +125,23 @@ def test_a_result_holding_rows_another_run_wrote_next_to_this_jobs_is_not_publis
         analytics.publish(Lake(bucket="unused", root=lake.as_uri()), mine, results, LeaseLostAt(None, late_files_land))
 
     assert publication_of(lake) is None
+
+
+def test_analytics_that_find_a_day_cleaned_again_after_they_read_it_write_nothing(
+    lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compute = analytics.computed
+
+    def with_another_run_cleaning_then(*args):  # the day is cleaned again once the results are computed
+        results = compute(*args)
+        run(clean, lake, DAYS[0], "--entity", "geo")
+        return results
+
+    monkeypatch.setattr(analytics, "computed", with_another_run_cleaning_then)
+    with pytest.raises(analytics.LakeChangedError, match="nothing was written"):
+        run(analytics, lake, DAYS[0])
+    assert not (lake / publication_key(DAYS[0])).exists()
+    assert not list(lake.glob("analytics/*/*/*.parquet"))
+    monkeypatch.undo()
+    run(analytics, lake, DAYS[0])  # the retry reads the day as it is now
+    assert (lake / publication_key(DAYS[0])).exists()
