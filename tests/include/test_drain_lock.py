@@ -74,6 +74,35 @@ def test_of_many_racing_runs_exactly_one_gets_the_lease(s3, scratch_bucket):
     assert sorted(outcomes) == ["refused"] * 7 + ["won"]
 
 
+class TakeOverBeforeConditionalPut:
+    """The real S3 client, except that just before the first PUT with If-Match another run takes the lease."""
+
+    def __init__(self, s3, bucket: str) -> None:
+        self._s3, self.taken = s3, False
+        self.rival = PartitionLock(s3, bucket, KEY, "run-c", ttl_seconds=60)
+
+    def __getattr__(self, name: str):
+        return getattr(self._s3, name)
+
+    def put_object(self, **kwargs):
+        if "IfMatch" in kwargs and not self.taken:
+            self.rival.acquire()
+            self.taken = True
+        return self._s3.put_object(**kwargs)
+
+
+def test_of_two_runs_taking_over_the_same_expired_lease_only_the_first_gets_it(s3, scratch_bucket):
+    PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=0.5).acquire()  # no heartbeat: its holder died
+    time.sleep(2.6)
+    racing = TakeOverBeforeConditionalPut(s3, scratch_bucket)
+    with pytest.raises(PartitionLockedError, match="taken over by another run at the same moment"):
+        PartitionLock(racing, scratch_bucket, KEY, "run-b", ttl_seconds=60).acquire()
+    assert racing.taken
+    lease = json.loads(s3.get_object(Bucket=scratch_bucket, Key=KEY)["Body"].read())
+    assert lease["owner"] == "run-c"
+    racing.rival.release()
+
+
 def test_a_worker_clock_far_from_the_stores_cannot_take_over_a_live_lease(s3, scratch_bucket):
     # the lease a run renewed a moment ago on a worker whose clock is an hour behind (an expiry it computed itself
     # would already be past): expiry is judged by the store's clock, so the lease is live
