@@ -79,6 +79,35 @@ def test_gate_reports_counts_duplicates_and_ind_match(s3, scratch_bucket, kafka_
         assert reports[entity].passed
 
 
+def test_gate_fails_a_day_above_its_duplicate_and_quarantine_thresholds_and_passes_one_at_them(
+    s3, scratch_bucket, kafka_topics, stack_env
+):
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    sent = produce_triples(bootstrap, kafka_topics, 200, seed=5)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(2):  # within the drain's 1 % of invalid messages: quarantined, and the day committed
+        producer.produce(f"{kafka_topics}.pin", key=b"poison", value=b"{not json", timestamp=START_MS + i)
+    assert producer.flush(30) == 0
+    drain_all(s3, bootstrap, kafka_topics, scratch_bucket)
+    keys = sent["user"]["keys"]
+    duplicate_share = (len(keys) - len(set(keys))) / len(keys)
+    quarantine_share = 2 / (len(sent["pin"]["keys"]) + 2)
+    assert duplicate_share > 0
+
+    at = QualityThresholds(max_duplicate_key_share=duplicate_share, max_quarantine_share=quarantine_share)
+    assert run_quality_gate(s3, scratch_bucket, DAY, "gate-run", at)["pin"].passed
+    below = QualityThresholds(
+        max_duplicate_key_share=duplicate_share * 0.99, max_quarantine_share=quarantine_share * 0.99
+    )
+    with pytest.raises(QualityGateError) as failure:
+        run_quality_gate(s3, scratch_bucket, DAY, "gate-run", below)
+
+    user, pin = read_dq(s3, scratch_bucket, "user"), read_dq(s3, scratch_bucket, "pin")
+    assert user["failures"] == [f"duplicate_key_share {duplicate_share:.4f} > {duplicate_share * 0.99}"]
+    assert f"quarantine_share {quarantine_share:.4f} > {quarantine_share * 0.99}" in pin["failures"]
+    assert pin["metrics"]["quarantined"] == 2 and "duplicate_key_share" in str(failure.value)
+
+
 def test_gate_fails_above_thresholds_and_on_tampered_objects(s3, scratch_bucket, kafka_topics, stack_env):
     bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
     first_ind = 3 * 1_000_000  # generate_triples(seed=3) numbers new triples from seed * 1,000,000
