@@ -7,11 +7,12 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 
 def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
-    """The end offset of every partition of ``topics``."""
+    """The end offset of every partition of ``topics``; every topic must exist (an empty answer proves nothing)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        return consumer.end_offsets(partitions)
+        found = {topic: sorted(consumer.partitions_for_topic(topic) or ()) for topic in topics}
+        assert all(found.values()), f"topics Kafka does not know: {[t for t, p in found.items() if not p]}"
+        return consumer.end_offsets([TopicPartition(t, p) for t, partitions in found.items() for p in partitions])
     finally:
         consumer.close()
 
