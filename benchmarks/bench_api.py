@@ -29,6 +29,7 @@ from pathlib import Path
 
 from benchmarks.memory import vm_hwm_mib
 from benchmarks.results import Result
+from benchmarks.stack import stack_env
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = "api"
@@ -45,15 +46,6 @@ class LoadOutcome:
     latencies_s: list[float]
     elapsed_s: float
     peak_rss_mib: float
-
-
-def _stack_setting(name: str, default: str) -> str:
-    if name in os.environ:
-        return os.environ[name]
-    from devstack import paths
-    from devstack.secrets import read_env_file
-
-    return read_env_file(paths.STACK_ENV_FILE).get(name, default)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -245,7 +237,7 @@ def run(scale: float = 1.0) -> list[Result]:
     from include.emulator.generate import generate_triples
     from include.records import kafka_key, kafka_value
 
-    bootstrap = _stack_setting("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    bootstrap = stack_env().get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     single_n = max(300, int(30_000 * scale))
     batch_n = max(BATCH_SIZE * 2, int(200_000 * scale)) // BATCH_SIZE * BATCH_SIZE
     pins = [t.pin for t in generate_triples(seed=2026, count=batch_n, repeat_percent=0)]

@@ -184,19 +184,12 @@ def check_drain_output(
 
 def verify_drain(s3: Any, bucket: str, day: date, run: Mapping[str, Any], expected: int) -> None:
     """Read the day's manifest and HEAD every object it lists, then :func:`check_drain_output`."""
-    from botocore.exceptions import ClientError
-
+    from include.drain.s3_errors import stored_size
     from include.lake import manifest_key
 
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key("pin", day))["Body"].read())
-
-    def size(key: str) -> int | None:
-        try:
-            return s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
-        except ClientError:
-            return None
-
-    check_drain_output(run, manifest, expected, {f["key"]: size(f["key"]) for f in manifest["files"]})
+    sizes = {f["key"]: stored_size(s3, bucket, f["key"]) for f in manifest["files"]}
+    check_drain_output(run, manifest, expected, sizes)
 
 
 def _cleanup(env: dict[str, str], topics: list[str], buckets: list[str]) -> None:

@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 
-from include.backfill import ANALYTICS_TASK_ID
+from include.backfill import ANALYTICS_TASK_ID, DAG_ID
 from include.records import ENTITIES, Entity
 from include.settings import PlatformSettings
 from plugins.lake_assets import emit, lake_alias, lake_asset
@@ -178,7 +178,7 @@ def _bootstrap_servers() -> str:
 
 
 with DAG(
-    dag_id="pinterest_daily",
+    dag_id=DAG_ID,
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=START_DATE,
     catchup=False,

@@ -24,13 +24,13 @@ from devstack.airflow_client import AirflowClient, AirflowError, midnight, wait_
 from devstack.processes import StackError
 from devstack.secrets import read_env_file
 from include import lake
+from include.backfill import DAG_ID
 from include.emulator.__main__ import parse_args, refusals, run_post, seed_with_progress
 from include.emulator.seed import SeedError, days_between
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 from spark_jobs.manifest import cleaned_from, parse_manifest
 
-DAG_ID = "pinterest_daily"
 console = Console()
 errors = Console(stderr=True)
 

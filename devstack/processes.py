@@ -147,15 +147,16 @@ def wait_until(
     timeout: float,
     proc: psutil.Process | None = None,
 ) -> None:
-    """Poll ``check`` until it holds; fail early if ``proc`` died, naming its log."""
+    """Poll ``check`` until it holds; fail early if ``proc`` died, naming its log (and the check's last error)."""
     deadline = time.monotonic() + timeout
+    last_error = ""
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except Exception:  # a service still starting answers with all kinds of errors
-            pass
+        except Exception as error:  # a service still starting answers with all kinds of errors: kept for the report
+            last_error = f" (last check: {type(error).__name__}: {error})"
         if proc is not None and (not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE):
             raise StackError(f"{what} exited while starting; see {paths.LOGS / what}.log")
         time.sleep(0.5)
-    raise StackError(f"{what} not healthy after {timeout:.0f}s; see {paths.LOGS / what}.log")
+    raise StackError(f"{what} not healthy after {timeout:.0f}s{last_error}; see {paths.LOGS / what}.log")

@@ -98,11 +98,11 @@ MODELS: dict[Entity, type[_Record]] = {"pin": PinRecord, "geo": GeoRecord, "user
 KEY_FIELD: dict[Entity, str] = {"pin": "unique_id", "geo": "ind", "user": "ind"}
 
 
-def kafka_key(entity: Entity, record: _Record) -> bytes:
+def kafka_key(entity: Entity, record: Record) -> bytes:
     """The Kafka message key of a record: ``unique_id`` for pins, ``ind`` otherwise."""
     return str(getattr(record, KEY_FIELD[entity])).encode()
 
 
-def kafka_value(record: _Record) -> bytes:
+def kafka_value(record: Record) -> bytes:
     """The Kafka message value: the validated record as compact JSON."""
     return record.model_dump_json(exclude_none=True).encode()

@@ -150,10 +150,10 @@ def job_arguments(
 
 
 def interval_day(context: Any) -> str:
-    """The UTC day of the run's data interval (``YYYY-MM-DD``); a run without an interval is an error."""
+    """The UTC day of the run's data interval (``YYYY-MM-DD``); a run without an interval fails without retries."""
     start = context.get("data_interval_start")
     if start is None:
-        raise AirflowException(
+        raise AirflowFailException(
             "this run has no data interval (a manual run without a logical date?): "
             "trigger it with a logical date, or pass day= explicitly"
         )

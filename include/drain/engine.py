@@ -60,7 +60,7 @@ from include.drain.lines import batch_lines
 from include.drain.lock import PartitionLock
 from include.drain.manifest import AcceptedPartial, FileEntry, Manifest, PartitionSummary, QuarantineSummary
 from include.drain.objects import ObjectWriter
-from include.drain.s3_errors import is_conflict, is_missing
+from include.drain.s3_errors import is_conflict, is_missing, stored_size
 from include.records import MODELS, Entity
 
 log = logging.getLogger(__name__)
@@ -168,16 +168,6 @@ def _drain_partition(
     return counts
 
 
-def _stored_size(s3: Any, bucket: str, key: str) -> int | None:
-    """The object's size as stored, or None when it is missing."""
-    try:
-        return s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
-    except ClientError as exc:
-        if is_missing(exc):
-            return None
-        raise
-
-
 def _delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
     for i in range(0, len(keys), 1000):
         reply = s3.delete_objects(
@@ -197,9 +187,7 @@ def stale_keys(listed: list[str], keep: set[str]) -> list[str]:
     return sorted(k for k in listed if k not in keep and k.rsplit("/", 1)[-1] not in CONTROL_NAMES)
 
 
-def lost_partitions(
-    plans: list[PartitionPlan], existing: Manifest | None, topic: str, current_topic_id: str
-) -> list[str]:
+def lost_partitions(plans: list[PartitionPlan], existing: Manifest | None, current_topic_id: str) -> list[str]:
     """Why Kafka may no longer hold all of the interval, per partition (empty when it holds it all).
 
     A partition has lost records when its log may start inside the interval (retention), or, for
@@ -344,7 +332,7 @@ def _keep_existing(s3: Any, bucket: str, raw_prefix: str, kept: Manifest) -> Non
     then (re)write its ``_SUCCESS`` (an older drain may have removed it)."""
     damaged = []
     for entry in (*kept.files, *kept.quarantine.files):
-        size = _stored_size(s3, bucket, entry.key)
+        size = stored_size(s3, bucket, entry.key)
         if size is None:
             damaged.append(f"{entry.key} is missing")
         elif size != entry.bytes:
@@ -381,7 +369,7 @@ def drain(
             drained_topic_id = topic_id(admin, request.topic)
             existing, existing_etag = _existing_manifest(s3, bucket, manifest_key)
             refuse_other_source(existing, request.topic, bucket, raw_prefix)
-            lost = lost_partitions(plans, existing, request.topic, drained_topic_id)
+            lost = lost_partitions(plans, existing, drained_topic_id)
             if lost:
                 where = "; ".join(lost)
                 if existing is None:

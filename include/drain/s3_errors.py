@@ -1,6 +1,9 @@
-"""Reading S3 error replies: which ones say an object is missing, and which say a conditional write lost."""
+"""Reading S3 error replies: which ones say an object is missing (and its size when it is not), and which say a
+conditional write lost."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -17,3 +20,13 @@ def is_conflict(exc: ClientError) -> bool:
 def is_missing(exc: ClientError) -> bool:
     """Whether an S3 error says the object does not exist."""
     return exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}
+
+
+def stored_size(s3: Any, bucket: str, key: str) -> int | None:
+    """The object's size as stored, or None when it is missing (any other error is raised)."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+    except ClientError as exc:
+        if is_missing(exc):
+            return None
+        raise

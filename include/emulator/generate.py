@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from include.records import Entity, GeoRecord, PinRecord, UserRecord
+from include.records import Entity, GeoRecord, PinRecord, Record, UserRecord
 
 CATEGORY_WEIGHTS: dict[str, int] = {
     "art": 24, "diy-and-crafts": 20, "quotes": 20, "travel": 19, "christmas": 19, "beauty": 18, "education": 14,
@@ -66,7 +66,7 @@ class Triple:
     geo: GeoRecord
     user: UserRecord
 
-    def record(self, entity: Entity) -> PinRecord | GeoRecord | UserRecord:
+    def record(self, entity: Entity) -> Record:
         """The triple's record of one entity."""
         return {"pin": self.pin, "geo": self.geo, "user": self.user}[entity]
 

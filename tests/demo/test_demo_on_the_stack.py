@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from kafka import KafkaConsumer, TopicPartition
 
-from demo.__main__ import DAG_ID
 from devstack import airflow_client
 from devstack.airflow_client import AirflowClient
 from devstack.environment import airflow_env, platform_env
+from include.backfill import DAG_ID
 from include.emulator.__main__ import seed_with_progress
 from include.records import ENTITIES
 from include.settings import PlatformSettings

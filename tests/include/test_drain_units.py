@@ -140,11 +140,11 @@ def drained(*ranges: tuple[int, int | None, int | None], topic_id: str | None = 
     ],
 )
 def test_lost_partitions_compare_kafka_with_the_drained_offsets(plans, existing, reasons):
-    assert lost_partitions(plans, existing, "t", TOPIC_ID) == reasons
+    assert lost_partitions(plans, existing, TOPIC_ID) == reasons
 
 
 def test_a_recreated_topic_has_lost_every_partition_whatever_its_offsets():
-    reasons = lost_partitions([plan(0, 0, 500)], drained((0, 10, 49)), "t", "topic-id-2")
+    reasons = lost_partitions([plan(0, 0, 500)], drained((0, 10, 49)), "topic-id-2")
     assert len(reasons) == 1 and "recreated" in reasons[0] and "topic-id-2" in reasons[0] and TOPIC_ID in reasons[0]
 
 

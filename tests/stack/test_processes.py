@@ -231,3 +231,12 @@ def test_a_leader_that_has_exited_is_no_member_of_its_session_though_its_session
     scratch.append(member)
 
     assert [proc.pid for proc in processes.session(leader)] == [member.pid]
+
+
+def test_a_service_that_never_gets_healthy_is_reported_with_the_checks_last_error() -> None:
+    def refused() -> bool:
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    reported = r"minio not healthy after 1s \(last check: ConnectionRefusedError: "
+    with pytest.raises(processes.StackError, match=reported):
+        processes.wait_until("minio", refused, timeout=1)
