@@ -1,46 +1,45 @@
 """Kafka → S3 drain of one UTC day per entity, its manifest model, and the quality gate after it.
 
-Nothing here imports Airflow: the DAG passes an S3 client, bootstrap servers and names.
+Nothing here imports Airflow: the DAG passes an S3 client, bootstrap servers and names. The names below are loaded
+when first used, so a reader of one module (the Spark jobs read the gate's report and take the lease) does not
+import the Kafka client with the engine.
 """
 
-from include.drain.engine import DrainRequest, DrainResult, DrainSettings, drain
-from include.drain.errors import (
-    DataExpiredError,
-    DrainError,
-    IncompleteDayError,
-    IntervalError,
-    LockLostError,
-    MissingBucketError,
-    MissingTopicError,
-    NoIntervalError,
-    PartitionLockedError,
-    QualityGateError,
-    QuarantineThresholdError,
-    SourceTopicError,
-)
-from include.drain.interval import Interval
-from include.drain.manifest import Manifest
-from include.drain.quality import QualityThresholds, run_quality_gate
+from __future__ import annotations
 
-__all__ = [
-    "DataExpiredError",
-    "DrainError",
-    "DrainRequest",
-    "DrainResult",
-    "DrainSettings",
-    "IncompleteDayError",
-    "Interval",
-    "IntervalError",
-    "LockLostError",
-    "Manifest",
-    "MissingBucketError",
-    "MissingTopicError",
-    "NoIntervalError",
-    "PartitionLockedError",
-    "QualityGateError",
-    "QualityThresholds",
-    "QuarantineThresholdError",
-    "SourceTopicError",
-    "drain",
-    "run_quality_gate",
-]
+import importlib
+from typing import Any
+
+_MODULE_OF = {
+    **dict.fromkeys(["DrainRequest", "DrainResult", "DrainSettings", "drain"], "engine"),
+    **dict.fromkeys(
+        [
+            "DataExpiredError",
+            "DrainError",
+            "IncompleteDayError",
+            "IntervalError",
+            "LockLostError",
+            "MissingBucketError",
+            "MissingTopicError",
+            "NoIntervalError",
+            "PartitionLockedError",
+            "QualityGateError",
+            "QuarantineThresholdError",
+            "SourceTopicError",
+        ],
+        "errors",
+    ),
+    "Interval": "interval",
+    "Manifest": "manifest",
+    **dict.fromkeys(["QualityThresholds", "run_quality_gate"], "quality"),
+}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    """``include.drain.<name>``, imported from its module on first use."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

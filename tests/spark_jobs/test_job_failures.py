@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from include.drain.errors import LockLostError
@@ -59,3 +62,11 @@ def test_the_summary_of_a_java_error_is_its_refusing_line() -> None:
 def test_a_lost_lease_is_retried_and_a_day_the_gate_has_not_passed_is_not() -> None:
     assert not refuses_data(LockLostError("lost the lease on s3://lake/_locks/clean-pin/dt=2026-11-24/lease"))
     assert refuses_data(UngatedDataError("not cleaning pin of 2026-11-24: it has no quality report (_dq.json)"))
+
+
+def test_the_spark_jobs_import_no_kafka_client() -> None:
+    """A driver whose Python is not the Airflow worker's needs no Kafka library to read the gate's report."""
+    imports = "import sys, spark_jobs.clean, spark_jobs.analytics; print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", imports], capture_output=True, text=True, check=True).stdout
+    assert "'spark_jobs.clean'" in loaded
+    assert "confluent_kafka" not in loaded and "'include.drain.engine'" not in loaded
