@@ -30,6 +30,8 @@ from pathlib import Path
 from benchmarks.memory import vm_hwm_mib
 from benchmarks.results import Result
 from benchmarks.stack import stack_env
+from include.records import ENTITIES
+from include.topics import topic_name
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = "api"
@@ -166,7 +168,7 @@ def bench_topics(bootstrap: str) -> Iterator[str]:
     from kafka.admin import NewTopic
 
     prefix = f"bench-api-{uuid.uuid4().hex[:8]}"
-    names = [f"{prefix}.{entity}" for entity in ("pin", "geo", "user")]
+    names = [topic_name(prefix, entity) for entity in ENTITIES]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(name, 3, 1) for name in names])
     try:
@@ -251,7 +253,7 @@ def run(scale: float = 1.0) -> list[Result]:
         ProcessPoolExecutor(1, mp_context=spawn) as side,
         ProcessPoolExecutor(1, mp_context=spawn) as client,
     ):
-        topic = f"{prefix}.pin"
+        topic = topic_name(prefix, "pin")
         settings = ApiSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, PINTEREST_TOPIC_PREFIX=prefix)
         config = producer_config(settings)
         elapsed, acked = side.submit(bare_kafka_python, config, topic, keyed).result()

@@ -81,6 +81,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 from include.backfill import ANALYTICS_TASK_ID, DAG_ID
 from include.records import ENTITIES, Entity
 from include.settings import PlatformSettings
+from include.topics import topic_name
 from plugins.lake_assets import emit, lake_alias, lake_asset
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator
 
@@ -116,7 +117,7 @@ S3_BUCKET_PATTERN = (
     r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"  # 3-63 lowercase letters, digits, dots, hyphens; a letter or digit at each end
 )
 KAFKA_TOPIC_MAX_LENGTH = 249
-TOPIC_PREFIX_MAX_LENGTH = KAFKA_TOPIC_MAX_LENGTH - max(len(f".{entity}") for entity in ENTITIES)
+TOPIC_PREFIX_MAX_LENGTH = KAFKA_TOPIC_MAX_LENGTH - max(len(topic_name("", entity)) for entity in ENTITIES)
 TOPIC_PREFIX_PATTERN = r"^(?!.*\n)[a-zA-Z0-9._-]+$"  # the characters Kafka allows in a topic name
 
 
@@ -269,7 +270,7 @@ with DAG(
 
                 request = DrainRequest(
                     entity=entity,
-                    topic=f"{params['topic_prefix']}.{entity}",
+                    topic=topic_name(params["topic_prefix"], entity),
                     bucket=params["lake_bucket"],
                     interval=_interval(context),
                     run_id=context["run_id"],

@@ -142,12 +142,12 @@ def _kafka_healthy() -> bool:
 
 def _kafka_after_start() -> None:
     from include.records import ENTITIES
-    from include.topics import ensure_topics, retention_ms
+    from include.topics import ensure_topics, retention_ms, topic_name
 
     env = process_env()
     created = ensure_topics(
         f"127.0.0.1:{PORTS['kafka']}",
-        [f"{env['PINTEREST_TOPIC_PREFIX']}.{entity}" for entity in ENTITIES],
+        [topic_name(env["PINTEREST_TOPIC_PREFIX"], entity) for entity in ENTITIES],
         int(env["KAFKA_TOPIC_PARTITIONS"]),
         retention_ms(os.environ),
     )

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from include.records import Entity
+from include.topics import topic_name
 
 # botocore signs the SHA-256 of every upload body on a plain-http endpoint (the local MinIO), which costs as
 # much CPU as the drain's own checksum; the CRC32 checksum of each request already guards the bytes.
@@ -43,7 +44,7 @@ class PlatformSettings(BaseSettings):
 
     def topic(self, entity: Entity) -> str:
         """Kafka topic of an entity, e.g. ``pinterest.pin``."""
-        return f"{self.topic_prefix}.{entity}"
+        return topic_name(self.topic_prefix, entity)
 
     def s3_client(self) -> Any:
         """A boto3 S3 client on the lake's endpoint (keys from the settings, else boto3's own lookup)."""

@@ -8,6 +8,11 @@ from collections.abc import Mapping, Sequence
 DEFAULT_RETENTION_MS = 90 * 24 * 3600 * 1000  # long enough for seeded history and backfills of past days
 
 
+def topic_name(prefix: str, entity: str) -> str:
+    """The Kafka topic of an entity under a prefix, e.g. ``pinterest.pin``."""
+    return f"{prefix}.{entity}"
+
+
 def retention_ms(environ: Mapping[str, str]) -> int:
     """``KAFKA_TOPIC_RETENTION_MS`` in milliseconds (-1 keeps records forever); ValueError names a bad value."""
     text = environ.get("KAFKA_TOPIC_RETENTION_MS", str(DEFAULT_RETENTION_MS))
