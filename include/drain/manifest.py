@@ -5,6 +5,8 @@ Readers take the file list from ``files[].key`` and check ``status``; they never
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +46,11 @@ class PartitionSummary(_Frozen):
     late: int = Field(0, description="messages of the interval at offsets from late_from: later than the grace")
     bytes: int
     sha256: str = Field(description="SHA-256 of the partition's object checksums (hex) joined by newlines")
+
+
+def partition_sha256(object_digests: Iterable[str]) -> str:
+    """A partition's checksum: SHA-256 of its objects' SHA-256 (hex, in offset order) joined by newlines."""
+    return hashlib.sha256("\n".join(object_digests).encode()).hexdigest()
 
 
 class QuarantineSummary(_Frozen):

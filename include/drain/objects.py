@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from boto3.s3.transfer import TransferConfig
 
-from include.drain.manifest import FileEntry
+from include.drain.manifest import FileEntry, partition_sha256
 
 CHUNK_BYTES = 1 << 20
 TRANSFER = TransferConfig(multipart_threshold=32 << 20, multipart_chunksize=16 << 20, max_concurrency=4)
@@ -86,7 +86,7 @@ class ObjectWriter:
 
     def partition_sha256(self) -> str:
         """SHA-256 of the partition's object checksums (hex, in offset order) joined by newlines."""
-        return hashlib.sha256("\n".join(self._partition_digests).encode()).hexdigest()
+        return partition_sha256(self._partition_digests)
 
     def extend(self, partition: int, offsets: list[int], lines: list[bytes]) -> None:
         """Append lines (each ending in a newline) of the records at ``offsets``, rolling objects as they fill.

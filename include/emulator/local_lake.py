@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from include.drain.interval import Interval, Status
-from include.drain.manifest import AcceptedPartial, FileEntry, Manifest, PartitionSummary, QuarantineSummary
+from include.drain.manifest import (
+    AcceptedPartial,
+    FileEntry,
+    Manifest,
+    PartitionSummary,
+    QuarantineSummary,
+    partition_sha256,
+)
 from include.drain.quality import FolderObjects, QualityReport, QualityThresholds, check_day
 from include.emulator.generate import generate_triples
 from include.lake import manifest_key, partition_prefix, success_key
@@ -72,7 +79,7 @@ def _partition_summary(partition: int, entries: list[FileEntry]) -> PartitionSum
         quarantined=0,
         outside_interval=0,
         bytes=sum(e.bytes for e in entries),
-        sha256=hashlib.sha256("\n".join(e.sha256 for e in entries).encode()).hexdigest(),
+        sha256=partition_sha256(e.sha256 for e in entries),
     )
 
 

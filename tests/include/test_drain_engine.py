@@ -180,6 +180,10 @@ def test_exact_interval_across_partitions_with_boundaries_and_late_records(s3, s
             entry.bytes,
             entry.count,
         )
+    for summary in manifest.partitions:  # the checksum of a partition: its objects' checksums, in offset order
+        objects = sorted((e.first_offset, stored[e.key]) for e in manifest.files if e.partition == summary.partition)
+        joined = "\n".join(hashlib.sha256(body).hexdigest() for _, body in objects)
+        assert summary.sha256 == hashlib.sha256(joined.encode()).hexdigest()
 
 
 def test_empty_day_gives_a_complete_empty_partition(s3, scratch_bucket, kafka_topics, bootstrap):
