@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
@@ -84,7 +85,7 @@ def run_days(client: AirflowClient, first: date, last: date) -> None:
     client.wait_for_days(DAG_ID, days_between(first, last), backfill, reporter())
 
 
-def first_day_to_backfill(s3, bucket: str, seeded_from: date) -> date:
+def first_day_to_backfill(s3: Any, bucket: str, seeded_from: date) -> date:
     """The first day the backfill must run: ``seeded_from``, or an earlier day the lake does not have ready.
 
     The analytics of a day need every day since the lake's first drained one drained complete and cleaned from
@@ -97,7 +98,7 @@ def first_day_to_backfill(s3, bucket: str, seeded_from: date) -> date:
             Bucket=bucket, Prefix=lake.dataset_prefix("raw", entity), Delimiter="/"
         )
         prefixes = [p["Prefix"] for page in pages for p in page.get("CommonPrefixes", [])]
-        days |= {date.fromisoformat(p.rstrip("/").split("dt=")[1]) for p in prefixes if "dt=" in p}
+        days |= {day for p in prefixes if (day := lake.partition_day(p.rstrip("/").rsplit("/", 1)[-1])) is not None}
     day = min(days, default=seeded_from)
     while day < seeded_from:
         if not all(_day_ready(s3, bucket, entity, day) for entity in ENTITIES):
@@ -106,7 +107,7 @@ def first_day_to_backfill(s3, bucket: str, seeded_from: date) -> date:
     return seeded_from
 
 
-def _day_ready(s3, bucket: str, entity: str, day: date) -> bool:
+def _day_ready(s3: Any, bucket: str, entity: str, day: date) -> bool:
     """Whether an entity's day is drained complete (or accepted as final) and cleaned from that raw data."""
     raw = _text(s3, bucket, lake.manifest_key(entity, day))
     source = _text(s3, bucket, lake.partition_prefix("clean", entity, day) + lake.SOURCE_NAME)
@@ -116,14 +117,14 @@ def _day_ready(s3, bucket: str, entity: str, day: date) -> bool:
     return (manifest.status == "complete" or manifest.accepted_partial) and cleaned_from(source, manifest)
 
 
-def _text(s3, bucket: str, key: str) -> str | None:
+def _text(s3: Any, bucket: str, key: str) -> str | None:
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     except s3.exceptions.NoSuchKey:
         return None
 
 
-def show_raw(s3, bucket: str, days: list[date]) -> None:
+def show_raw(s3: Any, bucket: str, days: list[date]) -> None:
     table = Table(title=f"raw partitions in s3://{bucket}/raw/ (from _manifest.json)")
     for column in ("dt", *ENTITIES, "status"):
         table.add_column(column, justify="right" if column in ENTITIES else "left")
@@ -135,7 +136,7 @@ def show_raw(s3, bucket: str, days: list[date]) -> None:
     console.print(table)
 
 
-def show_analytics(s3, bucket: str, day: date, max_rows: int = 12) -> None:
+def show_analytics(s3: Any, bucket: str, day: date, max_rows: int = 12) -> None:
     """Print the nine results of ``day`` as one unit: those its publication names, read between two reads of the
     publication that must agree (a rerun of the day in between would change it)."""
     key = lake.publication_key(day)

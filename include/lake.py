@@ -32,6 +32,16 @@ def partition_prefix(zone: Zone, name: str, day: date) -> str:
     return f"{dataset_prefix(zone, name)}dt={day.isoformat()}/"
 
 
+def partition_day(name: str) -> date | None:
+    """The day of a ``dt=YYYY-MM-DD`` folder name; None for any other name."""
+    if not name.startswith("dt="):
+        return None
+    try:
+        return date.fromisoformat(name.removeprefix("dt="))
+    except ValueError:
+        return None
+
+
 def zone_prefix(zone: Zone) -> str:
     """Key prefix of a whole zone of the lake, ending in ``/``."""
     return f"{zone}/"

@@ -10,6 +10,8 @@ from typing import Any
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
+from include.lake import partition_day
+
 
 def _path_on_filesystem(spark: SparkSession, url: str) -> tuple[Any, Any]:
     """Hadoop's ``Path`` of ``url`` and its ``FileSystem`` (the session's s3a settings and credentials apply)."""
@@ -63,16 +65,6 @@ def file_sizes(spark: SparkSession, folder_url: str) -> dict[str, int]:
     """The size in bytes of each file directly in the folder at ``folder_url`` (ending in ``/``), by name."""
     path, filesystem = _path_on_filesystem(spark, folder_url)
     return {status.getPath().getName(): status.getLen() for status in filesystem.listStatus(path) if status.isFile()}
-
-
-def partition_day(name: str) -> date | None:
-    """The day of a ``dt=YYYY-MM-DD`` folder name; None for any other name."""
-    if not name.startswith("dt="):
-        return None
-    try:
-        return date.fromisoformat(name.removeprefix("dt="))
-    except ValueError:
-        return None
 
 
 def markers_by_day(spark: SparkSession, dataset_url: str, markers: frozenset[str]) -> dict[date, set[str]]:

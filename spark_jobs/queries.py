@@ -7,12 +7,10 @@ Spark's exact percentile, the mean of the two middle values for an even count).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-Transform = Callable[[DataFrame], DataFrame]
+from spark_jobs.cleaning import Transform
 
 # The clean columns the results read (with the record key); the job reads no others.
 USED_COLUMNS: dict[str, tuple[str, ...]] = {

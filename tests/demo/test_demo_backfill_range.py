@@ -30,6 +30,8 @@ def put_day(s3, bucket: str, day: date, status: str = "complete", entities=ENTIT
 
 def test_an_empty_lake_starts_at_the_seeded_days(s3, scratch_bucket):
     assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM) == SEEDED_FROM
+    s3.put_object(Bucket=scratch_bucket, Key="raw/pin/dt=2026-13-45/notes.txt", Body=b"")  # no day: not the lake's
+    assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM) == SEEDED_FROM
 
 
 def test_a_lake_ready_up_to_the_seeded_days_starts_there(s3, scratch_bucket):
