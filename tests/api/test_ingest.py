@@ -98,10 +98,18 @@ def test_a_batch_of_valid_records_is_200(api: RunningApi) -> None:
 def test_health_ready_and_metrics(api: RunningApi) -> None:
     assert httpx.get(f"{api.url}/health").json()["status"] == "ok"
     assert httpx.get(f"{api.url}/ready").status_code == 200
-    httpx.post(f"{api.url}/geo/", json={"ind": "x"})
-    metrics = httpx.get(f"{api.url}/metrics").text
-    assert 'ingest_records_rejected_total{entity="geo",reason="invalid"}' in metrics
-    assert 'ingest_request_duration_seconds_count{method="POST",route="/geo/",status="422"}' in metrics
+    rejected = 'ingest_records_rejected_total{entity="geo",reason="invalid"}'
+    answered = 'ingest_request_duration_seconds_count{method="POST",route="/geo/",status="422"}'
+    before = metric_values(httpx.get(f"{api.url}/metrics").text, rejected, answered)
+    assert httpx.post(f"{api.url}/geo/", json={"ind": "x"}).status_code == 422
+    after = metric_values(httpx.get(f"{api.url}/metrics").text, rejected, answered)
+    assert after == {name: value + 1 for name, value in before.items()}
+
+
+def metric_values(exposition: str, *names: str) -> dict[str, float]:
+    """The value of each named sample in a Prometheus exposition (0 when it is not there yet)."""
+    samples = dict(line.rsplit(" ", 1) for line in exposition.splitlines() if line and not line.startswith("#"))
+    return {name: float(samples.get(name, 0)) for name in names}
 
 
 def test_request_id_is_echoed_and_logged(api: RunningApi) -> None:
