@@ -27,12 +27,13 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from benchmarks.memory import vm_hwm_mib
 from benchmarks.results import Result
 from benchmarks.stack import stack_env
+from include.days import midnight_ms
 from include.settings import PlatformSettings
 
 BENCH = "drain"
@@ -47,7 +48,7 @@ def _s3(env: dict[str, str]) -> Any:
 
 
 def _day_start_ms(day: date) -> int:
-    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
+    return midnight_ms(day)
 
 
 def _produce_day(bootstrap: str, topic: str, day: date, count: int) -> None:

@@ -21,13 +21,14 @@ from rich.console import Console
 from rich.table import Table
 
 from devstack import paths
-from devstack.airflow_client import AirflowClient, AirflowError, midnight, wait_budget
+from devstack.airflow_client import AirflowClient, AirflowError, wait_budget
 from devstack.processes import StackError
 from devstack.secrets import read_env_file
 from include import lake
 from include.backfill import DAG_ID
+from include.days import days_between, midnight
 from include.emulator.__main__ import parse_args, refusals, run_post, seed_with_progress
-from include.emulator.seed import SeedError, days_between
+from include.emulator.seed import SeedError
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 from spark_jobs.manifest import cleaned_from, parse_manifest

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 
 from devstack.orphan_backfills import BACKFILL_ATTEMPTS, discard_from_outside
+from include.days import days_between, midnight
 
 T = TypeVar("T")
 TERMINAL = {"success", "failed"}
@@ -40,10 +41,6 @@ class AirflowUnhealthy(AirflowError):
 
 class BackfillConflict(AirflowError):
     """Another backfill of the DAG is running: Airflow allows one at a time per DAG."""
-
-
-def midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _at(value: str) -> datetime:
@@ -336,7 +333,7 @@ class AirflowClient:
     def wait_for_backfill(self, backfill: dict[str, Any], report: Callable[[str], None]) -> None:
         """Wait until the scheduler has finished (or someone cancelled) ``backfill``, reporting its days' runs."""
         first, last = _at(backfill["from_date"]).date(), _at(backfill["to_date"]).date()
-        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        days = days_between(first, last)
 
         def poll() -> tuple[str, bool | None]:
             runs = self.runs_by_day(backfill["dag_id"], days)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from functools import partial
 
 from py4j.protocol import Py4JJavaError
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
 
 from include.backfill import backfill_command, consecutive_runs
+from include.days import days_between
 from include.lake import (
     MANIFEST_NAME,
     PUBLISHED_NAME,
@@ -81,11 +82,6 @@ class Readiness:
         return bool(self.never_drained or self.not_cleaned or self.unfinished or self.partial)
 
 
-def _days(first: date, last: date) -> list[date]:
-    """The days from ``first`` to ``last``, both inclusive."""
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
 def first_needed_day(day: date, states: Mapping[date, DayState], first_day: date | None = None) -> date:
     """The first day the analytics of ``day`` need: the lake's first day if given, else the entity's first drained
     day (``day`` itself when none is)."""
@@ -114,7 +110,7 @@ def readiness(day: date, states: Mapping[date, DayState], first_day: date | None
     longer complete it).
     """
     found = Readiness()
-    for needed_day in _days(first_needed_day(day, states, first_day), day):
+    for needed_day in days_between(first_needed_day(day, states, first_day), day):
         state = states.get(needed_day, DayState())
         if state.raw is None:
             found.never_drained.append(needed_day)
@@ -224,7 +220,7 @@ def days_to_read(day: date, state: LakeState, first_day: date | None = None) -> 
     if problems:
         raise MissingCleanDataError(readiness_message(day, problems, first_day))
     # exactly the days readiness() checked (a clean partition before the first needed day is not read)
-    return {entity: _days(first_needed_day(day, states, first_day), day) for entity, states in state.items()}
+    return {entity: days_between(first_needed_day(day, states, first_day), day) for entity, states in state.items()}
 
 
 def read_clean(spark: SparkSession, lake: Lake, entity: Entity, days: Sequence[date]) -> DataFrame:

@@ -16,12 +16,13 @@ its day's previous publication read (or there was none): a rerun over the same d
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
 
 from include.backfill import ANALYTICS_TASK_ID, clear_analytics_command, consecutive_runs
+from include.days import midnight
 from include.lake import RawStatus
 from include.records import Entity
 
@@ -99,12 +100,12 @@ def recompute_commands(publications: Iterable[Publication]) -> tuple[list[str], 
     for publication in publications:
         if publication.logical_date is None:
             unknown.append(publication.run_id)
-        elif publication.logical_date == datetime.combine(publication.day, time(), UTC):
+        elif publication.logical_date == midnight(publication.day):
             midnights.append(publication.day)
         else:
             others.add(publication.logical_date)
     ranges = consecutive_runs(midnights)
-    covered = [(datetime.combine(first, time(), UTC), datetime.combine(last, time(), UTC)) for first, last in ranges]
+    covered = [(midnight(first), midnight(last)) for first, last in ranges]
     alone = sorted(at for at in others if not any(low <= at <= high for low, high in covered))
     commands = [clear_analytics_command(first, last) for first, last in ranges]
     return commands + [clear_analytics_command(at, at) for at in alone], sorted(set(unknown))

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from include.backfill import backfill_command
+from include.days import midnight
 from include.drain.errors import IntervalError, NoIntervalError
 
 Status = Literal["complete", "partial"]
@@ -35,7 +36,7 @@ class Interval:
         start, end = _as_utc(self.start, "start"), _as_utc(self.end, "end")
         object.__setattr__(self, "start", start)
         object.__setattr__(self, "end", end)
-        if start != datetime.combine(start.date(), datetime.min.time(), UTC) or end - start != DAY:
+        if start != midnight(start.date()) or end - start != DAY:
             raise IntervalError(
                 f"interval [{start.isoformat()}, {end.isoformat()}) is not one whole UTC day: "
                 "the drain writes daily partitions and needs [D 00:00, D+1 00:00) UTC"
@@ -55,7 +56,7 @@ class Interval:
     @classmethod
     def for_day(cls, day: date) -> Interval:
         """The interval of one UTC day."""
-        start = datetime.combine(day, datetime.min.time(), UTC)
+        start = midnight(day)
         return cls(start, start + DAY)
 
     @property

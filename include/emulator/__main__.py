@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from include.days import days_between
 from include.emulator.generate import generate_triples
 from include.emulator.post import ApiUnreachableError, PostSummary, check_api, post_triples
-from include.emulator.seed import SeedError, SeedReport, check_kafka, days_between, seed_kafka
+from include.emulator.seed import SeedError, SeedReport, check_kafka, seed_kafka
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 

@@ -15,11 +15,12 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from include.days import midnight_ms
 from include.drain.interval import Interval, Status
 from include.drain.manifest import (
     AcceptedPartial,
@@ -138,7 +139,7 @@ def write_raw_day(
     ``_dq.json``; ``gate=False`` for a caller that changes the day before gating it); returns the bytes of the
     objects."""
     pool, rng = _pool(min(pool_size, triples)), random.Random(11)
-    start_ms = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
+    start_ms = midnight_ms(day)
     step_ms = 86_400_000 / triples
     prefixes = {e: partition_prefix("raw", e, day) for e in ENTITIES}
     for prefix in prefixes.values():

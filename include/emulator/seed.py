@@ -6,11 +6,12 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
+from include.days import days_between, midnight_ms
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES, Entity, kafka_key, kafka_value
 from include.settings import PlatformSettings
@@ -33,13 +34,6 @@ class SeedReport:
     @property
     def total(self) -> int:
         return sum(sum(per_entity.values()) for per_entity in self.counts.values())
-
-
-def days_between(first: date, last: date) -> list[date]:
-    """Every day from ``first`` to ``last``, both included."""
-    if last < first:
-        raise ValueError(f"the last day {last} is before the first day {first}")
-    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
 
 def check_kafka(settings: PlatformSettings) -> None:
@@ -69,7 +63,7 @@ def check_kafka(settings: PlatformSettings) -> None:
 
 def day_timestamps_ms(day: date, count: int, rng: random.Random) -> list[int]:
     """``count`` increasing epoch-millisecond timestamps spread over the UTC ``day`` (one per equal slot)."""
-    start_ms = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+    start_ms = midnight_ms(day)
     slot = DAY_MS / count
     return [start_ms + int((index + rng.random()) * slot) for index in range(count)]
 

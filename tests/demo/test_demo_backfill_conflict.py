@@ -12,8 +12,9 @@ import pytest
 
 import demo.__main__ as demo
 from devstack import paths
-from devstack.airflow_client import AirflowError, BackfillConflict, midnight
+from devstack.airflow_client import AirflowError, BackfillConflict
 from devstack.secrets import read_env_file
+from include.days import midnight
 from tests.demo.fake_airflow import DAG_ID, FakeAirflow, backfill, dag_run
 
 FIRST, LAST = date(2026, 11, 23), date(2026, 11, 25)

@@ -9,8 +9,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from include.days import days_between
 from include.emulator.generate import CATEGORY_WEIGHTS, NO_FOLLOWERS, generate_triples
-from include.emulator.seed import day_timestamps_ms, days_between, seed_kafka
+from include.emulator.seed import day_timestamps_ms, seed_kafka
 from include.records import MODELS
 
 
