@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 
@@ -23,7 +22,6 @@ from py4j.protocol import Py4JJavaError
 from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
 
-from include.backfill import backfill_command, consecutive_runs
 from include.days import days_between
 from include.lake import (
     MANIFEST_NAME,
@@ -40,9 +38,16 @@ from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import delete, java_error_is, markers_by_day, read_text, write_text
 from spark_jobs.lease import Lease, check_rows_stored, job_lease, withdrawn_if_lost
-from spark_jobs.manifest import Manifest, cleaned_from, parse_manifest
+from spark_jobs.manifest import Manifest, parse_manifest
 from spark_jobs.publication import DayInputs, Publication, changed_days, stale_later_days, stale_message
 from spark_jobs.queries import USED_COLUMNS, all_results
+from spark_jobs.readiness import (
+    DayState,
+    MissingCleanDataError,
+    first_needed_day,
+    readiness,
+    readiness_message,
+)
 from spark_jobs.session import Lake, build_session, iso_date, iso_datetime, lake_argument_parser
 
 log = logging.getLogger("spark_jobs.analytics")
@@ -51,116 +56,8 @@ RAW_MARKERS = frozenset({MANIFEST_NAME, SUCCESS_NAME})
 CLEAN_MARKERS = frozenset({SUCCESS_NAME, SOURCE_NAME})
 
 
-class MissingCleanDataError(FileNotFoundError):
-    """A day the analytics need is not ready: never drained, its drain unfinished or partial, or not cleaned from it."""
-
-
 class LakeChangedError(RuntimeError):
     """A day the analytics read was drained or cleaned again while they read it: nothing was written (retried)."""
-
-
-@dataclass(frozen=True)
-class DayState:
-    """What the lake holds of one entity's day, as far as the analytics' readiness goes."""
-
-    raw: Manifest | None = None  # None when the day was never drained
-    raw_success: bool = False
-    clean_success: bool = False
-    clean_source: str | None = None  # the clean partition's _source.json (unique to each clean write)
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """The days, up to the analytics' day, that keep an entity's data from being used."""
-
-    never_drained: list[date] = field(default_factory=list)
-    not_cleaned: list[date] = field(default_factory=list)
-    unfinished: list[date] = field(default_factory=list)
-    partial: list[date] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.never_drained or self.not_cleaned or self.unfinished or self.partial)
-
-
-def first_needed_day(day: date, states: Mapping[date, DayState], first_day: date | None = None) -> date:
-    """The first day the analytics of ``day`` need: the lake's first day if given, else the entity's first drained
-    day (``day`` itself when none is)."""
-    if first_day is not None:
-        return first_day
-    return min((d for d, state in states.items() if d <= day and state.raw is not None), default=day)
-
-
-def readiness(day: date, states: Mapping[date, DayState], first_day: date | None = None) -> Readiness:
-    """Check ``day`` and every day before it since ``first_day`` (the lake's first day), or else since the entity's
-    first drained day.
-
-    Without ``first_day``, a day before the first drained one is not needed: but when the earliest days of a new
-    lake are drained last (a backfill run backwards, or whose first day's drain waits for a retry while later days
-    run), the first drained day is a later one, and the days before it are left out without a word.
-
-    Each needs a raw manifest: the drain writes one for every day it drains, an empty day too, so a day without
-    one was never drained (a run the scheduler skipped, or one that never got to its drain) and is named as such.
-    A drained day needs its raw ``_SUCCESS`` (else unfinished: a drain is running, failed or was killed), and a
-    clean partition with ``_SUCCESS`` and a ``_source.json`` naming the raw data the day has now (else not cleaned:
-    never cleaned, re-drained with other data after cleaning, or without ``_source.json``, which the clean job
-    writes after Spark's commit, so a job killed in between, or a partition cleaned before clean jobs wrote it,
-    needs cleaning again).
-    A day before ``day`` must be complete: a partial one was drained while open and its completing run never
-    came (``day`` itself may be partial: the run of an open day), unless it was accepted as final (Kafka could no
-    longer complete it).
-    """
-    found = Readiness()
-    for needed_day in days_between(first_needed_day(day, states, first_day), day):
-        state = states.get(needed_day, DayState())
-        if state.raw is None:
-            found.never_drained.append(needed_day)
-            continue
-        if not state.raw_success:
-            found.unfinished.append(needed_day)
-            continue
-        if needed_day < day and state.raw.status == "partial" and not state.raw.accepted_partial:
-            found.partial.append(needed_day)
-        if not (state.clean_success and state.clean_source is not None and cleaned_from(state.clean_source, state.raw)):
-            found.not_cleaned.append(needed_day)
-    return found
-
-
-def readiness_message(day: date, problems: Mapping[Entity, Readiness], first_day: date | None = None) -> str:
-    """The error naming, per kind of problem, each entity's days and what to do."""
-
-    def listing(days_of: Callable[[Readiness], list[date]]) -> str:
-        return "; ".join(f"{e}: {', '.join(map(str, days_of(r)))}" for e, r in problems.items() if days_of(r))
-
-    parts = []
-    if text := listing(lambda r: r.never_drained):
-        # a run drains every entity of its day: one backfill per run of consecutive days, over all entities
-        missing = {d for found in problems.values() for d in found.never_drained}
-        commands = " and ".join(backfill_command(first, last) for first, last in consecutive_runs(missing))
-        since = f"the lake's first day {first_day}" if first_day else "an entity's first drained day"
-        parts.append(
-            f"days never drained: {text}; backfill them first ({commands}): each day from {since} up to {day} "
-            "needs raw/<entity>/dt=<day>/_manifest.json (an empty day gets an empty complete one), so these were "
-            "skipped (by the scheduler, or while the DAG was paused), or their first drain has not written its "
-            "manifest yet"
-        )
-    if text := listing(lambda r: r.not_cleaned):
-        parts.append(
-            f"clean data is incomplete as of {day}: run the clean job for {text} first (every drained day up to "
-            f"{day} needs clean/<entity>/dt=<day>/ with _SUCCESS and a _source.json naming the raw data the day "
-            "has now)"
-        )
-    if text := listing(lambda r: r.unfinished):
-        parts.append(
-            f"raw days without _SUCCESS (a first drain has not finished, or failed): {text}; "
-            "let it finish or rerun the drain of those days, then their clean job"
-        )
-    if text := listing(lambda r: r.partial):
-        parts.append(
-            f"earlier raw days still partial (drained while open, never completed): {text}; rerun their "
-            "drain (it drains a day that is over as complete; if Kafka no longer holds the whole day, it says so, "
-            "and a rerun with accept_partial=true keeps the partial day as final), then their clean job"
-        )
-    return "; and ".join(parts)
 
 
 def _read_all(spark: SparkSession, urls: Sequence[str]) -> list[str | None]:

@@ -83,7 +83,7 @@ def clean_partition(
     """Clean one entity's day and overwrite its clean partition; returns the partition's URL.
 
     ``_source.json`` goes in last, after Spark's ``_SUCCESS``: it names the raw manifest the partition was
-    cleaned from, so the analytics can tell a day drained again since (``analytics.readiness``), and the ``run``
+    cleaned from, so the analytics can tell a day drained again since (``spark_jobs.readiness``), and the ``run``
     (id, try) that cleaned it. Before it, the raw lines read must be the manifest's count and the rows stored
     those written (another run's late files refused). The lease is renewed before the Parquet, after it and after
     ``_source.json``: it fails when another run has taken the day meanwhile, and after a write it withdraws

@@ -15,8 +15,8 @@ from include.job_exits import USAGE_EXIT_CODE
 from include.lake import SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_prefix
 from include.settings import PlatformSettings
 from spark_jobs import analytics, clean
-from spark_jobs.analytics import DayState, MissingCleanDataError, readiness, readiness_message
 from spark_jobs.manifest import Manifest, source_json
+from spark_jobs.readiness import DayState, MissingCleanDataError, readiness, readiness_message
 from spark_jobs.session import Lake
 from tests.spark_jobs.lake_days import (
     DAYS,
