@@ -23,6 +23,8 @@ def _start(svc: Service) -> None:
         processes.wait_until(svc.name, svc.healthy, svc.timeout, proc)
         step(f"{svc.name}: already running (pid {proc.pid})")
     else:
+        if processes.stop(svc.name):  # its recorded process was killed, and what it started still runs
+            step(f"{svc.name}: stopped what its exited process had left running")
         processes.ensure_ports_free(svc.name, svc.ports)
         svc.prepare()
         step(f"{svc.name}: starting")
@@ -73,7 +75,8 @@ def cmd_stop(args: argparse.Namespace) -> None:
 def _state(svc: Service) -> tuple[str, str]:
     proc = processes.recorded_process(svc.name)
     if proc is None:
-        return "stopped", "-"
+        left = processes.leftovers(svc.name)
+        return ("leftover", str(min(p.pid for p in left))) if left else ("stopped", "-")
     try:
         ok = svc.healthy()
     except Exception:  # any failure of the probe means "not healthy"
@@ -97,6 +100,11 @@ def cmd_status(_: argparse.Namespace) -> None:
         print(f"{name:24} {state:10} {pid:>8}  {url}")
     print(f"{'spark':24} {_spark_state()}")
     print(f"Airflow login: user 'admin', password in {paths.AIRFLOW_HOME / 'passwords.json'}")
+    if any(r[1] == "leftover" for r in rows):
+        print(
+            "leftover: the service's recorded process exited and left processes running; make up or make down "
+            "stops them"
+        )
     if any(r[1] != "healthy" for r in rows):
         sys.exit(1)
 

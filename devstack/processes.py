@@ -44,7 +44,8 @@ def _record(name: str, pid: int) -> None:
 
 
 def recorded_process(name: str) -> psutil.Process | None:
-    """The live process recorded for ``name``, or None (a pidfile of a process that is gone is removed)."""
+    """The live process recorded for ``name``, or None (a pidfile of a process that is gone is removed, unless
+    it left processes running: see ``leftovers``)."""
     pidfile = _pidfile(name)
     try:
         pid, *recorded = pidfile.read_text().split()
@@ -60,8 +61,21 @@ def recorded_process(name: str) -> psutil.Process | None:
             raise psutil.NoSuchProcess(proc.pid)  # exited, or the PID now belongs to another process
         return proc
     except (psutil.NoSuchProcess, FileNotFoundError, ValueError):
-        pidfile.unlink(missing_ok=True)
+        if not leftovers(name):
+            pidfile.unlink(missing_ok=True)
         return None
+
+
+def leftovers(name: str) -> list[psutil.Process]:
+    """What the recorded process of ``name`` left running after it exited (killed, say): the members of its session
+    and their descendants, e.g. the Airflow scheduler under a killed supervisor. Empty while any process has the
+    recorded PID: Linux gives no new process a PID still in use as a session id, so that is the recorded process
+    itself or, once its session is empty, another one."""
+    try:
+        pid = int(_pidfile(name).read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return []
+    return [] if psutil.pid_exists(pid) else _members(pid, None)
 
 
 def port_in_use(port: int) -> bool:
@@ -100,10 +114,15 @@ def session(leader: psutil.Process) -> list[psutil.Process]:
     """``leader`` (while it is still that process), the processes of its session and all their descendants, also
     those that moved to another process group or session (Airflow's task runners take their own group); never the
     calling process. Linux gives no new process a PID still in use as a session id, so every match is a member."""
-    members: dict[int, psutil.Process] = {leader.pid: leader} if leader.is_running() else {}
+    return _members(leader.pid, leader if leader.is_running() else None)
+
+
+def _members(sid: int, leader: psutil.Process | None) -> list[psutil.Process]:
+    """``leader`` (when given), the other processes of session ``sid`` and all their descendants; never the caller."""
+    members: dict[int, psutil.Process] = {} if leader is None else {leader.pid: leader}
     for proc in psutil.process_iter():
         with contextlib.suppress(OSError):  # gone meanwhile
-            if proc.pid != leader.pid and os.getsid(proc.pid) == leader.pid:
+            if proc.pid != sid and os.getsid(proc.pid) == sid:
                 members[proc.pid] = proc
     for proc in list(members.values()):
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -117,10 +136,16 @@ def end_session(leader: psutil.Process, timeout: float) -> None:
 
     The second look skips the leader once it has exited: its PID may then belong to an unrelated process.
     """
-    members = session(leader)
+    _end(lambda: session(leader), timeout)
+
+
+def _end(members_now: Callable[[], list[psutil.Process]], timeout: float) -> None:
+    """SIGTERM ``members_now()``, wait up to ``timeout`` s, then SIGKILL what is left and what ``members_now()``
+    finds then."""
+    members = members_now()
     _signal(members, signal.SIGTERM)
     _, alive = psutil.wait_procs(members, timeout=timeout)
-    left = list({*alive, *session(leader)})
+    left = list({*alive, *members_now()})
     _signal(left, signal.SIGKILL)
     psutil.wait_procs(left, timeout=5)
 
@@ -132,11 +157,15 @@ def _signal(procs: Sequence[psutil.Process], sig: signal.Signals) -> None:
 
 
 def stop(name: str, timeout: float = 30.0) -> bool:
-    """Stop the recorded process and its session (see ``end_session``). True if something was stopped."""
+    """Stop the recorded process and its session (see ``end_session``), or what it left running when it exited
+    (``leftovers``). True if something was stopped."""
     proc = recorded_process(name)
-    if proc is None:
+    if proc is not None:
+        end_session(proc, timeout)
+    elif leftovers(name):
+        _end(lambda: leftovers(name), timeout)
+    else:
         return False
-    end_session(proc, timeout)
     _pidfile(name).unlink(missing_ok=True)
     return True
 

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from devstack import paths, processes
+from tests.waiting import wait_until
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -240,3 +241,30 @@ def test_a_service_that_never_gets_healthy_is_reported_with_the_checks_last_erro
     reported = r"minio not healthy after 1s \(last check: ConnectionRefusedError: "
     with pytest.raises(processes.StackError, match=reported):
         processes.wait_until("minio", refused, timeout=1)
+
+
+LEAVES_A_CHILD = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # in the leader's session
+open(sys.argv[1], "w").write(str(child.pid))
+time.sleep(60)
+"""
+
+
+def test_what_a_killed_process_left_running_is_found_and_stopped(tmp_path, scratch):
+    script, child_pid = tmp_path / "leader.py", tmp_path / "child.pid"
+    script.write_text(LEAVES_A_CHILD)
+    leader = processes.start("scratch", [sys.executable, str(script), str(child_pid)], dict(os.environ))
+    scratch.append(leader)
+    wait_until(lambda: child_pid.exists() and child_pid.read_text() != "", "the leader's child", timeout_s=30)
+    child = psutil.Process(int(child_pid.read_text()))
+    scratch.append(child)
+    leader.kill()  # as a supervisor killed with kill -9: its command goes on
+    leader.wait(10)
+
+    assert processes.recorded_process("scratch") is None
+    assert processes.leftovers("scratch") == [child]
+    assert (paths.PIDS / "scratch.pid").exists()  # kept: the pidfile is how the leftovers are found
+    assert processes.stop("scratch", timeout=2)
+    assert not _alive(child) and not (paths.PIDS / "scratch.pid").exists()
+    assert processes.leftovers("scratch") == [] and not processes.stop("scratch")
