@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args, env)
     except KeyboardInterrupt:
-        errors.print("interrupted: a backfill already created goes on in Airflow, and the next demo waits for it")
+        errors.print("interrupted: runs and backfills already created go on in Airflow (see its UI); the next demo "
+                     "waits for a backfill still running")  # fmt: skip
         return 130
     except httpx.TimeoutException as error:
         return _fail(f"Airflow at {env['AIRFLOW_API_URL']} did not answer in time ({error!r}); "

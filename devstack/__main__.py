@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
         hint = f"`make install` puts the stack's own programs in place; {install.PREREQUISITES}"
         step(f"error: {exc.filename or exc} not found ({hint})")
         sys.exit(2)
+    except KeyboardInterrupt:
+        step("interrupted: what was started keeps running; `make up` goes on from there, `make down` stops it")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

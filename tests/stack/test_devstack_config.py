@@ -372,3 +372,14 @@ def test_the_api_counts_as_healthy_only_when_ready_to_accept_records(monkeypatch
     monkeypatch.setattr(services, "_http_ok", lambda url: probed.append(url) or True)
     assert services.service("api").healthy()
     assert probed == ["http://127.0.0.1:8000/ready"]
+
+
+def test_an_interrupted_command_says_what_keeps_running_instead_of_a_traceback(monkeypatch, capsys):
+    def interrupted(_args) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_up", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["up"])
+    assert exited.value.code == 130
+    assert "interrupted: what was started keeps running" in capsys.readouterr().err
