@@ -41,7 +41,8 @@ def cmd_install(_: argparse.Namespace) -> None:
 
 def _renew_short_jwt_secret() -> None:
     """Replace a JWT secret too short for HS512 while no Airflow process runs (they must all share it)."""
-    if any(processes.recorded_process(s.name) for s in SERVICES if s.name.startswith("airflow-")):
+    airflow = [s.name for s in SERVICES if s.name.startswith("airflow-")]
+    if any(processes.recorded_process(name) or processes.leftovers(name) for name in airflow):
         return
     if renew_short_jwt_secret():
         step("made a new Airflow JWT secret: the stored one was too short for HS512")

@@ -16,6 +16,8 @@ import psutil
 from devstack import paths
 
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+SERVICE_MARK = "DEVSTACK_SERVICE"
+"""Set to the service's name in the environment of every process it starts (inherited by what they start)."""
 
 
 class StackError(RuntimeError):
@@ -68,14 +70,36 @@ def recorded_process(name: str) -> psutil.Process | None:
 
 def leftovers(name: str) -> list[psutil.Process]:
     """What the recorded process of ``name`` left running after it exited (killed, say): the members of its session
-    and their descendants, e.g. the Airflow scheduler under a killed supervisor. Empty while any process has the
-    recorded PID: Linux gives no new process a PID still in use as a session id, so that is the recorded process
-    itself or, once its session is empty, another one."""
+    and their descendants, e.g. the Airflow scheduler under a killed supervisor.
+
+    Only when the pidfile is of this boot, no live process has the recorded PID (one that has exited and is not
+    reaped yet still holds it, so it cannot be reused), and only processes started since the recorded one that
+    carry the service's mark (``SERVICE_MARK``) in their environment: never an unrelated process.
+    """
     try:
-        pid = int(_pidfile(name).read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
+        pid, boot_id, ticks = _pidfile(name).read_text().split()
+        if boot_id != _BOOT_ID.read_text().strip():
+            return []
+        if psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE:
+            return []  # the recorded process itself, or another one with its PID
+    except psutil.NoSuchProcess:
+        pass
+    except (FileNotFoundError, ValueError):  # no pidfile, or one of the old format (no boot id): nothing to trust
         return []
-    return [] if psutil.pid_exists(pid) else _members(pid, None)
+    return [proc for proc in _members(int(pid), None) if _left_by(proc, name, int(ticks))]
+
+
+def _left_by(proc: psutil.Process, name: str, since_ticks: int) -> bool:
+    """Whether ``proc`` is a live process the service ``name`` started at or after ``since_ticks``."""
+    try:
+        started = int(_identity(proc.pid).split()[1])
+        return (
+            started >= since_ticks
+            and proc.status() != psutil.STATUS_ZOMBIE
+            and proc.environ().get(SERVICE_MARK) == name
+        )
+    except (psutil.Error, OSError, IndexError, ValueError):  # gone meanwhile, or not ours to read
+        return False
 
 
 def port_in_use(port: int) -> bool:
@@ -100,7 +124,7 @@ def start(name: str, argv: Sequence[str], env: dict[str, str]) -> psutil.Process
         popen = subprocess.Popen(
             list(argv),
             cwd=paths.REPO,
-            env=env,
+            env={**env, SERVICE_MARK: name},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -152,7 +176,7 @@ def _end(members_now: Callable[[], list[psutil.Process]], timeout: float) -> Non
 
 def _signal(procs: Sequence[psutil.Process], sig: signal.Signals) -> None:
     for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):  # it exited meanwhile
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):  # exited meanwhile, or not ours
             proc.send_signal(sig)
 
 
@@ -183,6 +207,7 @@ def wait_until(
         try:
             if check():
                 return
+            last_error = ""
         except Exception as error:  # a service still starting answers with all kinds of errors: kept for the report
             last_error = f" (last check: {type(error).__name__}: {error})"
         if proc is not None and (not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE):

@@ -260,7 +260,7 @@ def test_what_a_killed_process_left_running_is_found_and_stopped(tmp_path, scrat
     child = psutil.Process(int(child_pid.read_text()))
     scratch.append(child)
     leader.kill()  # as a supervisor killed with kill -9: its command goes on
-    leader.wait(10)
+    wait_until(lambda: leader.status() == psutil.STATUS_ZOMBIE, "the killed leader to exit")  # not reaped yet
 
     assert processes.recorded_process("scratch") is None
     assert processes.leftovers("scratch") == [child]
@@ -268,3 +268,22 @@ def test_what_a_killed_process_left_running_is_found_and_stopped(tmp_path, scrat
     assert processes.stop("scratch", timeout=2)
     assert not _alive(child) and not (paths.PIDS / "scratch.pid").exists()
     assert processes.leftovers("scratch") == [] and not processes.stop("scratch")
+
+
+def test_a_session_that_outlived_its_leader_without_the_services_mark_is_not_stopped(tmp_path, scratch):
+    # another program's session whose leader exited (a daemon's double fork), with a pidfile naming that leader
+    script, child_pid = tmp_path / "leader.py", tmp_path / "child.pid"
+    script.write_text(LEAVES_A_CHILD)
+    leader = psutil.Process(subprocess.Popen([sys.executable, str(script), str(child_pid)], start_new_session=True).pid)
+    scratch.append(leader)
+    wait_until(lambda: child_pid.exists() and child_pid.read_text() != "", "the leader's child", timeout_s=30)
+    other = psutil.Process(int(child_pid.read_text()))
+    scratch.append(other)
+    paths.PIDS.mkdir()
+    (paths.PIDS / "scratch.pid").write_text(f"{leader.pid} {processes._identity(leader.pid)}")
+    leader.kill()
+    wait_until(lambda: leader.status() == psutil.STATUS_ZOMBIE, "the leader to exit")
+
+    assert processes.leftovers("scratch") == []
+    assert not processes.stop("scratch", timeout=1)
+    assert _alive(other)
