@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -35,6 +36,11 @@ class RunningApi:
     @property
     def topics(self) -> list[str]:
         return [self.topic(e) for e in ENTITIES]
+
+
+def log_lines(path: Path) -> list[dict]:
+    """The API's JSON log lines written to ``path`` so far."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ import httpx
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES, MODELS
 from tests.api.kafka_helpers import read_all
-from tests.api_process import RunningApi, running_api
+from tests.api_process import RunningApi, log_lines, running_api
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
 
@@ -115,7 +115,7 @@ def metric_values(exposition: str, *names: str) -> dict[str, float]:
 def test_request_id_is_echoed_and_logged(api: RunningApi) -> None:
     response = httpx.post(f"{api.url}/geo/", json={"ind": -1}, headers={"x-request-id": "trace-abc.123"})
     assert response.headers["x-request-id"] == "trace-abc.123"
-    logged = [json.loads(line) for line in api.log_path.read_text().splitlines() if line.startswith("{")]
+    logged = log_lines(api.log_path)
     assert any(entry.get("request_id") == "trace-abc.123" for entry in logged)
 
 

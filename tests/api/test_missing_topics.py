@@ -21,7 +21,7 @@ from api.producer import KafkaUnavailableError, absent_topics
 from api.settings import ApiSettings
 from include.emulator.generate import generate_triples
 from tests.api.kafka_helpers import read_all
-from tests.api_process import free_port, running_api
+from tests.api_process import free_port, log_lines, running_api
 from tests.waiting import wait_until
 
 GEO = next(generate_triples(seed=21, count=1, repeat_percent=0)).geo.model_dump(mode="json")
@@ -39,11 +39,6 @@ def prefix(stack_env: dict[str, str]) -> Iterator[str]:
             admin.delete_topics(created)
     finally:
         admin.close()
-
-
-def log_lines(path: Path) -> list[dict]:
-    """The API's JSON log lines so far."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
 RETRY_S = 0.5

@@ -3,6 +3,7 @@ a lease lost while held never lost silently."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -74,27 +75,35 @@ def test_of_many_racing_runs_exactly_one_gets_the_lease(s3, scratch_bucket):
     assert sorted(outcomes) == ["refused"] * 7 + ["won"]
 
 
-class TakeOverBeforeConditionalPut:
-    """The real S3 client, except that just before the first PUT with If-Match another run takes the lease."""
+class RivalBefore:
+    """The real S3 client, except that just before its first ``method`` call whose arguments ``match``, another run
+    (``rival``) tries to take the lease; ``taken`` says whether it got it."""
 
-    def __init__(self, s3, bucket: str) -> None:
-        self._s3, self.taken = s3, False
-        self.rival = PartitionLock(s3, bucket, KEY, "run-c", ttl_seconds=60)
+    def __init__(self, s3, bucket: str, method: str, owner: str, match=lambda kwargs: True) -> None:
+        self._s3, self._method, self._match = s3, method, match
+        self.tried = self.taken = False
+        self.rival = PartitionLock(s3, bucket, KEY, owner, ttl_seconds=60)
 
     def __getattr__(self, name: str):
-        return getattr(self._s3, name)
+        call = getattr(self._s3, name)
+        if name != self._method:
+            return call
 
-    def put_object(self, **kwargs):
-        if "IfMatch" in kwargs and not self.taken:
-            self.rival.acquire()
-            self.taken = True
-        return self._s3.put_object(**kwargs)
+        def after_the_rival(**kwargs):
+            if not self.tried and self._match(kwargs):
+                self.tried = True
+                with contextlib.suppress(PartitionLockedError):
+                    self.rival.acquire()
+                    self.taken = True
+            return call(**kwargs)
+
+        return after_the_rival
 
 
 def test_of_two_runs_taking_over_the_same_expired_lease_only_the_first_gets_it(s3, scratch_bucket):
     PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=0.5).acquire()  # no heartbeat: its holder died
     time.sleep(2.6)
-    racing = TakeOverBeforeConditionalPut(s3, scratch_bucket)
+    racing = RivalBefore(s3, scratch_bucket, "put_object", "run-c", lambda kwargs: "IfMatch" in kwargs)
     with pytest.raises(PartitionLockedError, match="taken over by another run at the same moment"):
         PartitionLock(racing, scratch_bucket, KEY, "run-b", ttl_seconds=60).acquire()
     assert racing.taken
@@ -149,27 +158,8 @@ def test_leaving_a_lease_taken_over_meanwhile_raises(s3, scratch_bucket, caplog)
     taker.release()
 
 
-class TakeOverBeforeDelete:
-    """The real S3 client, except that just before the holder's DELETE another run tries to take the lease."""
-
-    def __init__(self, s3, bucket: str) -> None:
-        self._s3, self.taken = s3, False
-        self.taker = PartitionLock(s3, bucket, KEY, "run-b", ttl_seconds=60)
-
-    def __getattr__(self, name: str):
-        return getattr(self._s3, name)
-
-    def delete_object(self, **kwargs):
-        try:
-            self.taker.acquire()
-            self.taken = True
-        except PartitionLockedError:
-            pass
-        return self._s3.delete_object(**kwargs)
-
-
 def test_a_holder_releasing_after_its_lease_ran_out_cannot_delete_a_lease_taken_at_that_moment(s3, scratch_bucket):
-    racing = TakeOverBeforeDelete(s3, scratch_bucket)
+    racing = RivalBefore(s3, scratch_bucket, "delete_object", "run-b")  # just before the holder's DELETE
     late = PartitionLock(racing, scratch_bucket, KEY, "run-a", ttl_seconds=1.0)
     late.acquire()  # no heartbeat: the holder stalls past its lease, nobody takes it, then it leaves
     time.sleep(2.6)
