@@ -44,8 +44,10 @@ class _Spool:
     """One object being written: a temporary file and its running checksum."""
 
     partition: int
-    # a named file: s3transfer reads each multipart part lazily from a path, but buffers parts of file objects
-    file: IO[bytes] = field(default_factory=lambda: tempfile.NamedTemporaryFile(prefix="drain-"))  # noqa: SIM115
+    # a file without a name (O_TMPFILE), so a killed drain leaves nothing behind; it is uploaded through its path
+    # in /proc/self/fd because s3transfer reads each multipart part lazily from a path (parts of a file object
+    # are buffered in memory)
+    file: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile(prefix="drain-"))  # noqa: SIM115
     digest: Any = field(default_factory=hashlib.sha256)
     pending: list[bytes] = field(default_factory=list)
     pending_bytes: int = 0
@@ -136,7 +138,7 @@ class ObjectWriter:
     def _upload(self, spool: _Spool, entry: FileEntry) -> FileEntry:
         try:
             self._s3.upload_file(
-                spool.file.name,
+                f"/proc/self/fd/{spool.file.fileno()}",
                 self._bucket,
                 entry.key,
                 Config=TRANSFER,

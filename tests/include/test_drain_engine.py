@@ -357,16 +357,18 @@ drain(s3, os.environ["KAFKA_BOOTSTRAP_SERVERS"],
 """
 
 
-def test_killed_drain_leaves_no_success_and_the_retry_repairs_it(s3, scratch_bucket, kafka_topics, bootstrap):
+def test_killed_drain_leaves_no_success_and_the_retry_repairs_it(s3, scratch_bucket, kafka_topics, bootstrap, tmp_path):
     values = pins(3000)
     produced = produce(
         bootstrap, f"{kafka_topics}.pin", [(i % 3, START_MS + i * 10_000, *next(values)) for i in range(3000)]
     )
     raw = lake.partition_prefix("raw", "pin", DAY)
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
     child = subprocess.Popen(
         [sys.executable, "-c", DRAIN_SCRIPT, f"{kafka_topics}.pin", scratch_bucket, "run-7"],
         cwd=os.getcwd(),
-        env=os.environ.copy(),
+        env={**os.environ, "TMPDIR": str(spool_dir)},
     )
     try:
         while len([k for k in listing_keys(s3, scratch_bucket, raw) if k.endswith(".jsonl")]) < 5:
@@ -377,6 +379,7 @@ def test_killed_drain_leaves_no_success_and_the_retry_repairs_it(s3, scratch_buc
         child.wait()
     written = listing_keys(s3, scratch_bucket, raw)
     assert raw + LOCK_NAME in written
+    assert list(spool_dir.iterdir()) == []  # the killed drain's spool files had no names to leave behind
     assert not {raw + "_SUCCESS", raw + "_manifest.json"} & set(written)
 
     with pytest.raises(PartitionLockedError, match="another run is writing"):
