@@ -239,3 +239,51 @@ def test_a_gzipped_object_is_checked_as_spark_reads_it_and_a_cut_one_is_named(tm
     )
     with pytest.raises(QualityGateError, match=f"{key} is not a whole gzip stream"):
         check_day(FolderObjects(tmp_path), DAY, "gate-run", entities=["geo"])
+
+
+def raw_lines(count: int) -> bytes:
+    lines = [{"partition": 0, "offset": n, "timestamp": 0, "key": str(n), "value": {"ind": n}} for n in range(count)]
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def gate_geo_folder(folder, data: bytes, offsets: list[int], record_count: int | None = None) -> list[str]:
+    """Check a geo day of one object holding ``data`` whose manifest entry lists ``offsets``; the failures."""
+    key = lake.partition_prefix("raw", "geo", DAY) + "part-0.jsonl"
+    (folder / key).parent.mkdir(parents=True, exist_ok=True)
+    (folder / key).write_bytes(data)
+    manifest = drain_manifest("geo", DAY, [file_entry(key, data, 0, offsets)])
+    if record_count is not None:
+        manifest = manifest.model_copy(update={"record_count": record_count})
+    (folder / lake.manifest_key("geo", DAY)).write_bytes(manifest.to_json())
+    with pytest.raises(QualityGateError):
+        check_day(FolderObjects(folder), DAY, "gate-run", entities=["geo"])
+    return QualityReport.model_validate_json((folder / lake.dq_key("geo", DAY)).read_bytes()).failures
+
+
+def test_an_object_whose_last_line_is_cut_is_named_as_such(tmp_path):
+    data = raw_lines(3)[:-1]  # its size and checksum are the manifest's: only the missing newline tells
+    key = lake.partition_prefix("raw", "geo", DAY) + "part-0.jsonl"
+
+    failures = gate_geo_folder(tmp_path, data, [0, 1, 2])
+
+    assert f"{key} does not end with a newline" in failures
+
+
+def test_an_object_holding_other_lines_than_its_entry_counts_is_named_with_both_counts(tmp_path):
+    data = raw_lines(3)  # size and checksum match the entry, which counts 2 records
+    key = lake.partition_prefix("raw", "geo", DAY) + "part-0.jsonl"
+    digest = hashlib.sha256(data).hexdigest()
+
+    failures = gate_geo_folder(tmp_path, data, [0, 1])
+
+    assert failures == [
+        f"{key} holds 3 lines, {len(data)} bytes, sha256 {digest[:12]}…; the manifest says 2, {len(data)}, "
+        f"{digest[:12]}…",
+        "objects hold 3 records, the manifest says 2",
+    ]
+
+
+def test_a_manifest_whose_record_count_is_not_its_objects_total_fails(tmp_path):
+    failures = gate_geo_folder(tmp_path, raw_lines(3), [0, 1, 2], record_count=4)
+
+    assert failures == ["objects hold 3 records, the manifest says 4"]
