@@ -23,8 +23,11 @@ def shared_metrics(workers: int) -> Iterator[None]:
     """Let every worker's figures reach /metrics (prometheus_client's multiprocess mode).
 
     A configured PROMETHEUS_MULTIPROC_DIR is emptied of an earlier run's ``*.db`` files; without one, several
-    workers share a temporary directory, removed at exit; a single worker keeps its figures in memory.
+    workers share a temporary directory, removed at exit; a single worker keeps its figures in memory. An empty
+    PROMETHEUS_MULTIPROC_DIR counts as unset (prometheus_client would write its files into the current directory).
     """
+    if os.environ.get(MULTIPROC_DIR) == "":
+        del os.environ[MULTIPROC_DIR]
     configured = os.environ.get(MULTIPROC_DIR)
     if configured:
         directory = Path(configured)

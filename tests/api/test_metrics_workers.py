@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.api_process import start_api, stop_api
+from tests.api_process import REPO, start_api, stop_api
 
 INVALID_GEO = '{"ind": "not a number"}'
 REJECTED = re.compile(r'^ingest_records_rejected_total\{entity="geo",reason="invalid"\} (\S+)$', re.MULTILINE)
@@ -81,3 +81,18 @@ def test_a_configured_directory_is_emptied_of_the_previous_run_and_shared_by_bot
         assert len(served) == 2 and served <= workers, (served, workers)
     finally:
         stop_api(second)
+
+
+def test_an_empty_directory_setting_counts_as_unset_and_writes_no_files(
+    stack_env: dict[str, str], api_topics: str, tmp_path: Path
+) -> None:
+    process, url = start_api(stack_env, api_topics, tmp_path / "api.log", {"PROMETHEUS_MULTIPROC_DIR": ""})
+    try:
+        post_invalid(url, 3)
+        assert scraped_rejections(url, 1) == [3.0]
+        written = list(REPO.glob(f"*_{process.pid}.db"))  # in the API's working directory
+        assert written == []
+    finally:
+        stop_api(process)
+        for path in REPO.glob(f"*_{process.pid}.db"):
+            path.unlink()
