@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -243,3 +244,19 @@ def test_each_stale_day_is_cleared_by_the_logical_date_of_the_run_that_computed_
     assert recompute_commands([*stale[:2], within]) == ([f"{clear} --start-date 2026-11-01 --end-date 2026-11-02"], [])
     message = stale_message(D1 - timedelta(days=1), {p.day: Stale(p, [("pin", D1)]) for p in stale})
     assert message.endswith(" and, in the runs old-run (no logical date recorded), clear spark_analytics")
+
+
+def test_a_publication_the_store_refuses_to_read_is_raised_not_taken_for_a_missing_one(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what s3a raises on a 403: a store error, which a retry (or the operator) must see
+    denied = spark.sparkContext._jvm.java.nio.file.AccessDeniedException("s3a://lake/analytics/_published: 403")
+    refusal = Py4JJavaError("An error occurred while calling o42.open.\n", denied)
+
+    def refuse(spark: SparkSession, url: str) -> str:
+        raise refusal
+
+    monkeypatch.setattr(analytics, "read_text", refuse)
+    with pytest.raises(Py4JJavaError) as raised:
+        analytics.read_publication(spark, Lake(bucket="unused", root=tmp_path.as_uri()), DAYS[1])
+    assert raised.value is refusal
