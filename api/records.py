@@ -57,12 +57,22 @@ async def get_producer(request: Request) -> RecordProducer:
     return request.app.state.producer
 
 
+MAX_NAME_CHARS = 100
+"""Characters of a field name an error repeats: an unknown key is the client's input and can be 1 MB long."""
+
+
+def _shortened(part: str | int) -> str | int:
+    """A location part as errors name it: an over-long key is cut, and says so."""
+    return f"{part[:MAX_NAME_CHARS]}…" if isinstance(part, str) and len(part) > MAX_NAME_CHARS else part
+
+
 def field_errors(errors: list[ErrorDetails], prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
-    """Pydantic errors as the API reports them, naming the field (input values are not echoed)."""
+    """Pydantic errors as the API reports them, naming the field (input values are not echoed; over-long key names
+    are cut to MAX_NAME_CHARS)."""
     return [
         FieldError(
-            field=".".join(str(part) for part in error["loc"]),
-            loc=["body", *prefix, *error["loc"]],
+            field=".".join(str(_shortened(part)) for part in error["loc"]),
+            loc=["body", *prefix, *map(_shortened, error["loc"])],
             msg=error["msg"],
             type=error["type"],
         )
@@ -90,22 +100,33 @@ def _duplicate_key(error: DuplicateKeyError, prefix: tuple[int, ...] = ()) -> Fi
     return FieldError(field="", loc=["body", *prefix], msg=str(error), type=DUPLICATE_KEY)
 
 
-def _not_json_media_type(request: Request) -> str | None:
-    """The declared media type of a body declared as something other than JSON, else None.
+def _refused_format(request: Request) -> str | None:
+    """Why the body's declared format is not one the endpoints read, or None.
 
-    A body without Content-Type is taken as JSON: JSON is all the endpoints take, and clients that send raw
-    bytes often declare nothing. ``curl -d`` declares a form (application/x-www-form-urlencoded): refused.
+    JSON is all they take: a body without Content-Type is taken as JSON (clients that send raw bytes often declare
+    nothing); ``curl -d`` declares a form (application/x-www-form-urlencoded): refused. JSON is UTF-8 (RFC 8259), so a
+    declared charset other than UTF-8 is refused rather than read as UTF-8 (cp1252 text would be stored changed), and
+    so is a compressed body (the endpoints do not decompress).
     """
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        return f"Content-Encoding {encoding!r} is not supported: send the JSON uncompressed"
     declared = request.headers.get("content-type")
     if declared is None:
         return None
-    media_type = declared.partition(";")[0].strip().lower()  # parameters such as charset do not matter
-    return None if media_type == JSON else media_type
+    media_type, *parameters = (part.strip() for part in declared.split(";"))
+    if media_type.lower() != JSON:
+        return f"Content-Type must be {JSON}, got {media_type.lower()!r}"
+    for name, _, value in (parameter.partition("=") for parameter in parameters):
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            return f"the charset of {JSON} must be utf-8 (JSON is UTF-8), got {charset!r}"
+    return None
 
 
-def _unsupported(entity: Entity, media_type: str) -> Response:
+def _unsupported(entity: Entity, reason: str) -> Response:
     count(entity, NOT_JSON)
-    return _problem(415, f"Content-Type must be {JSON}, got {media_type!r}")
+    return _problem(415, reason)
 
 
 _DECODER = json.JSONDecoder()
@@ -177,7 +198,8 @@ _ERRORS = {
     413: {"model": Problem, "description": "The body is over the size limit, or the record over Kafka's."},
     415: {
         "model": Problem,
-        "description": f"The Content-Type is not {JSON} (a body without Content-Type is taken as JSON).",
+        "description": f"The Content-Type is not {JSON} or its charset not utf-8 (a body without Content-Type is "
+        "taken as JSON), or the body is compressed (Content-Encoding).",
     },
     503: {
         "model": Problem,
@@ -211,8 +233,8 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
     )
     async def ingest_one(request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
         request_id = request_id_var.get()
-        if (media_type := _not_json_media_type(request)) is not None:
-            return _unsupported(entity, media_type)
+        if (refusal := _refused_format(request)) is not None:
+            return _unsupported(entity, refusal)
         body = await request.body()
         try:
             record = model.model_validate_json(body)
@@ -259,8 +281,8 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
     )
     async def ingest_batch(request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
         request_id = request_id_var.get()
-        if (media_type := _not_json_media_type(request)) is not None:
-            return _unsupported(entity, media_type)
+        if (refusal := _refused_format(request)) is not None:
+            return _unsupported(entity, refusal)
         body = await request.body()
         try:
             items = from_json(body)

@@ -44,7 +44,13 @@ class ApiSettings(PlatformSettings):
     @field_validator("api_key", mode="after")
     @classmethod
     def _empty_key_means_none(cls, key: SecretStr | None) -> SecretStr | None:
-        return key if key is not None and key.get_secret_value() else None
+        """An empty key turns the check off; a key must be printable ASCII, as clients send header values
+        differently (UTF-8 or Latin-1) once they leave it."""
+        if key is None or not key.get_secret_value():
+            return None
+        if not all(" " < char <= "~" for char in key.get_secret_value()):
+            raise ValueError("API_KEY must be printable ASCII without blanks (it is sent as an HTTP header)")
+        return key
 
     @model_validator(mode="after")
     def _delivery_covers_one_request(self) -> ApiSettings:

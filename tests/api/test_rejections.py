@@ -264,6 +264,42 @@ def test_json_with_parameters_any_case_or_no_content_type_is_accepted(api: Runni
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        (
+            {"content-type": "application/json; charset=windows-1252"},
+            "must be utf-8 (JSON is UTF-8), got 'windows-1252'",
+        ),
+        ({"content-type": 'application/json; charset="UTF-16"'}, "must be utf-8 (JSON is UTF-8), got 'utf-16'"),
+        ({"content-encoding": "gzip"}, "Content-Encoding 'gzip' is not supported"),
+        ({"content-type": "application/json", "content-encoding": "br"}, "Content-Encoding 'br' is not supported"),
+    ],
+    ids=["cp1252", "utf16", "gzip", "br"],
+)
+@pytest.mark.parametrize("path", ["/pin/", "/pin/batch"])
+def test_a_body_in_another_charset_or_compressed_gets_415_naming_it(
+    api: RunningApi, path: str, headers: dict[str, str], reason: str
+) -> None:
+    # cp1252 bytes that are valid UTF-8 too: read as UTF-8, the title would be stored as '© über'
+    record = {**PIN, "title": "Â© Ã¼ber"}
+    body = json.dumps(record if path == "/pin/" else [record], ensure_ascii=False).encode("cp1252")
+    before = end_offsets(api.bootstrap, api.topics)
+    response = httpx.post(f"{api.url}{path}", content=body, headers=headers, timeout=10)
+    assert response.status_code == 415, response.text
+    assert reason in response.json()["detail"]
+    assert end_offsets(api.bootstrap, api.topics) == before
+
+
+def test_an_unknown_key_is_named_cut_to_a_hundred_characters(api: RunningApi) -> None:
+    long_key = "k" * 1_000_000
+    response = httpx.post(f"{api.url}/geo/", content=json.dumps({**GEO, long_key: 1}), timeout=10)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["field"] == "k" * 100 + "…" and error["loc"] == ["body", "k" * 100 + "…"]
+    assert len(response.content) < 1000
+
+
 def test_415_is_documented(api: RunningApi) -> None:
     paths = httpx.get(f"{api.url}/openapi.json", timeout=10).json()["paths"]
     assert "application/json" in paths["/geo/"]["post"]["responses"]["415"]["description"]

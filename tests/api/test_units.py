@@ -35,6 +35,14 @@ def test_an_empty_api_key_means_no_key_and_the_key_is_never_shown() -> None:
     assert "s3cr3t-value" not in str(settings.model_dump())
 
 
+@pytest.mark.parametrize("key", ["sécret-key", "two words", "tab\there", "line\nbreak"])
+def test_an_api_key_that_is_not_printable_ascii_is_refused_without_showing_it(key: str) -> None:
+    # a header value: clients send non-ASCII as UTF-8 or Latin-1, so such a key would match one client and not another
+    with pytest.raises(ValidationError, match="API_KEY must be printable ASCII") as refused:
+        ApiSettings(API_KEY=key)
+    assert key not in str(refused.value)
+
+
 def only_these_settings(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
     """An environment holding no API setting but ``values`` (pydantic shortens a long input in its messages)."""
     for field in ApiSettings.model_fields.values():
