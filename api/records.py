@@ -124,6 +124,17 @@ def _refused_format(request: Request) -> str | None:
     return None
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def not_json_detail(body: bytes, parser_message: str) -> str:
+    """The 400's detail for a body the JSON parser refused; a leading byte order mark is named (RFC 8259 forbids
+    it, and the parser's "expected value at line 1 column 1" does not say why)."""
+    if body.startswith(UTF8_BOM):
+        return "body is not valid JSON: it starts with a UTF-8 byte order mark (EF BB BF); send the JSON without it"
+    return f"body is not valid JSON: {parser_message}"
+
+
 def _unsupported(entity: Entity, reason: str) -> Response:
     count(entity, NOT_JSON)
     return _problem(415, reason)
@@ -243,7 +254,7 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
             errors = _details(error)
             if errors and errors[0]["type"] == "json_invalid":
                 count(entity, NOT_JSON)
-                return _problem(400, f"body is not valid JSON: {errors[0]['msg']}")
+                return _problem(400, not_json_detail(body, errors[0]["msg"]))
             detail, error_count = reported_errors(errors)
             return _invalid(entity, Invalid(detail=detail, error_count=error_count))
         except DuplicateKeyError as error:
@@ -288,7 +299,7 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
             items = from_json(body)
         except ValueError as error:
             count(entity, NOT_JSON)
-            return _problem(400, f"body is not valid JSON: {error}")
+            return _problem(400, not_json_detail(body, str(error)))
         if not isinstance(items, list) or not 1 <= len(items) <= settings.batch_max_records:
             count(entity, INVALID)
             msg = f"body must be a JSON array of 1 to {settings.batch_max_records} records"

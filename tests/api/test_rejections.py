@@ -291,6 +291,16 @@ def test_a_body_in_another_charset_or_compressed_gets_415_naming_it(
     assert end_offsets(api.bootstrap, api.topics) == before
 
 
+@pytest.mark.parametrize("path", ["/geo/", "/geo/batch"])
+def test_a_body_starting_with_a_byte_order_mark_gets_400_naming_it(api: RunningApi, path: str) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(GEO if path == "/geo/" else [GEO]).encode()
+    before = end_offsets(api.bootstrap, api.topics)
+    response = httpx.post(f"{api.url}{path}", content=body, timeout=10)
+    assert response.status_code == 400, response.text
+    assert "byte order mark" in response.json()["detail"]
+    assert end_offsets(api.bootstrap, api.topics) == before
+
+
 def test_an_unknown_key_is_named_cut_to_a_hundred_characters(api: RunningApi) -> None:
     long_key = "k" * 1_000_000
     response = httpx.post(f"{api.url}/geo/", content=json.dumps({**GEO, long_key: 1}), timeout=10)
