@@ -14,7 +14,7 @@ from devstack.environment import platform_env, process_env, shell_exports, write
 from devstack.log import step
 from devstack.orphan_backfills import BACKFILL_ATTEMPTS, discard_from_outside
 from devstack.secrets import renew_short_jwt_secret
-from devstack.services import SERVICES, Service, service
+from devstack.services import SERVICES, HealthUnknown, Service, service
 
 
 def _start(svc: Service) -> None:
@@ -80,7 +80,9 @@ def _state(svc: Service) -> tuple[str, str]:
         return ("leftover", str(min(p.pid for p in left))) if left else ("stopped", "-")
     try:
         ok = svc.healthy()
-    except Exception:  # any failure of the probe means "not healthy"
+    except HealthUnknown:
+        return "unknown", str(proc.pid)
+    except Exception:  # any other failure of the probe means "not healthy"
         ok = False
     return ("healthy" if ok else "unhealthy"), str(proc.pid)
 
@@ -106,6 +108,8 @@ def cmd_status(_: argparse.Namespace) -> None:
             "leftover: the service's recorded process exited and left processes running; make up or make down "
             "stops them"
         )
+    if any(r[1] == "unknown" for r in rows):
+        print("unknown: the airflow-api-server reports these components' health, and it does not answer")
     if any(r[1] != "healthy" for r in rows):
         sys.exit(1)
 
@@ -183,8 +187,15 @@ def main(argv: list[str] | None = None) -> None:
         step(f"error: {exc.filename or exc} not found ({hint})")
         sys.exit(2)
     except KeyboardInterrupt:
-        step("interrupted: what was started keeps running; `make up` goes on from there, `make down` stops it")
+        step(interrupted_message(args.command))
         sys.exit(130)
+
+
+def interrupted_message(command: str) -> str:
+    """What an interrupted command leaves, and what to run next."""
+    if command in ("down", "stop"):
+        return "interrupted: what was not stopped yet keeps running; run it again to stop the rest"
+    return "interrupted: what was started keeps running; `make up` goes on from there, `make down` stops it"
 
 
 if __name__ == "__main__":

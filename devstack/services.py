@@ -243,12 +243,26 @@ def _airflow_version() -> str:
     return version("apache-airflow")
 
 
-def _airflow_component_healthy(component: str) -> Callable[[], bool]:
-    """Health of one Airflow component as the api-server reports it (heartbeats in the metadata database)."""
+class HealthUnknown(Exception):
+    """The api-server, which reports the health of the other Airflow components, does not answer."""
+
+
+def _airflow_component_healthy(component: str, reported_by_itself: bool = False) -> Callable[[], bool]:
+    """Health of one Airflow component as the api-server reports it (heartbeats in the metadata database).
+
+    When the api-server does not answer, that is its own ill health (``reported_by_itself``), and HealthUnknown for
+    the others.
+    """
 
     def check() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{PORTS['airflow']}/api/v2/monitor/health", timeout=3) as resp:
-            health = json.load(resp)
+        url = f"http://127.0.0.1:{PORTS['airflow']}/api/v2/monitor/health"
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                health = json.load(resp)
+        except OSError as error:  # refused, timed out, or an HTTP error status
+            if reported_by_itself:
+                raise
+            raise HealthUnknown(f"the api-server does not answer at {url}: {error}") from error
         return (health.get(component) or {}).get("status") == "healthy"
 
     return check
@@ -301,7 +315,7 @@ SERVICES: tuple[Service, ...] = (
         (PORTS["airflow"],),
         f"http://127.0.0.1:{PORTS['airflow']}",
         _airflow("api-server", "--host", "127.0.0.1", "--port", str(PORTS["airflow"]), "--workers", "1"),
-        _airflow_component_healthy("metadatabase"),
+        _airflow_component_healthy("metadatabase", reported_by_itself=True),
         timeout=180,
         prepare=_airflow_prepare,
         secrets=AIRFLOW_SIGNING,

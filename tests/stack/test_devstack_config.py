@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
 import subprocess
 import warnings
@@ -383,3 +384,36 @@ def test_an_interrupted_command_says_what_keeps_running_instead_of_a_traceback(m
         cli.main(["up"])
     assert exited.value.code == 130
     assert "interrupted: what was started keeps running" in capsys.readouterr().err
+
+
+def test_an_interrupted_down_says_to_run_it_again(monkeypatch, capsys):
+    def interrupted(_args) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_down", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["down"])
+    assert exited.value.code == 130
+    assert "what was not stopped yet keeps running; run it again" in capsys.readouterr().err
+
+
+def test_with_the_api_server_silent_its_components_health_is_unknown_not_bad(stack_env, monkeypatch, capsys):
+    with socket.socket() as closed:  # a port nothing listens on once the socket is closed
+        closed.bind(("127.0.0.1", 0))
+        silent_port = closed.getsockname()[1]
+    monkeypatch.setitem(services.PORTS, "airflow", silent_port)
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["status"])
+
+    assert exited.value.code == 1
+    out = capsys.readouterr().out
+    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:] if line.startswith(("airflow", "api"))}
+    assert states == {
+        "airflow-api-server": "unhealthy",
+        "airflow-scheduler": "unknown",
+        "airflow-dag-processor": "unknown",
+        "airflow-triggerer": "unknown",
+        "api": "healthy",
+    }
+    assert "unknown: the airflow-api-server reports these components' health, and it does not answer" in out
