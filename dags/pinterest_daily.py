@@ -79,9 +79,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 
 from include.backfill import ANALYTICS_TASK_ID, DAG_ID
+from include.lake import S3_BUCKET_PATTERN
 from include.records import ENTITIES, Entity
 from include.settings import PlatformSettings
-from include.topics import topic_name
+from include.topics import TOPIC_PREFIX_MAX_LENGTH, TOPIC_PREFIX_PATTERN, topic_name
 from plugins.lake_assets import emit, lake_alias, lake_asset
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator
 
@@ -107,18 +108,6 @@ DRAIN_TIMEOUT = timedelta(hours=2)
 """Of one try of a drain or the quality gate; the benchmark drains a million records in seconds."""
 SPARK_TIMEOUT = timedelta(hours=4)
 """Of one try of a Spark job; a timeout kills spark-submit (the operator's on_kill) and is retried."""
-
-S3_BUCKET_PATTERN = (
-    r"^(?!.*\n)"  # one line: JSON schema matches with re.search, whose $ also matches before a final newline
-    r"(?!xn--|sthree-|amzn-s3-demo-)"  # reserved prefixes
-    r"(?!.*(?:-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$)"  # reserved suffixes
-    r"(?!.*\.\.)"  # no two adjacent periods
-    r"(?!\d+\.\d+\.\d+\.\d+$)"  # not an IP address
-    r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"  # 3-63 lowercase letters, digits, dots, hyphens; a letter or digit at each end
-)
-KAFKA_TOPIC_MAX_LENGTH = 249
-TOPIC_PREFIX_MAX_LENGTH = KAFKA_TOPIC_MAX_LENGTH - max(len(topic_name("", entity)) for entity in ENTITIES)
-TOPIC_PREFIX_PATTERN = r"^(?!.*\n)[a-zA-Z0-9._-]+$"  # the characters Kafka allows in a topic name
 
 
 def _interval(context: dict[str, Any]) -> Interval:

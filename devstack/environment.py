@@ -7,10 +7,13 @@ import os
 import shlex
 from collections.abc import Mapping
 
+from pydantic import ValidationError
+
 from devstack import paths
 from devstack.ports import PORTS
+from devstack.processes import StackError
 from devstack.secrets import GENERATED, load_secrets, write_env_file, write_private_file
-from include.settings import S3_CLIENT_CONFIG
+from include.settings import S3_CLIENT_CONFIG, PlatformSettings
 
 AIRFLOW_USERNAME = "admin"
 
@@ -18,7 +21,7 @@ AIRFLOW_USERNAME = "admin"
 def platform_env() -> dict[str, str]:
     """Settings read by include.settings, the API, the DAGs and the tests."""
     s = load_secrets()
-    return {
+    env = {
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{PORTS['kafka']}",
         "PINTEREST_TOPIC_PREFIX": os.environ.get("PINTEREST_TOPIC_PREFIX", "pinterest"),
         "KAFKA_TOPIC_PARTITIONS": os.environ.get("KAFKA_TOPIC_PARTITIONS", "3"),
@@ -33,6 +36,17 @@ def platform_env() -> dict[str, str]:
         "AIRFLOW_PASSWORD": s["AIRFLOW_PASSWORD"],
         "SPARK_CDS_ARCHIVE": str(paths.SPARK_CDS_ARCHIVE),
     }
+    refuse_bad_settings(env)
+    return env
+
+
+def refuse_bad_settings(env: Mapping[str, str]) -> None:
+    """StackError naming each platform setting of ``env`` that the components would refuse at start."""
+    try:
+        PlatformSettings(**env)
+    except ValidationError as error:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+        raise StackError(f"bad setting: {problems}") from None
 
 
 def airflow_env(platform: dict[str, str]) -> dict[str, str]:

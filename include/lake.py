@@ -26,6 +26,16 @@ LOCK_NAME = "_drain.lock"
 SOURCE_NAME = "_source.json"
 PUBLISHED_NAME = "_published"  # beside the results under analytics/, and no result's name (those have no "_")
 
+# S3's bucket naming rules, as a JSON-schema pattern (the DAG's param) that re.search also applies (the settings)
+S3_BUCKET_PATTERN = (
+    r"^(?!.*\n)"  # one line: JSON schema matches with re.search, whose $ also matches before a final newline
+    r"(?!xn--|sthree-|amzn-s3-demo-)"  # reserved prefixes
+    r"(?!.*(?:-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$)"  # reserved suffixes
+    r"(?!.*\.\.)"  # no two adjacent periods
+    r"(?!\d+\.\d+\.\d+\.\d+$)"  # not an IP address
+    r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"  # 3-63 lowercase letters, digits, dots, hyphens; a letter or digit at each end
+)
+
 
 def partition_prefix(zone: Zone, name: str, day: date) -> str:
     """Key prefix of one daily partition, ending in ``/``."""

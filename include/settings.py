@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from include.lake import S3_BUCKET_PATTERN
 from include.records import Entity
-from include.topics import topic_name
+from include.topics import TOPIC_PREFIX_MAX_LENGTH, TOPIC_PREFIX_PATTERN, topic_name
 
 # botocore signs the SHA-256 of every upload body on a plain-http endpoint (the local MinIO), which costs as
 # much CPU as the drain's own checksum; the CRC32 checksum of each request already guards the bytes.
@@ -35,6 +37,29 @@ class PlatformSettings(BaseSettings):
     aws_access_key_id: SecretStr | None = Field(None, validation_alias="AWS_ACCESS_KEY_ID")
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias="AWS_SECRET_ACCESS_KEY")
     aws_region: str = Field("us-east-1", validation_alias="AWS_DEFAULT_REGION")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _kafka_topic_prefix(cls, value: str) -> str:
+        """Every ``<prefix>.<entity>`` must be a topic name Kafka accepts."""
+        if len(value) > TOPIC_PREFIX_MAX_LENGTH or not re.search(TOPIC_PREFIX_PATTERN, value):
+            raise ValueError(
+                f"PINTEREST_TOPIC_PREFIX {value!r} is not a topic prefix: 1 to {TOPIC_PREFIX_MAX_LENGTH} of the "
+                "characters Kafka allows in a topic name (a-z A-Z 0-9 . _ -)"
+            )
+        return value
+
+    @field_validator("lake_bucket")
+    @classmethod
+    def _s3_bucket_name(cls, value: str) -> str:
+        """The lake's bucket must follow S3's naming rules (checked here, before any request is made)."""
+        if not re.search(S3_BUCKET_PATTERN, value):
+            raise ValueError(
+                f"LAKE_BUCKET {value!r} is not an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, a "
+                "letter or digit at each end, no '..', not an IP address, no reserved prefix (xn--, sthree-, "
+                "amzn-s3-demo-) or suffix (-s3alias, --ol-s3, .mrap, --x-s3, --table-s3)"
+            )
+        return value
 
     @field_validator("lake_first_day", mode="before")
     @classmethod

@@ -5,12 +5,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 
+from include.records import ENTITIES
+
 DEFAULT_RETENTION_MS = 90 * 24 * 3600 * 1000  # long enough for seeded history and backfills of past days
 
 
 def topic_name(prefix: str, entity: str) -> str:
     """The Kafka topic of an entity under a prefix, e.g. ``pinterest.pin``."""
     return f"{prefix}.{entity}"
+
+
+KAFKA_TOPIC_MAX_LENGTH = 249
+TOPIC_PREFIX_MAX_LENGTH = KAFKA_TOPIC_MAX_LENGTH - max(len(topic_name("", entity)) for entity in ENTITIES)
+# the characters Kafka allows in a topic name; one line (JSON schema matches with re.search, whose $ also
+# matches before a final newline)
+TOPIC_PREFIX_PATTERN = r"^(?!.*\n)[a-zA-Z0-9._-]+$"
 
 
 def retention_ms(environ: Mapping[str, str]) -> int:

@@ -122,12 +122,12 @@ def test_a_deleted_sqlite_database_is_migrated_again(private_state, monkeypatch,
 def test_env_output_survives_eval_whatever_the_values_hold(private_state, monkeypatch, capsys, tmp_path):
     password = 'it\'s $(touch pwned) `touch pwned` "q" a;b & c\\d * ~'
     monkeypatch.setenv("MINIO_ROOT_PASSWORD", password)
-    monkeypatch.setenv("LAKE_BUCKET", "a lake")
+    monkeypatch.setenv("LAKE_BUCKET", "a.lake-1")
     cli.main(["env"])
     exports = capsys.readouterr().out
     script = 'eval "$1" && printf "%s|%s" "$AWS_SECRET_ACCESS_KEY" "$LAKE_BUCKET"'
     shown = subprocess.run(["bash", "-c", script, "_", exports], capture_output=True, text=True, cwd=tmp_path)
-    assert shown.stdout == f"{password}|a lake", shown.stderr
+    assert shown.stdout == f"{password}|a.lake-1", shown.stderr
     assert not (tmp_path / "pwned").exists()
 
 
@@ -417,3 +417,11 @@ def test_with_the_api_server_silent_its_components_health_is_unknown_not_bad(sta
         "api": "healthy",
     }
     assert "unknown: the airflow-api-server reports these components' health, and it does not answer" in out
+
+
+def test_a_setting_the_components_would_refuse_stops_the_stack_manager_naming_it(monkeypatch, capsys):
+    monkeypatch.setenv("PINTEREST_TOPIC_PREFIX", "my topics")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["env"])
+    assert exited.value.code == 2
+    assert "error: bad setting: PINTEREST_TOPIC_PREFIX 'my topics' is not a topic prefix" in capsys.readouterr().err

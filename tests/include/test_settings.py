@@ -1,0 +1,42 @@
+"""The platform's settings refuse a lake bucket or topic prefix that S3 or Kafka would refuse, naming the variable."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from include.settings import PlatformSettings
+
+
+@pytest.mark.parametrize("bucket", ["pinterest-lake", "abc", "a.b-c9", "x" * 63])
+def test_a_bucket_s3_accepts_is_taken(monkeypatch: pytest.MonkeyPatch, bucket: str) -> None:
+    monkeypatch.setenv("LAKE_BUCKET", bucket)
+    assert PlatformSettings().lake_bucket == bucket
+
+
+@pytest.mark.parametrize(
+    "bucket",
+    ["Pinterest-Lake", "lake_1", "ab", "x" * 64, "-lake", "lake-", "a..b", "10.0.0.1", "xn--lake", "lake-s3alias",
+     "lake\n", "lake bucket"],
+)  # fmt: skip
+def test_a_bucket_s3_refuses_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, bucket: str) -> None:
+    monkeypatch.setenv("LAKE_BUCKET", bucket)
+    with pytest.raises(ValidationError, match=re.escape(f"LAKE_BUCKET {bucket!r} is not an S3 bucket name")):
+        PlatformSettings()
+
+
+@pytest.mark.parametrize("prefix", ["pinterest", "test-abc_1.X", "p" * 244])
+def test_a_topic_prefix_kafka_accepts_is_taken(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    monkeypatch.setenv("PINTEREST_TOPIC_PREFIX", prefix)
+    assert PlatformSettings().topic("user") == f"{prefix}.user"  # 249 characters at most: Kafka's limit
+
+
+@pytest.mark.parametrize("prefix", ["", "my topics", "p" * 245, "pinterést", "pins/daily", "pins\n"])
+def test_a_topic_prefix_kafka_refuses_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    monkeypatch.setenv("PINTEREST_TOPIC_PREFIX", prefix)
+    with pytest.raises(ValidationError, match=re.escape(f"PINTEREST_TOPIC_PREFIX {prefix!r:.40}")):
+        PlatformSettings()
