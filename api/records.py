@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from email.message import Message
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 ACCEPTED = "accepted"
 """What ``count`` is given for records Kafka stored."""
 NOT_JSON = "not_json"
-"""The rejection reason of a body that is not JSON, or is declared (Content-Type) as another type."""
+"""The rejection reason of a body that is not JSON, or is declared as another type, in another charset than UTF-8 or
+compressed."""
 INVALID = "invalid"
 """The rejection reason of a record that fails validation."""
 TOO_LARGE = "too_large"
@@ -105,23 +107,35 @@ def _refused_format(request: Request) -> str | None:
 
     JSON is all they take: a body without Content-Type is taken as JSON (clients that send raw bytes often declare
     nothing); ``curl -d`` declares a form (application/x-www-form-urlencoded): refused. JSON is UTF-8 (RFC 8259), so a
-    declared charset other than UTF-8 is refused rather than read as UTF-8 (cp1252 text would be stored changed), and
-    so is a compressed body (the endpoints do not decompress).
+    declared charset other than UTF-8 (or its subset US-ASCII) is refused rather than read as UTF-8 (cp1252 text would
+    be stored changed), and so is a compressed body (the endpoints do not decompress).
     """
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding != "identity":
-        return f"Content-Encoding {encoding!r} is not supported: send the JSON uncompressed"
-    declared = request.headers.get("content-type")
-    if declared is None:
+    codings = [
+        coding.strip().lower()
+        for line in request.headers.getlist("content-encoding")
+        for coding in line.split(",")
+        if coding.strip()  # empty list elements are ignored (RFC 9110 5.6.1)
+    ]
+    if compressed := [coding for coding in codings if coding != "identity"]:
+        return f"Content-Encoding {_shortened(compressed[0])!r} is not supported: send the JSON uncompressed"
+    declared = request.headers.getlist("content-type")
+    if not declared:
         return None
-    media_type, *parameters = (part.strip() for part in declared.split(";"))
-    if media_type.lower() != JSON:
-        return f"Content-Type must be {JSON}, got {media_type.lower()!r}"
-    for name, _, value in (parameter.partition("=") for parameter in parameters):
-        charset = value.strip().strip('"').lower()
-        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
-            return f"the charset of {JSON} must be utf-8 (JSON is UTF-8), got {charset!r}"
+    if len(declared) > 1:
+        return "Content-Type is given more than once"
+    header = Message()
+    header["content-type"] = declared[0]
+    media_type = (header.get_params() or [("", "")])[0][0].strip().lower()
+    if media_type != JSON:
+        return f"Content-Type must be {JSON}, got {_shortened(media_type)!r}"
+    charset = header.get_param("charset")
+    if charset is not None and str(charset).strip().lower() not in UTF8_CHARSETS:
+        return f"the charset of {JSON} must be utf-8 (JSON is UTF-8), got {_shortened(str(charset))!r}"
     return None
+
+
+UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
+"""Charsets whose bytes read as UTF-8 give the text the client meant."""
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -244,8 +258,8 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
     )
     async def ingest_one(request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
         request_id = request_id_var.get()
-        if (refusal := _refused_format(request)) is not None:
-            return _unsupported(entity, refusal)
+        if (bad_format := _refused_format(request)) is not None:
+            return _unsupported(entity, bad_format)
         body = await request.body()
         try:
             record = model.model_validate_json(body)
@@ -292,8 +306,8 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
     )
     async def ingest_batch(request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
         request_id = request_id_var.get()
-        if (refusal := _refused_format(request)) is not None:
-            return _unsupported(entity, refusal)
+        if (bad_format := _refused_format(request)) is not None:
+            return _unsupported(entity, bad_format)
         body = await request.body()
         try:
             items = from_json(body)

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from devstack import install, paths, processes
-from devstack.environment import platform_env, process_env, shell_exports, write_stack_env
+from devstack.environment import platform_env, process_env, refuse_bad_settings, shell_exports, write_stack_env
 from devstack.log import step
 from devstack.orphan_backfills import BACKFILL_ATTEMPTS, discard_from_outside
 from devstack.secrets import renew_short_jwt_secret
@@ -49,6 +49,7 @@ def _renew_short_jwt_secret() -> None:
 
 
 def cmd_up(_: argparse.Namespace) -> None:
+    refuse_bad_settings(os.environ)  # before minutes of installing
     install.install_all()
     _renew_short_jwt_secret()
     write_stack_env()

@@ -40,12 +40,19 @@ def platform_env() -> dict[str, str]:
     return env
 
 
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """One refused setting in words, naming its variable (the platform's own checks already do)."""
+    message = message.removeprefix("Value error, ")
+    name = ".".join(map(str, loc))
+    return message if message.startswith(name) else f"{name}: {message}"
+
+
 def refuse_bad_settings(env: Mapping[str, str]) -> None:
     """StackError naming each platform setting of ``env`` that the components would refuse at start."""
     try:
         PlatformSettings(**env)
     except ValidationError as error:
-        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+        problems = "; ".join(_problem(e["loc"], str(e["msg"])) for e in error.errors())
         raise StackError(f"bad setting: {problems}") from None
 
 

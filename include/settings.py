@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from include.lake import S3_BUCKET_PATTERN
 from include.records import Entity
-from include.topics import TOPIC_PREFIX_MAX_LENGTH, TOPIC_PREFIX_PATTERN, topic_name
+from include.topics import check_topic_prefix, topic_name
 
 # botocore signs the SHA-256 of every upload body on a plain-http endpoint (the local MinIO), which costs as
 # much CPU as the drain's own checksum; the CRC32 checksum of each request already guards the bytes.
@@ -42,12 +42,7 @@ class PlatformSettings(BaseSettings):
     @classmethod
     def _kafka_topic_prefix(cls, value: str) -> str:
         """Every ``<prefix>.<entity>`` must be a topic name Kafka accepts."""
-        if len(value) > TOPIC_PREFIX_MAX_LENGTH or not re.search(TOPIC_PREFIX_PATTERN, value):
-            raise ValueError(
-                f"PINTEREST_TOPIC_PREFIX {value!r} is not a topic prefix: 1 to {TOPIC_PREFIX_MAX_LENGTH} of the "
-                "characters Kafka allows in a topic name (a-z A-Z 0-9 . _ -)"
-            )
-        return value
+        return check_topic_prefix(value)
 
     @field_validator("lake_bucket")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping, Sequence
 
 from include.records import ENTITIES
@@ -20,6 +21,16 @@ TOPIC_PREFIX_MAX_LENGTH = KAFKA_TOPIC_MAX_LENGTH - max(len(topic_name("", entity
 # the characters Kafka allows in a topic name; one line (JSON schema matches with re.search, whose $ also
 # matches before a final newline)
 TOPIC_PREFIX_PATTERN = r"^(?!.*\n)[a-zA-Z0-9._-]+$"
+
+
+def check_topic_prefix(prefix: str, name: str = "PINTEREST_TOPIC_PREFIX") -> str:
+    """``prefix`` when every ``<prefix>.<entity>`` is a topic name Kafka accepts, else ValueError naming ``name``."""
+    if len(prefix) > TOPIC_PREFIX_MAX_LENGTH or not re.search(TOPIC_PREFIX_PATTERN, prefix):
+        raise ValueError(
+            f"{name} {prefix!r} is not a topic prefix: 1 to {TOPIC_PREFIX_MAX_LENGTH} of the characters Kafka allows "
+            "in a topic name (a-z A-Z 0-9 . _ -)"
+        )
+    return prefix
 
 
 def retention_ms(environ: Mapping[str, str]) -> int:

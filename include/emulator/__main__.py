@@ -19,6 +19,7 @@ from include.emulator.post import ApiUnreachableError, PostSummary, check_api, p
 from include.emulator.seed import SeedError, SeedReport, check_kafka, seed_kafka
 from include.records import ENTITIES
 from include.settings import PlatformSettings
+from include.topics import check_topic_prefix
 
 console = Console(stderr=True)
 
@@ -27,6 +28,14 @@ def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     )
+
+
+def _topic_prefix(text: str) -> str:
+    """A --topic-prefix Kafka accepts, as PINTEREST_TOPIC_PREFIX must be."""
+    try:
+        return check_topic_prefix(text, "--topic-prefix")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     seed.add_argument("--to", dest="last_day", type=date.fromisoformat, required=True, help="last UTC day (included)")
     seed.add_argument("--per-day", type=int, required=True, help="triples per day")
     seed.add_argument("--seed", type=int, default=0)
-    seed.add_argument("--topic-prefix", help="topic prefix (default PINTEREST_TOPIC_PREFIX)")
+    seed.add_argument("--topic-prefix", type=_topic_prefix, help="topic prefix (default PINTEREST_TOPIC_PREFIX)")
     args = parser.parse_args(argv)
     if args.command == "post" and args.count is None and args.duration is None:
         args.count = 100

@@ -7,6 +7,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
+from include.emulator.__main__ import parse_args
 from include.settings import PlatformSettings
 
 
@@ -40,3 +41,12 @@ def test_a_topic_prefix_kafka_refuses_is_refused_naming_the_variable(
     monkeypatch.setenv("PINTEREST_TOPIC_PREFIX", prefix)
     with pytest.raises(ValidationError, match=re.escape(f"PINTEREST_TOPIC_PREFIX {prefix!r:.40}")):
         PlatformSettings()
+
+
+def test_the_emulators_topic_prefix_follows_the_same_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    seed = ["seed-kafka", "--from", "2024-01-01", "--to", "2024-01-02", "--per-day", "1"]
+    with pytest.raises(SystemExit) as exited:
+        parse_args([*seed, "--topic-prefix", "my topics"])
+    assert exited.value.code == 2
+    assert "--topic-prefix 'my topics' is not a topic prefix" in capsys.readouterr().err
+    assert parse_args([*seed, "--topic-prefix", "my-topics"]).topic_prefix == "my-topics"

@@ -425,3 +425,10 @@ def test_a_setting_the_components_would_refuse_stops_the_stack_manager_naming_it
         cli.main(["env"])
     assert exited.value.code == 2
     assert "error: bad setting: PINTEREST_TOPIC_PREFIX 'my topics' is not a topic prefix" in capsys.readouterr().err
+
+
+def test_a_setting_refused_by_its_type_is_named_too(monkeypatch, capsys):
+    monkeypatch.setenv("KAFKA_TOPIC_PARTITIONS", "three")
+    with pytest.raises(SystemExit):
+        cli.main(["env"])
+    assert "error: bad setting: KAFKA_TOPIC_PARTITIONS: Input should be a valid integer" in capsys.readouterr().err
