@@ -375,26 +375,22 @@ def test_the_api_counts_as_healthy_only_when_ready_to_accept_records(monkeypatch
     assert probed == ["http://127.0.0.1:8000/ready"]
 
 
-def test_an_interrupted_command_says_what_keeps_running_instead_of_a_traceback(monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("up", "interrupted: what was started keeps running"),
+        ("down", "what was not stopped yet keeps running; run it again"),
+    ],
+)
+def test_an_interrupted_command_says_what_keeps_running_instead_of_a_traceback(monkeypatch, capsys, command, says):
     def interrupted(_args) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_up", interrupted)
+    monkeypatch.setattr(cli, f"cmd_{command}", interrupted)
     with pytest.raises(SystemExit) as exited:
-        cli.main(["up"])
+        cli.main([command])
     assert exited.value.code == 130
-    assert "interrupted: what was started keeps running" in capsys.readouterr().err
-
-
-def test_an_interrupted_down_says_to_run_it_again(monkeypatch, capsys):
-    def interrupted(_args) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli, "cmd_down", interrupted)
-    with pytest.raises(SystemExit) as exited:
-        cli.main(["down"])
-    assert exited.value.code == 130
-    assert "what was not stopped yet keeps running; run it again" in capsys.readouterr().err
+    assert says in capsys.readouterr().err
 
 
 def test_with_the_api_server_silent_its_components_health_is_unknown_not_bad(stack_env, monkeypatch, capsys):
