@@ -35,14 +35,16 @@ install: $(VENV)/.installed
 up: install
 	@$(PY) -m devstack up
 
-# Without the venv nothing can stop the stack: fail, naming what to do, while a recorded process still runs.
+# Without a venv that can import the stack manager (none yet, or one half installed) nothing can stop the stack:
+# fail, naming why and what to do, while a recorded process still runs.
 down:
-	@if [ -x $(PY) ]; then $(PY) -m devstack down; exit; fi; \
+	@if why=$$($(PY) -c 'import devstack.__main__' 2>&1); then $(PY) -m devstack down; exit; fi; \
 	running=$$(for f in .stack/pids/*.pid; do [ -e "$$f" ] && kill -0 "$$(cut -d' ' -f1 "$$f")" 2>/dev/null \
 		&& echo "$$(basename "$$f" .pid) (pid $$(cut -d' ' -f1 "$$f"))"; done); \
 	if [ -n "$$running" ]; then \
-		echo "make down: $(PY) is missing, so nothing was stopped; still running:" $$running >&2; \
-		echo "recreate the venv with 'make $(VENV)/.installed', then run 'make down' again" >&2; exit 1; fi
+		echo "make down: $(PY) cannot run the stack manager ($$(echo "$$why" | tail -n 1)), so nothing was" \
+			"stopped; still running:" $$running >&2; \
+		echo "complete the venv with 'make $(VENV)/.installed', then run 'make down' again" >&2; exit 1; fi
 
 status:
 	@$(PY) -m devstack status

@@ -54,6 +54,24 @@ def _states(status: str) -> dict[str, str]:
     return {s.name: listed.get(s.name, "not listed") for s in SERVICES}
 
 
+def test_down_without_a_usable_venv_stops_nothing_and_says_why(stack_env, tmp_path):
+    half_installed = tmp_path / "venv"  # a Python, but none of the stack manager's packages
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(half_installed)], check=True)
+    before = _pids()
+    result = subprocess.run(
+        ["make", "--no-print-directory", f"VENV={half_installed}", "down"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=paths.REPO,
+    )
+    assert result.returncode != 0
+    assert "cannot run the stack manager (ModuleNotFoundError: No module named" in result.stderr
+    assert all(f"{name} (pid {pid})" in result.stderr for name, pid in before.items())
+    assert f"make {half_installed}/.installed" in result.stderr
+    assert _pids() == before
+
+
 def test_port_taken_by_another_program_is_named():
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
