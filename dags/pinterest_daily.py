@@ -106,6 +106,9 @@ GRACE_WAIT_TIMEOUT = timedelta(minutes=GRACE_MAX_MINUTES + 60)
 POKE_TIMEOUT = timedelta(minutes=10)
 DRAIN_TIMEOUT = timedelta(hours=2)
 """Of one try of a drain or the quality gate; the benchmark drains a million records in seconds."""
+RUN_DAY_TEMPLATE = "{{ data_interval_start | ds if data_interval_start is defined else 'no-interval' }}"
+"""The run's day in a template; a run without a data interval has none of its keys in the context (the task then
+fails with interval_day's message, without retries)."""
 SPARK_TIMEOUT = timedelta(hours=4)
 """Of one try of a Spark job; a timeout kills spark-submit (the operator's on_kill) and is retried."""
 
@@ -140,15 +143,16 @@ def _refuse_unknown_conf(context: dict[str, Any]) -> None:
         raise AirflowFailException(str(exc)) from exc
 
 
-def _raw_extra(report: QualityReport, bucket: str, run_id: str) -> dict[str, Any]:
-    """The event of a raw partition that passed the gate: its day, status and records, and whether run ``run_id``
-    drained it (``outcome``: ``drained``) or kept the partition of an earlier run (``kept_existing``)."""
+def _raw_extra(report: QualityReport, bucket: str, outcome: str) -> dict[str, Any]:
+    """The event of a raw partition that passed the gate: its day, status and records, and the ``outcome`` of this
+    run's drain (``drained``, or ``kept_existing``: the partition of an earlier try or run kept). A backfill that
+    reprocesses a day reuses its run and run id, so the manifest's run id cannot tell the two apart."""
     return {
         "dt": report.dt.isoformat(),
         "bucket": bucket,
         "status": report.status,
         "records": report.metrics.record_count,
-        "outcome": "drained" if report.manifest_run_id == run_id else "kept_existing",
+        "outcome": outcome,
     }
 
 
@@ -236,6 +240,7 @@ with DAG(
         grace = timedelta(minutes=params["lateness_grace_minutes"])
         return interval.seconds_to_wait(datetime.now(UTC), grace) == 0
 
+    drained: dict[str, Any] = {}  # per entity, its drain task's result, for the gate
     with TaskGroup("drain", tooltip="one drain per entity topic") as drains:
         for entity in ENTITIES:
 
@@ -246,6 +251,8 @@ with DAG(
                 from airflow.sdk.exceptions import AirflowFailException
 
                 from include.drain import (
+                    BadManifestError,
+                    CompactedTopicError,
                     DataExpiredError,
                     DrainRequest,
                     DrainSettings,
@@ -273,6 +280,8 @@ with DAG(
                 try:
                     result = drain(_s3_client(), _bootstrap_servers(), request)
                 except (
+                    BadManifestError,
+                    CompactedTopicError,
                     DataExpiredError,
                     IncompleteDayError,
                     QuarantineThresholdError,
@@ -291,13 +300,14 @@ with DAG(
                     "manifest": result.manifest_key,
                 }
 
-            drain_entity()
+            drained[entity] = drain_entity()
 
     @task(execution_timeout=DRAIN_TIMEOUT, outlets=[lake_alias("raw", entity) for entity in ENTITIES])
-    def quality_gate(params: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def quality_gate(params: dict[str, Any], drained: dict[str, dict[str, Any]], **context: Any) -> dict[str, Any]:
         """Check every entity's raw partition of the day; write _dq.json; fail above the thresholds.
 
-        Once the day has passed, emit each entity's raw Asset event: before, the day is not ready for readers.
+        Once the day has passed, emit each entity's raw Asset event (with its drain's outcome, from ``drained``):
+        before, the day is not ready for readers.
         """
         import botocore.exceptions
         from airflow.sdk.exceptions import AirflowFailException
@@ -320,18 +330,18 @@ with DAG(
                 context,
                 lake_alias("raw", entity),
                 [lake_asset(bucket, "raw", entity)],
-                _raw_extra(report, bucket, context["run_id"]),
+                _raw_extra(report, bucket, drained[entity]["outcome"]),
             )
         return {entity: report.metrics.model_dump() for entity, report in reports.items()}
 
-    gate = quality_gate()
+    gate = quality_gate(drained=drained)
 
     clean = LakeSparkSubmitOperator(
         task_id="spark_clean",
         doc_md="Spark: raw/<entity>/dt=<day>/ (files from the manifest) -> clean/<entity>/dt=<day>/ (Parquet).",
         application=CLEAN_JOB,
         bucket="{{ params.lake_bucket }}",
-        name="pinterest-clean-{{ data_interval_start | ds }}",
+        name="pinterest-clean-" + RUN_DAY_TEMPLATE,
         driver_memory="1g",
         asset_alias=lake_alias("clean"),
         execution_timeout=SPARK_TIMEOUT,
@@ -341,9 +351,10 @@ with DAG(
         doc_md="Spark: the analytics as of <day> over all clean data up to it -> analytics/<query>/dt=<day>/.",
         application=ANALYTICS_JOB,
         bucket="{{ params.lake_bucket }}",
-        name="pinterest-analytics-{{ data_interval_start | ds }}",
+        name="pinterest-analytics-" + RUN_DAY_TEMPLATE,
         first_day="{{ params.lake_first_day or '' }}",  # per run, as the bucket is
-        logical_date="{{ logical_date.isoformat() if logical_date else '' }}",  # how a clear selects this run
+        # how a clear selects this run; none without a logical date
+        logical_date="{{ logical_date.isoformat() if logical_date is defined and logical_date else '' }}",
         driver_memory="1g",
         asset_alias=lake_alias("analytics"),
         execution_timeout=SPARK_TIMEOUT,

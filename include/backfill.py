@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import shlex
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
+from typing import Any
 
 DAG_ID = "pinterest_daily"  # the DAG that drains and cleans each day (dags/pinterest_daily.py)
 ANALYTICS_TASK_ID = "spark_analytics"  # its last task: the analytics as of the run's day
 
 
-def backfill_command(first: date, last: date, dag_id: str = DAG_ID) -> str:
-    """``airflow backfill create`` over ``first`` to ``last`` (both inclusive), one day at a time.
+def backfill_command(first: date, last: date, dag_id: str = DAG_ID, conf: Mapping[str, Any] | None = None) -> str:
+    """``airflow backfill create`` over ``first`` to ``last`` (both inclusive), one day at a time, with the runs'
+    ``conf`` (none: the DAG's defaults).
 
-    ``--reprocess-behavior completed`` redoes days that already have a finished run, and ``--dag-run-conf '{}'``
-    replaces the conf of a run it reuses: given none, Airflow leaves it as it was (a scratch ``lake_bucket``, say).
+    ``--reprocess-behavior completed`` redoes days that already have a finished run, and ``--dag-run-conf`` (``'{}'``
+    too) replaces the conf of a run it reuses: given none, Airflow leaves it as it was (a scratch ``lake_bucket``,
+    say).
     """
     return (
         f"airflow backfill create --dag-id {dag_id} --max-active-runs 1 --reprocess-behavior completed "
-        f"--dag-run-conf '{{}}' --from-date {first} --to-date {last}"
+        f"--dag-run-conf {shlex.quote(json.dumps(dict(conf or {})))} --from-date {first} --to-date {last}"
     )
 
 

@@ -12,9 +12,10 @@ spark-submit, and this operator also kills what spark-submit started on this wor
 Python outlives its JVM when it is stuck in Python code). The try then fails and is retried.
 
 The master comes from the Spark connection (``spark_default``): ``local[*]`` locally,
-``spark://spark-master:7077`` in docker-compose, with the same code. For YARN and Kubernetes masters the
-provider passes ``env_vars`` as ``--conf`` values, so the operator refuses to send a connection's credentials
-there.
+``spark://spark-master:7077`` in docker-compose, with the same code; without that connection the task fails
+(the provider would fall back to YARN). For YARN and Kubernetes masters the provider passes ``env_vars`` as
+``--conf`` values, and in cluster deploy mode it refuses them, so the operator refuses to send a connection's
+credentials there.
 """
 
 from __future__ import annotations
@@ -93,6 +94,15 @@ def spark_master(conn_type: str, host: str | None, port: int | None) -> str:
 def env_vars_become_conf(master: str) -> bool:
     """Whether the provider turns ``env_vars`` into ``--conf`` arguments for this master (its own test)."""
     return "yarn" in master or "k8s" in master
+
+
+def credentials_refusal(master: str, driver_here: bool) -> str | None:
+    """Why S3 credentials cannot travel to this master's job in spark-submit's environment, or None."""
+    if env_vars_become_conf(master):
+        return "would put env_vars on the spark-submit command line as --conf values"
+    if not driver_here:
+        return "takes no env_vars in cluster deploy mode (the provider refuses them)"
+    return None
 
 
 def zip_packages(root: Path, packages: Sequence[str], target: Path) -> Path:
@@ -227,11 +237,15 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         return s3a_conf(endpoint, region), credentials
 
     def master(self) -> str:
-        """The master of the Spark connection, as the provider's hook resolves it."""
+        """The master of the Spark connection, as the provider's hook resolves it; a missing connection fails the
+        task at once (the hook would fall back to ``yarn``)."""
         try:
             connection = BaseHook.get_connection(self._conn_id)
-        except AirflowNotFoundException:
-            return "yarn"
+        except AirflowNotFoundException as exc:
+            raise AirflowFailException(
+                f"the Spark connection {self._conn_id!r} is not defined: define it with the master as its host "
+                "(local[*] or spark://<host>:7077), e.g. AIRFLOW_CONN_SPARK_DEFAULT"
+            ) from exc
         return spark_master(connection.conn_type, connection.host, connection.port)
 
     def driver_runs_here(self) -> bool:
@@ -245,11 +259,11 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
     def execute(self, context: Any) -> None:
         conf, credentials = self.s3_access()
         master = self.master()
-        if credentials and env_vars_become_conf(master):
-            raise AirflowException(
-                f"Spark master {master!r} would put env_vars on the spark-submit command line as --conf values, "
-                f"so the S3 credentials of connection {self.aws_conn_id!r} cannot be passed to it: give the "
-                "cluster its own S3 credentials and remove login/password from that connection"
+        if credentials and (refusal := credentials_refusal(master, self.driver_runs_here())):
+            raise AirflowFailException(
+                f"Spark master {master!r} {refusal}, so the S3 credentials of connection {self.aws_conn_id!r} "
+                "cannot be passed to it: give the cluster its own S3 credentials and remove login/password from "
+                "that connection"
             )
         self.conf = {**DEFAULT_CONF, **class_data_conf(os.environ), **conf, **(self.conf or {})}
         day, bucket = self.day or interval_day(context), self.bucket or platform_settings().lake_bucket

@@ -110,12 +110,14 @@ def lake_state(spark: SparkSession, lake: Lake, day: date, first_day: date | Non
     return {entity: day_states(spark, lake, entity, day, first_day) for entity in ENTITIES}
 
 
-def days_to_read(day: date, state: LakeState, first_day: date | None = None) -> dict[Entity, list[date]]:
+def days_to_read(
+    day: date, state: LakeState, first_day: date | None = None, bucket: str | None = None
+) -> dict[Entity, list[date]]:
     """Each entity's clean days to read as of ``day`` (none before ``first_day``); raises MissingCleanDataError when
-    any needed day is not ready."""
+    any needed day of the lake (in ``bucket``) is not ready."""
     problems = {entity: found for entity, states in state.items() if (found := readiness(day, states, first_day))}
     if problems:
-        raise MissingCleanDataError(readiness_message(day, problems, first_day))
+        raise MissingCleanDataError(readiness_message(day, problems, first_day, bucket))
     # exactly the days readiness() checked (a clean partition before the first needed day is not read)
     return {entity: days_between(first_needed_day(day, states, first_day), day) for entity, states in state.items()}
 
@@ -254,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     spark = build_session(f"analytics {args.date}")
     with job_lease(spark, lake, "analytics", args.date, args.run_id, args.attempt) as lease:
         before = lake_state(spark, lake, args.date, args.first_day)
-        days = days_to_read(args.date, before, args.first_day)
+        days = days_to_read(args.date, before, args.first_day, None if args.lake_root else args.bucket)
         pins, geos, users = (read_clean(spark, lake, entity, days[entity]) for entity in ENTITIES)
         results = computed(spark, all_results(pins, geos, users))
         # a clean job rewriting a day while it was read (another run) may have left a mix: write nothing, retry

@@ -87,8 +87,11 @@ def readiness(day: date, states: Mapping[date, DayState], first_day: date | None
     return found
 
 
-def readiness_message(day: date, problems: Mapping[Entity, Readiness], first_day: date | None = None) -> str:
-    """The error naming, per kind of problem, each entity's days and what to do."""
+def readiness_message(
+    day: date, problems: Mapping[Entity, Readiness], first_day: date | None = None, bucket: str | None = None
+) -> str:
+    """The error naming, per kind of problem, each entity's days and what to do (in the lake of ``bucket``: its
+    backfill commands drain into that bucket)."""
 
     def listing(days_of: Callable[[Readiness], list[date]]) -> str:
         return "; ".join(f"{e}: {', '.join(map(str, days_of(r)))}" for e, r in problems.items() if days_of(r))
@@ -97,7 +100,8 @@ def readiness_message(day: date, problems: Mapping[Entity, Readiness], first_day
     if text := listing(lambda r: r.never_drained):
         # a run drains every entity of its day: one backfill per run of consecutive days, over all entities
         missing = {d for found in problems.values() for d in found.never_drained}
-        commands = " and ".join(backfill_command(first, last) for first, last in consecutive_runs(missing))
+        conf = {"lake_bucket": bucket} if bucket else None
+        commands = " and ".join(backfill_command(first, last, conf=conf) for first, last in consecutive_runs(missing))
         since = f"the lake's first day {first_day}" if first_day else "an entity's first drained day"
         parts.append(
             f"days never drained: {text}; backfill them first ({commands}): each day from {since} up to {day} "

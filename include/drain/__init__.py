@@ -14,6 +14,8 @@ _MODULE_OF = {
     **dict.fromkeys(["DrainRequest", "DrainResult", "DrainSettings", "drain"], "engine"),
     **dict.fromkeys(
         [
+            "BadManifestError",
+            "CompactedTopicError",
             "DataExpiredError",
             "DrainError",
             "IncompleteDayError",

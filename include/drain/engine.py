@@ -34,9 +34,11 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
+from pydantic import ValidationError
 
 from include import lake
 from include.drain.errors import (
+    BadManifestError,
     DataExpiredError,
     IncompleteDayError,
     LockLostError,
@@ -52,6 +54,7 @@ from include.drain.kafka_reader import (
     make_consumer,
     plan_partitions,
     read_range,
+    refuse_compacted,
     retention_floor_ms,
     topic_configs,
     topic_id,
@@ -241,12 +244,15 @@ def refuse_other_source(existing: Manifest | None, topic: str, bucket: str, raw_
 
 
 def _retention_floor(admin: AdminClient, topic: str, now: datetime) -> int | None:
-    """The topic's ``retention_floor_ms``; None (the offset checks alone) when its configuration is not readable."""
+    """The topic's ``retention_floor_ms`` (CompactedTopicError for a compacted topic); None (the offset checks
+    alone) when its configuration is not readable."""
     try:
-        return retention_floor_ms(topic_configs(admin, topic), epoch_ms(now))
+        configs = topic_configs(admin, topic)
     except TopicError as exc:
         log.warning("%s: judging retention by offsets alone", exc)
         return None
+    refuse_compacted(configs, topic)
+    return retention_floor_ms(configs, epoch_ms(now))
 
 
 def _require_bucket(s3: Any, bucket: str) -> None:
@@ -270,7 +276,14 @@ def _existing_manifest(s3: Any, bucket: str, key: str) -> tuple[Manifest | None,
         if is_missing(exc):
             return None, None
         raise
-    return Manifest.model_validate_json(reply["Body"].read()), reply["ETag"]
+    try:
+        return Manifest.model_validate_json(reply["Body"].read()), reply["ETag"]
+    except ValidationError as exc:
+        raise BadManifestError(
+            f"s3://{bucket}/{key} is not a manifest this drain can read ({exc.error_count()} problems, first: "
+            f"{exc.errors()[0]['msg']} at {'.'.join(map(str, exc.errors()[0]['loc'])) or 'the top'}): delete the "
+            "raw partition's objects (or restore the manifest) to drain the day again"
+        ) from exc
 
 
 def _accept_partial(

@@ -27,8 +27,18 @@ class MissingTopicError(TopicError):
     """The topic does not exist: a retry will not create it."""
 
 
+class CompactedTopicError(TopicError):
+    """The topic is compacted: compaction deletes records without moving the log start, so no drain can tell whether
+    Kafka still holds a whole day."""
+
+
 class SourceTopicError(DrainError):
     """The raw partition was drained from another topic name: replacing it is the operator's decision."""
+
+
+class BadManifestError(DrainError):
+    """The raw partition's ``_manifest.json`` is not a manifest the drain can read: replacing the partition is the
+    operator's decision."""
 
 
 class MissingBucketError(DrainError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from include.drain.errors import KafkaReadError, MissingTopicError, TopicError
+from include.drain.errors import CompactedTopicError, KafkaReadError, MissingTopicError, TopicError
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,28 @@ def make_consumer(bootstrap_servers: str) -> Consumer:
 
 
 def _offset_at(consumer: Consumer, topic: str, partition: int, timestamp_ms: int) -> int | None:
-    """Earliest offset whose timestamp is >= ``timestamp_ms``, or None when no such record exists."""
-    [found] = consumer.offsets_for_times([TopicPartition(topic, partition, timestamp_ms)], timeout=TIMEOUT_S)
+    """Earliest offset whose timestamp is >= ``timestamp_ms`` (before the epoch: the first), or None when no such
+    record exists."""
+    # Kafka refuses a negative timestamp (they mean "earliest" and "latest"); the epoch is before any record
+    wanted = TopicPartition(topic, partition, max(0, timestamp_ms))
+    try:
+        [found] = consumer.offsets_for_times([wanted], timeout=TIMEOUT_S)
+    except KafkaException as exc:
+        raise KafkaReadError(f"offsets_for_times failed on {topic}[{partition}]: {exc}") from exc
     if found.error is not None:
         raise KafkaReadError(f"offsets_for_times failed on {topic}[{partition}]: {found.error}")
     return found.offset if found.offset >= 0 else None
+
+
+def refuse_compacted(configs: dict[str, str], topic: str) -> None:
+    """CompactedTopicError when the topic's ``cleanup.policy`` includes ``compact``."""
+    policy = configs.get("cleanup.policy", "delete")
+    if "compact" in policy.split(","):
+        raise CompactedTopicError(
+            f"topic {topic!r} has cleanup.policy={policy}: compaction deletes records without moving the log start, "
+            "so a drain cannot tell whether Kafka still holds a whole day (a rerun would drop records the lake "
+            "holds); give the topic cleanup.policy=delete"
+        )
 
 
 def retention_floor_ms(configs: dict[str, str], now_ms: int) -> int | None:
@@ -148,7 +165,10 @@ def plan_partitions(
         raise TopicError(f"topic {topic!r} cannot be read: {error or 'it has no partitions'}")
     plans = []
     for partition in sorted(described.partitions):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)
+        except KafkaException as exc:
+            raise KafkaReadError(f"cannot read the offsets of {topic}[{partition}]: {exc}") from exc
         first_at_start = _offset_at(consumer, topic, partition, start_ms)
         first_late = _offset_at(consumer, topic, partition, end_ms + grace_ms)
         first_at_early = _offset_at(consumer, topic, partition, start_ms - grace_ms)

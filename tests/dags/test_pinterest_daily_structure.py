@@ -36,7 +36,7 @@ PARAM_VALUES = {
 }  # fmt: skip
 
 _DESCRIBE = """
-import copy, json, os, sys
+import copy, datetime, json, os, sys
 from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder=os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "pinterest_daily.py")).dags[
     "pinterest_daily"]
@@ -59,11 +59,30 @@ def refusal(name, value):
 
 checked = {name: [[value, refusal(name, value)] for value in values]
            for name, values in json.loads(sys.argv[1]).items()}
+
+def render(task, context):  # the Spark task's templated arguments, as the DAG's Jinja (StrictUndefined) does
+    out = {}
+    for field in ("name", "bucket", "first_day", "logical_date"):
+        value = getattr(task, field)
+        try:
+            out[field] = task.get_template_env(dag).from_string(value).render(**context) if value else value
+        except Exception as exc:
+            out[field] = f"{type(exc).__name__}: {exc}"
+    return out
+
+params = {k: dag.params[k] for k in dag.params}
+moment = datetime.datetime(2026, 11, 25, tzinfo=datetime.timezone.utc)
+# a run without a logical date has no logical_date, data_interval_* nor ds in its context (not even as None)
+contexts = {"no_interval": {"params": params},
+            "interval": {"params": params, "logical_date": moment, "data_interval_start": moment}}
+rendered = {t.task_id: {kind: render(t, context) for kind, context in contexts.items()}
+            for t in dag.tasks if t.task_id.startswith("spark_")}
 print(json.dumps({
     "timetable": type(dag.timetable).__name__, "expression": dag.timetable.expression,
     "tz": str(dag.timetable.timezone), "catchup": dag.catchup, "start": dag.start_date.isoformat(),
     "tags": sorted(dag.tags), "doc": dag.doc_md or "", "params": {k: dag.params[k] for k in dag.params},
     "schemas": {k: dag.params.get_param(k).schema for k in dag.params}, "checked": checked, "tasks": tasks,
+    "rendered": rendered,
 }))
 """
 
@@ -139,6 +158,21 @@ def test_the_analytics_get_the_runs_logical_date_to_record_how_a_clear_selects_t
     assert rendered.render(logical_date=None) == ""  # job_arguments leaves --logical-date out
 
 
+def test_the_spark_tasks_arguments_render_for_runs_with_and_without_a_data_interval(described):
+    rendered = described["rendered"]
+    with_interval = {task: kinds["interval"] for task, kinds in rendered.items()}
+    assert with_interval["spark_clean"]["name"] == "pinterest-clean-2026-11-25"
+    assert with_interval["spark_analytics"]["name"] == "pinterest-analytics-2026-11-25"
+    assert with_interval["spark_analytics"]["logical_date"] == "2026-11-25T00:00:00+00:00"
+    # without an interval the templates still render, so the task fails with its own message (interval_day's,
+    # AirflowFailException: no retry) instead of a retried UndefinedError
+    for task, kinds in rendered.items():
+        values = kinds["no_interval"]
+        assert not any(str(v).startswith("UndefinedError") for v in values.values()), (task, values)
+        assert values["bucket"] == "lake-from-env"
+    assert rendered["spark_analytics"]["no_interval"]["logical_date"] == ""
+
+
 def test_every_try_has_a_timeout_generous_for_a_big_day_but_finite(described):
     timeouts = {name: task["execution_timeout_s"] for name, task in described["tasks"].items()}
     assert all(timeouts.values()), timeouts  # a hung try would hold its run (and, three of them, the schedule)
@@ -180,6 +214,7 @@ import importlib.util, json, os
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from airflow.sdk.exceptions import AirflowFailException
+import include.drain as drain_package
 spec = importlib.util.spec_from_file_location(
     "pinterest_daily_glue", os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "pinterest_daily.py"))
 module = importlib.util.module_from_spec(spec)
@@ -198,17 +233,27 @@ def outcome(check, **kwargs):
         return [type(exc).__name__, str(exc)]
     return ["ok", result.day.isoformat() if result is not None else None]
 
-# the fields of the gate's report (include.drain.quality.QualityReport) a raw partition's event is made of
-report = SimpleNamespace(dt=day.date(), status="partial", manifest_run_id="manual__a",
-                         metrics=SimpleNamespace(record_count=7))
-
-def task_outcome(task_id, **params):
+def task_outcome(task_id, arguments=None, **params):
     callable_ = module.dag.get_task(task_id).python_callable
     try:
-        callable_(params={**module.dag.params.dump(), **params}, **context_of())
+        callable_(params={**module.dag.params.dump(), **params}, **(arguments or {}), **context_of())
     except Exception as exc:
         return [type(exc).__name__, str(exc)]
     return ["ok", None]
+
+def gate_events(outcomes):
+    # the gate over reports of manifests this very run id wrote (a backfill reprocessing a day reuses its run),
+    # with the gate's S3 work replaced: the events it emits, per entity
+    reports = {entity: SimpleNamespace(dt=day.date(), status="complete", manifest_run_id="glue",
+                                       metrics=SimpleNamespace(record_count=7, model_dump=dict))
+               for entity in outcomes}
+    events = {}
+    drain_package.run_quality_gate = lambda *args: reports
+    module._s3_client = lambda: None
+    module.emit = lambda context, alias, assets, extra: events.setdefault(alias.name, extra)
+    drained = {entity: {"outcome": outcome} for entity, outcome in outcomes.items()}
+    task_outcome("quality_gate", {"drained": drained}, lake_bucket="lake")
+    return events
 
 print(json.dumps({
     "scheduled": outcome("_interval"),
@@ -217,8 +262,8 @@ print(json.dumps({
     "past_midnight": outcome("_interval", run_type="backfill", logical=next_day),
     "manual_now": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, 9, 30, tzinfo=UTC)),
     "drain_bad_bucket": task_outcome("drain.pin", lake_bucket="Bad_Bucket!"),
-    "gate_bad_bucket": task_outcome("quality_gate", lake_bucket="Bad_Bucket!"),
-    "raw_event": [module._raw_extra(report, "lake", run_id) for run_id in ("manual__a", "backfill__b")],
+    "gate_bad_bucket": task_outcome("quality_gate", {"drained": {}}, lake_bucket="Bad_Bucket!"),
+    "gate_events": gate_events({"pin": "drained", "geo": "kept_existing", "user": "kept_existing"}),
     "conf_ok": outcome("_refuse_unknown_conf", conf={"lake_bucket": "scratch"}),
     "conf_none": outcome("_refuse_unknown_conf"),
     "conf_misspelt": outcome("_refuse_unknown_conf", conf={"lake_buket": "scratch"}),
@@ -247,8 +292,13 @@ def test_run_checks_fail_permanently_with_the_reason():
     for refused in (outcomes["drain_bad_bucket"], outcomes["gate_bad_bucket"]):
         assert refused[0] == "AirflowFailException" and 'Invalid bucket name "Bad_Bucket!"' in refused[1], refused
     # the event of a raw partition that passed the gate: drained by this run, or an earlier run's partition kept
-    drained = {"dt": "2026-11-25", "bucket": "lake", "status": "partial", "records": 7, "outcome": "drained"}
-    assert outcomes["raw_event"] == [drained, {**drained, "outcome": "kept_existing"}]
+    drained = {"dt": "2026-11-25", "bucket": "lake", "status": "complete", "records": 7, "outcome": "drained"}
+    kept = {**drained, "outcome": "kept_existing"}
+    assert outcomes["gate_events"] == {
+        "pinterest_raw_pin_any_bucket": drained,
+        "pinterest_raw_geo_any_bucket": kept,
+        "pinterest_raw_user_any_bucket": kept,
+    }
     declared = sorted(["topic_prefix", "lake_bucket", "lake_first_day", "lateness_grace_minutes",
                        "max_quarantine_share", "max_duplicate_key_share", "min_ind_match_rate", "min_records",
                        "accept_partial"])  # fmt: skip

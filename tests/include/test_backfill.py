@@ -27,6 +27,12 @@ def test_the_backfill_command_parses_with_airflows_cli_and_replaces_a_reused_run
     assert args.dag_run_conf == "{}" and json.loads(args.dag_run_conf) == {}
 
 
+def test_a_conf_reaches_airflows_cli_as_json() -> None:
+    conf = {"lake_bucket": "scratch-lake", "topic_prefix": "it's"}  # a quote the shell must keep
+    args = _parsed(backfill_command(date(2026, 11, 2), date(2026, 11, 2), conf=conf))
+    assert json.loads(args.dag_run_conf) == conf
+
+
 def test_another_dag_id() -> None:
     assert _parsed(backfill_command(date(2026, 11, 2), date(2026, 11, 2), "scratch_dag")).dag_id == "scratch_dag"
 

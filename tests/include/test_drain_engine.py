@@ -26,6 +26,8 @@ from pydantic import field_validator
 
 from include import lake
 from include.drain import (
+    BadManifestError,
+    CompactedTopicError,
     DataExpiredError,
     DrainRequest,
     DrainSettings,
@@ -730,3 +732,43 @@ def test_a_partial_day_kafka_can_no_longer_complete_fails_until_accepted_as_fina
     assert sorted(drained_records(s3, scratch_bucket, accepted)) == as_rows(morning)
     again = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="next-rerun"))  # already decided
     assert again.outcome == "kept_existing" and load_manifest(s3, scratch_bucket) == accepted
+
+
+def test_a_compacted_topic_is_refused_naming_its_policy(s3, scratch_bucket, kafka_topics, bootstrap):
+    # compaction deletes records without moving the log start: a rerun would replace the lake's copy with less
+    topic = f"{kafka_topics}.pin"
+    values = pins(2)
+    produce(bootstrap, topic, [(0, START_MS + i, *next(values)) for i in range(2)])
+    compact = ConfigEntry("cleanup.policy", "compact,delete", incremental_operation=AlterConfigOpType.SET)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.incremental_alter_configs(
+        [ConfigResource("topic", topic, incremental_configs=[compact])]
+    ).values():
+        future.result(30)
+
+    with pytest.raises(CompactedTopicError, match=rf"topic '{topic}' has cleanup.policy=compact,delete"):
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+    assert not exists(s3, scratch_bucket, lake.partition_prefix("raw", "pin", DAY))
+
+
+def test_the_first_day_of_the_epoch_can_be_drained(s3, scratch_bucket, kafka_topics, bootstrap):
+    # its start minus the grace is before the epoch, a timestamp Kafka refuses to look up
+    epoch = date(1970, 1, 1)
+    values = pins(3)
+    produced = produce(bootstrap, f"{kafka_topics}.pin", [(0, 1_000 + i, *next(values)) for i in range(3)])
+
+    result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, day=epoch))
+
+    assert (result.status, result.record_count) == ("complete", 3)
+    assert sorted(drained_records(s3, scratch_bucket, load_manifest(s3, scratch_bucket, epoch))) == as_rows(produced)
+
+
+def test_an_unreadable_existing_manifest_is_named_and_left_alone(s3, scratch_bucket, kafka_topics, bootstrap):
+    values = pins(2)
+    produce(bootstrap, f"{kafka_topics}.pin", [(0, START_MS + i, *next(values)) for i in range(2)])
+    key = lake.manifest_key("pin", DAY)
+    s3.put_object(Bucket=scratch_bucket, Key=key, Body=b'{"format_version": 1}')
+
+    with pytest.raises(BadManifestError, match=rf"s3://{scratch_bucket}/{key} is not a manifest this drain can read"):
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+    assert s3.get_object(Bucket=scratch_bucket, Key=key)["Body"].read() == b'{"format_version": 1}'

@@ -262,7 +262,40 @@ def test_refuses_connection_credentials_where_env_vars_become_conf(
     )
     operator = LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, bucket="lake")
 
-    with pytest.raises(AirflowException, match=rf"master '{master}'.*aws_default"):
+    with pytest.raises(AirflowFailException, match=rf"master '{master}'.*aws_default"):  # no retry fixes it
+        operator.execute({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)})
+    assert submitted == []
+
+
+def test_a_missing_spark_connection_fails_at_once_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    submitted = []
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: submitted.append(self.env_vars))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "login": KEY_ID, "password": SECRET})
+    )
+    operator = LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, bucket="lake", conn_id="no_such_spark")
+
+    # the provider's hook would fall back to YARN, and the task would blame the S3 credentials
+    with pytest.raises(AirflowFailException, match="the Spark connection 'no_such_spark' is not defined"):
+        operator.execute({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)})
+    assert submitted == []
+
+
+def test_refuses_connection_credentials_for_a_driver_in_standalone_cluster_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    submitted = []
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: submitted.append(self.env_vars))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "spark://spark-master", "port": 7077})
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "login": KEY_ID, "password": SECRET})
+    )
+    operator = LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, bucket="lake", deploy_mode="cluster")
+
+    # the provider's hook refuses any env_vars there, with an error no retry can fix
+    with pytest.raises(AirflowFailException, match=r"'spark://spark-master:7077' takes no env_vars in cluster deploy"):
         operator.execute({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)})
     assert submitted == []
 

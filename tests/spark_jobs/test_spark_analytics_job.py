@@ -36,12 +36,12 @@ def every_entity(day: str) -> str:
     return f"pin: {day}; geo: {day}; user: {day}"
 
 
-def backfill(first: str, last: str) -> str:
+def backfill(first: str, last: str, conf: str = "{}") -> str:
     """The command the missing-data error gives to drain the days ``first`` to ``last`` (both inclusive), with a conf
     that replaces the one of a run it reprocesses."""
     return (
         "airflow backfill create --dag-id pinterest_daily --max-active-runs 1 --reprocess-behavior completed "
-        f"--dag-run-conf '{{}}' --from-date {first} --to-date {last}"
+        f"--dag-run-conf '{conf}' --from-date {first} --to-date {last}"
     )
 
 
@@ -308,6 +308,9 @@ def test_from_the_lakes_first_day_every_day_is_needed_even_before_the_first_drai
         f"days never drained: pin: 2026-11-03, 2026-11-04; backfill them first ({backfill('2026-11-03', '2026-11-04')})"
         ": each day from the lake's first day 2026-11-03 up to 2026-11-06 needs raw/<entity>/dt=<day>/_manifest.json"
     )
+    # the lake of another bucket: the backfill must drain into that bucket, not the DAG's default one
+    scratch = backfill("2026-11-03", "2026-11-04", '{"lake_bucket": "scratch-lake"}')
+    assert f"backfill them first ({scratch})" in readiness_message(day, {"pin": found}, first_day, "scratch-lake")
     five, four = date(2026, 11, 5), date(2026, 11, 4)
     lake = {
         "pin": {five: ready, day: ready},
