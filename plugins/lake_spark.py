@@ -244,7 +244,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         except AirflowNotFoundException as exc:
             raise AirflowFailException(
                 f"the Spark connection {self._conn_id!r} is not defined: define it with the master as its host "
-                "(local[*] or spark://<host>:7077), e.g. AIRFLOW_CONN_SPARK_DEFAULT"
+                f"(local[*] or spark://<host>:7077), e.g. in AIRFLOW_CONN_{self._conn_id.upper()}"
             ) from exc
         return spark_master(connection.conn_type, connection.host, connection.port)
 

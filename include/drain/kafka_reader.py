@@ -76,7 +76,7 @@ def _offset_at(consumer: Consumer, topic: str, partition: int, timestamp_ms: int
 def refuse_compacted(configs: dict[str, str], topic: str) -> None:
     """CompactedTopicError when the topic's ``cleanup.policy`` includes ``compact``."""
     policy = configs.get("cleanup.policy", "delete")
-    if "compact" in policy.split(","):
+    if "compact" in (part.strip() for part in policy.split(",")):
         raise CompactedTopicError(
             f"topic {topic!r} has cleanup.policy={policy}: compaction deletes records without moving the log start, "
             "so a drain cannot tell whether Kafka still holds a whole day (a rerun would drop records the lake "
