@@ -105,6 +105,15 @@ def credentials_refusal(master: str, driver_here: bool) -> str | None:
     return None
 
 
+def status_document(text: str) -> dict[str, Any] | None:
+    """A ``_source.json`` or publication holding a ``raw_status``, or None when ``text`` is not one."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) and isinstance(document.get("raw_status"), str) else None
+
+
 def zip_packages(root: Path, packages: Sequence[str], target: Path) -> Path:
     """Write the Python sources of ``packages`` (folders under ``root``) into the zip ``target``."""
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -314,13 +323,16 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             keys = {entity: partition_prefix("clean", entity, day) + SOURCE_NAME for entity in entities}
         statuses: dict[str | None, str | None] = {}
         for name, key in keys.items():
-            document = json.loads(s3.read_key(key, bucket)) if s3.check_for_key(key, bucket) else None
-            writer = None if document is None else (document.get("run_id"), document.get("attempt"))
-            if document is None or (run is not None and writer != run):
+            document = status_document(s3.read_key(key, bucket)) if s3.check_for_key(key, bucket) else None
+            if document is None:
+                self.log.warning("s3://%s/%s is gone or holds no raw_status: its event carries no status", bucket, key)
+                statuses[name] = None
+                continue
+            writer = (document.get("run_id"), document.get("attempt"))
+            if run is not None and writer != run:
                 self.log.warning(
-                    "s3://%s/%s is gone or was written by %s since this job: its event carries no status",
-                    bucket, key, writer,
-                )  # fmt: skip
+                    "s3://%s/%s was written by %s since this job: its event carries no status", bucket, key, writer
+                )
                 statuses[name] = None
             else:
                 statuses[name] = document["raw_status"]

@@ -223,7 +223,9 @@ def warn_of_stale_later_days(
     try:
         stale = stale_later_days(later_publications(spark, lake, day), inputs, since, day)
     except Exception as error:  # the check informs; it must not fail a job whose results are published
-        log.warning("the analytics of the days after %s could not be compared with its data: %s", day, error)
+        log.warning(
+            "the analytics of the days after %s could not be compared with its data: %s", day, error, exc_info=True
+        )
         return
     if stale:
         log.warning(stale_message(day, stale))

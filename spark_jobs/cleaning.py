@@ -1,4 +1,4 @@
-"""The cleaning rules of DESIGN.md §5 as pure ``DataFrame -> DataFrame`` transforms.
+"""The cleaning rules (docs/spark.md, "Cleaning") as pure ``DataFrame -> DataFrame`` transforms.
 
 Input of :func:`clean` is a raw partition read with ``schemas.raw_line_schema``;
 output is one clean row per record key, the latest ingested, with the Kafka

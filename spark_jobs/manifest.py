@@ -15,19 +15,20 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 from pyspark.sql import SparkSession
 
 from include.drain.quality import QualityReport
-from include.lake import MANIFEST_NAME, SUCCESS_NAME
+from include.lake import MANIFEST_NAME, SUCCESS_NAME, RawStatus
 from spark_jobs.failures import RefusedDataError
 from spark_jobs.lake_fs import exists, read_text
 
 
 class ManifestError(ValueError):
-    """The raw partition has no committed manifest (yet): its drain has not finished, or never ran."""
+    """The raw partition has no committed manifest (yet: its drain has not finished, or never ran), or one that cannot
+    be used (BadManifestError)."""
 
 
 class BadManifestError(ManifestError, RefusedDataError):
@@ -47,7 +48,7 @@ class UngatedDataError(RefusedDataError):
 class Manifest:
     """What the drain wrote for one raw partition."""
 
-    status: Literal["complete", "partial"]
+    status: RawStatus
     keys: tuple[str, ...]
     sha256: str  # of the manifest's text
     data_sha256: str  # of the status and each file's key and checksum: what was drained, without run metadata

@@ -1,4 +1,4 @@
-"""The eight analytics of DESIGN.md §5 as pure transforms over clean, de-duplicated data.
+"""The eight analytics (docs/spark.md, "Analytics") as pure transforms over clean, de-duplicated data.
 
 "Most popular" keeps one row per group: the highest count, ties to the
 alphabetically first value, nulls last. Medians are exact (``median`` is

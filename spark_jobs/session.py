@@ -22,7 +22,7 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.sql.adaptive.enabled": "true",
     "spark.ui.showConsoleProgress": "false",
 }
-# Set on every session, over any cluster default: the lake's days and years are UTC (DESIGN.md §5).
+# Set on every session, over any cluster default: the lake's days and years are UTC (docs/spark.md).
 FORCED_CONF: dict[str, str] = {"spark.sql.session.timeZone": "UTC"}
 
 

@@ -24,6 +24,7 @@ _MODULE_OF = {
             "MissingBucketError",
             "MissingTopicError",
             "NoIntervalError",
+            "OpenTransactionError",
             "PartitionLockedError",
             "QualityGateError",
             "QuarantineThresholdError",

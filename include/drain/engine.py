@@ -2,8 +2,9 @@
 
 Steps, under a lease on the partition (see ``lock``):
 
-1. plan: per Kafka partition, the offsets from the first record at the interval start to the
-   high watermark (a record of the day written after later days' records is still found);
+1. plan: once every transaction open in the topic has ended, per Kafka partition the offsets from
+   the first record at the interval start to the end of what can be read (the high watermark, as no
+   transaction is open any more; a record of the day written after later days' records is still found);
 2. refuse a day drained from another topic name; if Kafka may no longer hold all of the interval
    (retention, or a recreated topic that lacks offsets the existing manifest lists), keep the
    existing raw partition and rewrite its ``_SUCCESS`` (or fail with DataExpiredError when there
@@ -34,7 +35,6 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
-from pydantic import ValidationError
 
 from include import lake
 from include.drain.errors import (
@@ -50,6 +50,7 @@ from include.drain.errors import (
 from include.drain.interval import Interval, Status, epoch_ms
 from include.drain.kafka_reader import (
     PartitionPlan,
+    await_open_transactions,
     make_admin,
     make_consumer,
     plan_partitions,
@@ -61,7 +62,14 @@ from include.drain.kafka_reader import (
 )
 from include.drain.lines import batch_lines
 from include.drain.lock import PartitionLock
-from include.drain.manifest import AcceptedPartial, FileEntry, Manifest, PartitionSummary, QuarantineSummary
+from include.drain.manifest import (
+    AcceptedPartial,
+    FileEntry,
+    Manifest,
+    PartitionSummary,
+    QuarantineSummary,
+    read_manifest,
+)
 from include.drain.objects import ObjectWriter
 from include.drain.s3_errors import is_conflict, is_missing, stored_size
 from include.records import MODELS, Entity
@@ -80,6 +88,7 @@ class DrainSettings:
     max_object_bytes: int = 128 << 20
     lock_ttl_seconds: float = 120.0
     accept_partial: bool = False  # keep a partial day Kafka can no longer complete as final
+    transaction_wait_seconds: float = 60.0  # for transactions open in the topic to end before planning
 
     def __post_init__(self) -> None:
         if self.lateness_grace < timedelta(0):
@@ -109,10 +118,10 @@ class DrainRequest:
 
 @dataclass(frozen=True)
 class DrainResult:
-    """What a drain did: ``drained`` a new manifest, or ``kept_existing`` because Kafka lost the start."""
+    """What a drain did: ``drained`` a new manifest, or ``kept_existing`` because Kafka no longer holds all of the
+    interval (retention, or a recreated topic lacking offsets the existing manifest lists)."""
 
     outcome: Literal["drained", "kept_existing"]
-    entity: str
     manifest_key: str
     status: Status
     record_count: int
@@ -277,13 +286,9 @@ def _existing_manifest(s3: Any, bucket: str, key: str) -> tuple[Manifest | None,
             return None, None
         raise
     try:
-        return Manifest.model_validate_json(reply["Body"].read()), reply["ETag"]
-    except ValidationError as exc:
-        raise BadManifestError(
-            f"s3://{bucket}/{key} is not a manifest this drain can read ({exc.error_count()} problems, first: "
-            f"{exc.errors()[0]['msg']} at {'.'.join(map(str, exc.errors()[0]['loc'])) or 'the top'}): delete the "
-            "raw partition's objects (or restore the manifest) to drain the day again"
-        ) from exc
+        return read_manifest(reply["Body"].read(), f"s3://{bucket}/{key}"), reply["ETag"]
+    except ValueError as exc:
+        raise BadManifestError(str(exc)) from exc
 
 
 def _accept_partial(
@@ -378,6 +383,7 @@ def drain(
         consumer, admin = make_consumer(bootstrap_servers), make_admin(bootstrap_servers)
         try:
             floor_ms = _retention_floor(admin, request.topic, now())
+            await_open_transactions(admin, consumer, request.topic, settings.transaction_wait_seconds)
             plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms, floor_ms)
             drained_topic_id = topic_id(admin, request.topic)
             existing, existing_etag = _existing_manifest(s3, bucket, manifest_key)
@@ -401,7 +407,6 @@ def drain(
                 log.warning(message)
                 return DrainResult(
                     "kept_existing",
-                    entity,
                     manifest_key,
                     existing.status,
                     existing.record_count,
@@ -435,9 +440,7 @@ def drain(
         f"quarantined, {len(stale)} stale objects removed"
     )
     log.info(message)
-    return DrainResult(
-        "drained", entity, manifest_key, status, manifest.record_count, manifest.quarantine.count, message
-    )
+    return DrainResult("drained", manifest_key, status, manifest.record_count, manifest.quarantine.count, message)
 
 
 def _write_partition(

@@ -12,7 +12,8 @@ class NoIntervalError(DrainError):
 
 
 class IntervalError(DrainError):
-    """The interval is not one whole UTC day."""
+    """The interval is not one whole UTC day (or has no time zone), or the run's logical date is another day's
+    midnight."""
 
 
 class UnknownConfError(DrainError):
@@ -49,6 +50,10 @@ class KafkaReadError(DrainError):
     """Kafka failed while the drain read a partition."""
 
 
+class OpenTransactionError(KafkaReadError):
+    """A transaction open in the topic holds back records written after it: a retry reads them once it has ended."""
+
+
 class DataExpiredError(DrainError):
     """Kafka no longer holds the start of the interval and no raw partition exists to keep."""
 
@@ -70,7 +75,7 @@ class QuarantineThresholdError(DrainError):
 
 
 class QualityGateError(RuntimeError):
-    """The quality gate found metrics beyond their thresholds."""
+    """The quality gate found metrics beyond their thresholds, or a manifest it cannot check."""
 
 
 class ManifestChangedError(DrainError):

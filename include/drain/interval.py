@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
 
 from include.backfill import backfill_command
 from include.days import midnight
 from include.drain.errors import IntervalError, NoIntervalError
+from include.lake import RawStatus
 
-Status = Literal["complete", "partial"]
+Status = RawStatus  # a drained day's status, as the lake records it
 DAY = timedelta(days=1)
 
 

@@ -7,14 +7,29 @@ committed, so a drain never moves anybody's position and can re-read any past ra
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicCollection, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka import (
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec
 
-from include.drain.errors import CompactedTopicError, KafkaReadError, MissingTopicError, TopicError
+from include.drain.errors import (
+    CompactedTopicError,
+    KafkaReadError,
+    MissingTopicError,
+    OpenTransactionError,
+    TopicError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +154,53 @@ def start_is_held(log_start: int, high: int, first_at_early: int | None, early_i
     return first_at_early > log_start
 
 
+def _watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
+    """The partition's log start and the end of what this read_committed consumer can read: the high watermark, or
+    the first offset of the oldest open transaction (the last stable offset)."""
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)
+    except KafkaException as exc:
+        raise KafkaReadError(f"cannot read the offsets of {topic}[{partition}]: {exc}") from exc
+
+
+def await_open_transactions(admin: AdminClient, consumer: Consumer, topic: str, timeout_s: float) -> None:
+    """Wait until every transaction open in the topic now has ended, so that reading up to the last stable offset
+    reads every record written before this call.
+
+    A read_committed consumer cannot read past an open transaction's first record until it ends, whoever wrote
+    the records after it: planning now would silently cut the day short. Raises OpenTransactionError, naming each
+    partition still held back after ``timeout_s`` (Kafka aborts a transaction after its producer's
+    ``transaction.timeout.ms``). A missing topic is left to plan_partitions to report.
+    """
+    try:
+        described = consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+        partitions = sorted(described.partitions) if described is not None and described.error is None else []
+        wanted = {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions}
+        ends = admin.list_offsets(wanted, isolation_level=IsolationLevel.READ_UNCOMMITTED) if wanted else {}
+        written = {tp.partition: future.result(TIMEOUT_S).offset for tp, future in ends.items()}
+    except KafkaException as exc:
+        raise KafkaReadError(f"cannot read the high watermarks of topic {topic!r}: {exc}") from exc
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = {p: (stable, end) for p, end in written.items() if (stable := _watermarks(consumer, topic, p)[1]) < end}
+        if not held:
+            return
+        if time.monotonic() >= deadline:
+            where = "; ".join(
+                f"{topic}[{p}] from offset {stable} (written up to {end})" for p, (stable, end) in held.items()
+            )
+            raise OpenTransactionError(
+                f"a transaction open for more than {timeout_s:.0f}s holds back the records after it: {where}; "
+                "a retry reads them once it has ended"
+            )
+        time.sleep(0.2)
+
+
 def plan_partitions(
     consumer: Consumer, topic: str, start_ms: int, end_ms: int, grace_ms: int, floor_ms: int | None = None
 ) -> list[PartitionPlan]:
-    """Per partition: read from the first offset at ``start_ms`` up to the high watermark seen now.
+    """Per partition: read from the first offset at ``start_ms`` up to the high watermark seen now (the last stable
+    offset: call await_open_transactions() first).
 
     Reading goes to the high watermark because a record of the interval may have been written
     after records of later days (history seeding, a slow producer). Offsets from the first record
@@ -165,10 +223,8 @@ def plan_partitions(
         raise TopicError(f"topic {topic!r} cannot be read: {error or 'it has no partitions'}")
     plans = []
     for partition in sorted(described.partitions):
-        try:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)
-        except KafkaException as exc:
-            raise KafkaReadError(f"cannot read the offsets of {topic}[{partition}]: {exc}") from exc
+        # high: the last stable offset (await_open_transactions() first, so no open transaction cuts it short)
+        low, high = _watermarks(consumer, topic, partition)
         first_at_start = _offset_at(consumer, topic, partition, start_ms)
         first_late = _offset_at(consumer, topic, partition, end_ms + grace_ms)
         first_at_early = _offset_at(consumer, topic, partition, start_ms - grace_ms)

@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from include.drain.interval import Status
 
@@ -36,7 +36,9 @@ class PartitionSummary(_Frozen):
     partition: int
     log_start_offset: int = Field(description="earliest offset Kafka still held")
     read_from: int = Field(description="first offset read: earliest with timestamp >= interval start")
-    read_to: int = Field(description="offset where reading stopped (exclusive): the high watermark seen")
+    read_to: int = Field(
+        description="offset where reading stopped (exclusive): the high watermark seen (last stable offset)"
+    )
     late_from: int = Field(0, description="first offset timestamped at or after the interval end plus the grace")
     first_offset: int | None = Field(description="first offset kept in the partition, null when none")
     last_offset: int | None
@@ -94,3 +96,17 @@ class Manifest(_Frozen):
     def to_json(self) -> bytes:
         """The manifest as written to S3."""
         return self.model_dump_json(indent=2).encode()
+
+
+def read_manifest(body: bytes, url: str) -> Manifest:
+    """The manifest in ``body`` (read from ``url``); ValueError naming the URL and the first problem when it is not
+    one."""
+    try:
+        return Manifest.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "the top"
+        raise ValueError(
+            f"{url} is not a manifest the drain wrote ({exc.error_count()} problems, first: {first['msg']} at "
+            f"{where}): delete the raw partition's objects (or restore the manifest) and drain the day again"
+        ) from exc

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from include import lake
 from include.drain.errors import ManifestChangedError, QualityGateError
-from include.drain.manifest import FileEntry, Manifest
+from include.drain.manifest import FileEntry, Manifest, read_manifest
 from include.drain.s3_errors import is_missing
 from include.records import ENTITIES, Entity
 
@@ -264,7 +264,10 @@ def _manifest(objects: RawObjects, entity: Entity, day: date) -> _Read:
     if found is None:
         raise QualityGateError(f"no manifest at {objects.url(key)}: drain {entity} for {day} first")
     body, version = found
-    return _Read(Manifest.model_validate_json(body), body, version)
+    try:
+        return _Read(read_manifest(body, objects.url(key)), body, version)
+    except ValueError as exc:
+        raise QualityGateError(str(exc)) from exc
 
 
 def _refuse_changed(objects: RawObjects, day: date, versions: dict[Entity, str]) -> None:

@@ -1,6 +1,6 @@
 """Deterministic generation of pin/geo/user triples that look like the real data, messy values included.
 
-Rates follow the real sample (DESIGN.md §3): follower counts ``"<n>k"`` 76 %, plain
+Rates follow the real sample of the original data set: follower counts ``"<n>k"`` 76 %, plain
 digits 15 %, ``"<n>M"`` 7.5 %, ``"User Info Error"`` 1.5 %; placeholder descriptions
 8.5 %, no-tags 3 %, ``"Image src error."`` 2 %, placeholder titles 1.5 %; images 90 %,
 story videos 6.5 %, videos 3.5 %; ``downloaded`` 1 in 98 %. A share of the output

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -37,6 +39,7 @@ from include.drain import (
     Manifest,
     MissingBucketError,
     MissingTopicError,
+    OpenTransactionError,
     PartitionLockedError,
     QuarantineThresholdError,
     SourceTopicError,
@@ -769,6 +772,53 @@ def test_an_unreadable_existing_manifest_is_named_and_left_alone(s3, scratch_buc
     key = lake.manifest_key("pin", DAY)
     s3.put_object(Bucket=scratch_bucket, Key=key, Body=b'{"format_version": 1}')
 
-    with pytest.raises(BadManifestError, match=rf"s3://{scratch_bucket}/{key} is not a manifest this drain can read"):
+    with pytest.raises(BadManifestError, match=rf"s3://{scratch_bucket}/{key} is not a manifest the drain wrote"):
         drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
     assert s3.get_object(Bucket=scratch_bucket, Key=key)["Body"].read() == b'{"format_version": 1}'
+
+
+def open_transaction(bootstrap: str, topic: str, timestamp_ms: int) -> Producer:
+    """A transactional producer with one record of ``topic``'s partition 0 in a transaction left open."""
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"test-{uuid.uuid4().hex}"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    key, value = next(pins(1, seed=99))
+    producer.produce(topic, value=value, key=key, partition=0, timestamp=timestamp_ms)
+    assert producer.flush(30) == 0
+    return producer
+
+
+def test_a_drain_waits_for_an_open_transaction_that_holds_back_records_of_the_day(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    # a read_committed consumer cannot read past a transaction's first record until it ends: planning at once
+    # would have cut the day before the plain record written after it
+    topic = f"{kafka_topics}.pin"
+    values = pins(4)
+    before = produce(bootstrap, topic, [(0, START_MS + i, *next(values)) for i in range(3)])
+    transaction = open_transaction(bootstrap, topic, START_MS + 100)
+    after = produce(bootstrap, topic, [(0, END_MS - 1000, *next(values))])
+    aborter = threading.Timer(2.0, transaction.abort_transaction)
+    aborter.start()
+    try:
+        result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+    finally:
+        aborter.join()
+
+    assert (result.status, result.record_count) == ("complete", 4)
+    assert sorted(drained_records(s3, scratch_bucket, load_manifest(s3, scratch_bucket))) == as_rows(before + after)
+
+
+def test_a_transaction_left_open_fails_the_drain_naming_where_and_writes_nothing(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    topic = f"{kafka_topics}.pin"
+    values = pins(3)
+    produce(bootstrap, topic, [(0, START_MS + i, *next(values)) for i in range(3)])
+    transaction = open_transaction(bootstrap, topic, START_MS + 100)
+    try:
+        with pytest.raises(OpenTransactionError, match=rf"{re.escape(topic)}\[0\] from offset 3 \(written up to 4\)"):
+            drain(s3, bootstrap, request(kafka_topics, scratch_bucket, transaction_wait_seconds=1.0))
+    finally:
+        transaction.abort_transaction()
+    assert not exists(s3, scratch_bucket, lake.manifest_key("pin", DAY))

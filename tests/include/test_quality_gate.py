@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -287,3 +288,15 @@ def test_a_manifest_whose_record_count_is_not_its_objects_total_fails(tmp_path):
     failures = gate_geo_folder(tmp_path, raw_lines(3), [0, 1, 2], record_count=4)
 
     assert failures == ["objects hold 3 records, the manifest says 4"]
+
+
+def test_a_manifest_the_drain_did_not_write_fails_the_gate_naming_it(tmp_path):
+    key = lake.manifest_key("geo", DAY)
+    (tmp_path / key).parent.mkdir(parents=True)
+    (tmp_path / key).write_bytes(b'{"format_version": 1}')
+
+    # a QualityGateError (no retry): a pydantic error named neither the object nor what to do
+    objects = FolderObjects(tmp_path)
+    named = rf"{re.escape(objects.url(key))} is not a manifest the drain wrote \(\d+ problems"
+    with pytest.raises(QualityGateError, match=named):
+        check_day(objects, DAY, "gate-run", entities=["geo"])

@@ -40,6 +40,7 @@ from plugins.lake_spark import (
     job_arguments,
     s3a_conf,
     spark_master,
+    status_document,
     zip_packages,
 )
 from tests.waiting import wait_until
@@ -427,3 +428,21 @@ def test_data_of_several_raw_days_is_complete_only_when_each_is() -> None:
     for unknown in ([], ["complete", "done"]):
         with pytest.raises(ValueError, match="expected raw statuses complete or partial"):
             day_status(unknown)
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ('{"raw_status": "complete", "run_id": "r"}', "complete"),
+        ('{"raw_status": "partial"}', "partial"),
+        ('{"raw_status": "compl', None),  # cut short
+        ('["complete"]', None),
+        ('{"status": "complete"}', None),  # an older layout
+        ('{"raw_status": null}', None),
+    ],
+)
+def test_a_status_document_that_cannot_be_read_gives_no_status_instead_of_failing_a_finished_job(
+    text: str, status: str | None
+) -> None:
+    document = status_document(text)
+    assert (document and document["raw_status"]) == status
