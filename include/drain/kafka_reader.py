@@ -190,7 +190,7 @@ def await_open_transactions(admin: AdminClient, consumer: Consumer, topic: str, 
                 f"{topic}[{p}] from offset {stable} (written up to {end})" for p, (stable, end) in held.items()
             )
             raise OpenTransactionError(
-                f"a transaction open for more than {timeout_s:.0f}s holds back the records after it: {where}; "
+                f"a transaction still open after {timeout_s:.0f}s of waiting holds back the records after it: {where}; "
                 "a retry reads them once it has ended"
             )
         time.sleep(0.2)
