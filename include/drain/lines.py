@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
-from include.json_keys import DuplicateKeyError, keys_counted_once, refuse_duplicate_keys
+from include.json_keys import keys_counted_once, refuse_duplicate_keys
 
 MAX_REASON_CHARS = 500
 # printable ASCII except '"' and '\\': such bytes are a JSON string as they are
@@ -87,7 +87,9 @@ def _reason(exc: ValueError) -> str:
         errors = exc.errors(include_url=False)
         parts = [f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in errors]
         return "; ".join(parts)[:MAX_REASON_CHARS]
-    return f"value: {exc}" if isinstance(exc, DuplicateKeyError) else f"key or value: {exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"key: not UTF-8 ({exc})"
+    return f"value: {exc}"  # a tombstone or a key named twice
 
 
 def _plain_values(rows: Sequence[Row]) -> bytes | None:
@@ -127,7 +129,7 @@ def _one_by_one(partition: int, rows: Sequence[Row], validate: Validate) -> Batc
     for offset, timestamp, key, value in rows:
         try:
             if value is None:
-                raise ValueError("value is empty (tombstone)")
+                raise ValueError("empty (tombstone)")
             refuse_duplicate_keys(value, validate(value))
             key_text = key_json(key)
         except ValueError as exc:  # so are ValidationError and UnicodeDecodeError
