@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from include.drain.lines import _one_by_one, batch_lines
-from include.records import PinRecord
+from include.drain.lines import _fast, _one_by_one, batch_lines
+from include.emulator.generate import generate_triples
+from include.records import PinRecord, kafka_key, kafka_value
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
 VALIDATE = PinRecord.__pydantic_validator__.validate_json
@@ -20,22 +21,41 @@ def _key(value: bytes) -> bytes:
     return json.loads(value)["unique_id"].encode()
 
 
-def test_valid_batch_keeps_every_message_with_its_coordinates_and_value():
-    values = _sample_values(20)
-    rows = [(100 + i, TS + i, _key(v), v) for i, v in enumerate(values)]
-    out = batch_lines(2, rows, VALIDATE)
-    assert out.offsets == list(range(100, 120))
-    assert out.quarantine_lines == []
-    assert [json.loads(line) for line in out.lines] == [
-        {"partition": 2, "offset": 100 + i, "timestamp": TS + i, "key": _key(v).decode(), "value": json.loads(v)}
-        for i, v in enumerate(values)
+def _generated_rows(n: int) -> list[tuple[int, int, bytes, bytes]]:
+    """``n`` generated pins as messages at offsets 100, 101, ...: plain keys, one-line values, no doubled key."""
+    pins = [triple.pin for triple in generate_triples(7, n, repeat_percent=0)]
+    return [(100 + i, TS + i, kafka_key("pin", pin), kafka_value(pin)) for i, pin in enumerate(pins)]
+
+
+def _expected_lines(partition: int, rows) -> list[dict]:
+    return [
+        {"partition": partition, "offset": o, "timestamp": t, "key": k.decode(), "value": json.loads(v)}
+        for o, t, k, v in rows
     ]
+
+
+def test_valid_batch_takes_the_batch_path_and_keeps_every_message_with_its_coordinates_and_value():
+    rows = _generated_rows(50)
+    assert _fast(2, rows, VALIDATE) is not None  # the batch path, not the message-by-message fallback
+    out = batch_lines(2, rows, VALIDATE)
+    assert out.offsets == list(range(100, 150))
+    assert out.quarantine_lines == []
+    assert [json.loads(line) for line in out.lines] == _expected_lines(2, rows)
     assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in out.lines)
 
 
 def test_batch_path_and_message_path_write_the_same_bytes():
-    rows = [(i, TS, _key(v), v) for i, v in enumerate(_sample_values(50))]
-    assert batch_lines(0, rows, VALIDATE) == _one_by_one(0, rows, VALIDATE)
+    rows = _generated_rows(50)
+    assert _fast(0, rows, VALIDATE) == _one_by_one(0, rows, VALIDATE)
+
+
+def test_real_records_keep_every_message_with_its_coordinates_and_value():
+    """The real sample holds a quote followed by a blank inside a string: its batch goes message by message."""
+    rows = [(100 + i, TS + i, _key(v), v) for i, v in enumerate(_sample_values(20))]
+    assert _fast(2, rows, VALIDATE) is None
+    out = batch_lines(2, rows, VALIDATE)
+    assert out.quarantine_lines == []
+    assert [json.loads(line) for line in out.lines] == _expected_lines(2, rows)
 
 
 def test_bad_messages_are_quarantined_with_a_reason_and_the_rest_kept():
