@@ -280,8 +280,9 @@ def read_range(consumer: Consumer, topic: str, plan: PartitionPlan) -> Iterator[
                     return  # the range ended on offsets with no records (transaction markers, compaction)
                 idle += 1.0
                 if idle >= TIMEOUT_S:
+                    at = position.offset if position.offset >= 0 else next_offset  # negative: nothing fetched yet
                     raise KafkaReadError(
-                        f"no progress reading {topic}[{plan.partition}] at offset {position.offset} "
+                        f"no progress reading {topic}[{plan.partition}] at offset {at} "
                         f"(want up to {plan.read_to}) for {TIMEOUT_S:.0f}s: is the broker reachable?"
                     )
     finally:

@@ -262,9 +262,19 @@ class PartitionLock:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        """Release the lease; when the body failed, its own error is raised, whatever the release met."""
         try:
             self.release()
         except LockLostError:
             if exc_type is None:
                 raise
-            log.exception("the body failed, and the lease was lost too")  # the body's own error is raised
+            log.exception("the body failed, and the lease was lost too")
+        except Exception:  # S3 unreachable, most often: the error that stopped the body says what failed first
+            if exc_type is None:
+                raise
+            log.exception(
+                "the body failed, and releasing the lease on s3://%s/%s failed too (it expires after its %.0fs TTL)",
+                self._bucket,
+                self._key,
+                self._ttl,
+            )

@@ -199,3 +199,47 @@ def test_the_bodys_own_error_wins_over_a_lost_lease(s3, scratch_bucket):
         taker = outlive_the_lease(s3, scratch_bucket, outage)
         1 / 0  # noqa: B018
     taker.release()
+
+
+class Unreachable:
+    """The real S3 client, except that every write fails as if S3 were unreachable while ``down`` is set."""
+
+    def __init__(self, s3) -> None:
+        self._s3, self.down = s3, threading.Event()
+
+    def __getattr__(self, name: str):
+        call = getattr(self._s3, name)
+        if name not in ("put_object", "delete_object"):
+            return call
+
+        def write(**kwargs):
+            if self.down.is_set():
+                raise EndpointConnectionError(endpoint_url="http://s3.unreachable")
+            return call(**kwargs)
+
+        return write
+
+
+def test_the_bodys_own_error_wins_over_a_release_s3_cannot_answer(s3, scratch_bucket, caplog):
+    unreachable = Unreachable(s3)
+    with (
+        pytest.raises(OSError, match="upload of part-0 failed"),
+        PartitionLock(unreachable, scratch_bucket, KEY, "run-a", ttl_seconds=60),
+    ):
+        unreachable.down.set()  # S3 goes away: the body's upload fails, and so does the release after it
+        raise OSError("upload of part-0 failed")
+    assert (
+        f"releasing the lease on s3://{scratch_bucket}/{KEY} failed too (it expires after its 60s TTL)" in caplog.text
+    )
+    assert "Could not connect to the endpoint URL" in caplog.text
+    s3.delete_object(Bucket=scratch_bucket, Key=KEY)
+
+
+def test_a_release_s3_cannot_answer_fails_a_body_that_succeeded(s3, scratch_bucket):
+    unreachable = Unreachable(s3)
+    with (
+        pytest.raises(EndpointConnectionError),
+        PartitionLock(unreachable, scratch_bucket, KEY, "run-a", ttl_seconds=60),
+    ):
+        unreachable.down.set()
+    s3.delete_object(Bucket=scratch_bucket, Key=KEY)

@@ -8,14 +8,24 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from include.drain import DrainRequest, DrainSettings, Interval, IntervalError, NoIntervalError, SourceTopicError
+from include.drain import (
+    DrainRequest,
+    DrainSettings,
+    Interval,
+    IntervalError,
+    NoIntervalError,
+    SourceTopicError,
+    kafka_reader,
+)
 from include.drain.engine import lost_partitions, refuse_other_source, stale_keys
+from include.drain.errors import KafkaReadError
 from include.drain.interval import refuse_other_midnight
-from include.drain.kafka_reader import PartitionPlan, retention_floor_ms, start_is_held
+from include.drain.kafka_reader import PartitionPlan, make_consumer, read_range, retention_floor_ms, start_is_held
 from include.drain.lines import key_json, quarantine_line
 from include.drain.lock import Holder, age_seconds
 from include.drain.manifest import Manifest, PartitionSummary, QuarantineSummary
 from include.drain.objects import object_name
+from tests.api_process import free_port
 
 D = datetime(2024, 3, 10, tzinfo=UTC)
 GRACE = timedelta(minutes=10)
@@ -235,3 +245,21 @@ def test_a_lease_is_aged_by_the_stores_headers_and_expires_only_past_their_resol
     # whole-second headers: 120 s measured may be 119.01 s elapsed, so the lease is not surely expired yet
     assert lease.remaining_seconds == 1.0
     assert Holder(etag='"e"', owner="run-a", attempt=1, ttl_seconds=120.0, age_seconds=121.0).remaining_seconds == 0.0
+
+
+def test_a_read_that_never_reaches_the_broker_names_the_offset_it_waited_for(monkeypatch):
+    """Nothing listens at the bootstrap address: the consumer has no position yet, and the error says where the
+    read stands (the range's first offset), not librdkafka's placeholder for no position (-1001)."""
+    monkeypatch.setattr(kafka_reader, "TIMEOUT_S", 2.0)
+    plan = PartitionPlan(
+        partition=2, log_start=0, high_watermark=90, read_from=40, read_to=90, late_from=90, start_held=True
+    )
+    consumer = make_consumer(f"127.0.0.1:{free_port()}")
+    try:
+        with pytest.raises(KafkaReadError) as failed:
+            list(read_range(consumer, "nowhere.pin", plan))
+    finally:
+        consumer.close()
+    assert str(failed.value) == (
+        "no progress reading nowhere.pin[2] at offset 40 (want up to 90) for 2s: is the broker reachable?"
+    )
