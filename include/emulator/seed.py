@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
 from include.days import days_between, midnight_ms
+from include.drain.errors import TopicError
+from include.drain.kafka_reader import make_admin, topic_configs
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES, Entity, kafka_key, kafka_value
 from include.settings import PlatformSettings
@@ -61,6 +63,37 @@ def check_kafka(settings: PlatformSettings) -> None:
         )
 
 
+def retention_refusal(topic: str, configs: Mapping[str, str], first_day: date, now_ms: int) -> str | None:
+    """Why ``topic`` would not keep records of ``first_day``, else None (``configs``: its effective configuration).
+
+    Kafka's time retention deletes records by their timestamp: a day older than ``retention.ms`` is gone at the
+    broker's next retention check (within minutes), and its drain then finds it expired.
+    """
+    retention = int(configs.get("retention.ms", "-1"))
+    if retention < 0 or midnight_ms(first_day) >= now_ms - retention:
+        return None
+    oldest = datetime.fromtimestamp((now_ms - retention) / 1000, UTC).date() + timedelta(days=1)
+    return (
+        f"topic {topic} keeps records for retention.ms={retention} ({retention / DAY_MS:g} days), so Kafka may "
+        f"delete the records of {first_day} within minutes: seed from {oldest} on, or raise the topic's retention.ms "
+        "(-1 keeps records forever; KAFKA_TOPIC_RETENTION_MS sets it for the topics `make up` creates)"
+    )
+
+
+def check_retention(settings: PlatformSettings, first_day: date) -> None:
+    """Raise SeedError when a topic's time retention would delete records of ``first_day`` (see retention_refusal)."""
+    admin = make_admin(settings.kafka_bootstrap_servers)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    for entity in ENTITIES:
+        topic = settings.topic(entity)
+        try:
+            configs = topic_configs(admin, topic)
+        except TopicError as error:
+            raise SeedError(str(error)) from error
+        if refusal := retention_refusal(topic, configs, first_day, now_ms):
+            raise SeedError(refusal)
+
+
 def day_timestamps_ms(day: date, count: int, rng: random.Random) -> list[int]:
     """``count`` increasing epoch-millisecond timestamps spread over the UTC ``day`` (one per equal slot)."""
     start_ms = midnight_ms(day)
@@ -81,7 +114,8 @@ def seed_kafka(
 
     Each triple's records carry a record timestamp inside its day. Returns the exact
     acknowledged counts; raises SeedError (a RuntimeError) when Kafka does not answer,
-    a topic is missing, or Kafka did not acknowledge every record.
+    a topic is missing or would delete the first day at once (time retention), or Kafka did not acknowledge
+    every record.
     """
     if per_day < 1:
         raise ValueError(f"per_day must be at least 1, got {per_day}")
@@ -91,6 +125,7 @@ def seed_kafka(
     days = days_between(first_day, last_day)
     settings = settings or PlatformSettings()
     check_kafka(settings)
+    check_retention(settings, first_day)
     rng = random.Random(f"timestamps-{seed}")
     triples = generate_triples(seed)
     report = SeedReport({day: dict.fromkeys(ENTITIES, 0) for day in days})

@@ -11,7 +11,7 @@ import pytest
 
 from include.days import days_between
 from include.emulator.generate import CATEGORY_WEIGHTS, NO_FOLLOWERS, generate_triples
-from include.emulator.seed import day_timestamps_ms, seed_kafka
+from include.emulator.seed import day_timestamps_ms, retention_refusal, seed_kafka
 from include.records import MODELS
 
 
@@ -83,3 +83,14 @@ def test_seeding_refuses_today_and_future_days_before_touching_kafka() -> None:
     today = datetime.now(UTC).date()
     with pytest.raises(ValueError, match="past days only"):
         seed_kafka(today, today, 10)
+
+
+def test_a_day_is_refused_only_when_part_of_it_is_older_than_the_topics_time_retention() -> None:
+    now_ms = int(datetime(2026, 3, 10, 15, 0, tzinfo=UTC).timestamp() * 1000)
+    three_days = {"retention.ms": str(3 * 86_400_000)}
+    assert retention_refusal("t", {"retention.ms": "-1"}, date(2001, 1, 1), now_ms) is None
+    assert retention_refusal("t", three_days, date(2026, 3, 8), now_ms) is None  # from 03-07 15:00 on is kept
+    refusal = retention_refusal("t", three_days, date(2026, 3, 7), now_ms)  # its first 15 hours would go
+    assert refusal is not None
+    assert "topic t keeps records for retention.ms=259200000 (3 days)" in refusal
+    assert "the records of 2026-03-07" in refusal and "seed from 2026-03-08 on" in refusal

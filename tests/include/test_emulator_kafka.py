@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -19,6 +19,7 @@ from include.records import ENTITIES
 from include.settings import PlatformSettings
 from tests.api.kafka_helpers import read_all
 from tests.api_process import REPO, RunningApi, free_port
+from tests.conftest import isolated_topics
 
 
 def test_seed_kafka_writes_the_reported_counts_on_the_right_days(stack_env: dict[str, str], kafka_topics: str) -> None:
@@ -113,6 +114,27 @@ def test_seed_kafka_raises_seed_error_naming_a_missing_topic(stack_env: dict[str
     )
     with pytest.raises(SeedError, match=r"test-absent-lib\.pin, test-absent-lib\.geo, test-absent-lib\.user"):
         seed_kafka(date(2026, 11, 20), date(2026, 11, 20), 1, settings=settings)
+
+
+def test_seed_kafka_refuses_a_day_the_topics_retention_would_delete(stack_env: dict[str, str]) -> None:
+    """Kafka deletes records by their timestamp: a day older than retention.ms would vanish within minutes."""
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    two_days_ms = 2 * 86_400_000
+    with isolated_topics(bootstrap, f"test-retention-{uuid.uuid4().hex[:8]}", retention_ms=two_days_ms) as prefix:
+        settings = PlatformSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, PINTEREST_TOPIC_PREFIX=prefix)
+        today = datetime.now(UTC).date()
+        old_day = today - timedelta(days=5)
+        with pytest.raises(SeedError) as refused:
+            seed_kafka(old_day, today - timedelta(days=1), 2, settings=settings)
+        message = str(refused.value)
+        assert f"topic {prefix}.pin keeps records for retention.ms={two_days_ms} (2 days)" in message
+        assert f"the records of {old_day}" in message
+        assert f"seed from {today - timedelta(days=1)} on" in message
+        assert sum(len(read_all(bootstrap, f"{prefix}.{entity}")) for entity in ENTITIES) == 0  # nothing written
+
+        yesterday = today - timedelta(days=1)
+        report = seed_kafka(yesterday, yesterday, 2, settings=settings)  # within the retention: seeded
+        assert report.counts == {yesterday: dict.fromkeys(ENTITIES, 2)}
 
 
 def test_post_names_the_url_when_no_api_answers() -> None:
