@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from include.emulator.generate import generate_triples
+from tests.api.kafka_helpers import read_all
 from tests.api_process import RunningApi, api_on_limited_topics
 
 TOPIC_MAX_MESSAGE_BYTES = 3_000
@@ -33,12 +34,15 @@ def small_topics_api(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Runn
 def test_replacing_the_producer_with_records_pending_keeps_the_log_json(small_topics_api: RunningApi) -> None:
     api = small_topics_api
     statuses: dict[str, list[int]] = {"large": [], "small": []}
+    accepted: list[int] = []  # the ind of every small record answered 200
     lock = threading.Lock()
 
     def post(kind: str, geo: dict[str, object]) -> None:
         status = httpx.post(f"{api.url}/geo/", json=geo, timeout=10).status_code
         with lock:
             statuses[kind].append(status)
+            if kind == "small" and status == 200:
+                accepted.append(int(geo["ind"]))  # type: ignore[call-overload]
 
     for round_ in range(5):
         large = {**GEOS[0], "country": "x" * (2 * TOPIC_MAX_MESSAGE_BYTES)}
@@ -56,6 +60,7 @@ def test_replacing_the_producer_with_records_pending_keeps_the_log_json(small_to
     assert statuses["large"] == [413] * 5
     assert set(statuses["small"]) <= {200, 503}
     log = api.log_path.read_text()
+    assert log.count("kafka producer unusable, replacing it") == 5  # each round's large record replaced it
     assert "Task exception was never retrieved" not in log
     for line in log.splitlines():
         json.loads(line)  # no plain-text traceback in the JSON log
@@ -64,3 +69,6 @@ def test_replacing_the_producer_with_records_pending_keeps_the_log_json(small_to
         assert time.monotonic() < deadline, later.text
         time.sleep(0.2)
     assert later.status_code == 200, later.text
+    stored = [json.loads(record.value)["ind"] for record in read_all(api.bootstrap, api.topic("geo"))]
+    assert set(accepted) | {GEOS[-1]["ind"]} <= set(stored)  # every 200 is in Kafka
+    assert set(stored) <= {geo["ind"] for geo in GEOS[1:26]} | {GEOS[-1]["ind"]}  # never a large record
