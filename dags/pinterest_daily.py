@@ -38,6 +38,11 @@ that has a run is backfilled by clearing that run, which keeps its conf unless t
 `--dag-run-conf '{}'` (or the conf wanted) keeps an old run's `accept_partial` or `lake_bucket` from
 applying again.
 
+**Clear** a task of a finished run together with its downstream tasks (the *Clear* dialog's
+*Downstream*): a drain cleared alone rewrites the day without the gate and Spark running after it, and a
+middle task cleared alone that fails leaves the run green, since Airflow takes a run's state from its
+last tasks (here `spark_analytics`).
+
 One day at a time: the analytics of a day read the clean partitions of every earlier day since
 `LAKE_FIRST_DAY` (when set; else since the first drained one), and fail (then retry) while one of them
 is missing; a day never drained fails them with its backfill command.

@@ -8,5 +8,5 @@ USAGE_EXIT_CODE = 64
 DATA_EXIT_CODE = 65
 PERMANENT_EXIT_CODES = {
     USAGE_EXIT_CODE: "the job's arguments are wrong",
-    DATA_EXIT_CODE: "the lake holds data the job refuses (its log says which); only draining the day again changes it",
+    DATA_EXIT_CODE: "the lake holds data the job refuses (its log says which, and what to do): a retry reads the same",
 }

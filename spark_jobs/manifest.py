@@ -87,10 +87,11 @@ def gate_refusal(report_text: str | None, manifest: Manifest) -> str | None:
             f"reports named their manifest wrote it, or it was edited; {_REGATE}"
         )
     if report.manifest_sha256 != manifest.sha256:
+        by = "the same run" if report.manifest_run_id == manifest.run_id else f"drain run {manifest.run_id!r}"
         return (
             f"its _dq.json checked another manifest (drain run {report.manifest_run_id!r}, sha256 "
-            f"{report.manifest_sha256[:12]}…) than the one there now (drain run {manifest.run_id!r}, sha256 "
-            f"{manifest.sha256[:12]}…): the day was drained again after the gate; {_REGATE}"
+            f"{report.manifest_sha256[:12]}…) than the one there now (sha256 {manifest.sha256[:12]}…, written by "
+            f"{by}): the day was drained again after the gate; {_REGATE}"
         )
     if not report.passed:
         return (

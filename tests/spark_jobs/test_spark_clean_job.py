@@ -305,11 +305,20 @@ def test_a_day_drained_again_after_the_gate_is_refused_naming_both_manifests(tmp
 
     message = str(raised.value)
     assert f"checked another manifest (drain run 'local-lake', sha256 {checked[:12]}…)" in message
-    assert (
-        f"than the one there now (drain run 'rerun', sha256 {hashlib.sha256(now.encode()).hexdigest()[:12]}…)"
-        in message
-    )
+    now_sha = hashlib.sha256(now.encode()).hexdigest()[:12]
+    assert f"than the one there now (sha256 {now_sha}…, written by drain run 'rerun')" in message
     assert "clear its quality_gate task with its downstream tasks" in message
+
+
+def test_a_day_drained_again_by_the_same_run_after_the_gate_says_so(tmp_path: Path, write_raw: WriteRaw):
+    """Clearing a drain task alone drains the day again under the same run id: only the manifest's bytes differ."""
+    pins_day(write_raw)
+    redrain(tmp_path, "pin", DAY, run_id="local-lake", drained_at="2026-11-26T06:00:00Z")
+
+    with pytest.raises(UngatedDataError) as raised:
+        run_clean(tmp_path, DAY, "pin")
+
+    assert "written by the same run): the day was drained again after the gate" in str(raised.value)
 
 
 def test_a_partial_day_accepted_as_final_needs_the_gate_again_like_any_new_manifest(
