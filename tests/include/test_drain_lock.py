@@ -123,18 +123,29 @@ def test_a_worker_clock_far_from_the_stores_cannot_take_over_a_live_lease(s3, sc
 
 
 class Outage:
-    """The real S3 client, except that the heartbeat's renewals fail as if S3 were unreachable while ``down`` is set."""
+    """The real S3 client, except that writes fail as if S3 were unreachable while ``down`` is set: the heartbeat's
+    renewals only, or with ``every_write`` every put and delete."""
 
-    def __init__(self, s3) -> None:
-        self._s3, self.down = s3, threading.Event()
+    def __init__(self, s3, every_write: bool = False) -> None:
+        self._s3, self.down, self._every_write = s3, threading.Event(), every_write
 
     def __getattr__(self, name: str):
         return getattr(self._s3, name)
 
+    def _fails(self, kwargs: dict) -> bool:
+        """Whether this write fails now (a renewal is a put with ``If-Match`` from the heartbeat thread)."""
+        renewal = "IfMatch" in kwargs and threading.current_thread().name.startswith("lease ")
+        return self.down.is_set() and (self._every_write or renewal)
+
     def put_object(self, **kwargs):
-        if self.down.is_set() and "IfMatch" in kwargs and threading.current_thread().name.startswith("lease "):
+        if self._fails(kwargs):
             raise EndpointConnectionError(endpoint_url="http://s3.unreachable")
         return self._s3.put_object(**kwargs)
+
+    def delete_object(self, **kwargs):
+        if self._fails(kwargs):
+            raise EndpointConnectionError(endpoint_url="http://s3.unreachable")
+        return self._s3.delete_object(**kwargs)
 
 
 def outlive_the_lease(s3, bucket: str, outage: Outage) -> PartitionLock:
@@ -201,27 +212,8 @@ def test_the_bodys_own_error_wins_over_a_lost_lease(s3, scratch_bucket):
     taker.release()
 
 
-class Unreachable:
-    """The real S3 client, except that every write fails as if S3 were unreachable while ``down`` is set."""
-
-    def __init__(self, s3) -> None:
-        self._s3, self.down = s3, threading.Event()
-
-    def __getattr__(self, name: str):
-        call = getattr(self._s3, name)
-        if name not in ("put_object", "delete_object"):
-            return call
-
-        def write(**kwargs):
-            if self.down.is_set():
-                raise EndpointConnectionError(endpoint_url="http://s3.unreachable")
-            return call(**kwargs)
-
-        return write
-
-
 def test_the_bodys_own_error_wins_over_a_release_s3_cannot_answer(s3, scratch_bucket, caplog):
-    unreachable = Unreachable(s3)
+    unreachable = Outage(s3, every_write=True)
     with (
         pytest.raises(OSError, match="upload of part-0 failed"),
         PartitionLock(unreachable, scratch_bucket, KEY, "run-a", ttl_seconds=60),
@@ -236,7 +228,7 @@ def test_the_bodys_own_error_wins_over_a_release_s3_cannot_answer(s3, scratch_bu
 
 
 def test_a_release_s3_cannot_answer_fails_a_body_that_succeeded(s3, scratch_bucket):
-    unreachable = Unreachable(s3)
+    unreachable = Outage(s3, every_write=True)
     with (
         pytest.raises(EndpointConnectionError),
         PartitionLock(unreachable, scratch_bucket, KEY, "run-a", ttl_seconds=60),
