@@ -418,6 +418,7 @@ def drain(
             )
         finally:
             consumer.close()
+            admin.poll(0)  # serves the admin client's queued log lines
         lock.renew()  # fails if another run took the lease: then it owns the partition, we commit nothing
         # Every object of the new manifest is stored, so an existing _SUCCESS stays true across the commit.
         _commit_manifest(s3, bucket, manifest_key, manifest, existing_etag)

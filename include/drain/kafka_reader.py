@@ -30,6 +30,7 @@ from include.drain.errors import (
     OpenTransactionError,
     TopicError,
 )
+from include.drain.kafka_log import LIBRDKAFKA_LOG
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class PartitionPlan:
 
 
 def make_consumer(bootstrap_servers: str) -> Consumer:
-    """A consumer for manual assignment: a throwaway group id, no commits, bounded prefetch."""
+    """A consumer for manual assignment: a throwaway group id, no commits, bounded prefetch; logs to LIBRDKAFKA_LOG
+    (served by its consume calls)."""
     return Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -70,6 +72,7 @@ def make_consumer(bootstrap_servers: str) -> Consumer:
             "fetch.wait.max.ms": 50,
             "fetch.queue.backoff.ms": 5,
             "socket.timeout.ms": 30_000,
+            "logger": LIBRDKAFKA_LOG,
         }
     )
 
@@ -114,8 +117,8 @@ def retention_floor_ms(configs: dict[str, str], now_ms: int) -> int | None:
 
 
 def make_admin(bootstrap_servers: str) -> AdminClient:
-    """An admin client for the topic look-ups below."""
-    return AdminClient({"bootstrap.servers": bootstrap_servers})
+    """An admin client for the topic look-ups below; logs to LIBRDKAFKA_LOG, served by ``poll``."""
+    return AdminClient({"bootstrap.servers": bootstrap_servers, "logger": LIBRDKAFKA_LOG})
 
 
 def topic_configs(admin: AdminClient, topic: str) -> dict[str, str]:
