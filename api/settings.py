@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -35,6 +35,8 @@ class ApiSettings(PlatformSettings):
     kafka_max_block_ms: int = Field(1_000, ge=10, validation_alias="KAFKA_MAX_BLOCK_MS")
     kafka_connect_retry_s: float = Field(2.0, gt=0, validation_alias="KAFKA_CONNECT_RETRY_S")
 
+    empty_has_meaning: ClassVar[frozenset[str]] = frozenset({"KAFKA_COMPRESSION"})
+
     @field_validator("kafka_compression", mode="before")
     @classmethod
     def _none_or_empty_means_off(cls, codec: object) -> object:
@@ -44,9 +46,9 @@ class ApiSettings(PlatformSettings):
     @field_validator("api_key", mode="after")
     @classmethod
     def _empty_key_means_none(cls, key: SecretStr | None) -> SecretStr | None:
-        """An empty key turns the check off; a key must be printable ASCII, as clients send header values
-        differently (UTF-8 or Latin-1) once they leave it."""
-        if key is None or not key.get_secret_value():
+        """A key must be printable ASCII, as clients send header values differently (UTF-8 or Latin-1) once they
+        leave it. An empty ``API_KEY`` is unset: no check."""
+        if key is None:
             return None
         if not all(" " < char <= "~" for char in key.get_secret_value()):
             raise ValueError("API_KEY must be printable ASCII without blanks (it is sent as an HTTP header)")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from include.lake import S3_BUCKET_PATTERN
@@ -24,6 +24,8 @@ class PlatformSettings(BaseSettings):
 
     # hide_input_in_errors: a failed validation must not echo the environment (API_KEY, AWS_SECRET_ACCESS_KEY).
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
+    # variables whose empty value has a meaning of its own (see their validators); any other empty one is unset
+    empty_has_meaning: ClassVar[frozenset[str]] = frozenset()
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     topic_prefix: str = Field("pinterest", validation_alias="PINTEREST_TOPIC_PREFIX")
@@ -56,11 +58,14 @@ class PlatformSettings(BaseSettings):
             )
         return value
 
-    @field_validator("lake_first_day", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        """``LAKE_FIRST_DAY=`` (as an env file or compose leaves it when not given) means no first day."""
-        return None if value == "" else value
+    def _empty_is_unset(cls, values: Any) -> Any:
+        """An empty variable means its default: ``API_WORKERS=`` in an env file, or one that compose passes through
+        empty when neither .env nor the shell sets it."""
+        if not isinstance(values, dict):
+            return values
+        return {name: value for name, value in values.items() if value != "" or name in cls.empty_has_meaning}
 
     def topic(self, entity: Entity) -> str:
         """Kafka topic of an entity, e.g. ``pinterest.pin``."""

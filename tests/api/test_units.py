@@ -92,6 +92,21 @@ def test_none_or_empty_compression_turns_compression_off(value: str) -> None:
     assert producer_config(settings)["compression_type"] is None
 
 
+EMPTY_MEANS_DEFAULT = sorted(
+    str(field.validation_alias)
+    for field in ApiSettings.model_fields.values()
+    if field.validation_alias not in ApiSettings.empty_has_meaning
+)
+
+
+@pytest.mark.parametrize("variable", EMPTY_MEANS_DEFAULT)
+def test_an_empty_variable_takes_its_default(variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``API_WORKERS=`` in an env file must not stop the API: empty counts as unset."""
+    monkeypatch.setenv(variable, "")
+    [(name, field)] = [(n, f) for n, f in ApiSettings.model_fields.items() if f.validation_alias == variable]
+    assert getattr(ApiSettings(), name) == field.default
+
+
 def test_an_unknown_compression_is_refused_naming_the_setting() -> None:
     with pytest.raises(ValidationError, match="KAFKA_COMPRESSION"):
         ApiSettings(KAFKA_COMPRESSION="brotli")
