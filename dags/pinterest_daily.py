@@ -358,6 +358,7 @@ with DAG(
         bucket="{{ params.lake_bucket }}",
         name="pinterest-analytics-" + RUN_DAY_TEMPLATE,
         first_day="{{ params.lake_first_day or '' }}",  # per run, as the bucket is
+        topic_prefix="{{ params.topic_prefix }}",  # named in the backfill commands of its errors
         # how a clear selects this run; none without a logical date
         logical_date="{{ logical_date.isoformat() if logical_date is defined and logical_date else '' }}",
         driver_memory="1g",

@@ -145,15 +145,19 @@ def job_arguments(
     run: tuple[str, int] | None = None,
     first_day: str | None = None,
     logical_date: str | None = None,
+    topic_prefix: str | None = None,
 ) -> list[str]:
     """The application arguments of a lake job; ``run`` (run id, try) names the holder of the day's lease.
 
     The analytics job's: ``first_day``, the lake's first day, from which every day must be ready; ``logical_date``,
-    the run's (ISO 8601), which its publication records so that later runs can name the command that clears it.
+    the run's (ISO 8601), which its publication records so that later runs can name the command that clears it;
+    ``topic_prefix``, the run's topics, which a backfill its errors ask for must drain.
     """
     arguments = ["--date", day, "--bucket", bucket]
     if first_day:
         arguments += ["--first-day", first_day]
+    if topic_prefix:
+        arguments += ["--topic-prefix", topic_prefix]
     if logical_date:
         arguments += ["--logical-date", logical_date]
     if run:
@@ -188,6 +192,8 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
     :param entities: for the clean job, the entities to clean (all by default).
     :param lake_root: a URL root replacing ``s3a://<bucket>`` (e.g. ``file:///…``), for local lakes.
     :param first_day: for the analytics job, the lake's first day (``LAKE_FIRST_DAY``; templated).
+    :param topic_prefix: for the analytics job, the run's topic prefix (templated), named in the backfill commands
+        of its errors.
     :param aws_conn_id: connection holding the S3 endpoint (extra ``endpoint_url``) and, optionally,
         the credentials (login/password); ``S3_ENDPOINT_URL`` and the process environment otherwise.
     :param asset_alias: an outlet through which, once the job succeeded, it emits the Assets of the
@@ -197,7 +203,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
 
     template_fields: Sequence[str] = (
         *SparkSubmitOperator.template_fields,
-        *("day", "bucket", "lake_root", "first_day", "logical_date"),
+        *("day", "bucket", "lake_root", "first_day", "logical_date", "topic_prefix"),
     )
 
     def __init__(
@@ -210,6 +216,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         lake_root: str | None = None,
         first_day: str | None = None,
         logical_date: str | None = None,
+        topic_prefix: str | None = None,
         aws_conn_id: str = "aws_default",
         conn_id: str = "spark_default",
         asset_alias: AssetAlias | None = None,
@@ -227,6 +234,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         self.lake_root = lake_root
         self.first_day = first_day
         self.logical_date = logical_date
+        self.topic_prefix = topic_prefix
         self.aws_conn_id = aws_conn_id
 
     def s3_access(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -279,7 +287,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         ti = context.get("ti")
         run = (context["run_id"], ti.try_number) if "run_id" in context and ti is not None else None
         self.application_args = job_arguments(
-            day, bucket, self.entities, self.lake_root, run, self.first_day, self.logical_date
+            day, bucket, self.entities, self.lake_root, run, self.first_day, self.logical_date, self.topic_prefix
         )
         # In client mode the driver runs here: use this interpreter, which has the platform's dependencies. A
         # driver on the cluster uses the cluster's Python (and standalone cluster mode takes no env_vars at all).

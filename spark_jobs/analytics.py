@@ -111,13 +111,13 @@ def lake_state(spark: SparkSession, lake: Lake, day: date, first_day: date | Non
 
 
 def days_to_read(
-    day: date, state: LakeState, first_day: date | None = None, bucket: str | None = None
+    day: date, state: LakeState, first_day: date | None = None, conf: Mapping[str, str] | None = None
 ) -> dict[Entity, list[date]]:
     """Each entity's clean days to read as of ``day`` (none before ``first_day``); raises MissingCleanDataError when
-    any needed day of the lake (in ``bucket``) is not ready."""
+    any needed day of the lake is not ready (its backfill commands carry ``conf``, see ``run_conf``)."""
     problems = {entity: found for entity, states in state.items() if (found := readiness(day, states, first_day))}
     if problems:
-        raise MissingCleanDataError(readiness_message(day, problems, first_day, bucket))
+        raise MissingCleanDataError(readiness_message(day, problems, first_day, conf))
     # exactly the days readiness() checked (a clean partition before the first needed day is not read)
     return {entity: days_between(first_needed_day(day, states, first_day), day) for entity, states in state.items()}
 
@@ -231,6 +231,17 @@ def warn_of_stale_later_days(
         log.warning(stale_message(day, stale))
 
 
+def run_conf(bucket: str | None, topic_prefix: str | None, first_day: date | None) -> dict[str, str]:
+    """The conf of the run that started the job, as far as a backfill it asks for must repeat it: the lake's bucket
+    (none for a lake under --lake-root), its topics and its first day."""
+    conf = {
+        "lake_bucket": bucket,
+        "topic_prefix": topic_prefix,
+        "lake_first_day": first_day.isoformat() if first_day else None,
+    }
+    return {name: value for name, value in conf.items() if value}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = lake_argument_parser("Compute the analytics as of one day over all clean data up to it.")
     parser.add_argument(
@@ -247,6 +258,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the Airflow run's logical date (ISO 8601), recorded in the publication: a later run that finds the "
         "day out of date names the command that clears this run",
     )
+    parser.add_argument(
+        "--topic-prefix",
+        default=None,
+        help="the run's Kafka topic prefix (its topic_prefix param): a backfill that an error asks for drains these "
+        "topics",
+    )
     args = parser.parse_args(argv)
     if args.first_day is not None and args.first_day > args.date:
         parser.error(
@@ -258,7 +275,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     spark = build_session(f"analytics {args.date}")
     with job_lease(spark, lake, "analytics", args.date, args.run_id, args.attempt) as lease:
         before = lake_state(spark, lake, args.date, args.first_day)
-        days = days_to_read(args.date, before, args.first_day, None if args.lake_root else args.bucket)
+        conf = run_conf(None if args.lake_root else args.bucket, args.topic_prefix, args.first_day)
+        days = days_to_read(args.date, before, args.first_day, conf)
         pins, geos, users = (read_clean(spark, lake, entity, days[entity]) for entity in ENTITIES)
         results = computed(spark, all_results(pins, geos, users))
         # a clean job rewriting a day while it was read (another run) may have left a mix: write nothing, retry

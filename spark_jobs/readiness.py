@@ -88,10 +88,13 @@ def readiness(day: date, states: Mapping[date, DayState], first_day: date | None
 
 
 def readiness_message(
-    day: date, problems: Mapping[Entity, Readiness], first_day: date | None = None, bucket: str | None = None
+    day: date,
+    problems: Mapping[Entity, Readiness],
+    first_day: date | None = None,
+    conf: Mapping[str, str] | None = None,
 ) -> str:
-    """The error naming, per kind of problem, each entity's days and what to do (in the lake of ``bucket``: its
-    backfill commands drain into that bucket)."""
+    """The error naming, per kind of problem, each entity's days and what to do; its backfill commands carry
+    ``conf``, the conf of the run that asks (its bucket and topics: a scratch run's backfill drains its own)."""
 
     def listing(days_of: Callable[[Readiness], list[date]]) -> str:
         return "; ".join(f"{e}: {', '.join(map(str, days_of(r)))}" for e, r in problems.items() if days_of(r))
@@ -100,7 +103,6 @@ def readiness_message(
     if text := listing(lambda r: r.never_drained):
         # a run drains every entity of its day: one backfill per run of consecutive days, over all entities
         missing = {d for found in problems.values() for d in found.never_drained}
-        conf = {"lake_bucket": bucket} if bucket else None
         commands = " and ".join(backfill_command(first, last, conf=conf) for first, last in consecutive_runs(missing))
         since = f"the lake's first day {first_day}" if first_day else "an entity's first drained day"
         parts.append(

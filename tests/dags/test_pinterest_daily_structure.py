@@ -48,6 +48,7 @@ tasks = {t.task_id: {
     "sensor_timeout_s": getattr(t, "timeout", None),
     "first_day": getattr(t, "first_day", None),
     "logical_date": getattr(t, "logical_date", None),
+    "topic_prefix": getattr(t, "topic_prefix", None),
 } for t in dag.tasks}
 
 def refusal(name, value):
@@ -62,7 +63,7 @@ checked = {name: [[value, refusal(name, value)] for value in values]
 
 def render(task, context):  # the Spark task's templated arguments, as the DAG's Jinja (StrictUndefined) does
     out = {}
-    for field in ("name", "bucket", "first_day", "logical_date"):
+    for field in ("name", "bucket", "first_day", "logical_date", "topic_prefix"):
         value = getattr(task, field)
         try:
             out[field] = task.get_template_env(dag).from_string(value).render(**context) if value else value
@@ -149,6 +150,12 @@ def test_the_analytics_get_the_runs_first_day_which_defaults_to_the_setting(desc
     assert rendered.render(params={"lake_first_day": None}) == ""  # job_arguments leaves --first-day out
 
 
+def test_the_analytics_get_the_runs_topic_prefix_for_the_backfills_its_errors_name(described):
+    prefixes = {name: task["topic_prefix"] for name, task in described["tasks"].items() if name.startswith("spark_")}
+    assert prefixes["spark_clean"] is None
+    assert jinja2.Template(prefixes["spark_analytics"]).render(params={"topic_prefix": "test-abc"}) == "test-abc"
+
+
 def test_the_analytics_get_the_runs_logical_date_to_record_how_a_clear_selects_the_run(described):
     logicals = {name: task["logical_date"] for name, task in described["tasks"].items() if name.startswith("spark_")}
     assert logicals["spark_clean"] is None
@@ -171,6 +178,7 @@ def test_the_spark_tasks_arguments_render_for_runs_with_and_without_a_data_inter
         assert not any(str(v).startswith("UndefinedError") for v in values.values()), (task, values)
         assert values["bucket"] == "lake-from-env"
     assert rendered["spark_analytics"]["no_interval"]["logical_date"] == ""
+    assert rendered["spark_analytics"]["interval"]["topic_prefix"] == "topics-from-env"  # the param's default
 
 
 def test_every_try_has_a_timeout_generous_for_a_big_day_but_finite(described):

@@ -95,6 +95,9 @@ def test_job_arguments() -> None:
     assert job_arguments("2026-11-24", "lake", logical_date="2026-11-25T00:00:00+00:00") == [
         "--date", "2026-11-24", "--bucket", "lake", "--logical-date", "2026-11-25T00:00:00+00:00",
     ]  # fmt: skip
+    assert job_arguments("2026-11-24", "lake", topic_prefix="test-abc") == [
+        "--date", "2026-11-24", "--bucket", "lake", "--topic-prefix", "test-abc",
+    ]  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown entities \['pins'\]"):
         job_arguments("2026-11-24", "lake", ("pins",))
 

@@ -308,9 +308,14 @@ def test_from_the_lakes_first_day_every_day_is_needed_even_before_the_first_drai
         f"days never drained: pin: 2026-11-03, 2026-11-04; backfill them first ({backfill('2026-11-03', '2026-11-04')})"
         ": each day from the lake's first day 2026-11-03 up to 2026-11-06 needs raw/<entity>/dt=<day>/_manifest.json"
     )
-    # the lake of another bucket: the backfill must drain into that bucket, not the DAG's default one
-    scratch = backfill("2026-11-03", "2026-11-04", '{"lake_bucket": "scratch-lake"}')
-    assert f"backfill them first ({scratch})" in readiness_message(day, {"pin": found}, first_day, "scratch-lake")
+    # a scratch run's lake: the backfill must drain that run's topics into its bucket, not the DAG's defaults
+    scratch = backfill(
+        "2026-11-03",
+        "2026-11-04",
+        '{"lake_bucket": "scratch-lake", "topic_prefix": "test-abc", "lake_first_day": "2026-11-03"}',
+    )
+    conf = analytics.run_conf("scratch-lake", "test-abc", first_day)
+    assert f"backfill them first ({scratch})" in readiness_message(day, {"pin": found}, first_day, conf)
     five, four = date(2026, 11, 5), date(2026, 11, 4)
     lake = {
         "pin": {five: ready, day: ready},
@@ -333,9 +338,10 @@ def test_a_new_lake_whose_earliest_days_are_not_drained_yet_fails_from_its_first
 
     message = str(raised.value)
     both = "2026-11-22, 2026-11-23"
+    command = backfill("2026-11-22", "2026-11-23", '{"lake_first_day": "2026-11-22"}')  # the run's conf again
     assert message.startswith(
         f"days never drained: pin: {both}; geo: {both}; user: {both}; backfill them first "
-        f"({backfill('2026-11-22', '2026-11-23')}): each day from the lake's first day 2026-11-22 up to 2026-11-24"
+        f"({command}): each day from the lake's first day 2026-11-22 up to 2026-11-24"
     )
     assert not (tmp_path / "analytics").exists()
     run(analytics, tmp_path, DAYS[2])  # without it: green, and silently without the two earlier days
@@ -361,6 +367,11 @@ def test_a_first_day_after_the_day_is_refused_as_a_bad_argument(tmp_path: Path, 
     with pytest.raises(SystemExit):
         run(analytics, tmp_path, DAYS[0], "--first-day", "2026-11-31")
     assert "--first-day must be YYYY-MM-DD, got '2026-11-31'" in capsys.readouterr().err
+
+
+def test_the_backfill_conf_repeats_only_what_the_run_set() -> None:
+    assert analytics.run_conf(None, None, None) == {}  # a lake under --lake-root, run with the DAG's defaults
+    assert analytics.run_conf("lake", "", None) == {"lake_bucket": "lake"}
 
 
 def test_the_lakes_first_day_is_a_platform_setting() -> None:
