@@ -31,10 +31,16 @@ RUN mkdir -p /usr/share/man/man1 \
 
 # The pinned Python stack, plus the PostgreSQL drivers Airflow needs here (sync psycopg2, async asyncpg). Then the
 # pinned pyspark again: pyspark-client (required by the Spark provider, older) overwrites pyspark's Python files.
+# pyspark comes as a source archive only, and pip keeps no cache here (PIP_NO_CACHE_DIR): it is built into a wheel
+# once, in /tmp/wheels, which both installs take (pip prefers a wheel to a source archive of the same version), and
+# the folder is deleted in the same step, so the image does not keep it.
 COPY requirements.txt constraints.txt docker/requirements-postgres.txt /tmp/pins/
 RUN python -m venv /opt/venv \
- && pip install -r /tmp/pins/requirements.txt -r /tmp/pins/requirements-postgres.txt -c /tmp/pins/constraints.txt \
- && pip install --force-reinstall --no-deps "$(grep -E '^pyspark==' /tmp/pins/requirements.txt)"
+ && pip wheel --no-deps --wheel-dir /tmp/wheels "$(grep -E '^pyspark==' /tmp/pins/requirements.txt)" \
+ && pip install --find-links /tmp/wheels \
+        -r /tmp/pins/requirements.txt -r /tmp/pins/requirements-postgres.txt -c /tmp/pins/constraints.txt \
+ && pip install --force-reinstall --no-deps --no-index /tmp/wheels/pyspark-*.whl \
+ && rm -rf /tmp/wheels
 
 # s3a for every Spark of the image: link the jars into pyspark's jars, as devstack/install.py does.
 COPY --from=s3a-jars /s3a-jars /opt/s3a-jars

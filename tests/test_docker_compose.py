@@ -9,6 +9,7 @@ first two against the local stack's Kafka and MinIO.
 from __future__ import annotations
 
 import ast
+import base64
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -41,9 +42,10 @@ from devstack.environment import airflow_env
 from devstack.ports import PORTS
 from devstack.secrets import GENERATED, read_env_file
 from devstack.services import SERVICES as LOCAL_SERVICES
-from devstack.services import kafka_properties
+from devstack.services import kafka_properties, kraft_cluster_id
 from devstack.services import service as local_service
 from include.settings import S3_CLIENT_CONFIG, PlatformSettings
+from include.topics import DEFAULT_RETENTION_MS, retention_ms
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,10 +61,22 @@ INIT_SERVICES = {"kafka-init", "minio-init", "airflow-init"}
 AIRFLOW_PROCESSES = {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
 # Services running platform code (include.settings): they need every PlatformSettings variable (but the S3 keys).
 PLATFORM_CODE_SERVICES = AIRFLOW_PROCESSES | {"api", "kafka-init", "minio-init", "spark-worker"}
-# The S3 keys of the lake, and the services that use S3: tasks in the Airflow processes (airflow-init shares their
-# configuration), the bucket creation, Spark's executors. Not the API (the service facing clients) nor kafka-init.
+# The S3 keys of the lake as plain variables, and the services whose own code reads them: the bucket creation and
+# Spark's executors (s3a's environment credentials provider). No Airflow process: the tasks reach S3 through the
+# lake's connection, which only the scheduler holds (as in the local stack). Not the API (the service facing
+# clients) nor kafka-init.
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-S3_SERVICES = AIRFLOW_PROCESSES | {"airflow-init", "minio-init", "spark-worker"}
+S3_SERVICES = {"minio-init", "spark-worker"}
+LAKE_CONNECTION = "AIRFLOW_CONN_AWS_DEFAULT"
+# Where the PostgreSQL image keeps its database when PGDATA is not set, per image (postgres 18 moved it).
+POSTGRES_PGDATA = {"postgres:17": "/var/lib/postgresql/data"}
+# Spark's default for spark.driver.memory, spark.executor.memory and SPARK_DAEMON_MEMORY (the master's and the
+# worker's own heap), and the Kafka image's heap when KAFKA_HEAP_OPTS is unset (kafka-server-start.sh: -Xmx1G).
+SPARK_DEFAULT_MEMORY = "1g"
+KAFKA_IMAGE_HEAP = "1g"
+# The first Compose release that passes a value-less `environment:` entry through from .env or the shell and leaves
+# it unset otherwise (docker/compose#11965).
+PASS_THROUGH_COMPOSE = (2, 29, 0)
 # Airflow signs with HS512 (execution API tokens, log requests): a shorter key than the SHA-512 digest is insecure.
 HS512_KEY_BYTES = hashlib.sha512().digest_size
 # Which service publishes each port of devstack.ports.PORTS (the controller port stays inside the network).
@@ -533,6 +547,95 @@ def spark_core_entry(name: str) -> bytes:
         return archive.read(name)
 
 
+def image_env(stage: list[tuple[str, str]]) -> dict[str, str]:
+    """The variables the ENV instructions of a stage set, as written (``$VAR`` references kept)."""
+    env: dict[str, str] = {}
+    for op, args in stage:
+        if op == "ENV":
+            words = shlex.split(args)
+            pairs = [word.split("=", 1) for word in words] if "=" in words[0] else [[words[0], " ".join(words[1:])]]
+            env |= dict(pairs)
+    return env
+
+
+def image_user(stage: list[tuple[str, str]]) -> str:
+    """The user the image's processes run as (its last USER)."""
+    return [args.split(":")[0] for op, args in stage if op == "USER"][-1]
+
+
+def owned_folders(stage: list[tuple[str, str]], user: str) -> list[tuple[str, bool]]:
+    """(folder, recursively) that the ``chown`` commands of the stage's RUN steps give to ``user``."""
+    owned = []
+    for op, args in stage:
+        for command in re.split(r"&&|\|\||;", args) if op == "RUN" else []:
+            words = shlex.split(command) if command.split()[:1] == ["chown"] else []
+            if words:
+                flags = {word for word in words[1:] if word.startswith("-")}
+                owner, *folders = [word for word in words[1:] if not word.startswith("-")]
+                if owner.split(":")[0] == user:
+                    owned += [(folder.rstrip("/"), bool(flags & {"-R", "--recursive"})) for folder in folders]
+    return owned
+
+
+def volume_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Volume -> the folder a service mounts it on (short syntax ``source:target[:mode]``)."""
+    return dict(mount.split(":")[:2] for mount in service.get("volumes", []))
+
+
+def spark_mib(size: str) -> int:
+    """A Spark memory size (``512m``, ``2g``; a plain number is MiB, as for spark.executor.memory) in MiB."""
+    match = re.fullmatch(r"(\d+)([kmgt]?)b?", size.strip().lower())
+    assert match is not None, f"{size!r} is no Spark memory size"
+    kib = {"k": 1, "m": 1024, "g": 1024**2, "t": 1024**3}[match[2] or "m"]
+    return int(match[1]) * kib // 1024
+
+
+def literal_dict(tree: ast.Module, name: str) -> dict[str, Any]:
+    """The dict literal a module assigns to ``name`` at its top level (empty when it assigns none)."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    return {}
+
+
+def lake_job_memory(role: str) -> list[str]:
+    """The memory the driver or the executors (``role``) of each lake Spark task of the DAGs ask for: the
+    operator's ``<role>_memory``, else ``spark.<role>.memory`` of its conf or of LakeSparkSubmitOperator's
+    DEFAULT_CONF, else Spark's default (read from the source: importing it would configure Airflow)."""
+    defaults = literal_dict(ast.parse((REPO / "plugins" / "lake_spark.py").read_text()), "DEFAULT_CONF")
+    sizes = []
+    for path in (REPO / "dags").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "LakeSparkSubmitOperator":
+                keywords = {k.arg: k.value for k in node.keywords}
+                conf = {**defaults, **(ast.literal_eval(keywords["conf"]) if "conf" in keywords else {})}
+                given = keywords.get(f"{role}_memory")
+                fallback = conf.get(f"spark.{role}.memory", SPARK_DEFAULT_MEMORY)
+                sizes.append(ast.literal_eval(given) if given is not None else fallback)
+    return sizes
+
+
+def documented_default(name: str) -> str:
+    """The value of the commented-out ``# NAME=value`` line of the documented `.env` layout."""
+    match = re.search(rf"^# {name}=(.*)$", documented_env_layout(), re.M)
+    assert match is not None, f"{name} missing from the .env layout of docs/docker.md"
+    return match.group(1)
+
+
+def local_holders(secret: str) -> set[str]:
+    """The local stack's services started with the secret variable ``secret``."""
+    return {service.name for service in LOCAL_SERVICES if secret in service.secrets}
+
+
+def docs_section(title: str) -> str:
+    """The text of a section of docs/docker.md, up to the next heading of its level or above."""
+    text = (REPO / "docs" / "docker.md").read_text()
+    level = title.split(" ", 1)[0]
+    body = text.split(f"\n{title}\n", 1)[1]
+    end = re.search(rf"^#{{1,{len(level)}}} ", body, re.M)
+    return body[: end.start()] if end else body
+
+
 # --- services, healthchecks, start order -----------------------------------------------------------------------
 
 
@@ -657,11 +760,27 @@ def test_dockerfile_installs_requirements_with_constraints_on_python_and_java_of
     assert len(installs) == 1
     assert re.search(r"-r \S*/requirements\.txt", installs[0]) and re.search(r"-c \S*/constraints\.txt", installs[0])
     assert re.search(r"-r \S*/requirements-postgres\.txt", installs[0])
-    # then pyspark again over pyspark-client's copies of its files, at the version requirements.txt pins
-    main, reinstall = installs[0].split(" && pip install ", 2)[1:]
-    assert "-r " in main and "--force-reinstall --no-deps" in reinstall
-    assert "\"$(grep -E '^pyspark==' /tmp/pins/requirements.txt)\"" in reinstall
     assert any(op == "RUN" and "openjdk-17-jre-headless" in args for op, args in stage)
+
+
+def test_dockerfile_builds_the_pyspark_wheel_once_and_installs_it_twice():
+    (run,) = [args for op, args in platform_stage(DOCKERFILE) if op == "RUN" and "pip install" in args]
+    pip = [shlex.split(step) for step in run.split(" && ") if step.split()[:1] == ["pip"]]
+    assert [words[:2] for words in pip] == [["pip", "wheel"], ["pip", "install"], ["pip", "install"]]
+    build, main, reinstall = pip
+    # the pin of requirements.txt (shlex keeps the quoted command substitution as one word)
+    pin = re.findall(r"^pyspark==\S+$", (REPO / "requirements.txt").read_text(), re.M)
+    assert len(pin) == 1 and importlib.metadata.version("pyspark") == pin[0].split("==")[1]
+    assert build[-1] == "$(grep -E '^pyspark==' /tmp/pins/requirements.txt)"
+    assert "--no-deps" in build
+    wheels = option(build, "--wheel-dir")
+    # the full install finds it there (pip prefers a wheel to the source archive of the same version) ...
+    assert option(main, "--find-links") == wheels and "-r" in main
+    # ... and pyspark is put back over pyspark-client's copies of its files from that wheel, not from the index
+    assert {"--force-reinstall", "--no-deps", "--no-index"} <= set(reinstall)
+    assert reinstall[-1] == f"{wheels}/pyspark-*.whl"
+    # not kept in the image
+    assert run.split(" && ")[-1].strip() == f"rm -rf {wheels}"
 
 
 def test_postgres_drivers_are_pinned_and_do_not_clash_with_the_constraints():
@@ -700,6 +819,50 @@ def test_image_holds_the_code_and_scripts_the_services_run(rendered):
     assert scripts == {"create_topics.py", "create_bucket.py", "healthcheck.py", "airflow_passwords.py"}
     for script in scripts:
         assert (REPO / "docker" / script).is_file(), script
+
+
+def test_image_runs_the_services_commands_from_its_venv_first_on_path():
+    stage = platform_stage(DOCKERFILE)
+    venv = re.search(r"python -m venv (\S+)", " ".join(args for op, args in stage if op == "RUN"))
+    assert venv is not None
+    path = image_env(stage)["PATH"].split(":")
+    assert path[0] == f"{venv.group(1)}/bin" and "$PATH" in path
+    # set before the install, whose pip is the venv's
+    env_step = next(i for i, (op, args) in enumerate(stage) if op == "ENV" and "PATH=" in args)
+    assert env_step < next(i for i, (op, args) in enumerate(stage) if op == "RUN" and "pip install" in args)
+    # what the services and their healthchecks run is installed in a venv (the local one has the same pins)
+    programs = {
+        words[0]
+        for service in SERVICES.values()
+        if service.get("image") == PLATFORM_IMAGE
+        for words in (service["command"], service.get("healthcheck", {}).get("test", ["CMD"])[1:])
+        if words
+    }
+    assert {"python", "airflow", "spark-class"} <= programs
+    assert sorted(name for name in programs - {"bash"} if not (paths.VENV_BIN / name).is_file()) == []
+
+
+def test_image_user_owns_the_folders_the_services_write(rendered):
+    stage = platform_stage(DOCKERFILE)
+    user = image_user(stage)
+    assert user not in ("root", "0")
+    assert not [
+        name for name, service in SERVICES.items() if service.get("image") == PLATFORM_IMAGE and "user" in service
+    ]
+    scheduler = environment(rendered["airflow-scheduler"])
+    written = {
+        image_env(stage)["AIRFLOW_HOME"],  # airflow.cfg
+        scheduler["AIRFLOW_HOME"] or "",
+        posixpath.dirname(scheduler["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] or ""),
+        scheduler["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] or "",  # a volume: it starts with the image's owner
+        option(SERVICES["spark-worker"]["command"], "--work-dir"),
+    }
+    owned = owned_folders(stage, user)
+
+    def is_owned(folder: str) -> bool:
+        return any(folder == top or (recursive and folder.startswith(f"{top}/")) for top, recursive in owned)
+
+    assert sorted(folder for folder in written if not is_owned(folder)) == []
 
 
 @pytest.mark.parametrize(
@@ -783,12 +946,89 @@ def test_s3_credentials_are_the_minio_root_credentials_only_where_s3_is_used(ren
             ), name
         else:
             assert not S3_CREDENTIALS & set(env), f"{name} gets the lake's keys"
+    # as in the local stack, where no Airflow process is started with them
+    airflow = {service.name for service in LOCAL_SERVICES if service.name.startswith("airflow-")}
+    assert airflow and not set().union(*(local_holders(key) for key in S3_CREDENTIALS)) & airflow
     # The code of the services without them never reaches S3; the scan does find the bucket creation's client.
     s3_use = re.compile(r"s3_client|boto3|S3Hook|s3a://")
     assert s3_use.search((REPO / "docker" / "create_bucket.py").read_text())
     kafka_init_code = [REPO / "docker" / "create_topics.py", REPO / "include" / "topics.py"]
     for path in [*(REPO / "api").rglob("*.py"), *kafka_init_code]:
         assert not s3_use.search(path.read_text()), path
+
+
+def test_lake_connection_reaches_only_the_airflow_process_that_runs_the_tasks(rendered):
+    holders = {name for name, service in rendered.items() if LAKE_CONNECTION in environment(service)}
+    assert holders == local_holders(LAKE_CONNECTION)
+    # LocalExecutor: the tasks run in the scheduler
+    assert environment(rendered["airflow-scheduler"])["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert "airflow-scheduler" in holders
+
+
+def test_code_run_in_the_scheduler_reaches_s3_through_the_lake_connection():
+    # The DAG's tasks and the operator make no S3 client of their own (which would read the plain keys) ...
+    own_client = re.compile(r"\.s3_client\(|boto3\.(client|resource|Session)\(")
+    assert own_client.search((REPO / "docker" / "create_bucket.py").read_text())  # the scan finds one
+    # (include/settings.py defines the settings' client: its callers are what counts)
+    sources = [path for folder in ("dags", "plugins", "include") for path in (REPO / folder).rglob("*.py")]
+    sources.remove(REPO / "include" / "settings.py")
+    assert sorted(str(path) for path in sources if own_client.search(path.read_text())) == []
+    # ... they use the connection (S3Hook; LakeSparkSubmitOperator hands its keys to spark-submit, whose driver runs
+    # in the scheduler)
+    assert any(re.search(r"S3Hook\(aws_conn_id=", path.read_text()) for path in sources)
+
+
+def test_airflow_base_url_is_the_published_address_of_the_api_server(rendered):
+    (port,) = SERVICES["airflow-api-server"]["ports"]
+    published = f"http://{port['host_ip']}:{port['published']}"
+    assert published == f"http://127.0.0.1:{PORTS['airflow']}"
+    for name in AIRFLOW_PROCESSES | {"airflow-init"}:
+        assert (environment(rendered[name])["AIRFLOW__API__BASE_URL"] or "").rstrip("/") == published, name
+
+
+def test_kafka_cluster_id_is_a_uuid_in_url_safe_base64(rendered):
+    # as Kafka's storage tool takes it: 16 bytes in URL-safe base64 without padding; the local stack makes such ids
+    for cluster_id in (environment(rendered["kafka"])["CLUSTER_ID"] or "", documented_default("KAFKA_CLUSTER_ID")):
+        assert len(cluster_id) == len(kraft_cluster_id()) and not cluster_id.startswith("-"), cluster_id
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", cluster_id), cluster_id
+        raw = base64.urlsafe_b64decode(cluster_id + "==")
+        assert len(raw) == len(uuid.uuid4().bytes), cluster_id
+        assert base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == cluster_id
+
+
+def test_kafka_listens_on_every_interface_of_its_container(rendered):
+    # Other containers reach INTERNAL and CONTROLLER at kafka's address in the network, and the published port
+    # forwards EXTERNAL to that address too: a listener on the container's loopback is reached by none of them.
+    binds = re.findall(r"(\w+)://([^:,]*):(\d+)", environment(rendered["kafka"])["KAFKA_LISTENERS"] or "")
+    assert {name for name, _, _ in binds} == {"INTERNAL", "EXTERNAL", "CONTROLLER"}
+    assert {name: host for name, host, _ in binds if host not in ("", "0.0.0.0")} == {}
+
+
+def test_data_volumes_are_mounted_where_each_service_keeps_its_data(rendered):
+    kafka, postgres = environment(rendered["kafka"]), environment(rendered["postgres"])
+    expected = {
+        "kafka": {"kafka-data": kafka["KAFKA_LOG_DIRS"]},
+        "minio": {"minio-data": option(SERVICES["minio"]["command"], "server")},
+        "postgres": {"postgres-data": postgres.get("PGDATA") or POSTGRES_PGDATA[SERVICES["postgres"]["image"]]},
+    }
+    for name in AIRFLOW_PROCESSES:
+        expected[name] = {"airflow-logs": environment(rendered[name])["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]}
+    mounts = {name: volume_mounts(service) for name, service in rendered.items() if service.get("volumes")}
+    assert mounts == expected
+    assert set(COMPOSE["volumes"]) == {volume for mount in mounts.values() for volume in mount}
+
+
+def test_topic_retention_defaults_to_the_code_default(rendered):
+    assert retention_ms(environment(rendered["kafka-init"])) == DEFAULT_RETENTION_MS
+    assert int(documented_default("KAFKA_TOPIC_RETENTION_MS")) == DEFAULT_RETENTION_MS
+
+
+def test_spark_worker_memory_holds_an_executor_of_every_lake_job(rendered):
+    executors = lake_job_memory("executor")
+    assert len(executors) >= 2  # the DAG's clean and analytics tasks
+    worker = spark_mib(environment(rendered["spark-worker"])["SPARK_WORKER_MEMORY"] or "")
+    assert worker >= max(spark_mib(size) for size in executors)
+    assert spark_mib(documented_default("SPARK_WORKER_MEMORY")) == worker
 
 
 def test_api_gets_every_setting_it_reads_and_listens_on_the_published_port(rendered):
@@ -810,13 +1050,16 @@ def test_airflow_configuration_matches_the_local_stack(rendered, private_secrets
     same_value = (
         "AIRFLOW__CORE__LOAD_EXAMPLES",
         "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__CORE__PARALLELISM",
         "AIRFLOW__API__PORT",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK",
     )
     envs = {name: environment(rendered[name]) for name in AIRFLOW_PROCESSES | {"airflow-init"}}
     for name, env in envs.items():
-        assert {key for key in local if key.startswith("AIRFLOW")} <= set(env), name
+        # all of the local stack's Airflow configuration, but the lake's connection (the scheduler's alone)
+        assert {key for key in local if key.startswith("AIRFLOW")} - {LAKE_CONNECTION} <= set(env), name
         assert {key: env[key] for key in same_value} == {key: local[key] for key in same_value}, name
+        assert int(env["AIRFLOW__CORE__PARALLELISM"] or "") >= 1, name  # Airflow requires at least 1
     # One JWT secret, one [api] secret_key (signed log requests between processes), one database, one Fernet key,
     # one execution API for every process: set in the environment, or each container makes its own airflow.cfg value.
     options = airflow_options()
@@ -872,19 +1115,24 @@ def test_connections_have_the_local_stack_ids_and_types_and_point_at_compose_ser
     rendered, dot_env, private_secrets
 ):
     local = connections(local_airflow_env())
+    lake = LAKE_CONNECTION.removeprefix("AIRFLOW_CONN_").lower()
     for name in AIRFLOW_PROCESSES:
         env = environment(rendered[name])
         conns = connections(env)
-        assert {cid: c["conn_type"] for cid, c in conns.items()} == {cid: c["conn_type"] for cid, c in local.items()}
-        assert conns["kafka_default"]["extra"] == {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
-        aws = conns["aws_default"]
-        assert (aws["login"], aws["password"]) == (dot_env["MINIO_ROOT_USER"], dot_env["MINIO_ROOT_PASSWORD"])
-        assert aws["extra"] == {
-            "endpoint_url": env["S3_ENDPOINT_URL"],
-            "region_name": env["AWS_DEFAULT_REGION"],
-            "config_kwargs": S3_CLIENT_CONFIG,
+        wanted = {
+            cid: c["conn_type"] for cid, c in local.items() if cid != lake or name in local_holders(LAKE_CONNECTION)
         }
+        assert {cid: c["conn_type"] for cid, c in conns.items()} == wanted, name
+        assert conns["kafka_default"]["extra"] == {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
         assert conns["spark_default"]["host"] == "spark://spark-master:7077"
+    env = environment(rendered["airflow-scheduler"])
+    aws = connections(env)[lake]
+    assert (aws["login"], aws["password"]) == (dot_env["MINIO_ROOT_USER"], dot_env["MINIO_ROOT_PASSWORD"])
+    assert aws["extra"] == {
+        "endpoint_url": env["S3_ENDPOINT_URL"],
+        "region_name": env["AWS_DEFAULT_REGION"],
+        "config_kwargs": S3_CLIENT_CONFIG,
+    }
     master = SERVICES["spark-master"]["command"]
     assert (option(master, "--host"), option(master, "--port")) == ("spark-master", "7077")
     assert SERVICES["spark-worker"]["command"][-1] == "spark://spark-master:7077"
@@ -1119,6 +1367,53 @@ def test_make_env_replaces_comments_read_as_values_and_short_signing_keys(tmp_pa
     before_second = path.read_text()
     run_make_env(path)
     assert path.read_text() == before_second
+
+
+# --- the documentation ---------------------------------------------------------------------------------------------
+
+
+def test_documented_memory_covers_the_java_heaps_of_the_settings(rendered):
+    section = docs_section("## Memory")
+    stated = re.search(r"at least about \*\*(\d+) GiB\*\*", section)
+    assert stated is not None
+    kafka_heap = re.search(
+        r"-Xmx(\S+)", environment(rendered["kafka"]).get("KAFKA_HEAP_OPTS") or f"-Xmx{KAFKA_IMAGE_HEAP}"
+    )
+    assert kafka_heap is not None
+    heaps = [
+        kafka_heap.group(1),
+        *(environment(rendered[name]).get("SPARK_DAEMON_MEMORY") or SPARK_DEFAULT_MEMORY for name in SPARK_DAEMONS),
+        environment(rendered["spark-worker"])["SPARK_WORKER_MEMORY"] or "",
+        max(lake_job_memory("driver"), key=spark_mib),  # in the scheduler
+    ]
+    assert int(stated.group(1)) * 1024 >= sum(spark_mib(size) for size in heaps)
+    assert "estimate" in section and "not a measurement" in section
+
+
+def test_documented_extra_spark_worker_has_its_own_host_name():
+    block = re.search(r"```yaml\n(.*?)```", docs_section("### More workers"), re.S)
+    assert block is not None
+    (name, extra), *others = yaml.safe_load(block.group(1))["services"].items()
+    assert others == [] and extra["extends"] == {"file": "docker-compose.yaml", "service": "spark-worker"}
+    base = SERVICES["spark-worker"]
+    host = option(extra["command"], "--host")
+    assert host == name != option(base["command"], "--host")
+    assert extra["command"] == [host if word == option(base["command"], "--host") else word for word in base["command"]]
+    assert extra["environment"] == {"SPARK_LOCAL_HOSTNAME": host}
+    check = base["healthcheck"]["test"]
+    assert extra["healthcheck"]["test"] == [*check[:-1], f"workers[host={host}].state=ALIVE"]
+    assert extra["depends_on"] == base["depends_on"]
+
+
+def test_docs_require_a_compose_that_leaves_value_less_entries_unset():
+    passed_through = [
+        name for service in SERVICES.values() for name, value in environment(service).items() if value is None
+    ]
+    assert "KAFKA_COMPRESSION" in passed_through
+    docs = (REPO / "docs" / "docker.md").read_text()
+    required = re.search(r"Docker Compose (\d+)\.(\d+)(?:\.(\d+))? or later", docs)
+    assert required is not None
+    assert tuple(int(part or 0) for part in required.groups()) >= PASS_THROUGH_COMPOSE
 
 
 # --- the helper scripts, run for real -----------------------------------------------------------------------------
