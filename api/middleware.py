@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import time
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.logs import request_id_var
 from api.metrics import RECORDS_REJECTED, REQUEST_LATENCY
 from include.records import ENTITIES
+
+log = logging.getLogger(__name__)
 
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -31,7 +35,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 async def send_json(send: Send, status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]]) -> None:
     """Answer with a JSON body straight from ASGI (used before the app is reached)."""
-    payload = json.dumps(body).encode()
+    payload = json.dumps(body, separators=(",", ":")).encode()  # compact, as the app's own answers
     length = str(len(payload)).encode()
     start_headers = [(b"content-type", b"application/json"), (b"content-length", length), *headers]
     await send({"type": "http.response.start", "status": status, "headers": start_headers})
@@ -113,6 +117,17 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
-        RECORDS_REJECTED.labels(entity_of_path(scope["path"]), "too_large").inc()
+        entity = entity_of_path(scope["path"])
+        RECORDS_REJECTED.labels(entity, "too_large").inc()
         detail = f"request body is larger than the limit of {self.max_bytes} bytes"
+        log.info("request refused", extra={"entity": entity, "status": 413, "detail": detail})
+        _match_route(scope)  # the refusal is timed under the route it was sent to, not as unmatched
         await send_json(send, 413, {"detail": detail}, [(b"connection", b"close")])
+
+
+def _match_route(scope: Scope) -> None:
+    """Put the app's route that fully matches the request into ``scope["route"]``, as routing would."""
+    for route in scope["app"].router.routes:
+        if route.matches(scope)[0] == Match.FULL:
+            scope["route"] = route
+            return

@@ -149,9 +149,12 @@ def not_json_detail(body: bytes, parser_message: str) -> str:
     return f"body is not valid JSON: {parser_message}"
 
 
-def _unsupported(entity: Entity, reason: str) -> Response:
+def _refused_request(entity: Entity, status: int, detail: str) -> Response:
+    """A body refused as a whole before any record is read from it (400 not JSON, 415 not a JSON body): counted
+    under ``not_json`` and logged, as every rejection is."""
     count(entity, NOT_JSON)
-    return _problem(415, reason)
+    log.info("request refused", extra={"entity": entity, "status": status, "detail": detail})
+    return _problem(status, detail)
 
 
 _DECODER = json.JSONDecoder()
@@ -259,7 +262,7 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
     async def ingest_one(request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
         request_id = request_id_var.get()
         if (bad_format := _refused_format(request)) is not None:
-            return _unsupported(entity, bad_format)
+            return _refused_request(entity, 415, bad_format)
         body = await request.body()
         try:
             record = model.model_validate_json(body)
@@ -267,8 +270,7 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         except ValidationError as error:
             errors = _details(error)
             if errors and errors[0]["type"] == "json_invalid":
-                count(entity, NOT_JSON)
-                return _problem(400, not_json_detail(body, errors[0]["msg"]))
+                return _refused_request(entity, 400, not_json_detail(body, errors[0]["msg"]))
             detail, error_count = reported_errors(errors)
             return _invalid(entity, Invalid(detail=detail, error_count=error_count))
         except DuplicateKeyError as error:
@@ -307,16 +309,16 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
     async def ingest_batch(request: Request, producer: Annotated[RecordProducer, Depends(get_producer)]) -> Response:
         request_id = request_id_var.get()
         if (bad_format := _refused_format(request)) is not None:
-            return _unsupported(entity, bad_format)
+            return _refused_request(entity, 415, bad_format)
         body = await request.body()
         try:
             items = from_json(body)
         except ValueError as error:
-            count(entity, NOT_JSON)
-            return _problem(400, not_json_detail(body, str(error)))
+            return _refused_request(entity, 400, not_json_detail(body, str(error)))
         if not isinstance(items, list) or not 1 <= len(items) <= settings.batch_max_records:
             count(entity, INVALID)
             msg = f"body must be a JSON array of 1 to {settings.batch_max_records} records"
+            log.info("request refused", extra={"entity": entity, "status": 422, "detail": msg})
             return _json(Invalid(detail=[FieldError(field="", loc=["body"], msg=msg, type="batch_shape")]), 422)
         results: list[BatchItem | None] = [None] * len(items)
         records: dict[int, BaseModel] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -11,6 +12,8 @@ from fastapi.security import APIKeyHeader
 from api.metrics import RECORDS_REJECTED
 from api.middleware import entity_of_path
 from api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Required when the server has API_KEY.")
 
@@ -30,5 +33,7 @@ async def require_api_key(
         return
     expected = settings.api_key.get_secret_value().encode()
     if offered is None or not hmac.compare_digest(offered.encode(), expected):
-        RECORDS_REJECTED.labels(entity_of_path(request.url.path), "unauthorized").inc()
-        raise HTTPException(401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
+        entity, detail = entity_of_path(request.url.path), "missing or wrong X-API-Key"
+        RECORDS_REJECTED.labels(entity, "unauthorized").inc()
+        log.info("request refused", extra={"entity": entity, "status": 401, "detail": detail})
+        raise HTTPException(401, detail, headers={"WWW-Authenticate": "X-API-Key"})

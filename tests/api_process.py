@@ -43,6 +43,12 @@ def log_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
+def metric_values(exposition: str, *names: str) -> dict[str, float]:
+    """The value of each named sample in a Prometheus exposition (0 when it is not there yet)."""
+    samples = dict(line.rsplit(" ", 1) for line in exposition.splitlines() if line and not line.startswith("#"))
+    return {name: float(samples.get(name, 0)) for name in names}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -11,7 +11,7 @@ import httpx
 from include.emulator.generate import generate_triples
 from include.records import ENTITIES, MODELS
 from tests.api.kafka_helpers import read_all
-from tests.api_process import RunningApi, log_lines, running_api
+from tests.api_process import RunningApi, log_lines, metric_values, running_api
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
 
@@ -104,12 +104,6 @@ def test_health_ready_and_metrics(api: RunningApi) -> None:
     assert httpx.post(f"{api.url}/geo/", json={"ind": "x"}).status_code == 422
     after = metric_values(httpx.get(f"{api.url}/metrics").text, rejected, answered)
     assert after == {name: value + 1 for name, value in before.items()}
-
-
-def metric_values(exposition: str, *names: str) -> dict[str, float]:
-    """The value of each named sample in a Prometheus exposition (0 when it is not there yet)."""
-    samples = dict(line.rsplit(" ", 1) for line in exposition.splitlines() if line and not line.startswith("#"))
-    return {name: float(samples.get(name, 0)) for name in names}
 
 
 def test_request_id_is_echoed_and_logged(api: RunningApi) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from include.emulator.generate import generate_triples
 from tests.api.kafka_helpers import end_offsets, read_all
-from tests.api_process import RunningApi, running_api
+from tests.api_process import RunningApi, log_lines, metric_values, running_api
 
 TRIPLE = next(generate_triples(seed=3, count=1))
 PIN = TRIPLE.pin.model_dump(mode="json")
@@ -113,8 +113,11 @@ def test_api_key_is_required_when_configured_and_never_logged(keyed_api: Running
     assert keyed_api.api_key is not None
     before = end_offsets(keyed_api.bootstrap, keyed_api.topics)
     missing = httpx.post(f"{keyed_api.url}/geo/", json=GEO, timeout=10)
-    wrong = httpx.post(f"{keyed_api.url}/geo/batch", json=[GEO], headers={"x-api-key": "nope"}, timeout=10)
+    wrong = httpx.post(
+        f"{keyed_api.url}/geo/batch", json=[GEO], headers={"x-api-key": "nope", "x-request-id": "wrong-key"}, timeout=10
+    )
     assert (missing.status_code, wrong.status_code) == (401, 401)
+    assert {"status": 401, "entity": "geo"}.items() <= refusal_logged(keyed_api, "wrong-key").items()
     assert end_offsets(keyed_api.bootstrap, keyed_api.topics) == before
 
     right = httpx.post(f"{keyed_api.url}/geo/", json=GEO, headers={"x-api-key": keyed_api.api_key}, timeout=10)
@@ -358,3 +361,37 @@ def test_finite_edge_values_are_still_accepted_as_sent(api: RunningApi, latitude
     assert response.status_code == 200, response.text
     [stored] = stored_values(api, "geo", response.json())
     assert (stored["latitude"], stored["longitude"]) == (float(latitude), float(longitude))
+
+
+def refusal_logged(api: RunningApi, request_id: str) -> dict:
+    """The API's log entry of the refused request ``request_id`` (it fails when there is none, or several)."""
+    [entry] = [e for e in log_lines(api.log_path) if e.get("request_id") == request_id]
+    assert entry["message"] == "request refused"
+    return entry
+
+
+def test_every_request_refused_as_a_whole_is_logged_with_its_status_and_why(api: RunningApi) -> None:
+    json_type = {"content-type": "application/json"}
+    refused = {
+        "not-json": ("/pin/", b"{bad", json_type, 400),
+        "plain-text": ("/geo/batch", b"{}", {"content-type": "text/plain"}, 415),
+        "too-large": ("/user/", b" " * (1_048_576 + 1), json_type, 413),
+        "not-a-list": ("/pin/batch", b"{}", json_type, 422),
+    }
+    for request_id, (path, body, headers, status) in refused.items():
+        response = httpx.post(f"{api.url}{path}", content=body, headers={**headers, "x-request-id": request_id})
+        assert response.status_code == status, (request_id, response.text)
+        entry = refusal_logged(api, request_id)
+        assert (entry["status"], entry["entity"]) == (status, path.split("/")[1])
+        detail = response.json()["detail"]
+        assert entry["detail"] == (detail[0]["msg"] if status == 422 else detail)  # a 422 lists its errors
+
+
+def test_a_body_over_the_limit_is_timed_under_its_route(api: RunningApi) -> None:
+    timed = 'ingest_request_duration_seconds_count{method="POST",route="/user/",status="413"}'
+    before = metric_values(httpx.get(f"{api.url}/metrics").text, timed)
+    over = b" " * (1_048_576 + 1)
+    response = httpx.post(f"{api.url}/user/", content=over, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.content == b'{"detail":"request body is larger than the limit of 1048576 bytes"}'
+    assert metric_values(httpx.get(f"{api.url}/metrics").text, timed) == {timed: before[timed] + 1}
