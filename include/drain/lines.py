@@ -9,6 +9,7 @@ is wrong, so such a value would stop the cleaning of its day.)
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -61,24 +62,24 @@ def record_line(partition: int, offset: int, timestamp: int, key: bytes, value: 
     return _LINE % (partition, offset, timestamp, key, value)
 
 
+def _exact(name: str, raw: bytes | None) -> dict[str, str | None]:
+    """``raw`` as ``{name: text}`` (null when absent), or as ``{name_base64: …}`` when it is not UTF-8, so that a
+    quarantined message keeps its exact bytes."""
+    if raw is None:
+        return {name: None}
+    try:
+        return {name: raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{name}_base64": base64.b64encode(raw).decode("ascii")}
+
+
 def quarantine_line(
     partition: int, offset: int, timestamp: int, key: bytes | None, value: bytes | None, reason: str
 ) -> bytes:
-    """A quarantined message: its coordinates, its raw key and value as text, and why it was rejected."""
-    return (
-        json.dumps(
-            {
-                "partition": partition,
-                "offset": offset,
-                "timestamp": timestamp,
-                "key": None if key is None else key.decode("utf-8", "replace"),
-                "value": None if value is None else value.decode("utf-8", "replace"),
-                "reason": reason,
-            },
-            ensure_ascii=False,
-        ).encode()
-        + b"\n"
-    )
+    """A quarantined message: its coordinates, its exact key and value (see ``_exact``), and why it was rejected."""
+    line = {"partition": partition, "offset": offset, "timestamp": timestamp}
+    line |= _exact("key", key) | _exact("value", value) | {"reason": reason}
+    return json.dumps(line, ensure_ascii=False).encode() + b"\n"
 
 
 def _reason(exc: ValueError) -> str:

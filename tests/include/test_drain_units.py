@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from base64 import b64decode
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -187,12 +188,20 @@ def test_stale_keys_spare_listed_objects_and_control_files():
 
 
 def test_quarantine_line_keeps_coordinates_raw_text_and_reason():
-    line = quarantine_line(1, 42, 1710028800000, b"k\xff", b"{oops", "value: Invalid JSON")
+    line = quarantine_line(1, 42, 1710028800000, "ключ".encode(), b"{oops\n", "value: Invalid JSON")
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line) == {
-        "partition": 1, "offset": 42, "timestamp": 1710028800000, "key": "k\ufffd", "value": "{oops",
+        "partition": 1, "offset": 42, "timestamp": 1710028800000, "key": "ключ", "value": "{oops\n",
         "reason": "value: Invalid JSON",
     }  # fmt: skip
+
+
+def test_quarantine_line_keeps_the_exact_bytes_of_a_key_or_value_that_is_not_utf8():
+    key, value = b"k\xff", b'{"ind": "\xe9"}'  # \xe9: Latin-1, not UTF-8
+    parsed = json.loads(quarantine_line(0, 7, 1, key, value, "key: not UTF-8"))
+    assert "key" not in parsed and "value" not in parsed
+    assert (b64decode(parsed["key_base64"]), b64decode(parsed["value_base64"])) == (key, value)
+    assert json.loads(quarantine_line(0, 8, 1, None, None, "value: empty (tombstone)"))["key"] is None
 
 
 def test_request_and_settings_refuse_bad_values():
