@@ -41,6 +41,16 @@ def clear_analytics_command(first: date | datetime, last: date | datetime, dag_i
     )
 
 
+def day_ranges(days: Iterable[date]) -> str:
+    """``days`` for a reader, in order: a run of three or more consecutive days as ``first..last``, others one by
+    one (``2026-11-01..2026-11-30, 2026-12-02``)."""
+    parts: list[str] = []
+    for first, last in consecutive_runs(days):
+        span = (last - first).days
+        parts += [f"{first}..{last}"] if span >= 2 else [str(first + timedelta(days=n)) for n in range(span + 1)]
+    return ", ".join(parts)
+
+
 def consecutive_runs(days: Iterable[date]) -> list[tuple[date, date]]:
     """``days`` as runs of consecutive days, (first, last) of each in order: one command per run."""
     runs: list[tuple[date, date]] = []

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from include.backfill import backfill_command, consecutive_runs
+from include.backfill import backfill_command, consecutive_runs, day_ranges
 from include.days import days_between
 from include.records import Entity
 from spark_jobs.manifest import Manifest, cleaned_from
@@ -97,7 +97,7 @@ def readiness_message(
     ``conf``, the conf of the run that asks (its bucket and topics: a scratch run's backfill drains its own)."""
 
     def listing(days_of: Callable[[Readiness], list[date]]) -> str:
-        return "; ".join(f"{e}: {', '.join(map(str, days_of(r)))}" for e, r in problems.items() if days_of(r))
+        return "; ".join(f"{e}: {day_ranges(days_of(r))}" for e, r in problems.items() if days_of(r))
 
     parts = []
     if text := listing(lambda r: r.never_drained):

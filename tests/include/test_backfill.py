@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import shlex
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from include.backfill import ANALYTICS_TASK_ID, backfill_command, clear_analytics_command, consecutive_runs
+from include.backfill import (
+    ANALYTICS_TASK_ID,
+    backfill_command,
+    clear_analytics_command,
+    consecutive_runs,
+    day_ranges,
+)
 
 
 def _parsed(command: str):
@@ -59,3 +65,10 @@ def test_days_become_runs_of_consecutive_days() -> None:
         (date(2026, 11, 9), date(2026, 11, 10)),
     ]
     assert consecutive_runs([]) == []
+
+
+def test_three_or_more_consecutive_days_read_as_a_range() -> None:
+    october = [date(2026, 10, 4) + timedelta(days=n) for n in range(51)]  # 2026-10-04 to 2026-11-23
+    days = [*october, date(2026, 11, 25), date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 25)]
+    assert day_ranges(days) == "2026-10-04..2026-11-23, 2026-11-25, 2026-11-27, 2026-11-28"
+    assert day_ranges([]) == ""
