@@ -16,11 +16,12 @@ the last whole UTC day before its logical date, i.e. yesterday. **One chosen day
 it (below, with `--from-date` = `--to-date`), or over REST (`POST /api/v2/dags/pinterest_daily/dagRuns`)
 give the day as the interval and "now" as the logical date, e.g. to drain 2026-11-24:
 `{"logical_date": "2026-11-26T09:30:00Z", "data_interval_start": "2026-11-24T00:00:00Z",
-"data_interval_end": "2026-11-25T00:00:00Z"}`. A logical date that is a midnight other than the
-interval's start (`2026-11-25T00:00:00Z`, to which Airflow gives the interval of 2026-11-24) is refused
-at once, whatever the date and the run type: it is the logical date of that day's scheduled run, and
-Airflow keeps one run per logical date, so that day could get no run of its own (a backfill of it
-would reuse the refused run, interval and all). Delete such a run, then drain the day as above.
+"data_interval_end": "2026-11-25T00:00:00Z"}`. A run whose logical date is a midnight other than the
+interval's start (`2026-11-25T00:00:00Z`, to which Airflow gives the interval of 2026-11-24) is created
+(REST answers 200), but its first task fails at once with `IntervalError`, without retries, whatever the
+date and the run type: that midnight is the logical date of the day's scheduled run, and Airflow keeps one
+run per logical date, so that day could get no run of its own (a backfill of it would reuse the failed
+run, interval and all). Delete such a run, then drain the day as above.
 A run without a logical date has no interval and fails at once, saying so. Unpausing the DAG
 starts the run of the latest whole day (yesterday) at once, so a *Trigger* right after it is a second
 run of yesterday, which waits for the first one's lease. Scheduled and backfill runs have the day's
@@ -48,14 +49,22 @@ One day at a time: the analytics of a day read the clean partitions of every ear
 is missing; a day never drained fails them with its backfill command.
 
 **Params**: `topic_prefix` and `lake_bucket` (defaults from the platform settings) isolate
-a run, e.g. `{"topic_prefix": "test-abc", "lake_bucket": "scratch"}` as run conf;
+a run, e.g. `{"topic_prefix": "test-abc", "lake_bucket": "scratch"}` as run conf. The topics and the
+bucket must exist first. On the local stack, from the repository, after
+`eval "$(.venv/bin/python -m devstack env)"` (both scripts leave what exists as it is):
+
+    PYTHONPATH=. PINTEREST_TOPIC_PREFIX=test-abc .venv/bin/python docker/create_topics.py
+    PYTHONPATH=. LAKE_BUCKET=scratch .venv/bin/python docker/create_bucket.py
+
+`lake_first_day` (`YYYY-MM-DD`, default `LAKE_FIRST_DAY`; null: each entity's first drained day): the
+analytics of a day need every day from it and read none before it.
 `lateness_grace_minutes`, `max_quarantine_share` and the quality thresholds tune the checks.
 `accept_partial` (default false): a day drained while open whose completing run came after
 Kafka had lost part of it fails its drain, since the analytics of every later day wait for it;
 rerun that day with `{"accept_partial": true}` to keep it, partial, as final.
 `lake_bucket` must be a valid S3 bucket name, `topic_prefix` at most 244 of the characters Kafka allows in
 a topic name (`a-z A-Z 0-9 . _ -`), `lateness_grace_minutes` from 1 to 120: a run with another value is
-refused when it is created (REST: 400 naming the param).
+refused when it is created (REST: 400 naming the param, 422 for a backfill).
 
 **Timeouts**: a try of `wait_for_late_records` (one poke) may take 10 minutes, a drain or the quality
 gate 2 hours, each Spark job 4 hours (several times what a big day needs); a try that runs longer fails
@@ -83,7 +92,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 
-from include.backfill import ANALYTICS_TASK_ID, DAG_ID
+from include.backfill import ANALYTICS_TASK_ID, CLEAN_TASK_ID, DAG_ID
 from include.lake import S3_BUCKET_PATTERN
 from include.records import ENTITIES, Entity
 from include.settings import PlatformSettings
@@ -342,7 +351,7 @@ with DAG(
     gate = quality_gate(drained=drained)
 
     clean = LakeSparkSubmitOperator(
-        task_id="spark_clean",
+        task_id=CLEAN_TASK_ID,
         doc_md="Spark: raw/<entity>/dt=<day>/ (files from the manifest) -> clean/<entity>/dt=<day>/ (Parquet).",
         application=CLEAN_JOB,
         bucket="{{ params.lake_bucket }}",

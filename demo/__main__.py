@@ -227,12 +227,23 @@ def main(argv: list[str] | None = None) -> int:
         default=int(time.time()) % 100_000,
         help="emulator seed (default: new each run, so a rerun adds new records instead of repeating them)",
     )
+    parser.add_argument(
+        "--show",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="run nothing: print the analytics an earlier run published for that day, and exit",
+    )
+    parser.add_argument("--bucket", help="with --show: the lake's bucket (default: the stack's LAKE_BUCKET)")
     args = parser.parse_args(argv)
 
     env = read_env_file(paths.STACK_ENV_FILE)
     if not env:
         raise SystemExit("the local stack is not set up: run `make up` first")
     try:
+        if args.show:
+            settings = PlatformSettings.model_validate(env)
+            show_analytics(settings.s3_client(), args.bucket or settings.lake_bucket, args.show)
+            return 0
         run(args, env)
     except KeyboardInterrupt:
         errors.print("interrupted: runs and backfills already created go on in Airflow (see its UI); the next demo "

@@ -10,6 +10,7 @@ from typing import Any
 
 DAG_ID = "pinterest_daily"  # the DAG that drains and cleans each day (dags/pinterest_daily.py)
 ANALYTICS_TASK_ID = "spark_analytics"  # its last task: the analytics as of the run's day
+CLEAN_TASK_ID = "spark_clean"  # cleans the run's day, before the analytics
 
 
 def backfill_command(first: date, last: date, dag_id: str = DAG_ID, conf: Mapping[str, Any] | None = None) -> str:
@@ -26,6 +27,13 @@ def backfill_command(first: date, last: date, dag_id: str = DAG_ID, conf: Mappin
     )
 
 
+def clear_clean_command(first: date | datetime, last: date | datetime, dag_id: str = DAG_ID) -> str:
+    """``airflow tasks clear`` of the clean task and the tasks after it (the analytics) in the runs whose logical date
+    is from ``first`` to ``last``, selected as ``clear_analytics_command`` selects them: those days are cleaned again
+    from the raw data they hold now, and their analytics computed again."""
+    return _clear_command(CLEAN_TASK_ID, first, last, dag_id) + " --downstream"
+
+
 def clear_analytics_command(first: date | datetime, last: date | datetime, dag_id: str = DAG_ID) -> str:
     """``airflow tasks clear`` of the analytics task in the runs whose logical date is from ``first`` to ``last``
     (both inclusive; a date is its midnight, the logical date of that day's scheduled or backfilled run): they
@@ -35,8 +43,12 @@ def clear_analytics_command(first: date | datetime, last: date | datetime, dag_i
     Airflow 3.3 matches ``--task-regex`` as a substring of the task ids (``SerializedDAG.partial_subset``), not as a
     regex: ``^spark_analytics$`` would match no task. The id alone matches only that task, either way.
     """
+    return _clear_command(ANALYTICS_TASK_ID, first, last, dag_id)
+
+
+def _clear_command(task_id: str, first: date | datetime, last: date | datetime, dag_id: str) -> str:
     return (
-        f"airflow tasks clear {dag_id} --task-regex {ANALYTICS_TASK_ID} "
+        f"airflow tasks clear {dag_id} --task-regex {task_id} "
         f"--start-date {first.isoformat()} --end-date {last.isoformat()}"
     )
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from include.backfill import backfill_command, consecutive_runs, day_ranges
+from include.backfill import backfill_command, clear_clean_command, consecutive_runs, day_ranges
 from include.days import days_between
 from include.records import Entity
 from spark_jobs.manifest import Manifest, cleaned_from
@@ -112,10 +112,14 @@ def readiness_message(
             "manifest yet"
         )
     if text := listing(lambda r: r.not_cleaned):
+        # a clean job cleans every entity of its day: one clear per run of consecutive days, over all entities
+        stale = {d for found in problems.values() for d in found.not_cleaned}
+        clears = " and ".join(clear_clean_command(first, last) for first, last in consecutive_runs(stale))
         parts.append(
-            f"clean data is incomplete as of {day}: run the clean job for {text} first (every drained day up to "
-            f"{day} needs clean/<entity>/dt=<day>/ with _SUCCESS and a _source.json naming the raw data the day "
-            "has now)"
+            f"clean data is incomplete as of {day}: run the clean job for {text} first ({clears}, which clears the "
+            "scheduled or backfilled run of each day; a manual run's spark_clean is cleared with its downstream "
+            f"tasks in the UI): every drained day up to {day} needs clean/<entity>/dt=<day>/ with _SUCCESS and a "
+            "_source.json naming the raw data the day has now"
         )
     if text := listing(lambda r: r.unfinished):
         parts.append(

@@ -10,6 +10,7 @@ from include.backfill import (
     ANALYTICS_TASK_ID,
     backfill_command,
     clear_analytics_command,
+    clear_clean_command,
     consecutive_runs,
     day_ranges,
 )
@@ -72,3 +73,12 @@ def test_three_or_more_consecutive_days_read_as_a_range() -> None:
     days = [*october, date(2026, 11, 25), date(2026, 11, 27), date(2026, 11, 28), date(2026, 11, 25)]
     assert day_ranges(days) == "2026-10-04..2026-11-23, 2026-11-25, 2026-11-27, 2026-11-28"
     assert day_ranges([]) == ""
+
+
+def test_the_clean_clear_command_parses_and_clears_the_analytics_after_it() -> None:
+    from airflow.cli.cli_parser import get_parser
+
+    words = shlex.split(clear_clean_command(date(2026, 11, 2), date(2026, 11, 3)))
+    args = get_parser().parse_args(words[1:])
+    assert (args.dag_id, args.task_regex, args.downstream, args.yes) == ("pinterest_daily", "spark_clean", True, False)
+    assert (args.start_date.date(), args.end_date.date()) == (date(2026, 11, 2), date(2026, 11, 3))

@@ -144,9 +144,14 @@ def test_an_earlier_drained_day_not_cleaned_is_an_error(drained: Path) -> None:
 
     with pytest.raises(
         MissingCleanDataError, match=rf"as of 2026-11-24: run the clean job for {every_entity('2026-11-23')} first"
-    ):
+    ) as raised:
         run(analytics, drained, DAYS[2])
     assert not (drained / "analytics").exists()
+    clear = (
+        "airflow tasks clear pinterest_daily --task-regex spark_clean --start-date 2026-11-23 --end-date 2026-11-23 "
+        "--downstream"
+    )
+    assert f"first ({clear}, which clears the scheduled or backfilled run of each day;" in str(raised.value)
 
 
 def test_the_day_itself_not_cleaned_is_an_error_even_when_later_days_are(drained: Path) -> None:

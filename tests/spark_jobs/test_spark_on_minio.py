@@ -172,6 +172,9 @@ def test_the_demo_shows_the_published_analytics_and_refuses_a_set_that_does_not_
     result = partition_prefix("analytics", "users_joined_by_year", DAY.date())
     assert f"users_joined_by_year as of 2026-11-24: 1 rows in s3://{scratch_bucket}/{result}" in shown
     assert "number_users_joined" in shown and shown.count(" rows in s3://") == 9
+    # the same from the command line, which runs nothing else
+    assert demo.__main__.main(["--show", "2026-11-24", "--bucket", scratch_bucket]) == 0
+    assert screen.getvalue().removeprefix(shown) == shown
     # a run of the day that republishes while the results are read, a result that no longer holds what its
     # publication says, then a day without a publication
     with pytest.raises(SystemExit, match=r"the analytics of 2026-11-24 were rewritten while they were shown"):
