@@ -35,7 +35,23 @@ class ApiSettings(PlatformSettings):
     kafka_max_block_ms: int = Field(1_000, ge=10, validation_alias="KAFKA_MAX_BLOCK_MS")
     kafka_connect_retry_s: float = Field(2.0, gt=0, validation_alias="KAFKA_CONNECT_RETRY_S")
 
-    empty_has_meaning: ClassVar[frozenset[str]] = frozenset({"KAFKA_COMPRESSION"})
+    # the API's optional settings, passed through from .env by compose (KAFKA_COMPRESSION is not: empty turns it off)
+    empty_is_unset: ClassVar[frozenset[str]] = PlatformSettings.empty_is_unset | {
+        "API_HOST",
+        "API_PORT",
+        "API_WORKERS",
+        "API_LOG_LEVEL",
+        "API_KEY",
+        "API_MAX_BODY_BYTES",
+        "API_BATCH_MAX_RECORDS",
+        "API_RETRY_AFTER_S",
+        "KAFKA_LINGER_MS",
+        "KAFKA_BATCH_BYTES",
+        "KAFKA_REQUEST_TIMEOUT_MS",
+        "KAFKA_DELIVERY_TIMEOUT_MS",
+        "KAFKA_MAX_BLOCK_MS",
+        "KAFKA_CONNECT_RETRY_S",
+    }
 
     @field_validator("kafka_compression", mode="before")
     @classmethod
@@ -45,10 +61,10 @@ class ApiSettings(PlatformSettings):
 
     @field_validator("api_key", mode="after")
     @classmethod
-    def _empty_key_means_none(cls, key: SecretStr | None) -> SecretStr | None:
-        """A key must be printable ASCII, as clients send header values differently (UTF-8 or Latin-1) once they
-        leave it. An empty ``API_KEY`` is unset: no check."""
-        if key is None:
+    def _printable_key_or_none(cls, key: SecretStr | None) -> SecretStr | None:
+        """An empty key turns the check off; a key must be printable ASCII, as clients send header values
+        differently (UTF-8 or Latin-1) once they leave it."""
+        if key is None or not key.get_secret_value():
             return None
         if not all(" " < char <= "~" for char in key.get_secret_value()):
             raise ValueError("API_KEY must be printable ASCII without blanks (it is sent as an HTTP header)")

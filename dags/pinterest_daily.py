@@ -87,7 +87,7 @@ Details: `docs/drain.md`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
@@ -131,15 +131,19 @@ def _interval(context: dict[str, Any]) -> Interval:
     """The run's data interval; permanent errors (no interval, another day's midnight as logical date) fail at once."""
     from airflow.sdk.exceptions import AirflowFailException
 
+    from include.backfill import run_conf
     from include.drain import IntervalError, NoIntervalError
     from include.drain.run_checks import run_interval
 
+    params = context["params"]
+    first_day = params.get("lake_first_day")
     try:
         return run_interval(
             context.get("data_interval_start"),
             context.get("data_interval_end"),
             logical_date=context.get("logical_date"),
             dag_id=context["dag"].dag_id,
+            conf=run_conf(params["lake_bucket"], params["topic_prefix"], first_day and date.fromisoformat(first_day)),
         )
     except (NoIntervalError, IntervalError) as exc:
         raise AirflowFailException(str(exc)) from exc

@@ -123,6 +123,8 @@ def _text(s3: Any, bucket: str, key: str) -> str | None:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     except s3.exceptions.NoSuchKey:
         return None
+    except s3.exceptions.NoSuchBucket:
+        raise SystemExit(f"there is no bucket {bucket!r} in the lake's S3 (see LAKE_BUCKET, or --bucket)") from None
 
 
 def show_raw(s3: Any, bucket: str, days: list[date]) -> None:
@@ -235,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bucket", help="with --show: the lake's bucket (default: the stack's LAKE_BUCKET)")
     args = parser.parse_args(argv)
+    if args.bucket and not args.show:
+        parser.error("--bucket goes with --show (the demo itself runs on the stack's lake)")
 
     env = read_env_file(paths.STACK_ENV_FILE)
     if not env:

@@ -27,6 +27,16 @@ def backfill_command(first: date, last: date, dag_id: str = DAG_ID, conf: Mappin
     )
 
 
+def run_conf(bucket: str | None, topic_prefix: str | None, first_day: date | None) -> dict[str, str | None]:
+    """The conf of a run as far as a backfill it asks for must repeat it: its lake's bucket and its topics (left out
+    when not known: a lake under --lake-root, a job run by hand), and its first day (null: none, which is not the
+    DAG's default when LAKE_FIRST_DAY is set)."""
+    conf: dict[str, str | None] = {"lake_bucket": bucket, "topic_prefix": topic_prefix}
+    return {name: value for name, value in conf.items() if value} | {
+        "lake_first_day": first_day.isoformat() if first_day else None
+    }
+
+
 def clear_clean_command(first: date | datetime, last: date | datetime, dag_id: str = DAG_ID) -> str:
     """``airflow tasks clear`` of the clean task and the tasks after it (the analytics) in the runs whose logical date
     is from ``first`` to ``last``, selected as ``clear_analytics_command`` selects them: those days are cleaned again

@@ -24,10 +24,11 @@ class PlatformSettings(BaseSettings):
 
     # hide_input_in_errors: a failed validation must not echo the environment (API_KEY, AWS_SECRET_ACCESS_KEY).
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
-    # variables whose empty value has a meaning of its own (see their validators); any other empty one is unset
-    empty_has_meaning: ClassVar[frozenset[str]] = frozenset()
+    # optional variables that an env file or compose may pass through empty: empty means unset (the default). An
+    # empty location (Kafka, the bucket, the S3 endpoint, topics) is not one: its own check refuses it.
+    empty_is_unset: ClassVar[frozenset[str]] = frozenset({"LAKE_FIRST_DAY"})
 
-    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     topic_prefix: str = Field("pinterest", validation_alias="PINTEREST_TOPIC_PREFIX")
     topic_partitions: int = Field(3, ge=1, validation_alias="KAFKA_TOPIC_PARTITIONS")
     lake_bucket: str = Field("pinterest-lake", validation_alias="LAKE_BUCKET")
@@ -61,11 +62,14 @@ class PlatformSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _empty_is_unset(cls, values: Any) -> Any:
-        """An empty variable means its default: ``API_WORKERS=`` in an env file, or one that compose passes through
-        empty when neither .env nor the shell sets it."""
+        """An empty optional variable (``empty_is_unset``, by variable or field name) means its default:
+        ``API_WORKERS=`` in an env file, or one that compose passes through empty when neither .env nor the shell
+        sets it."""
         if not isinstance(values, dict):
             return values
-        return {name: value for name, value in values.items() if value != "" or name in cls.empty_has_meaning}
+        fields = {name for name, field in cls.model_fields.items() if field.validation_alias in cls.empty_is_unset}
+        optional = cls.empty_is_unset | fields
+        return {name: value for name, value in values.items() if value != "" or name not in optional}
 
     def topic(self, entity: Entity) -> str:
         """Kafka topic of an entity, e.g. ``pinterest.pin``."""

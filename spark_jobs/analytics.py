@@ -11,6 +11,7 @@ cleaned on several days count once (the latest ingested). The nine are published
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from py4j.protocol import Py4JJavaError
 from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
 
+from include.backfill import run_conf
 from include.days import days_between
 from include.lake import (
     MANIFEST_NAME,
@@ -111,10 +113,10 @@ def lake_state(spark: SparkSession, lake: Lake, day: date, first_day: date | Non
 
 
 def days_to_read(
-    day: date, state: LakeState, first_day: date | None = None, conf: Mapping[str, str] | None = None
+    day: date, state: LakeState, first_day: date | None = None, conf: Mapping[str, str | None] | None = None
 ) -> dict[Entity, list[date]]:
     """Each entity's clean days to read as of ``day`` (none before ``first_day``); raises MissingCleanDataError when
-    any needed day of the lake is not ready (its backfill commands carry ``conf``, see ``run_conf``)."""
+    any needed day of the lake is not ready (its backfill commands carry ``conf``: see ``run_conf``)."""
     problems = {entity: found for entity, states in state.items() if (found := readiness(day, states, first_day))}
     if problems:
         raise MissingCleanDataError(readiness_message(day, problems, first_day, conf))
@@ -231,18 +233,8 @@ def warn_of_stale_later_days(
         log.warning(stale_message(day, stale))
 
 
-def run_conf(bucket: str | None, topic_prefix: str | None, first_day: date | None) -> dict[str, str]:
-    """The conf of the run that started the job, as far as a backfill it asks for must repeat it: the lake's bucket
-    (none for a lake under --lake-root), its topics and its first day."""
-    conf = {
-        "lake_bucket": bucket,
-        "topic_prefix": topic_prefix,
-        "lake_first_day": first_day.isoformat() if first_day else None,
-    }
-    return {name: value for name, value in conf.items() if value}
-
-
-def main(argv: Sequence[str] | None = None) -> None:
+def argument_parser() -> argparse.ArgumentParser:
+    """The job's arguments: the lake's, then the run's first day, logical date and topics."""
     parser = lake_argument_parser("Compute the analytics as of one day over all clean data up to it.")
     parser.add_argument(
         "--first-day",
@@ -264,6 +256,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the run's Kafka topic prefix (its topic_prefix param): a backfill that an error asks for drains these "
         "topics",
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argument_parser()
     args = parser.parse_args(argv)
     if args.first_day is not None and args.first_day > args.date:
         parser.error(

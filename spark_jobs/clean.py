@@ -8,6 +8,7 @@ cleaned only when the quality gate passed its manifest as it is now (``_dq.json`
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Sequence
@@ -126,10 +127,15 @@ def check_lines(spark: SparkSession, lake: Lake, entity: Entity, day: date, mani
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def argument_parser() -> argparse.ArgumentParser:
+    """The job's arguments: the lake's, and the entities to clean."""
     parser = lake_argument_parser("Clean one day of raw records into Parquet.")
     parser.add_argument("--entity", nargs="+", choices=ENTITIES, default=list(ENTITIES), help="entities to clean")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = argument_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lake = Lake(bucket=args.bucket, root=args.lake_root)
     spark = build_session(f"clean {args.date}")

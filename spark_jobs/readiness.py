@@ -91,7 +91,7 @@ def readiness_message(
     day: date,
     problems: Mapping[Entity, Readiness],
     first_day: date | None = None,
-    conf: Mapping[str, str] | None = None,
+    conf: Mapping[str, str | None] | None = None,
 ) -> str:
     """The error naming, per kind of problem, each entity's days and what to do; its backfill commands carry
     ``conf``, the conf of the run that asks (its bucket and topics: a scratch run's backfill drains its own)."""

@@ -1416,6 +1416,20 @@ def test_docs_require_a_compose_that_leaves_value_less_entries_unset():
     assert tuple(int(part or 0) for part in required.groups()) >= PASS_THROUGH_COMPOSE
 
 
+def test_an_api_setting_an_older_compose_passes_empty_still_starts_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before Compose 2.29 a value-less entry may reach the container as an empty string: each of the API's must
+    then mean its default (KAFKA_COMPRESSION: off, as docs/docker.md says)."""
+    from api.settings import ApiSettings
+
+    passed_through = {name for name, value in environment(SERVICES["api"]).items() if value is None}
+    settings_names = {str(field.validation_alias) for field in ApiSettings.model_fields.values()}
+    assert len(passed_through & settings_names) >= 10
+    for name in passed_through & settings_names:
+        monkeypatch.setenv(name, "")
+    started = ApiSettings()
+    assert started.kafka_compression is None and started.workers == 1 and started.api_key is None
+
+
 # --- the helper scripts, run for real -----------------------------------------------------------------------------
 
 

@@ -417,8 +417,10 @@ def drain(
                 s3, consumer, request, plans, status, drained_topic_id, raw_prefix, quarantine_prefix, now
             )
         finally:
-            consumer.close()
-            admin.poll(0)  # serves the admin client's queued log lines
+            try:
+                consumer.close()
+            finally:
+                admin.poll(0)  # serves the admin client's queued log lines
         lock.renew()  # fails if another run took the lease: then it owns the partition, we commit nothing
         # Every object of the new manifest is stored, so an existing _SUCCESS stays true across the commit.
         _commit_manifest(s3, bucket, manifest_key, manifest, existing_etag)

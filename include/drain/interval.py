@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from include.backfill import backfill_command
 from include.days import midnight
@@ -92,14 +94,17 @@ class Interval:
         return max(0.0, (self.closes_at(grace) - now).total_seconds())
 
 
-def refuse_other_midnight(logical_date: datetime | None, interval: Interval, dag_id: str) -> None:
+def refuse_other_midnight(
+    logical_date: datetime | None, interval: Interval, dag_id: str, conf: Mapping[str, Any] | None = None
+) -> None:
     """Raise IntervalError for a run whose logical date is a UTC midnight other than its interval's start.
 
     A scheduled daily run's logical date is its day's midnight, and Airflow keeps one run per logical
     date. A run given ``D 00:00`` that drains another day (a manual run gets the day before D) takes
     that slot: a past D's run can no longer be created, and a backfill of D clears this run and, keeping
     its interval, drains the other day again; a D still to come is skipped by the scheduler. Whatever
-    the date and the run type, such a run is refused before any work.
+    the date and the run type, such a run is refused before any work. The backfill it suggests carries ``conf``, the
+    run's own (``include.backfill.run_conf``).
     """
     if logical_date is None:
         return
@@ -111,7 +116,7 @@ def refuse_other_midnight(logical_date: datetime | None, interval: Interval, dag
         f"this run's logical date {moment:%Y-%m-%dT%H:%MZ} is the logical date of the scheduled run of {slot}, "
         f"but the run drains {day}: while it exists, {slot} has no run of its own (the scheduler skips a "
         f"{slot} still to come, and a backfill of {slot} reuses this run, interval and all). Delete this run, "
-        f"then drain the day you meant with a backfill, for {day}: `{backfill_command(day, day, dag_id)}`, or "
+        f"then drain the day you meant with a backfill, for {day}: `{backfill_command(day, day, dag_id, conf)}`, or "
         "trigger with a logical date that is not a midnight (the UI's default, now) and, over REST, "
         f"data_interval_start/data_interval_end of the day. {slot} itself is drained by its scheduled run once it "
         "is over, or, when it is over already, by the same backfill for that day"

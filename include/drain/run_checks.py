@@ -20,15 +20,16 @@ def run_interval(
     *,
     logical_date: datetime | None,
     dag_id: str,
+    conf: Mapping[str, Any] | None = None,
 ) -> Interval:
     """The day a run drains: its data interval, checked.
 
     Raises NoIntervalError when the run has no interval, IntervalError when the interval is not one
     whole UTC day or when the logical date is a midnight other than the interval's start, of any run
-    type (see ``refuse_other_midnight``; ``dag_id`` goes into the backfill command it suggests).
+    type (see ``refuse_other_midnight``; ``dag_id`` and ``conf`` go into the backfill command it suggests).
     """
     interval = Interval.of_run(data_interval_start, data_interval_end)
-    refuse_other_midnight(logical_date, interval, dag_id)
+    refuse_other_midnight(logical_date, interval, dag_id, conf)
     return interval
 
 

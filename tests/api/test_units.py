@@ -17,6 +17,7 @@ from api.producer import OutgoingRecord, RecordProducer, producer_config
 from api.records import field_errors
 from api.settings import ApiSettings
 from include.records import GeoRecord, PinRecord, kafka_key, kafka_value
+from include.settings import PlatformSettings
 from tests.api_process import REPO
 
 SECRET = "k-TOPSECRET-" + "9e" * 8
@@ -92,19 +93,31 @@ def test_none_or_empty_compression_turns_compression_off(value: str) -> None:
     assert producer_config(settings)["compression_type"] is None
 
 
+# compose passes these through empty when .env does not set them (docker-compose.yaml): the API's own settings but
+# KAFKA_COMPRESSION, and the lake's first day
 EMPTY_MEANS_DEFAULT = sorted(
-    str(field.validation_alias)
-    for field in ApiSettings.model_fields.values()
-    if field.validation_alias not in ApiSettings.empty_has_meaning
+    {str(f.validation_alias) for n, f in ApiSettings.model_fields.items() if n not in PlatformSettings.model_fields}
+    - {"KAFKA_COMPRESSION"}
+    | {"LAKE_FIRST_DAY"}
 )
 
 
 @pytest.mark.parametrize("variable", EMPTY_MEANS_DEFAULT)
-def test_an_empty_variable_takes_its_default(variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_optional_variable_takes_its_default(variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """``API_WORKERS=`` in an env file must not stop the API: empty counts as unset."""
-    monkeypatch.setenv(variable, "")
     [(name, field)] = [(n, f) for n, f in ApiSettings.model_fields.items() if f.validation_alias == variable]
+    monkeypatch.setenv(variable, "")
     assert getattr(ApiSettings(), name) == field.default
+    monkeypatch.delenv(variable)
+    assert getattr(ApiSettings(**{name: ""}), name) == field.default  # by field name too
+
+
+@pytest.mark.parametrize("variable", ["KAFKA_BOOTSTRAP_SERVERS", "PINTEREST_TOPIC_PREFIX", "LAKE_BUCKET"])
+def test_an_empty_location_is_refused_not_defaulted(variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty Kafka address, topic prefix or bucket is a mistake to name, not a wish for the local default."""
+    monkeypatch.setenv(variable, "")
+    with pytest.raises(ValidationError, match=variable):
+        ApiSettings()
 
 
 def test_an_unknown_compression_is_refused_naming_the_setting() -> None:

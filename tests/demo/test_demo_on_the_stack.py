@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from kafka import KafkaConsumer, TopicPartition
 
+from demo.__main__ import main as demo_main
 from devstack import airflow_client
 from devstack.airflow_client import AirflowClient
 from devstack.environment import airflow_env, platform_env
@@ -80,3 +82,11 @@ def test_every_run_and_each_days_run_are_found_as_the_database_holds_them(stack_
         holders = {run_id for run_id in stayed if before[run_id] == datetime(day.year, day.month, day.day, tzinfo=UTC)}
         found = {by_day[day]["dag_run_id"]} if day in by_day else set()
         assert found == holders, day
+
+
+def test_show_names_a_bucket_that_does_not_exist_and_needs_show_for_bucket(capsys) -> None:
+    with pytest.raises(SystemExit, match=r"there is no bucket 'no-such-lake-7f1c' in the lake's S3"):
+        demo_main(["--show", "2026-11-24", "--bucket", "no-such-lake-7f1c"])
+    with pytest.raises(SystemExit) as refused:
+        demo_main(["--bucket", "no-such-lake-7f1c"])
+    assert refused.value.code == 2 and "--bucket goes with --show" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from include.backfill import (
     clear_clean_command,
     consecutive_runs,
     day_ranges,
+    run_conf,
 )
 
 
@@ -82,3 +83,12 @@ def test_the_clean_clear_command_parses_and_clears_the_analytics_after_it() -> N
     args = get_parser().parse_args(words[1:])
     assert (args.dag_id, args.task_regex, args.downstream, args.yes) == ("pinterest_daily", "spark_clean", True, False)
     assert (args.start_date.date(), args.end_date.date()) == (date(2026, 11, 2), date(2026, 11, 3))
+
+
+def test_the_runs_conf_repeats_what_it_knows_and_its_first_day_even_when_none() -> None:
+    assert run_conf("lake", "topics", date(2026, 11, 3)) == {
+        "lake_bucket": "lake", "topic_prefix": "topics", "lake_first_day": "2026-11-03",
+    }  # fmt: skip
+    # a lake under --lake-root, a job run by hand: no bucket nor topics to name; no first day is null, not absent,
+    # since an absent one would take the DAG's default (LAKE_FIRST_DAY)
+    assert run_conf(None, "", None) == {"lake_first_day": None}

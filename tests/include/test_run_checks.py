@@ -92,6 +92,16 @@ def test_a_midnight_other_than_the_intervals_start_is_refused_whatever_the_date(
     assert f"{slot_day} itself is drained by its scheduled run once it is over" in message
 
 
+def test_the_midnight_refusal_suggests_a_backfill_with_the_runs_own_conf():
+    conf = {"lake_bucket": "scratch", "topic_prefix": "test-abc", "lake_first_day": None}
+    with pytest.raises(IntervalError) as raised:
+        run_interval(DAY_START, DAY_END, logical_date=datetime(2026, 11, 20, tzinfo=UTC), dag_id=DAG_ID, conf=conf)
+    assert (
+        """--dag-run-conf '{"lake_bucket": "scratch", "topic_prefix": "test-abc", "lake_first_day": null}' """
+        "--from-date 2026-11-25 --to-date 2026-11-25"
+    ) in str(raised.value)
+
+
 def test_an_interval_that_is_not_one_utc_day_is_refused_for_any_run():
     with pytest.raises(IntervalError, match="not one whole UTC day"):
         run_interval(DAY_START, DAY_START + timedelta(hours=1), logical_date=DAY_START, dag_id=DAG_ID)

@@ -10,7 +10,7 @@ import re
 import sys
 import zipfile
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -100,6 +100,23 @@ def test_job_arguments() -> None:
     ]  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown entities \['pins'\]"):
         job_arguments("2026-11-24", "lake", ("pins",))
+
+
+def test_each_job_takes_every_argument_the_operator_gives_it() -> None:
+    from spark_jobs import analytics, clean
+
+    run = ("scheduled__x", 2)
+    given = analytics.argument_parser().parse_args(
+        job_arguments("2026-11-24", "lake", None, "file:///l", run, "2026-11-01", "2026-11-25T00:00:00+00:00", "t-p")
+    )
+    assert (given.date, given.bucket, given.lake_root, given.run_id, given.attempt) == (
+        date(2026, 11, 24), "lake", "file:///l", "scheduled__x", 2,
+    )  # fmt: skip
+    assert (given.first_day, given.logical_date.isoformat(), given.topic_prefix) == (
+        date(2026, 11, 1), "2026-11-25T00:00:00+00:00", "t-p",
+    )  # fmt: skip
+    cleaned = clean.argument_parser().parse_args(job_arguments("2026-11-24", "lake", ("geo",), None, run))
+    assert (cleaned.date, cleaned.entity, cleaned.run_id) == (date(2026, 11, 24), ["geo"], "scheduled__x")
 
 
 def test_day_comes_from_the_data_interval() -> None:

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 from pyspark.sql import SparkSession
 
+from include.backfill import run_conf
 from include.job_exits import USAGE_EXIT_CODE
 from include.lake import SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_prefix
 from include.settings import PlatformSettings
@@ -36,7 +37,7 @@ def every_entity(day: str) -> str:
     return f"pin: {day}; geo: {day}; user: {day}"
 
 
-def backfill(first: str, last: str, conf: str = "{}") -> str:
+def backfill(first: str, last: str, conf: str = '{"lake_first_day": null}') -> str:
     """The command the missing-data error gives to drain the days ``first`` to ``last`` (both inclusive), with a conf
     that replaces the one of a run it reprocesses."""
     return (
@@ -77,6 +78,11 @@ def test_the_day_itself_never_drained_is_named_as_such(tmp_path: Path) -> None:
     command = backfill("2026-11-22", "2026-11-22")
     assert message.startswith(f"days never drained: {every_entity('2026-11-22')}; backfill them first ({command})")
     assert "run the clean job" not in message  # it would fail: the day has no raw manifest to clean
+    # the run's topics go into the command, so that the backfill drains them and not the DAG's default ones
+    with pytest.raises(MissingCleanDataError) as raised:
+        run(analytics, tmp_path, DAYS[0], "--topic-prefix", "test-abc")
+    command = backfill("2026-11-22", "2026-11-22", '{"topic_prefix": "test-abc", "lake_first_day": null}')
+    assert f"backfill them first ({command})" in str(raised.value)
 
 
 def test_a_day_never_drained_since_an_entitys_first_drained_day_is_named_with_its_backfill(
@@ -134,7 +140,7 @@ def test_never_drained_days_get_one_backfill_per_run_of_consecutive_days() -> No
     }
     assert readiness_message(day, problems).startswith(
         "days never drained: pin: 2026-11-02, 2026-11-03, 2026-11-05, 2026-11-06; user: 2026-11-06; backfill them "
-        f"first ({backfill('2026-11-02', '2026-11-03')} and {backfill('2026-11-05', '2026-11-06')})"
+        f"first ({backfill('2026-11-02', '2026-11-03', '{}')} and {backfill('2026-11-05', '2026-11-06', '{}')})"
     )
 
 
@@ -310,8 +316,9 @@ def test_from_the_lakes_first_day_every_day_is_needed_even_before_the_first_drai
     assert found.never_drained == [date(2026, 11, 3), date(2026, 11, 4)]
     assert not (found.not_cleaned or found.unfinished or found.partial)
     assert readiness_message(day, {"pin": found}, first_day).startswith(
-        f"days never drained: pin: 2026-11-03, 2026-11-04; backfill them first ({backfill('2026-11-03', '2026-11-04')})"
-        ": each day from the lake's first day 2026-11-03 up to 2026-11-06 needs raw/<entity>/dt=<day>/_manifest.json"
+        "days never drained: pin: 2026-11-03, 2026-11-04; backfill them first "
+        f"({backfill('2026-11-03', '2026-11-04', '{}')}): each day from the lake's first day 2026-11-03 up to "
+        "2026-11-06 needs raw/<entity>/dt=<day>/_manifest.json"
     )
     # a scratch run's lake: the backfill must drain that run's topics into its bucket, not the DAG's defaults
     scratch = backfill(
@@ -319,7 +326,7 @@ def test_from_the_lakes_first_day_every_day_is_needed_even_before_the_first_drai
         "2026-11-04",
         '{"lake_bucket": "scratch-lake", "topic_prefix": "test-abc", "lake_first_day": "2026-11-03"}',
     )
-    conf = analytics.run_conf("scratch-lake", "test-abc", first_day)
+    conf = run_conf("scratch-lake", "test-abc", first_day)
     assert f"backfill them first ({scratch})" in readiness_message(day, {"pin": found}, first_day, conf)
     five, four = date(2026, 11, 5), date(2026, 11, 4)
     lake = {
@@ -372,11 +379,6 @@ def test_a_first_day_after_the_day_is_refused_as_a_bad_argument(tmp_path: Path, 
     with pytest.raises(SystemExit):
         run(analytics, tmp_path, DAYS[0], "--first-day", "2026-11-31")
     assert "--first-day must be YYYY-MM-DD, got '2026-11-31'" in capsys.readouterr().err
-
-
-def test_the_backfill_conf_repeats_only_what_the_run_set() -> None:
-    assert analytics.run_conf(None, None, None) == {}  # a lake under --lake-root, run with the DAG's defaults
-    assert analytics.run_conf("lake", "", None) == {"lake_bucket": "lake"}
 
 
 def test_the_lakes_first_day_is_a_platform_setting() -> None:
