@@ -127,15 +127,15 @@ SPARK_TIMEOUT = timedelta(hours=4)
 """Of one try of a Spark job; a timeout kills spark-submit (the operator's on_kill) and is retried."""
 
 
-def _interval(context: dict[str, Any]) -> Interval:
-    """The run's data interval; permanent errors (no interval, another day's midnight as logical date) fail at once."""
+def _interval(context: dict[str, Any], params: dict[str, Any]) -> Interval:
+    """The run's data interval; permanent errors (no interval, another day's midnight as logical date) fail at once,
+    naming a backfill with the run's ``params`` where one helps."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.backfill import run_conf
     from include.drain import IntervalError, NoIntervalError
     from include.drain.run_checks import run_interval
 
-    params = context["params"]
     first_day = params.get("lake_first_day")
     try:
         return run_interval(
@@ -254,7 +254,7 @@ with DAG(
     def wait_for_late_records(params: dict[str, Any], **context: Any) -> bool:
         """Once the day is over, wait out the lateness grace; an open day is drained at once as partial."""
         _refuse_unknown_conf(context)
-        interval = _interval(context)
+        interval = _interval(context, params)
         grace = timedelta(minutes=params["lateness_grace_minutes"])
         return interval.seconds_to_wait(datetime.now(UTC), grace) == 0
 
@@ -286,7 +286,7 @@ with DAG(
                     entity=entity,
                     topic=topic_name(params["topic_prefix"], entity),
                     bucket=params["lake_bucket"],
-                    interval=_interval(context),
+                    interval=_interval(context, params),
                     run_id=context["run_id"],
                     attempt=context["ti"].try_number,
                     settings=DrainSettings(
@@ -340,7 +340,8 @@ with DAG(
         )
         bucket = params["lake_bucket"]
         try:
-            reports = run_quality_gate(_s3_client(), bucket, _interval(context).day, context["run_id"], thresholds)
+            day = _interval(context, params).day
+            reports = run_quality_gate(_s3_client(), bucket, day, context["run_id"], thresholds)
         except (QualityGateError, botocore.exceptions.ParamValidationError) as exc:  # a retry changes neither
             raise AirflowFailException(str(exc)) from exc
         for entity, report in reports.items():

@@ -228,6 +228,7 @@ spec = importlib.util.spec_from_file_location(
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 day, next_day = datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC)
+SCRATCH = {"lake_bucket": "scratch", "topic_prefix": "test-abc", "lake_first_day": "2026-11-01"}
 
 def context_of(conf=None, run_type="scheduled", start=day, end=next_day, logical=day):
     return {"dag": module.dag, "dag_run": SimpleNamespace(run_type=run_type, conf=conf), "run_id": "glue",
@@ -235,8 +236,10 @@ def context_of(conf=None, run_type="scheduled", start=day, end=next_day, logical
             "logical_date": logical}
 
 def outcome(check, **kwargs):
+    # _interval takes the run's params as the tasks get them (defaults merged with the run's conf)
+    extra = [{**module.dag.params.dump(), **(kwargs.get("conf") or {})}] if check == "_interval" else []
     try:
-        result = getattr(module, check)(context_of(**kwargs))
+        result = getattr(module, check)(context_of(**kwargs), *extra)
     except Exception as exc:
         return [type(exc).__name__, str(exc)]
     return ["ok", result.day.isoformat() if result is not None else None]
@@ -267,7 +270,7 @@ print(json.dumps({
     "scheduled": outcome("_interval"),
     "no_interval": outcome("_interval", run_type="manual", start=None, end=None, logical=None),
     "future_midnight": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, tzinfo=UTC)),
-    "past_midnight": outcome("_interval", run_type="backfill", logical=next_day),
+    "past_midnight": outcome("_interval", run_type="backfill", logical=next_day, conf=SCRATCH),
     "manual_now": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, 9, 30, tzinfo=UTC)),
     "drain_bad_bucket": task_outcome("drain.pin", lake_bucket="Bad_Bucket!"),
     "gate_bad_bucket": task_outcome("quality_gate", {"drained": {}}, lake_bucket="Bad_Bucket!"),
@@ -295,7 +298,9 @@ def test_run_checks_fail_permanently_with_the_reason():
     # a past midnight too, of any run type (a backfill reusing a manual run keeps its interval)
     assert outcomes["past_midnight"][0] == "AirflowFailException"
     assert "2026-11-26T00:00Z is the logical date of the scheduled run of 2026-11-26" in outcomes["past_midnight"][1]
-    assert "--dag-run-conf '{}' --from-date 2026-11-25 --to-date 2026-11-25`" in outcomes["past_midnight"][1]
+    # the backfill it names drains the run's own topics into its own lake
+    scratch = '{"lake_bucket": "scratch", "topic_prefix": "test-abc", "lake_first_day": "2026-11-01"}'
+    assert f"--dag-run-conf '{scratch}' --from-date 2026-11-25 --to-date 2026-11-25`" in outcomes["past_midnight"][1]
     # a request botocore refuses before sending it (here: a bucket name) fails at once instead of being retried
     for refused in (outcomes["drain_bad_bucket"], outcomes["gate_bad_bucket"]):
         assert refused[0] == "AirflowFailException" and 'Invalid bucket name "Bad_Bucket!"' in refused[1], refused
