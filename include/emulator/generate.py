@@ -56,6 +56,10 @@ _EVENTS_FROM = datetime(2015, 1, 1)
 _EVENTS_SPAN_S = int((datetime(2022, 12, 31) - _EVENTS_FROM).total_seconds())
 _JOINED_FROM = datetime(2015, 1, 1)
 _JOINED_SPAN_S = int((datetime(2017, 12, 31) - _JOINED_FROM).total_seconds())
+IND_STRIDE = 1_000_000_000
+"""New triples of seed ``s`` get ``ind`` values from ``s * IND_STRIDE`` on: seeds overlap only past this many."""
+MAX_SEED = (2**63 - 1) // IND_STRIDE - 1
+"""The largest seed whose whole ``ind`` range fits a record id (a Spark LongType, at most 2**63 - 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,13 +147,13 @@ def generate_triples(
     """Yield ``count`` triples (endlessly when None), the same ones for the same arguments.
 
     New triples get ``ind`` values ``first_ind``, ``first_ind + 1``, ... (by default
-    ``seed * 1,000,000``, so different seeds do not collide); about
+    ``seed * IND_STRIDE``, so different seeds do not collide); about
     ``repeat_percent`` of the output repeats one of the last 10,000 triples exactly
     (same ``ind`` and ``unique_id``), so memory stays bounded.
     """
     rng = random.Random(seed)
     recent: deque[Triple] = deque(maxlen=10_000)
-    next_ind = seed * 1_000_000 if first_ind is None else first_ind
+    next_ind = seed * IND_STRIDE if first_ind is None else first_ind
     produced = 0
     while count is None or produced < count:
         if recent and _chance(rng, repeat_percent):

@@ -15,26 +15,46 @@ from include.records import ENTITIES
 
 ProgressHook = Callable[[int], None]
 CHECK_TIMEOUT_S = 5.0
-"""How long the check before posting waits for the API's /health."""
+"""How long the check before posting waits for the API's /health and /ready."""
+REQUEST_TIMEOUT_S = 30.0
+ATTEMPTS = 5
+"""Requests per record at most: the first one and retries after a 503 or a failed connection."""
+BACKOFF_S = 0.25
+"""The wait before the first retry after a failed connection; it doubles up to BACKOFF_MAX_S."""
+BACKOFF_MAX_S = 2.0
+RETRY_AFTER_MAX_S = 30.0
+"""A 503's Retry-After is obeyed up to this many seconds."""
+GIVE_UP_AFTER_S = 10.0
+"""Posting stops when no connection to the API opened for this long."""
+UNAUTHORIZED_NO_KEY = "the API requires X-API-Key: set API_KEY"
+UNAUTHORIZED_WRONG_KEY = "the API refused the X-API-Key sent from API_KEY: set API_KEY to the API's key"
 
 
 class ApiUnreachableError(Exception):
-    """Nothing answers at the API URL, or what answers is not the ingest API."""
+    """Nothing answers at the API URL, what answers is not the ingest API, or it is not ready for records."""
 
 
 @dataclass
 class PostSummary:
-    """What happened to the posted records: 2xx accepted, 4xx rejected, 5xx or no answer errors."""
+    """What happened to the posted records.
+
+    ``sent`` counts records the API answered (2xx accepted, 4xx rejected, 5xx errors); ``unanswered`` those
+    given up without an answer. ``stopped`` says why posting stopped early (the API went away, or wants a key).
+    """
 
     sent: int = 0
     accepted: int = 0
     rejected: int = 0
     errors: int = 0
+    unanswered: int = 0
+    retries: int = 0
+    triples: int = 0
     elapsed_s: float = 0.0
     statuses: Counter[str] = field(default_factory=Counter)
+    stopped: str | None = None
 
     def count(self, status: str) -> None:
-        """Count one answer: an HTTP status code, or the name of a transport error."""
+        """Count one record's final answer: an HTTP status code."""
         self.sent += 1
         self.statuses[status] += 1
         if status.startswith("2"):
@@ -44,30 +64,125 @@ class PostSummary:
         else:
             self.errors += 1
 
+    def count_unanswered(self, error: str) -> None:
+        """Count one record given up without an answer (``error``: the transport error's name)."""
+        self.unanswered += 1
+        self.statuses[error] += 1
+
+    @property
+    def triples_per_s(self) -> float:
+        return self.triples / self.elapsed_s if self.elapsed_s else 0.0
+
 
 def check_api(base_url: str) -> None:
-    """Raise ApiUnreachableError unless ``GET <base_url>/health`` answers 200 within CHECK_TIMEOUT_S."""
-    url = f"{base_url.rstrip('/')}/health"
+    """Raise ApiUnreachableError unless ``<base_url>/health`` and ``/ready`` answer 200 within CHECK_TIMEOUT_S."""
+    base = base_url.rstrip("/")
     try:
-        response = httpx.get(url, timeout=CHECK_TIMEOUT_S)
+        health = httpx.get(f"{base}/health", timeout=CHECK_TIMEOUT_S)
+        ready = httpx.get(f"{base}/ready", timeout=CHECK_TIMEOUT_S) if health.status_code == 200 else None
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         raise ApiUnreachableError(
             f"the API does not answer at {base_url} ({type(error).__name__}: {error}); "
             "start the local stack with `make up`, or give the right --url (or API_URL)"
         ) from error
-    if response.status_code != 200:
-        raise ApiUnreachableError(f"GET {url} answered {response.status_code}, not 200: is {base_url} the ingest API?")
+    if ready is None:
+        raise ApiUnreachableError(
+            f"GET {base}/health answered {health.status_code}, not 200: is {base_url} the ingest API?"
+        )
+    if ready.status_code != 200:
+        raise ApiUnreachableError(
+            f"the API at {base_url} is not ready for records ({ready_detail(ready)}); "
+            "fix that (see its /ready) and post again"
+        )
 
 
-async def _post_triple(client: httpx.AsyncClient, triple: Triple, summary: PostSummary) -> None:
-    for entity in ENTITIES:
-        body = triple.record(entity).model_dump_json(exclude_none=True)
-        try:
-            response = await client.post(f"/{entity}/", content=body, headers={"content-type": "application/json"})
-        except httpx.HTTPError as error:
-            summary.count(type(error).__name__)
-        else:
-            summary.count(str(response.status_code))
+def ready_detail(response: httpx.Response) -> str:
+    """The ``detail`` of a /ready answer, else its status and text."""
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    return str(detail) if detail else f"GET /ready answered {response.status_code}: {response.text[:200]}"
+
+
+def retry_after_s(response: httpx.Response) -> float:
+    """The seconds a 503 asks to wait (its Retry-After; 1 when missing or not a number), at most RETRY_AFTER_MAX_S."""
+    try:
+        wait = float(response.headers.get("retry-after", "1"))
+    except ValueError:
+        wait = 1.0
+    return min(max(wait, 0.0), RETRY_AFTER_MAX_S)
+
+
+def backoff_s(retry: int) -> float:
+    """The wait before retry number ``retry`` (0-based) after a failed connection."""
+    return min(BACKOFF_S * 2**retry, BACKOFF_MAX_S)
+
+
+def rate_shortfall(rate: float | None, triples_per_s: float) -> str | None:
+    """A warning when the reached pace is below 95 % of ``rate`` (both in triples per second), else None."""
+    if rate is None or triples_per_s >= 0.95 * rate:
+        return None
+    return f"rate {rate:.10g} triples/s not reached: {triples_per_s:.1f} triples/s"
+
+
+class _Poster:
+    """Posts records with retries, and tracks when the API stopped answering."""
+
+    def __init__(self, base_url: str, api_key: str | None, summary: PostSummary) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        self.summary = summary
+        self.failing_since: float | None = None
+
+    def stop(self, reason: str) -> None:
+        if self.summary.stopped is None:
+            self.summary.stopped = reason
+
+    def connection_failed(self, error: httpx.HTTPError) -> None:
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+        elif now - self.failing_since >= GIVE_UP_AFTER_S:
+            self.stop(
+                f"the API at {self.base_url} stopped answering: no connection for {now - self.failing_since:.0f} s "
+                f"({type(error).__name__}: {error}); check that it runs (`make up`) and post again"
+            )
+
+    async def post_record(self, client: httpx.AsyncClient, entity: str, body: str) -> None:
+        """Post one record, retrying a 503 after its Retry-After and a failed connection with backoff."""
+        for attempt in range(ATTEMPTS):
+            last = attempt == ATTEMPTS - 1
+            try:
+                response = await client.post(f"/{entity}/", content=body, headers={"content-type": "application/json"})
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing was sent: safe to retry
+                self.connection_failed(error)
+                if last or self.summary.stopped is not None:
+                    self.summary.count_unanswered(type(error).__name__)
+                    return
+                self.summary.retries += 1
+                await asyncio.sleep(backoff_s(attempt))
+                continue
+            except httpx.HTTPError as error:  # the record may have arrived: not retried
+                self.summary.count_unanswered(type(error).__name__)
+                return
+            self.failing_since = None
+            if response.status_code == 503 and not last:
+                self.summary.retries += 1
+                await asyncio.sleep(retry_after_s(response))
+                continue
+            if response.status_code == 401:
+                self.stop(UNAUTHORIZED_WRONG_KEY if self.api_key else UNAUTHORIZED_NO_KEY)
+            self.summary.count(str(response.status_code))
+            return
+
+    async def post_triple(self, client: httpx.AsyncClient, triple: Triple) -> None:
+        """Post the triple's pin, geo and user record; skip the rest once posting stopped for an error."""
+        for entity in ENTITIES:
+            if self.summary.stopped is not None:
+                return
+            await self.post_record(client, entity, triple.record(entity).model_dump_json(exclude_none=True))
+        self.summary.triples += 1
 
 
 async def post_triples(
@@ -79,38 +194,50 @@ async def post_triples(
     concurrency: int = 16,
     api_key: str | None = None,
     on_posted: ProgressHook | None = None,
+    stop: asyncio.Event | None = None,
 ) -> PostSummary:
     """Post every triple of ``triples`` (pin, then geo, then user) until it ends or ``duration_s`` passes.
 
-    ``rate`` limits the pace in triples per second (None: as fast as ``concurrency``
-    connections go). ``on_posted`` is called with the number of records answered.
+    ``rate`` limits the pace in triples per second (None: as fast as ``concurrency`` workers go, each with its
+    own connection). ``on_posted`` is called with 1 for each finished triple. Once ``stop`` is set no new triple
+    starts, and the ones in flight finish. Posting also stops (``PostSummary.stopped`` says why) on a 401 or
+    when no connection to the API opened for GIVE_UP_AFTER_S.
     """
     summary = PostSummary()
+    poster = _Poster(base_url, api_key, summary)
     headers = {"x-api-key": api_key} if api_key else {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     started = time.monotonic()
     deadline = None if duration_s is None else started + duration_s
     lock = asyncio.Lock()
     issued = 0
 
+    def halted() -> bool:
+        return summary.stopped is not None or (stop is not None and stop.is_set())
+
     async def next_triple() -> Triple | None:
         nonlocal issued
         async with lock:
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
             if rate is not None:
-                await asyncio.sleep(max(0.0, started + issued / rate - time.monotonic()))
+                due = started + issued / rate
+                while not halted() and (wait := due - time.monotonic()) > 0:
+                    await asyncio.sleep(min(wait, 0.1))
+            if halted() or (deadline is not None and time.monotonic() >= deadline):
+                return None
             triple = next(triples, None)
             issued += triple is not None
             return triple
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        while (triple := await next_triple()) is not None:
-            await _post_triple(client, triple, summary)
-            if on_posted is not None:
-                on_posted(len(ENTITIES))
+    async def worker() -> None:
+        # One client with one connection per worker: a shared pool of many connections is slow to assign
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(
+            base_url=base_url, headers=headers, limits=limits, timeout=REQUEST_TIMEOUT_S
+        ) as client:
+            while (triple := await next_triple()) is not None:
+                await poster.post_triple(client, triple)
+                if on_posted is not None:
+                    on_posted(1)
 
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=30.0) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     summary.elapsed_s = time.monotonic() - started
     return summary

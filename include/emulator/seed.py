@@ -19,6 +19,8 @@ from include.records import ENTITIES, Entity, kafka_key, kafka_value
 from include.settings import PlatformSettings
 
 DAY_MS = 86_400_000
+FIRST_DAY = date(1970, 1, 1)
+"""The first day a Kafka record timestamp (epoch milliseconds, not negative) can fall on."""
 CHECK_TIMEOUT_MS = 5_000
 """How long the check before seeding waits for Kafka to answer."""
 
@@ -29,9 +31,11 @@ class SeedError(RuntimeError):
 
 @dataclass
 class SeedReport:
-    """Records Kafka acknowledged, per UTC day of their record timestamp and per entity."""
+    """Records Kafka acknowledged, per UTC day of their record timestamp and per entity; ``interrupted`` when
+    seeding stopped early (``should_stop``), so the counts cover only the records sent until then."""
 
     counts: dict[date, dict[Entity, int]] = field(default_factory=dict)
+    interrupted: bool = False
 
     @property
     def total(self) -> int:
@@ -109,19 +113,23 @@ def seed_kafka(
     seed: int = 0,
     settings: PlatformSettings | None = None,
     on_sent: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SeedReport:
     """Produce ``per_day`` triples (a pin, a geo and a user record each) for every day of ``[first_day, last_day]``.
 
     Each triple's records carry a record timestamp inside its day. Returns the exact
     acknowledged counts; raises SeedError (a RuntimeError) when Kafka does not answer,
     a topic is missing or would delete the first day at once (time retention), or Kafka did not acknowledge
-    every record.
+    every record. Once ``should_stop()`` is true no further triple is sent: what was sent is flushed and the
+    report says ``interrupted``.
     """
     if per_day < 1:
         raise ValueError(f"per_day must be at least 1, got {per_day}")
     today = datetime.now(UTC).date()
     if last_day >= today:
         raise ValueError(f"seed-kafka writes past days only: the last day {last_day} is not before today ({today} UTC)")
+    if first_day < FIRST_DAY:
+        raise ValueError(f"the first day {first_day} is before {FIRST_DAY}: Kafka record timestamps start there")
     days = days_between(first_day, last_day)
     settings = settings or PlatformSettings()
     check_kafka(settings)
@@ -154,6 +162,9 @@ def seed_kafka(
     try:
         for day in days:
             for timestamp_ms in day_timestamps_ms(day, per_day, rng):
+                if should_stop is not None and should_stop():
+                    report.interrupted = True
+                    break
                 triple = next(triples)
                 for entity in ENTITIES:
                     record = triple.record(entity)
@@ -168,6 +179,8 @@ def seed_kafka(
                     future.add_errback(failed)
                 if on_sent is not None:
                     on_sent(len(ENTITIES))
+            if report.interrupted:
+                break
         producer.flush()
     finally:
         producer.close()

@@ -94,3 +94,74 @@ def test_a_day_is_refused_only_when_part_of_it_is_older_than_the_topics_time_ret
     assert refusal is not None
     assert "topic t keeps records for retention.ms=259200000 (3 days)" in refusal
     assert "the records of 2026-03-07" in refusal and "seed from 2026-03-08 on" in refusal
+
+
+def test_the_default_seed_is_new_each_run_and_printed_ranges_of_seeds_do_not_meet() -> None:
+    from include.emulator.__main__ import parse_args
+    from include.emulator.generate import MAX_SEED
+
+    seeds = {parse_args(["post"]).seed for _ in range(5)} | {
+        parse_args(["seed-kafka", "--from", "2020-01-01", "--to", "2020-01-02", "--per-day", "1"]).seed
+    }
+    assert len(seeds) == 6
+    # two neighbouring seeds leave room for ten days at 1,000 triples per second before their ind values meet
+    first_ind = [next(generate_triples(seed, 1, repeat_percent=0)).pin.index for seed in (41, 42)]
+    assert first_ind[1] - first_ind[0] >= 10 * 86_400 * 1_000
+    # the largest seed the CLI takes still gives valid record ids (a signed 64-bit integer) over its whole range
+    assert parse_args(["post", "--seed", str(MAX_SEED)]).seed == MAX_SEED
+    last_ind = next(generate_triples(MAX_SEED, 1, repeat_percent=0)).pin.index + (first_ind[1] - first_ind[0]) - 1
+    assert last_ind <= 2**63 - 1
+    assert all(triple.user.ind >= 0 for triple in generate_triples(MAX_SEED, 3))
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["post", "--count", "0"], "--count"),
+        (["post", "--duration", "-1"], "--duration"),
+        (["post", "--concurrency", "0"], "--concurrency"),
+        (["post", "--rate", "0"], "--rate"),
+        (["post", "--rate", "-5"], "--rate"),
+        (["post", "--rate", "nan"], "--rate"),
+        (["post", "--repeat-percent", "101"], "--repeat-percent"),
+        (["post", "--repeat-percent", "-1"], "--repeat-percent"),
+        (["post", "--seed", "-1"], "--seed"),
+        (["post", "--seed", str(2**63)], "--seed"),
+        (["seed-kafka", "--from", "2020-01-01", "--to", "2020-01-01", "--per-day", "0"], "--per-day"),
+        (["seed-kafka", "--from", "1969-12-31", "--to", "1970-01-02", "--per-day", "1"], "--from 1969-12-31"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_argument(
+    args: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from include.emulator.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(args)
+    assert stopped.value.code == 2
+    assert named in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_help_shows_the_defaults_and_what_the_seed_does(capsys: pytest.CaptureFixture[str]) -> None:
+    from include.emulator.__main__ import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["post", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "parallel connections (default: 16)" in text
+    assert "share of exact repeats (default: 3.0)" in text
+    assert "the same seed sends the same records again" in text
+    assert "(default: None)" not in text
+
+
+def test_a_missed_rate_is_named_in_triples_per_second() -> None:
+    from include.emulator.post import rate_shortfall
+
+    assert rate_shortfall(200, 137.04) == "rate 200 triples/s not reached: 137.0 triples/s"
+    assert rate_shortfall(200, 190) is None  # 95 % is reached
+    assert rate_shortfall(None, 3) is None
+
+
+def test_seeding_refuses_days_before_1970_before_touching_kafka() -> None:
+    with pytest.raises(ValueError, match="before 1970-01-01"):
+        seed_kafka(date(1969, 12, 30), date(1970, 1, 2), 1)

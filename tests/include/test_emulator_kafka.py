@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
 from include.emulator import SeedError, seed_kafka
@@ -18,7 +24,7 @@ from include.emulator.__main__ import main as emulator_main
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 from tests.api.kafka_helpers import read_all
-from tests.api_process import REPO, RunningApi, free_port
+from tests.api_process import REPO, RunningApi, free_port, running_api, start_api, stop_api
 from tests.conftest import isolated_topics
 
 
@@ -144,4 +150,162 @@ def test_post_names_the_url_when_no_api_answers() -> None:
     line = one_line(result.stderr)
     assert f"the API does not answer at {url}" in line
     assert "make up" in line
+    assert took_s < PROMPTLY_S
+
+
+@contextlib.contextmanager
+def own_api(stack_env: dict[str, str], log_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[RunningApi]:
+    """An API of its own on topics of its own (so records counted here are this test's only)."""
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    with (
+        isolated_topics(bootstrap, f"test-emu-{uuid.uuid4().hex[:10]}") as prefix,
+        running_api(stack_env, prefix, log_dir / "api.log", extra_env) as url,
+    ):
+        yield RunningApi(url=url, prefix=prefix, bootstrap=bootstrap, log_path=log_dir / "api.log")
+
+
+@contextlib.contextmanager
+def started_emulator(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """The emulator CLI running for the block; killed afterwards if it still runs."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "include.emulator", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_for_line(process: subprocess.Popen[str], text: str) -> None:
+    """Read the process's stderr until a line containing ``text`` (it prints that once it handles Ctrl-C)."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if text in line:
+            return
+    pytest.fail(f"the emulator ended ({process.wait()}) without printing {text!r}: {process.stdout.read()}")
+
+
+def per_entity(bootstrap: str, prefix: str) -> dict[str, int]:
+    return {entity: len(read_all(bootstrap, f"{prefix}.{entity}")) for entity in ENTITIES}
+
+
+def test_ctrl_c_lets_the_triples_in_flight_finish_and_summarises(stack_env: dict[str, str], tmp_path: Path) -> None:
+    with own_api(stack_env, tmp_path) as api:
+        with started_emulator("post", "--url", api.url, "--duration", "60", "--rate", "40", "--seed", "77") as process:
+            wait_for_line(process, "--seed 77")
+            time.sleep(2)
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err
+        assert "Traceback" not in err
+        found = re.search(r"interrupted after (\d+) triples \(seed 77\)", err)
+        assert found, err
+        triples = int(found.group(1))
+        assert triples > 0
+        assert "posted records" in out
+        # every triple started was posted whole: as many pins as geos as users, and as many as reported
+        assert per_entity(api.bootstrap, api.prefix) == dict.fromkeys(ENTITIES, triples)
+
+
+def test_ctrl_c_while_seeding_reports_what_kafka_acknowledged(stack_env: dict[str, str], kafka_topics: str) -> None:
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    with started_emulator(
+        *("seed-kafka", "--per-day", "2000000", "--from", "2026-11-20", "--to", "2026-11-21"),
+        *("--seed", "5", "--topic-prefix", kafka_topics),
+    ) as process:
+        wait_for_line(process, "--seed 5")
+        time.sleep(1.5)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    found = re.search(r"interrupted: Kafka acknowledged (\d+) records \(seed 5\)", err)
+    assert found, err
+    assert 0 < int(found.group(1)) < 2 * 2_000_000 * 3
+    assert sum(per_entity(bootstrap, kafka_topics).values()) == int(found.group(1))
+
+
+def test_post_names_what_the_api_is_not_ready_for(stack_env: dict[str, str], tmp_path: Path) -> None:
+    closed = f"127.0.0.1:{free_port()}"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": closed}
+    with running_api(stack_env, "test-unready", tmp_path / "api.log", env, until="/health") as url:
+        result, took_s = emulator("post", "--url", url, "--count", "5")
+        detail = httpx.get(f"{url}/ready", timeout=10).json()["detail"]
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert f"the API at {url} is not ready for records" in line
+    assert detail in line
+    assert took_s < PROMPTLY_S
+
+
+def test_post_stops_soon_with_a_clear_error_when_the_api_dies(stack_env: dict[str, str], tmp_path: Path) -> None:
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    with isolated_topics(bootstrap, f"test-emu-{uuid.uuid4().hex[:10]}") as prefix:
+        api_process, url = start_api(stack_env, prefix, tmp_path / "api.log")
+        try:
+            with started_emulator("post", "--url", url, "--duration", "300", "--concurrency", "4") as process:
+                wait_for_line(process, "--seed")
+                time.sleep(1)
+                api_process.kill()
+                killed = time.monotonic()
+                out, err = process.communicate(timeout=60)
+                took_s = time.monotonic() - killed
+        finally:
+            stop_api(api_process)
+    assert process.returncode == 1, err
+    assert f"the API at {url} stopped answering: no connection for" in err.strip().splitlines()[-1]
+    assert took_s < 25  # 10 s without a connection, the retries' last backoff and a cold start's margin
+    assert "Traceback" not in err
+    answers = dict(re.findall(r"(\w+): (\d+)", out.split("answers:")[-1]))
+    assert int(answers.get("ConnectError", "0")) < 200  # it backed off instead of spinning
+
+
+def test_a_401_stops_posting_at_once_and_says_to_set_api_key(stack_env: dict[str, str], tmp_path: Path) -> None:
+    with own_api(stack_env, tmp_path, {"API_KEY": "s3cret-key"}) as api:
+        refused, _ = emulator("post", "--url", api.url, "--count", "200", "--concurrency", "4", env={"API_KEY": ""})
+        wrong, _ = emulator("post", "--url", api.url, "--count", "200", env={"API_KEY": "not-it"})
+        keyed, _ = emulator("post", "--url", api.url, "--count", "20", env={"API_KEY": "s3cret-key"})
+        stored = per_entity(api.bootstrap, api.prefix)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == "the API requires X-API-Key: set API_KEY"
+    assert int(re.search(r"401: (\d+)", refused.stdout).group(1)) <= 4  # one per connection at most
+    assert wrong.returncode == 1
+    assert "refused the X-API-Key sent from API_KEY" in wrong.stderr.strip().splitlines()[-1]
+    assert keyed.returncode == 0, keyed.stderr
+    assert stored == dict.fromkeys(ENTITIES, 20)  # only the keyed run's records
+
+
+def test_a_rate_that_is_not_reached_is_said_on_stderr(stack_env: dict[str, str], tmp_path: Path) -> None:
+    with own_api(stack_env, tmp_path) as api:
+        fast, _ = emulator("post", "--url", api.url, "--count", "60", "--rate", "1000000")
+        paced, _ = emulator("post", "--url", api.url, "--count", "30", "--rate", "10")
+    assert fast.returncode == 0, fast.stderr
+    missed = re.search(r"rate 1000000 triples/s not reached: ([\d.]+) triples/s", fast.stderr)
+    assert missed, fast.stderr
+    assert float(missed.group(1)) < 950_000
+    assert paced.returncode == 0, paced.stderr
+    assert "not reached" not in paced.stderr
+    reached = re.search(r"30 triples in ([\d.]+) s: ([\d.]+) triples/s", paced.stdout)
+    assert reached, paced.stdout
+    assert float(reached.group(2)) == pytest.approx(30 / float(reached.group(1)), rel=0.05)
+    assert float(reached.group(2)) >= 9.5
+
+
+def test_a_retention_refusal_is_the_only_output_of_seed_kafka(stack_env: dict[str, str]) -> None:
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    today = datetime.now(UTC).date()
+    old_day = today - timedelta(days=5)
+    with isolated_topics(bootstrap, f"test-retention-{uuid.uuid4().hex[:8]}", retention_ms=2 * 86_400_000) as prefix:
+        result, took_s = emulator(
+            *("seed-kafka", "--per-day", "3", "--from", str(old_day), "--to", str(today - timedelta(days=1))),
+            *("--topic-prefix", prefix),
+        )
+    assert result.returncode == 1
+    assert f"the records of {old_day}" in one_line(result.stderr)  # no progress bar before it
     assert took_s < PROMPTLY_S
