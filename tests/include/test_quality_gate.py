@@ -16,7 +16,7 @@ from include import lake
 from include.drain import DrainRequest, Interval, QualityGateError, QualityThresholds, drain, run_quality_gate
 from include.drain.errors import ManifestChangedError
 from include.drain.quality import FolderObjects, QualityReport, check_day, match_rate
-from include.emulator.generate import generate_triples
+from include.emulator.generate import IND_STRIDE, generate_triples
 from include.emulator.local_lake import drain_manifest, file_entry
 from include.records import ENTITIES, kafka_key, kafka_value
 from include.settings import PlatformSettings
@@ -111,7 +111,7 @@ def test_gate_fails_a_day_above_its_duplicate_and_quarantine_thresholds_and_pass
 
 def test_gate_fails_above_thresholds_and_on_tampered_objects(s3, scratch_bucket, kafka_topics, stack_env):
     bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
-    first_ind = 3 * 1_000_000  # generate_triples(seed=3) numbers new triples from seed * 1,000,000
+    first_ind = 3 * IND_STRIDE  # generate_triples(seed=3) numbers new triples from seed * IND_STRIDE
     sent = produce_triples(bootstrap, kafka_topics, 100, seed=3, skip_geo_of={first_ind + i for i in range(20)})
     drain_all(s3, bootstrap, kafka_topics, scratch_bucket)
     pin_inds = set(sent["pin"]["inds"])
