@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -51,48 +51,35 @@ def _topic_prefix(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _number(text: str, parse: Callable[[str], float], fits: Callable[[float], bool], expected: str) -> Any:
+    """``text`` parsed, when it parses and ``fits``; else the argparse error saying what was ``expected``."""
+    try:
+        value = parse(text)
+    except ValueError:
+        value = None
+    if value is None or not fits(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+    return _number(text, int, lambda v: v >= 1, "a whole number of at least 1")
 
 
 def positive_float(text: str) -> float:
     """An argparse type: a finite number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
-    return value
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a number above 0")
 
 
 def percent(text: str) -> float:
     """An argparse type: a number from 0 to 100."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to 100, got {text!r}")
-    return value
+    return _number(text, float, lambda v: 0 <= v <= 100, "a percentage from 0 to 100")
 
 
 def seed_number(text: str) -> int:
     """An argparse type: a seed from 0 to MAX_SEED (larger ones would give ``ind`` values past a record id's limit)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, got {text!r}")
-    return value
+    return _number(text, int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
 def fresh_seed() -> int:

@@ -195,6 +195,15 @@ def per_entity(bootstrap: str, prefix: str) -> dict[str, int]:
     return {entity: len(read_all(bootstrap, f"{prefix}.{entity}")) for entity in ENTITIES}
 
 
+def interrupted_count(process: subprocess.Popen[str], err: str, pattern: str) -> int:
+    """The count an emulator stopped by Ctrl-C reports (``pattern``'s group): it exits 130, without a traceback."""
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    found = re.search(pattern, err)
+    assert found, err
+    return int(found.group(1))
+
+
 def test_ctrl_c_lets_the_triples_in_flight_finish_and_summarises(stack_env: dict[str, str], tmp_path: Path) -> None:
     with own_api(stack_env, tmp_path) as api:
         with started_emulator("post", "--url", api.url, "--duration", "60", "--rate", "40", "--seed", "77") as process:
@@ -202,11 +211,7 @@ def test_ctrl_c_lets_the_triples_in_flight_finish_and_summarises(stack_env: dict
             time.sleep(2)
             process.send_signal(signal.SIGINT)
             out, err = process.communicate(timeout=30)
-        assert process.returncode == 130, err
-        assert "Traceback" not in err
-        found = re.search(r"interrupted after (\d+) triples \(seed 77\)", err)
-        assert found, err
-        triples = int(found.group(1))
+        triples = interrupted_count(process, err, r"interrupted after (\d+) triples \(seed 77\)")
         assert triples > 0
         assert "posted records" in out
         # every triple started was posted whole: as many pins as geos as users, and as many as reported
@@ -223,12 +228,9 @@ def test_ctrl_c_while_seeding_reports_what_kafka_acknowledged(stack_env: dict[st
         time.sleep(1.5)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
-    assert "Traceback" not in err
-    found = re.search(r"interrupted: Kafka acknowledged (\d+) records \(seed 5\)", err)
-    assert found, err
-    assert 0 < int(found.group(1)) < 2 * 2_000_000 * 3
-    assert sum(per_entity(bootstrap, kafka_topics).values()) == int(found.group(1))
+    acknowledged = interrupted_count(process, err, r"interrupted: Kafka acknowledged (\d+) records \(seed 5\)")
+    assert 0 < acknowledged < 2 * 2_000_000 * 3
+    assert sum(per_entity(bootstrap, kafka_topics).values()) == acknowledged
 
 
 def test_post_names_what_the_api_is_not_ready_for(stack_env: dict[str, str], tmp_path: Path) -> None:
