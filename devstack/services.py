@@ -46,6 +46,12 @@ class Service:
         return {**service_env(self.secrets, airflow=self.name.startswith("airflow-")), **self.extra_env()}
 
 
+def supervised(argv: Callable[[], list[str]]) -> Callable[[], list[str]]:
+    """``argv`` run under ``devstack.supervise``, which starts it again when it crashes (as compose's
+    ``restart: unless-stopped``); stopping the service's session stops both."""
+    return lambda: [str(paths.VENV_BIN / "python"), "-m", "devstack.supervise", *argv()]
+
+
 # --- Kafka (KRaft, single node) -------------------------------------------------------------
 
 # Log4j 2 properties syntax (the file's extension tells Log4j which syntax to parse). Kafka 4 logs mostly under
@@ -273,8 +279,8 @@ def _airflow(*args: str) -> Callable[[], list[str]]:
 
 
 def _supervised_airflow(*args: str) -> Callable[[], list[str]]:
-    """An Airflow component that is started again when it crashes (see ``devstack.supervise``)."""
-    return lambda: [str(paths.VENV_BIN / "python"), "-m", "devstack.supervise", str(paths.VENV_BIN / "airflow"), *args]
+    """An Airflow component that is started again when it crashes."""
+    return supervised(_airflow(*args))
 
 
 def _scheduler_env() -> dict[str, str]:
@@ -291,12 +297,20 @@ AIRFLOW_SIGNING = frozenset({"AIRFLOW__API_AUTH__JWT_SECRET"})
 
 # --- the stack, in start order -------------------------------------------------------------
 
+# Every service runs under the supervisor, as compose restarts every long-running one (`restart: unless-stopped`).
+# Kafka and MinIO too: while either is down the API answers 503 or the DAG's tasks fail, and nothing else would start
+# it again before someone runs `make up`. Restarting them is safe: a restarted broker or MinIO finds its topics or
+# bucket in its data directory (the after_start of `make up` is not needed again), and the API reconnects by itself.
+# `devstack stop` and `make down` signal the service's whole session, supervisor included, so a stopped service stays
+# stopped (tests/api/test_kafka_outage.py relies on that). A crash that a restart does not mend (a broken data
+# directory, say) is given up after supervise.MAX_RESTARTS restarts, and the service then shows as stopped.
+
 SERVICES: tuple[Service, ...] = (
     Service(
         "kafka",
         (PORTS["kafka"], PORTS["kafka-controller"]),
         f"127.0.0.1:{PORTS['kafka']} (KRaft)",
-        lambda: kafka_java("kafka.Kafka", str(paths.KAFKA_CONFIG)),
+        supervised(lambda: kafka_java("kafka.Kafka", str(paths.KAFKA_CONFIG))),
         _kafka_healthy,
         prepare=_kafka_prepare,
         after_start=_kafka_after_start,
@@ -305,7 +319,7 @@ SERVICES: tuple[Service, ...] = (
         "minio",
         (PORTS["minio"], PORTS["minio-console"]),
         f"http://127.0.0.1:{PORTS['minio']} (console http://127.0.0.1:{PORTS['minio-console']})",
-        _minio_argv,
+        supervised(_minio_argv),
         lambda: _http_ok(f"http://127.0.0.1:{PORTS['minio']}/minio/health/live"),
         after_start=_minio_after_start,
         extra_env=_minio_env,
@@ -314,7 +328,7 @@ SERVICES: tuple[Service, ...] = (
         "airflow-api-server",
         (PORTS["airflow"],),
         f"http://127.0.0.1:{PORTS['airflow']}",
-        _airflow("api-server", "--host", "127.0.0.1", "--port", str(PORTS["airflow"]), "--workers", "1"),
+        _supervised_airflow("api-server", "--host", "127.0.0.1", "--port", str(PORTS["airflow"]), "--workers", "1"),
         _airflow_component_healthy("metadatabase", reported_by_itself=True),
         timeout=180,
         prepare=_airflow_prepare,
@@ -353,7 +367,7 @@ SERVICES: tuple[Service, ...] = (
         f"http://127.0.0.1:{PORTS['api']} (docs /docs)",
         # One worker, the API's default (docs/api.md), as in docker-compose.yaml and the README's benchmark: the 2 cores
         # are shared with Kafka, MinIO and Airflow. An API_WORKERS of the caller's environment reaches the API.
-        lambda: [str(paths.VENV_BIN / "python"), "-m", "api"],
+        supervised(lambda: [str(paths.VENV_BIN / "python"), "-m", "api"]),
         # Ready, not only alive: connected to Kafka and its topics exist (created in Kafka's after_start, above).
         lambda: _http_ok(f"http://127.0.0.1:{PORTS['api']}/ready"),
     ),

@@ -1,12 +1,14 @@
 """Keep a command running: start it again when it exits with an error, as systemd or Kubernetes would.
 
-The local stack runs Airflow's scheduler, dag-processor and triggerer under it. Airflow 3.3's scheduler
-exits when a run it is scheduling is deleted under it (its error handler reads the deleted row); the
-retry of an ``airflow backfill create`` refused by SQLite deletes runs it had committed, which is enough.
-A crash-looping command is given up after ``MAX_RESTARTS`` restarts within ``WINDOW_S``, so that
-``devstack status`` shows it stopped and its log says why. What an exited command leaves running in the
-supervisor's session (executor workers, task runners in their own process group, their Spark JVMs, the log
-server holding its port) is ended before the command starts again or the supervisor exits.
+The local stack runs each of its services under it (``devstack.services.SERVICES``: Kafka, MinIO, the
+Airflow api-server, scheduler, dag-processor and triggerer, and the API), as docker-compose.yaml restarts
+them. Airflow 3.3's scheduler, for one, exits when a run it is scheduling is deleted under it (its error
+handler reads the deleted row); the retry of an ``airflow backfill create`` refused by SQLite deletes runs
+it had committed, which is enough. A crash-looping command is given up after ``MAX_RESTARTS`` restarts
+within ``WINDOW_S``, so that ``devstack status`` shows it stopped and its log says why. What an exited
+command leaves running in the supervisor's session (executor workers, task runners in their own process
+group, their Spark JVMs, the log server holding its port) is ended before the command starts again or the
+supervisor exits.
 
 Usage: ``python -m devstack.supervise <command> [args...]``, as the leader of its own session (as
 ``devstack.processes.start`` runs it); stopped by signalling its session or process group (SIGTERM or SIGINT

@@ -262,9 +262,9 @@ def test_a_stored_short_jwt_secret_is_made_again_by_up_only_while_no_airflow_pro
 def test_the_stacks_airflow_processes_sign_with_its_secret_which_is_long_enough_for_hs512(stack_env):
     secret = process_env()["AIRFLOW__API_AUTH__JWT_SECRET"]
     assert _signs_hs512_without_warning(secret)
-    # the api-server renames itself (setproctitle), which blanks its /proc/<pid>/environ: the supervised ones tell
-    supervised = [s.name for s in AIRFLOW_SERVICES if s.name != "airflow-api-server"]
-    running = {name: processes.recorded_process(name) for name in supervised}
+    # each one's recorded process is its supervisor, which holds the environment the component started with (the
+    # api-server's own /proc/<pid>/environ is blank: it renames itself with setproctitle)
+    running = {s.name: processes.recorded_process(s.name) for s in AIRFLOW_SERVICES}
     assert None not in running.values(), running
     # names only: a failing comparison must not print the live secret into CI's output
     differ = [name for name, proc in running.items() if proc.environ().get("AIRFLOW__API_AUTH__JWT_SECRET") != secret]
@@ -317,9 +317,10 @@ def test_each_service_runs_with_only_the_secrets_it_needs(stack_env):
     for name, allowed in SECRETS_HELD.items():
         root = processes.recorded_process(name)
         assert root is not None, f"{name} is not running"
-        # the api-server renames itself (setproctitle), which blanks its /proc/<pid>/environ
+        # the recorded process, the service's supervisor, is started with the service's environment; one of the
+        # processes under it may blank its own (the api-server renames itself with setproctitle)
+        assert root.environ(), f"the environment of {name}'s recorded process could not be read"
         environs = [env for env in (p.environ() for p in [root, *root.children(recursive=True)]) if env]
-        assert environs or name == "airflow-api-server", f"no environment of {name} could be read"
         for env in environs:
             text = "\n".join(env.values())
             held = {secret for secret, value in stored.items() if value and value in text}

@@ -12,8 +12,10 @@ from collections import deque
 from pathlib import Path
 
 import psutil
+import yaml
 
 from devstack import paths, supervise
+from devstack.services import SERVICES
 
 CRASHES_TWICE = """
 import pathlib, sys
@@ -187,3 +189,12 @@ def test_a_stop_that_comes_while_the_command_is_started_again_terminates_that_co
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_every_service_of_the_local_stack_is_started_through_the_supervisor_as_compose_restarts_each():
+    compose = yaml.safe_load((paths.REPO / "docker-compose.yaml").read_text())["services"]
+    for svc in SERVICES:
+        assert compose[svc.name].get("restart") == "unless-stopped", svc.name
+        argv = svc.argv()
+        assert argv[:3] == [str(paths.VENV_BIN / "python"), "-m", "devstack.supervise"], f"{svc.name}: {argv}"
+        assert argv[3:] and "devstack.supervise" not in argv[3:], f"{svc.name}: {argv}"  # a command, supervised once
