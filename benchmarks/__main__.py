@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark against the local stack, print one table, write the figures to JSON.
 
-Usage: python -m benchmarks [--scale 1.0] [--only api,drain,spark] [--out FILE]
+Usage: python -m benchmarks [--scale 1.0] [--only api,drain,spark,history] [--out FILE]
 
 ``bench-results/latest.json`` holds the latest full run: every benchmark at scale 1.0. Any other run (``--only``,
 another ``--scale``) goes to ``bench-results/latest-<names>[-scale<s>].json``, so a partial or scaled-down run never
@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks import provenance
 from benchmarks.results import Result
 
-BENCHES = ("api", "drain", "spark")
+BENCHES = ("api", "drain", "spark", "history")
 RESULTS = Path("bench-results")
 
 

@@ -154,12 +154,14 @@ def _watch(root: int, done: threading.Event, peaks: list[float]) -> None:
         done.wait(0.05)
 
 
-def spark_submit(application: Path, args: list[str], py_files: Path, conf: dict[str, str]) -> SparkRun:
+def spark_submit(
+    application: Path, args: list[str], py_files: Path, conf: dict[str, str], driver_memory: str = DRIVER_MEMORY
+) -> SparkRun:
     """Run one job with spark-submit on local[*], watching its memory."""
     settings = [
         arg for key, value in {"spark.log.level": "WARN", **conf}.items() for arg in ("--conf", f"{key}={value}")
     ]
-    command = [str(SPARK_SUBMIT), "--master", "local[*]", "--driver-memory", DRIVER_MEMORY, *settings,
+    command = [str(SPARK_SUBMIT), "--master", "local[*]", "--driver-memory", driver_memory, *settings,
                "--py-files", str(py_files), str(application), *args]  # fmt: skip
     env = submit_env()  # without SPARK_CONF_DIR, which would void the class-data archive
     started = time.perf_counter()

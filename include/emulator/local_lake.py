@@ -134,10 +134,11 @@ def write_raw_day(
     pool_size: int = 20_000,
     repost_percent: float = 3.0,
     gate: bool = True,
+    first_ind: int = 0,
 ) -> int:
     """Write ``triples`` triples of ``day`` under ``root`` (objects, manifests, ``_SUCCESS``, then the gate's
     ``_dq.json``; ``gate=False`` for a caller that changes the day before gating it); returns the bytes of the
-    objects."""
+    objects. Their keys are ``first_ind`` onwards, so days written with disjoint ranges share no record."""
     pool, rng = _pool(min(pool_size, triples)), random.Random(11)
     start_ms = midnight_ms(day)
     step_ms = 86_400_000 / triples
@@ -148,7 +149,7 @@ def write_raw_day(
     counts = dict.fromkeys(handles, 0)
     try:
         for i in range(triples):
-            ind = rng.randrange(i) if i and rng.random() * 100 < repost_percent else i
+            ind = first_ind + (rng.randrange(i) if i and rng.random() * 100 < repost_percent else i)
             file = ind % files
             for entity, value in pool[ind % len(pool)].items():
                 record = dict(value)

@@ -8,7 +8,7 @@ import functools
 import hashlib
 import json
 import math
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from benchmarks import bench_drain, bench_spark
+from benchmarks import bench_drain, bench_history, bench_spark
 from benchmarks.__main__ import BENCHES, main, result_files
 from include.emulator.local_lake import write_raw_day
 from include.lake import dq_key, manifest_key, partition_prefix
@@ -41,6 +41,7 @@ def test_every_benchmark_runs_at_small_scale_and_checks_its_output(stack_env, tm
     verified = _spy(monkeypatch, bench_drain, "verify_drain")
     clean_compared = _spy(monkeypatch, bench_spark, "check_same_parquet")
     results_compared = _spy(monkeypatch, bench_spark, "check_same_rows")
+    history_checked = _spy(monkeypatch, bench_history, "check_history_read")
     out = tmp_path / "bench.json"
 
     main(["--scale", "0.0001", "--out", str(out)])
@@ -58,6 +59,10 @@ def test_every_benchmark_runs_at_small_scale_and_checks_its_output(stack_env, tm
     )
     assert sorted(call[1] for call in clean_compared) == ["clean geo", "clean pin", "clean user"]
     assert sorted(call[0] for call in results_compared) == sorted(bench_spark.DUCKDB_ANALYTICS)
+    # each timed analytics run read every day up to its own
+    assert [(day, len(days), days[0]) for _, day, days in history_checked] == [
+        (bench_history.FIRST_DAY + timedelta(days=n - 1), n, bench_history.FIRST_DAY) for n in bench_history.CHECKPOINTS
+    ]
 
 
 # --- the engines' comparison ------------------------------------------------------------------------
@@ -184,7 +189,7 @@ def test_only_a_full_run_replaces_latest_json():
     started = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     assert [p.name for p in result_files(list(BENCHES), 1.0, started)] == [
         "latest.json",
-        "20261126T120000Z-api-drain-spark-scale1.json",
+        "20261126T120000Z-api-drain-spark-history-scale1.json",
     ]
     assert result_files(["spark", "api"], 1.0, started)[0].name == "latest-api-spark.json"
-    assert result_files(list(BENCHES), 0.1, started)[0].name == "latest-api-drain-spark-scale0.1.json"
+    assert result_files(list(BENCHES), 0.1, started)[0].name == "latest-api-drain-spark-history-scale0.1.json"
