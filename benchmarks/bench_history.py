@@ -32,7 +32,7 @@ from benchmarks.bench_spark import REPO_ROOT, SparkRun, spark_submit
 from benchmarks.results import Result
 from benchmarks.stack import stack_env
 from include.emulator.local_lake import write_raw_day
-from include.lake import partition_prefix
+from include.lake import partition_prefix, publication_key
 from include.records import ENTITIES
 
 BENCH = "history"
@@ -52,18 +52,18 @@ def distinct_users(root: Path, days: list[date]) -> int:
     files = [str(root / partition_prefix("raw", "user", d) / "*.jsonl") for d in days]
     listed = ", ".join(f"'{f}'" for f in files)
     query = f"SELECT count(DISTINCT key) FROM read_ndjson([{listed}], columns = {{'key': 'VARCHAR'}})"
-    return duckdb.connect().execute(query).fetchone()[0]
+    with duckdb.connect() as con:
+        return con.execute(query).fetchone()[0]
 
 
 def check_history_read(root: Path, day: date, days: list[date]) -> int:
     """Raise unless the analytics of ``day`` read every one of ``days`` and counted each distinct user once."""
-    published = (root / "analytics" / "_published" / f"dt={day}" / "_manifest.json").read_text()
-    inputs = json.loads(published)["inputs"]
+    inputs = json.loads((root / publication_key(day)).read_text())["inputs"]
     read = {entity: sorted(inputs.get(entity, {})) for entity in ENTITIES}
     expected = [d.isoformat() for d in days]
     if any(found != expected for found in read.values()):
         raise HistoryNotRead(f"the analytics of {day} read {read}, expected the days {expected[0]}..{expected[-1]}")
-    joined = pq.read_table(root / "analytics" / "users_joined_by_year" / f"dt={day}")
+    joined = pq.read_table(root / partition_prefix("analytics", "users_joined_by_year", day))
     counted = sum(joined.column("number_users_joined").to_pylist())
     users = distinct_users(root, days)
     if counted != users:

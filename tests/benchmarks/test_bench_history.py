@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.bench_history import HistoryNotRead, check_history_read, distinct_users
 from include.emulator.local_lake import write_raw_day
-from include.lake import manifest_key
+from include.lake import manifest_key, partition_prefix, publication_key
 from include.records import ENTITIES
 
 DAYS = [date(2024, 7, 1), date(2024, 7, 2)]
@@ -25,10 +25,10 @@ def _keys(root: Path, entity: str, day: date) -> list[str]:
 
 def _publish(root: Path, day: date, inputs: dict[str, list[date]], users_counted: list[int]) -> None:
     """What the analytics job leaves that the check reads: the publication and ``users_joined_by_year``."""
-    published = root / "analytics" / "_published" / f"dt={day}" / "_manifest.json"
+    published = root / publication_key(day)
     published.parent.mkdir(parents=True)
     published.write_text(json.dumps({"inputs": {e: {d.isoformat(): "x" for d in days} for e, days in inputs.items()}}))
-    results = root / "analytics" / "users_joined_by_year" / f"dt={day}"
+    results = root / partition_prefix("analytics", "users_joined_by_year", day)
     results.mkdir(parents=True)
     years = pa.table({"post_year": [2015 + n for n in range(len(users_counted))], "number_users_joined": users_counted})
     pq.write_table(years, results / "part-0.parquet")
