@@ -47,7 +47,7 @@ class Service:
 
 
 def supervised(argv: Callable[[], list[str]]) -> Callable[[], list[str]]:
-    """``argv`` run under ``devstack.supervise``, which starts it again when it crashes (as compose's
+    """``argv`` run under ``devstack.supervise``, which starts it again whenever it exits unstopped (as compose's
     ``restart: unless-stopped``); stopping the service's session stops both."""
     return lambda: [str(paths.VENV_BIN / "python"), "-m", "devstack.supervise", *argv()]
 
@@ -279,7 +279,7 @@ def _airflow(*args: str) -> Callable[[], list[str]]:
 
 
 def _supervised_airflow(*args: str) -> Callable[[], list[str]]:
-    """An Airflow component that is started again when it crashes."""
+    """An Airflow component that is started again whenever it exits unstopped."""
     return supervised(_airflow(*args))
 
 

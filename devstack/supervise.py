@@ -1,14 +1,16 @@
-"""Keep a command running: start it again when it exits with an error, as systemd or Kubernetes would.
+"""Keep a command running: start it again whenever it exits without being stopped, as compose's
+``restart: unless-stopped`` does.
 
 The local stack runs each of its services under it (``devstack.services.SERVICES``: Kafka, MinIO, the
 Airflow api-server, scheduler, dag-processor and triggerer, and the API), as docker-compose.yaml restarts
-them. Airflow 3.3's scheduler, for one, exits when a run it is scheduling is deleted under it (its error
-handler reads the deleted row); the retry of an ``airflow backfill create`` refused by SQLite deletes runs
-it had committed, which is enough. A crash-looping command is given up after ``MAX_RESTARTS`` restarts
-within ``WINDOW_S``, so that ``devstack status`` shows it stopped and its log says why. What an exited
-command leaves running in the supervisor's session (executor workers, task runners in their own process
-group, their Spark JVMs, the log server holding its port) is ended before the command starts again or the
-supervisor exits.
+them. Each of them is meant to run until stopped, so a clean exit is restarted too: a SIGTERM that reached the
+API alone (uvicorn then exits 0) must not leave its clients without it. Airflow 3.3's scheduler, for one, exits
+when a run it is scheduling is deleted under it (its error handler reads the deleted row); the retry of an
+``airflow backfill create`` refused by SQLite deletes runs it had committed, which is enough. A command that
+keeps exiting is given up after ``MAX_RESTARTS`` restarts within ``WINDOW_S``, so that ``devstack status``
+shows it stopped and its log says why. What an exited command leaves running in the supervisor's session
+(executor workers, task runners in their own process group, their Spark JVMs, the log server holding its port)
+is ended before the command starts again or the supervisor exits.
 
 Usage: ``python -m devstack.supervise <command> [args...]``, as the leader of its own session (as
 ``devstack.processes.start`` runs it); stopped by signalling its session or process group (SIGTERM or SIGINT
@@ -37,15 +39,15 @@ BACKOFF_S = 2.0
 LEFTOVER_GRACE_S = 5.0
 
 
-def should_restart(returncode: int, restarts: deque[float], now: float) -> bool:
-    """Whether to start the command again after it exited with ``returncode`` (``restarts``: earlier restart times)."""
+def should_restart(restarts: deque[float], now: float) -> bool:
+    """Whether to start the exited command again: not after ``MAX_RESTARTS`` of ``restarts`` within ``WINDOW_S``."""
     while restarts and now - restarts[0] > WINDOW_S:
         restarts.popleft()
-    return returncode != 0 and len(restarts) < MAX_RESTARTS
+    return len(restarts) < MAX_RESTARTS
 
 
 def supervise(argv: Sequence[str]) -> int:
-    """Run ``argv`` until it exits cleanly, is stopped, or crash-loops; returns its last exit code."""
+    """Run ``argv`` until stopped, or given up after ``MAX_RESTARTS`` restarts in ``WINDOW_S``; its last exit code."""
     stopping = False
     child = subprocess.Popen(argv)
 
@@ -58,7 +60,7 @@ def supervise(argv: Sequence[str]) -> int:
     restarts: deque[float] = deque()
     while True:
         returncode = child.wait()
-        restart = not stopping and should_restart(returncode, restarts, time.monotonic())
+        restart = not stopping and should_restart(restarts, time.monotonic())
         if restart:
             restarts.append(time.monotonic())
             stamp = datetime.now(UTC).isoformat(timespec="seconds")

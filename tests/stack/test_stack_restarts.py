@@ -1,5 +1,5 @@
-"""The stack's api-server and API, killed, are started again by their supervisors (as compose's
-``restart: unless-stopped`` would) and answer healthy on their ports again.
+"""The stack's api-server and API, killed, and MinIO, terminated (it then exits 0), are started again by their
+supervisors (as compose's ``restart: unless-stopped`` would) and answer healthy on their ports again.
 
 Kills processes of the stack everyone uses, so marked ``disruptive`` (run last, serially); each test waits until its
 service is back, leaving the stack as it found it.
@@ -35,6 +35,11 @@ def _api_ready() -> bool:
         return resp.status == 200
 
 
+def _minio_live() -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORTS['minio']}/minio/health/live", timeout=5) as resp:
+        return resp.status == 200
+
+
 def _listening(port: int) -> set[int]:
     """The PIDs of the processes that listen on the loopback ``port``."""
     return {c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
@@ -43,12 +48,18 @@ def _listening(port: int) -> set[int]:
 @pytest.mark.disruptive
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("name", "port", "healthy"),
-    [("airflow-api-server", PORTS["airflow"], _api_server_healthy), ("api", PORTS["api"], _api_ready)],
-    ids=["airflow-api-server", "api"],
+    ("name", "port", "healthy", "sent", "exit_code"),
+    [
+        # SIGKILL: no clean exit, as an OOM kill or a crash
+        ("airflow-api-server", PORTS["airflow"], _api_server_healthy, signal.SIGKILL, -signal.SIGKILL),
+        ("api", PORTS["api"], _api_ready, signal.SIGKILL, -signal.SIGKILL),
+        # SIGTERM to the server alone, not through `devstack stop`: MinIO shuts down and exits 0 (a clean exit)
+        ("minio", PORTS["minio"], _minio_live, signal.SIGTERM, 0),
+    ],
+    ids=["airflow-api-server-killed", "api-killed", "minio-terminated"],
 )
-def test_a_killed_server_is_started_again_and_answers_healthy_in_a_new_process(
-    stack_env, name: str, port: int, healthy: Callable[[], bool]
+def test_a_server_that_exits_is_started_again_and_answers_healthy_in_a_new_process(
+    stack_env, name: str, port: int, healthy: Callable[[], bool], sent: signal.Signals, exit_code: int
 ) -> None:
     supervisor = processes.recorded_process(name)
     assert supervisor is not None, f"{name} is not running: run `make up`"
@@ -58,7 +69,7 @@ def test_a_killed_server_is_started_again_and_answers_healthy_in_a_new_process(
     log = paths.LOGS / f"{name}.log"
     logged = log.stat().st_size
 
-    server.kill()  # SIGKILL: no clean exit, as an OOM kill or a crash
+    server.send_signal(sent)
 
     def back() -> bool:
         new = [c.pid for c in supervisor.children() if c.pid != server.pid and c.status() != psutil.STATUS_ZOMBIE]
@@ -69,4 +80,4 @@ def test_a_killed_server_is_started_again_and_answers_healthy_in_a_new_process(
     assert processes.recorded_process(name) == supervisor  # the same supervisor: status and down still find it
     with log.open("rb") as f:
         f.seek(logged)
-        assert f"exited with {-signal.SIGKILL}: starting it again".encode() in f.read(), f"no restart noted in {log}"
+        assert f"exited with {exit_code}: starting it again".encode() in f.read(), f"no restart noted in {log}"
