@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NoReturn
 
-from pyspark import SparkConf
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from include.job_exits import USAGE_EXIT_CODE
 from include.lake import s3a_url
 
-# Settings these jobs rely on; values given to spark-submit (--conf, --master) win over them.
+# Settings these jobs rely on; values given to spark-submit (--conf, spark-defaults.conf) win over them. No master:
+# spark-submit's --master (the spark_default connection: spark://… in docker-compose) is the one, local[*] without.
 DEFAULT_CONF: dict[str, str] = {
-    "spark.master": "local[*]",
     "spark.sql.shuffle.partitions": "8",
     "spark.sql.adaptive.enabled": "true",
     "spark.ui.showConsoleProgress": "false",
@@ -39,12 +39,20 @@ def build_session(app_name: str) -> SparkSession:
 
 def _new_session(app_name: str) -> SparkSession:
     """A session from spark-submit's settings, with ``DEFAULT_CONF`` for what they leave out."""
-    submitted = SparkConf()  # under spark-submit this holds its --master and --conf values
+    # Connect to the JVM first (spark-submit's, or a new one): before that a SparkConf is an empty Python dict, and
+    # every default would override what spark-submit was given, its --master included.
+    SparkContext._ensure_initialized()
     builder = SparkSession.builder.appName(app_name)
     for key, value in DEFAULT_CONF.items():
-        if not submitted.contains(key):
+        if not submitted(key):
             builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def submitted(key: str) -> bool:
+    """Whether whoever started this JVM set ``key`` (spark-submit's --conf, spark-defaults.conf; with no JVM yet,
+    nothing was)."""
+    return SparkContext._jvm is not None and SparkConf().contains(key)
 
 
 @dataclass(frozen=True)

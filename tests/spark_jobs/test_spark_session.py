@@ -1,14 +1,54 @@
-"""Session helpers: the UTC time zone, lake URLs, the job arguments."""
+"""Session helpers: spark-submit's settings over the defaults, the UTC time zone, lake URLs, the job arguments."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 from datetime import date
+from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_jobs.session import Lake, build_session, iso_date, lake_argument_parser
+from devstack import paths
+from devstack.spark_cds import submit_env
+from spark_jobs.session import DEFAULT_CONF, Lake, build_session, iso_date, lake_argument_parser
+
+# A job that only builds its session as the jobs do and prints what it runs with.
+PRINTS_ITS_SESSION = """
+import json
+from spark_jobs.session import build_session
+
+spark = build_session("probe")
+conf = {key: spark.conf.get(key) for key in ("spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled")}
+print("SESSION " + json.dumps({"master": spark.sparkContext.master, **conf}))
+spark.stop()
+"""
+
+
+def _submitted_session(tmp_path: Path, *options: str) -> dict[str, str]:
+    job = tmp_path / "probe.py"
+    job.write_text(PRINTS_ITS_SESSION)
+    done = subprocess.run([str(paths.VENV_BIN / "spark-submit"), *options, str(job)], env=submit_env(),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    printed = [line for line in done.stdout.splitlines() if line.startswith("SESSION ")]
+    assert done.returncode == 0 and printed, done.stderr[-3000:]
+    return json.loads(printed[0].removeprefix("SESSION "))
+
+
+@pytest.mark.slow
+def test_spark_submits_master_and_conf_win_over_the_defaults(tmp_path: Path) -> None:
+    # as the DAG's tasks submit (the spark_default connection's master) and as a user overrides a setting
+    given = _submitted_session(tmp_path, "--master", "local[1]", "--conf", "spark.sql.shuffle.partitions=3")
+    assert given == {"master": "local[1]", "spark.sql.shuffle.partitions": "3", "spark.sql.adaptive.enabled": "true"}
+
+    # nothing given: spark-submit's own master, the platform's defaults
+    assert _submitted_session(tmp_path) == {
+        "master": "local[*]",
+        "spark.sql.shuffle.partitions": DEFAULT_CONF["spark.sql.shuffle.partitions"],
+        "spark.sql.adaptive.enabled": "true",
+    }
 
 
 def test_lake_urls() -> None:
