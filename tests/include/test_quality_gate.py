@@ -6,8 +6,10 @@ import gzip
 import hashlib
 import json
 import re
+from array import array
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 from confluent_kafka import Producer
@@ -15,7 +17,7 @@ from confluent_kafka import Producer
 from include import lake
 from include.drain import DrainRequest, Interval, QualityGateError, QualityThresholds, drain, run_quality_gate
 from include.drain.errors import ManifestChangedError
-from include.drain.quality import FolderObjects, QualityReport, check_day, match_rate
+from include.drain.quality import FolderObjects, QualityReport, check_day, distinct_int64, match_rate
 from include.emulator.generate import IND_STRIDE, generate_triples
 from include.emulator.local_lake import drain_manifest, file_entry
 from include.records import ENTITIES, kafka_key, kafka_value
@@ -157,8 +159,15 @@ def test_gate_without_a_drained_partition_says_what_is_missing(s3, scratch_bucke
 
 
 def test_match_rate_is_the_share_found_in_every_other_entity():
-    assert match_rate({1, 2, 3, 4}, [{1, 2, 3}, {2, 3, 4}]) == 0.5
-    assert match_rate(set(), [{1}]) is None
+    assert match_rate(np.array([1, 2, 3, 4]), [np.array([1, 2, 3]), np.array([2, 3, 4])]) == 0.5
+    assert match_rate(np.array([2, 5]), [np.array([1, 2, 3])]) == 0.5
+    assert match_rate(np.array([], dtype=np.int64), [np.array([1])]) is None
+
+
+def test_distinct_values_are_counted_once_whatever_their_order():
+    assert distinct_int64(array("q", [5, -1, 5, 2**63 - 1, -(2**63), -1])).tolist() == [-(2**63), -1, 5, 2**63 - 1]
+    assert distinct_int64(array("q", [7])).tolist() == [7]
+    assert distinct_int64(array("q")).tolist() == []
 
 
 def test_gate_lets_an_s3_failure_through_for_a_retry_instead_of_failing_the_data(s3, scratch_bucket, stack_env):
@@ -282,6 +291,47 @@ def test_an_object_holding_other_lines_than_its_entry_counts_is_named_with_both_
         f"{digest[:12]}…",
         "objects hold 3 records, the manifest says 2",
     ]
+
+
+NOT_RAW_RECORD_LINES = {
+    "not JSON": b"not json at all",
+    "invalid UTF-8 in a field the gate skips": b'{"partition": 0, "offset": 1, "timestamp": 0, "key": "1", '
+    b'"value": {"ind": 1, "country": "\xff"}}',
+    "no key": b'{"partition": 0, "offset": 1, "timestamp": 0, "value": {"ind": 1}}',
+    "a value that is no object": b'{"partition": 0, "offset": 1, "timestamp": 0, "key": "1", "value": [1]}',
+    "a key that is a list": b'{"partition": 0, "offset": 1, "timestamp": 0, "key": [1], "value": {"ind": 1}}',
+    "text after the object": b'{"partition": 0, "offset": 1, "timestamp": 0, "key": "1", "value": {"ind": 1}} x',
+    "a syntax error in a field the gate skips": b'{"partition": 0, "offset": 1, "timestamp": 0, "key": "1", '
+    b'"value": {"ind": 1, "country": [1,}}',
+    "an array": b"[1]",
+}
+
+
+@pytest.mark.parametrize("line", NOT_RAW_RECORD_LINES.values(), ids=NOT_RAW_RECORD_LINES.keys())
+def test_a_line_that_is_no_raw_record_line_is_named_by_its_number(tmp_path, line: bytes):
+    first, _, last = raw_lines(3).splitlines(keepends=True)
+    data = first + line + b"\n" + last
+    key = lake.partition_prefix("raw", "geo", DAY) + "part-0.jsonl"
+
+    failures = gate_geo_folder(tmp_path, data, [0, 1, 2])
+
+    assert len(failures) == 1 and failures[0].startswith(f"{key} line 2 is not a raw record line ("), failures
+
+
+def test_a_null_key_counts_as_a_key_and_an_ind_that_is_no_integer_is_left_out_of_the_match(tmp_path):
+    lines = [{"key": "a", "value": {"ind": 1}}, {"key": None, "value": {"ind": "2"}}, {"key": "a", "value": {}},
+             {"key": None, "value": {"ind": 3, "country": "Fran\u00e7e"}}]  # fmt: skip
+    data = "".join(json.dumps({"partition": 0, "offset": n, "timestamp": 0, **line}) + "\n" for n, line in
+                   enumerate(lines)).encode()  # fmt: skip
+    key = lake.partition_prefix("raw", "geo", DAY) + "part-0.jsonl"
+    (tmp_path / key).parent.mkdir(parents=True)
+    (tmp_path / key).write_bytes(data)
+    manifest = drain_manifest("geo", DAY, [file_entry(key, data, 0, [0, 1, 2, 3])])
+    (tmp_path / lake.manifest_key("geo", DAY)).write_bytes(manifest.to_json())
+
+    metrics = check_day(FolderObjects(tmp_path), DAY, "gate-run", entities=["geo"])["geo"].metrics
+
+    assert (metrics.record_count, metrics.distinct_keys, metrics.duplicate_keys, metrics.distinct_ind) == (4, 2, 2, 2)
 
 
 def test_a_manifest_whose_record_count_is_not_its_objects_total_fails(tmp_path):
