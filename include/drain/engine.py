@@ -48,6 +48,7 @@ from include.drain.errors import (
     TopicError,
 )
 from include.drain.interval import Interval, Status, epoch_ms
+from include.drain.kafka_log import log_held_back
 from include.drain.kafka_reader import (
     PartitionPlan,
     await_open_transactions,
@@ -421,6 +422,7 @@ def drain(
                 consumer.close()
             finally:
                 admin.poll(0)  # serves the admin client's queued log lines
+                log_held_back()
         lock.renew()  # fails if another run took the lease: then it owns the partition, we commit nothing
         # Every object of the new manifest is stored, so an existing _SUCCESS stays true across the commit.
         _commit_manifest(s3, bucket, manifest_key, manifest, existing_etag)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from include.drain.kafka_log import RepeatFilter
+from include.drain.kafka_log import RepeatFilter, log_held_back
 from include.drain.kafka_reader import make_admin, make_consumer
 from tests.api_process import free_port
 
@@ -43,6 +44,30 @@ def test_a_repeat_within_the_window_is_held_and_counted_on_the_next_line_passed(
     assert not repeats.filter(_record("broker: Connect failed: Connection refused (after 0ms in state CONNECT)"))
 
 
+def test_what_is_held_when_the_clients_close_is_logged_with_its_count_and_then_passes_again(caplog):
+    clock = [100.0]
+    repeats = RepeatFilter(window_s=30.0, clock=lambda: clock[0])
+    logger = logging.getLogger("tests.held_back")
+    logger.addFilter(repeats)
+    try:
+        with caplog.at_level(logging.WARNING, logger=logger.name):
+            for n in range(5):  # one line passes, four are held back
+                logger.error("broker: Connect failed (after %dms in state CONNECT)", n)
+            logger.warning("a line of its own")
+            clock[0] = 110.0
+            log_held_back(logger, repeats)
+            log_held_back(logger, repeats)  # nothing is held any more: logs nothing
+            logger.error("broker: Connect failed (after 9ms in state CONNECT)")  # within the window, yet passes
+    finally:
+        logger.removeFilter(repeats)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.ERROR, "broker: Connect failed (after 0ms in state CONNECT)"),
+        (logging.WARNING, "a line of its own"),
+        (logging.ERROR, "broker: Connect failed (after 4ms in state CONNECT) (the last of 4 like it held back)"),
+        (logging.ERROR, "broker: Connect failed (after 9ms in state CONNECT)"),
+    ]
+
+
 def _consume_for(consumer: Consumer, seconds: float) -> None:
     consumer.assign([TopicPartition("nowhere.pin", 0, 0)])
     deadline = time.monotonic() + seconds
@@ -64,9 +89,12 @@ def test_the_drains_consumer_logs_a_connect_failure_once_and_nothing_to_stderr(c
     port = free_port()
     with caplog.at_level(logging.ERROR, logger="include.drain.librdkafka"):
         _consume_for(make_consumer(f"127.0.0.1:{port}"), 3.0)
+        log_held_back()  # as the drain does once its clients are closed
     failures = [r for r in caplog.records if CONNECT_FAILED.format(port=port) in r.getMessage()]
-    assert len(failures) == 1
-    assert failures[0].name == "include.drain.librdkafka"
+    assert len(failures) == 2  # the first, and the last held back with the count (librdkafka retries within 3 s)
+    assert failures[0].name == failures[1].name == "include.drain.librdkafka"
+    assert "held back" not in failures[0].getMessage()
+    assert re.search(r"\(the last of [1-9]\d* like it held back\)$", failures[1].getMessage())
     assert CONNECT_FAILED.format(port=port) not in capfd.readouterr().err
 
 
