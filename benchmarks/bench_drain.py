@@ -1,4 +1,5 @@
-"""Drain throughput against a bare consumer (the ceiling), and the drain's peak memory at 1x and 4x a day.
+"""Drain throughput against a bare consumer (the ceiling), and the drain's peak memory at 1x and 4x a day; the
+quality gate's rate against a bare read of the objects it checks.
 
 Produces a day of ``1,000,000 * scale`` pin records into one throwaway topic, and the same day
 followed by a day four times bigger into a second one, with a bare producer. Then, each in a
@@ -15,11 +16,17 @@ After every drain, before anything is deleted, its output is checked (:func:`ver
 new manifest written by that run, with the day's records, and every object it lists stored
 with the manifest's byte count. Memory is in MiB (2**20 bytes), payload in MB (10**6 bytes).
 
+The quality gate (pin alone: the drain benchmark produces no geo or user records) checks the drained 1x and 4x days,
+each in a fresh subprocess too; its ceiling is a bare read of the same objects (GET, SHA-256 and line count, which the
+gate needs as well), alternating with the 1x gate twice. Every gate must pass and count the day's records
+(:func:`check_gate_output`).
+
 Run on its own: ``python -m benchmarks --only drain [--scale S]``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -52,18 +59,28 @@ def _day_start_ms(day: date) -> int:
 
 
 def _produce_day(bootstrap: str, topic: str, day: date, count: int) -> None:
-    """``count`` pins spread over ``day``, round-robin over the partitions, from a pool of real-looking values."""
+    """``count`` pins spread over ``day``, round-robin over the partitions, from a pool of real-looking values, each
+    with an ``index`` and ``unique_id`` (the key) of its own, as a day of distinct pins has."""
     from confluent_kafka import Producer
 
     from include.emulator.generate import generate_triples
     from include.records import kafka_key, kafka_value
 
-    pool = [(kafka_key("pin", t.pin), kafka_value(t.pin)) for t in generate_triples(5, 5000, repeat_percent=0)]
+    pool = []
+    for triple in generate_triples(5, 5000, repeat_percent=0):
+        value, key = kafka_value(triple.pin), kafka_key("pin", triple.pin)
+        head, found, rest = value.partition(b'"index":%d,"unique_id":"%s"' % (triple.pin.index, key))
+        if not found:
+            raise RuntimeError(f"no index and unique_id to replace in {value[:200]!r}")
+        pool.append((head, rest))
+    first = {DAY_1X: 0, DAY_4X: FULL_DAY * 10}[day]  # the 1x and 4x days share no key
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 100,
                          "batch.num.messages": 10000, "queue.buffering.max.kbytes": 1048576})  # fmt: skip
     start, step = _day_start_ms(day), 86_400_000 / count
     for i in range(count):
-        key, value = pool[i % len(pool)]
+        head, rest = pool[i % len(pool)]
+        key = b"%08x-0000-4000-8000-%012x" % (first + i, first + i)
+        value = b'%s"index":%d,"unique_id":"%s"%s' % (head, first + i, key, rest)
         while True:
             try:
                 producer.produce(topic, value, key, partition=i % PARTITIONS, timestamp=start + int(i * step))
@@ -80,7 +97,7 @@ def _produce_day(bootstrap: str, topic: str, day: date, count: int) -> None:
 
 
 def _child(mode: str, topic: str, day_iso: str, bucket: str) -> dict[str, Any]:
-    from include.drain import DrainRequest, Interval, drain
+    from include.drain import DrainRequest, Interval, drain, run_quality_gate
     from include.drain.kafka_reader import make_consumer, plan_partitions, read_range
 
     env = os.environ
@@ -102,6 +119,11 @@ def _child(mode: str, topic: str, day_iso: str, bucket: str) -> dict[str, Any]:
         consumer.close()
     elif mode == "bare-kafka-python":
         records, payload = _bare_kafka_python(env["KAFKA_BOOTSTRAP_SERVERS"], topic, interval)
+    elif mode == "gate":
+        report = run_quality_gate(_s3(dict(env)), bucket, interval.day, "bench-gate", entities=["pin"])["pin"]
+        records, drained = report.metrics.record_count, {"passed": report.passed}
+    elif mode == "read-objects":
+        records, payload = _read_objects(_s3(dict(env)), bucket, interval.day)
     else:
         raise ValueError(f"unknown mode {mode!r}")
     seconds = time.perf_counter() - started
@@ -136,6 +158,24 @@ def _bare_kafka_python(bootstrap: str, topic: str, interval: Any) -> tuple[int, 
                 done = message.offset >= stop - 1
     consumer.close()
     return records, payload
+
+
+def _read_objects(s3: Any, bucket: str, day: date) -> tuple[int, int]:
+    """The gate's ceiling: every object of the day's pin manifest read, hashed and its lines counted; (lines, bytes)."""
+    from include.drain.quality import CHUNK_BYTES
+    from include.lake import manifest_key
+
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key("pin", day))["Body"].read())
+    lines = size = 0
+    for entry in manifest["files"]:
+        digest = hashlib.sha256()
+        for chunk in s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].iter_chunks(CHUNK_BYTES):
+            digest.update(chunk)
+            lines += chunk.count(b"\n")
+            size += len(chunk)
+        if digest.hexdigest() != entry["sha256"]:
+            raise RuntimeError(f"{entry['key']} is not the object its manifest lists")
+    return lines, size
 
 
 def _measure(mode: str, topic: str, day: date, bucket: str, env: dict[str, str]) -> dict[str, Any]:
@@ -193,6 +233,13 @@ def verify_drain(s3: Any, bucket: str, day: date, run: Mapping[str, Any], expect
     check_drain_output(run, manifest, expected, sizes)
 
 
+def check_gate_output(run: Mapping[str, Any], expected: int) -> None:
+    """Raise DrainOutputError unless the gate passed the day and counted its ``expected`` records."""
+    if not run["passed"] or run["records"] != expected:
+        raise DrainOutputError(f"the gate {'passed' if run['passed'] else 'failed'} {run['records']:,} records, "
+                               f"expected {expected:,} passed")  # fmt: skip
+
+
 def _cleanup(env: dict[str, str], topics: list[str], buckets: list[str]) -> None:
     from confluent_kafka.admin import AdminClient
 
@@ -230,6 +277,11 @@ def run(scale: float = 1.0) -> list[Result]:
         verify_drain(s3, into, day, run, expected)
         return run
 
+    def gated(day: date, into: str, expected: int) -> dict[str, Any]:
+        run = _measure("gate", "", day, into, env)
+        check_gate_output(run, expected)
+        return run
+
     try:
         started = time.perf_counter()
         for name, day, size in ((topic, DAY_1X, count), (both, DAY_1X, count), (both, DAY_4X, 4 * count)):
@@ -245,15 +297,20 @@ def run(scale: float = 1.0) -> list[Result]:
         # the 1x day again, from the other topic: into a bucket of its own, as a lake refuses another source
         four = drained(both, DAY_4X, both_bucket, 4 * count)
         past = drained(both, DAY_1X, both_bucket, count)
+        reads, gates = [], []
+        for _ in range(2):
+            reads.append(_measure("read-objects", "", DAY_1X, bucket, env))
+            gates.append(gated(DAY_1X, bucket, count))
+        gate4 = gated(DAY_4X, both_bucket, 4 * count)
     finally:
         _cleanup(env, [topic, both], [bucket, both_bucket])
-    bare, one = (min(runs, key=lambda m: m["seconds"]) for runs in (bares, ones))
+    bare, one, read, gate = (min(runs, key=lambda m: m["seconds"]) for runs in (bares, ones, reads, gates))
     if (
-        not {m["records"] for m in (*bares, bare_kp, *ones, past)} == {count}
+        not {m["records"] for m in (*bares, bare_kp, *ones, past, *reads)} == {count}
         or not bare4["records"] == four["records"] == 4 * count
     ):
         raise RuntimeError(
-            f"readers disagree on the day's records: {bares}, {bare_kp}, {ones}, {past}, {bare4}, {four}"
+            f"readers disagree on the day's records: {bares}, {bare_kp}, {ones}, {past}, {reads}, {bare4}, {four}"
         )
     mb = bare["payload"] / 1e6
     one_peak, bare_peak = max(m["peak_mib"] for m in ones), max(m["peak_mib"] for m in bares)
@@ -262,6 +319,7 @@ def run(scale: float = 1.0) -> list[Result]:
         return m["records"] / m["seconds"]
 
     ceiling = f"vs bare confluent consumer {rate(bare):,.0f}/s"
+    read_mb_s, gate_peak = read["payload"] / 1e6 / read["seconds"], max(m["peak_mib"] for m in gates)
     return [
         Result(BENCH, "records in the 1x day", count, "records", f"{mb:,.0f} MB payload; 4x day {4 * count:,}"),
         Result(BENCH, "bare producer (setup)", 6 * count / produced_s, "records/s", "confluent-kafka, acks=1"),
@@ -286,7 +344,11 @@ def run(scale: float = 1.0) -> list[Result]:
         ),
         Result(BENCH, "drain peak RSS 1x", one_peak, "MiB", f"VmHWM, max of 2 runs; bare consumer {bare_peak:.0f} MiB"),
         Result(BENCH, "drain peak RSS 4x", four["peak_mib"], "MiB", f"{four['peak_mib'] / one_peak:.2f}x of 1x"),
-    ]
+        Result(BENCH, "quality gate 1x (pin)", rate(gate), "records/s",
+               f"{rate(gate) / rate(read):.0%} of a bare read of its objects ({read_mb_s:,.0f} MB/s)"),
+        Result(BENCH, "quality gate peak RSS 1x", gate_peak, "MiB",
+               f"max of 2 runs; 4x day {gate4['peak_mib']:.0f} MiB, {gate4['peak_mib'] / gate_peak:.2f}x"),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

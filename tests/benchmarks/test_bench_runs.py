@@ -39,6 +39,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[tup
 
 def test_every_benchmark_runs_at_small_scale_and_checks_its_output(stack_env, tmp_path, monkeypatch, capsys):
     verified = _spy(monkeypatch, bench_drain, "verify_drain")
+    gates_checked = _spy(monkeypatch, bench_drain, "check_gate_output")
     clean_compared = _spy(monkeypatch, bench_spark, "check_same_parquet")
     results_compared = _spy(monkeypatch, bench_spark, "check_same_rows")
     history_checked = _spy(monkeypatch, bench_history, "check_history_read")
@@ -57,6 +58,8 @@ def test_every_benchmark_runs_at_small_scale_and_checks_its_output(stack_env, tm
     assert sorted((day, expected) for _, _, day, _, expected in verified) == sorted(
         [(bench_drain.DAY_1X, count)] * 3 + [(bench_drain.DAY_4X, 4 * count)]
     )
+    # every gate (two of the 1x day, one of the 4x day) passed and counted the records produced
+    assert sorted(expected for _, expected in gates_checked) == [count, count, 4 * count]
     assert sorted(call[1] for call in clean_compared) == ["clean geo", "clean pin", "clean user"]
     assert sorted(call[0] for call in results_compared) == sorted(bench_spark.DUCKDB_ANALYTICS)
     # each timed analytics run read every day up to its own
@@ -171,6 +174,14 @@ def test_a_drain_that_wrote_the_day_passes():
 def test_a_drain_whose_manifest_does_not_match_raises(run, manifest, match):
     with pytest.raises(bench_drain.DrainOutputError, match=match):
         bench_drain.check_drain_output(run, manifest, 30, _sizes(manifest))
+
+
+def test_a_gate_that_failed_or_miscounted_raises():
+    bench_drain.check_gate_output({"passed": True, "records": 30}, 30)
+    with pytest.raises(bench_drain.DrainOutputError, match="the gate failed 30 records, expected 30 passed"):
+        bench_drain.check_gate_output({"passed": False, "records": 30}, 30)
+    with pytest.raises(bench_drain.DrainOutputError, match="the gate passed 29 records, expected 30 passed"):
+        bench_drain.check_gate_output({"passed": True, "records": 29}, 30)
 
 
 def test_a_drain_whose_objects_do_not_match_the_manifest_raises():
