@@ -3,14 +3,14 @@
 
 The local stack runs each of its services under it (``devstack.services.SERVICES``: Kafka, MinIO, the
 Airflow api-server, scheduler, dag-processor and triggerer, and the API), as docker-compose.yaml restarts
-them. Each of them is meant to run until stopped, so a clean exit is restarted too: a SIGTERM that reached the
-API alone (uvicorn then exits 0) must not leave its clients without it. Airflow 3.3's scheduler, for one, exits
-when a run it is scheduling is deleted under it (its error handler reads the deleted row); the retry of an
-``airflow backfill create`` refused by SQLite deletes runs it had committed, which is enough. A command that
-keeps exiting is given up after ``MAX_RESTARTS`` restarts within ``WINDOW_S``, so that ``devstack status``
-shows it stopped and its log says why. What an exited command leaves running in the supervisor's session
-(executor workers, task runners in their own process group, their Spark JVMs, the log server holding its port)
-is ended before the command starts again or the supervisor exits.
+them. Each of them is meant to run until stopped, so a clean exit is restarted too: MinIO and Airflow's triggerer
+and dag-processor exit 0 on a SIGTERM that reached them alone, not through ``devstack stop``. Airflow 3.3's
+scheduler, for one, exits when a run it is scheduling is deleted under it (its error handler reads the deleted
+row); the retry of an ``airflow backfill create`` refused by SQLite deletes runs it had committed, which is enough.
+A command that keeps exiting is given up after ``MAX_RESTARTS`` restarts within ``WINDOW_S``, so that ``devstack
+status`` shows it stopped and its log says why. What an exited command leaves running in the supervisor's session
+(executor workers, task runners in their own process group, their Spark JVMs, the log server holding its port) is
+ended before the command starts again or the supervisor exits.
 
 Usage: ``python -m devstack.supervise <command> [args...]``, as the leader of its own session (as
 ``devstack.processes.start`` runs it); stopped by signalling its session or process group (SIGTERM or SIGINT

@@ -44,12 +44,12 @@ def _new_session(app_name: str) -> SparkSession:
     SparkContext._ensure_initialized()
     builder = SparkSession.builder.appName(app_name)
     for key, value in DEFAULT_CONF.items():
-        if not submitted(key):
+        if not _submitted(key):
             builder = builder.config(key, value)
     return builder.getOrCreate()
 
 
-def submitted(key: str) -> bool:
+def _submitted(key: str) -> bool:
     """Whether whoever started this JVM set ``key`` (spark-submit's --conf, spark-defaults.conf; with no JVM yet,
     nothing was)."""
     return SparkContext._jvm is not None and SparkConf().contains(key)
