@@ -61,7 +61,7 @@ from include.drain.kafka_reader import (
     topic_configs,
     topic_id,
 )
-from include.drain.lines import batch_lines
+from include.drain.lines import batch_lines, validator
 from include.drain.lock import PartitionLock
 from include.drain.manifest import (
     AcceptedPartial,
@@ -151,7 +151,7 @@ def _drain_partition(
     quarantine: ObjectWriter,
 ) -> _PartitionCounts:
     """Stream one partition's range: in-interval valid records to ``records``, invalid ones to ``quarantine``."""
-    validate = MODELS[entity].__pydantic_validator__.validate_json
+    validate = validator(entity)
     start_ms, end_ms, p = interval.start_ms, interval.end_ms, plan.partition
     counts = _PartitionCounts()
     records.start_partition()

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ValidationError
 
 from include.json_keys import keys_counted_once, refuse_duplicate_keys
+from include.record_structs import FieldCounter, fields_set_counter
+from include.records import MODELS, Entity
 
 MAX_REASON_CHARS = 500
 # printable ASCII except '"' and '\\': such bytes are a JSON string as they are
@@ -29,8 +31,20 @@ Row = tuple[int, int, bytes | None, bytes | None]
 _LINE = b'{"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b}\n'
 _LINE_OF_PLAIN_KEY = _LINE.replace(b'"key":%b', b'"key":"%b"')  # the key's bytes go between the quotes
 
-Validate = Callable[[bytes], BaseModel]
-"""The record in a value; raises ``ValidationError`` when it is not a valid one (a pydantic ``validate_json``)."""
+
+@dataclass(frozen=True)
+class Validator:
+    """How an entity's values are checked: ``count_fields`` (its msgspec mirror) accepts most values quickly and
+    raises ValueError on any other; ``record`` (its pydantic model's ``validate_json``) decides those and names
+    what is wrong, raising ``ValidationError``."""
+
+    count_fields: FieldCounter
+    record: Callable[[bytes], BaseModel]
+
+
+def validator(entity: Entity) -> Validator:
+    """The ``Validator`` of ``entity``'s values."""
+    return Validator(fields_set_counter(entity), MODELS[entity].__pydantic_validator__.validate_json)
 
 
 @dataclass
@@ -106,15 +120,14 @@ def _plain_values(rows: Sequence[Row]) -> bytes | None:
     return None if b"\n" in joined or b"\r" in joined else joined
 
 
-def _fast(partition: int, rows: Sequence[Row], validate: Validate) -> BatchLines | None:
+def _fast(partition: int, rows: Sequence[Row], validate: Validator) -> BatchLines | None:
     """Every line of an all-valid, all-plain batch at once, or None when the batch needs a closer look."""
     values = _plain_values(rows)
     if values is None:
         return None
     try:
-        # each record is dropped at once: holding a batch of them costs more in allocation than the check itself
-        fields_set = sum(len(validate(row[3]).model_fields_set) for row in rows)  # type: ignore[arg-type]
-    except ValidationError:
+        fields_set = validate.count_fields([row[3] for row in rows])  # type: ignore[misc]
+    except ValueError:  # the model decides, message by message
         return None
     if not keys_counted_once(values, fields_set):
         return None
@@ -124,14 +137,14 @@ def _fast(partition: int, rows: Sequence[Row], validate: Validate) -> BatchLines
     )
 
 
-def _one_by_one(partition: int, rows: Sequence[Row], validate: Validate) -> BatchLines:
+def _one_by_one(partition: int, rows: Sequence[Row], validate: Validator) -> BatchLines:
     """The lines of ``rows`` message by message: quarantines the bad ones, compacts multi-line values."""
     out = BatchLines()
     for offset, timestamp, key, value in rows:
         try:
             if value is None:
                 raise ValueError("empty (tombstone)")
-            refuse_duplicate_keys(value, validate(value))
+            refuse_duplicate_keys(value, validate.record(value))
             key_text = key_json(key)
         except ValueError as exc:  # so are ValidationError and UnicodeDecodeError
             out.quarantine_offsets.append(offset)
@@ -144,12 +157,12 @@ def _one_by_one(partition: int, rows: Sequence[Row], validate: Validate) -> Batc
     return out
 
 
-def batch_lines(partition: int, rows: Sequence[Row], validate: Validate) -> BatchLines:
+def batch_lines(partition: int, rows: Sequence[Row], validate: Validator) -> BatchLines:
     """The record and quarantine lines of ``rows`` (one partition's messages in offset order).
 
-    Most batches are entirely valid and plain, so they are validated in one pass and formatted
-    at once; a batch with a bad message, a null or unusual key or a multi-line value goes
-    message by message. Both paths give the same bytes.
+    Most batches are entirely valid and plain, so they are checked in one pass by the entity's msgspec mirror
+    and formatted at once; a batch with a bad message (or one the mirror is unsure of), a null or unusual key or a
+    multi-line value goes message by message, through the pydantic model. Both paths give the same bytes.
     """
     if not rows:
         return BatchLines()

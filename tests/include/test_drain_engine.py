@@ -19,7 +19,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
 
+import msgspec
 import pytest
 from botocore.exceptions import ClientError
 from confluent_kafka import KafkaException, Producer, TopicPartition
@@ -49,6 +51,7 @@ from include.drain import (
 from include.drain.quality import QualityReport
 from include.emulator.generate import generate_triples
 from include.lake import LOCK_NAME
+from include.record_structs import STRUCTS, PinStruct
 from include.records import MODELS, PinRecord, kafka_key, kafka_value
 from spark_jobs.manifest import gate_refusal, parse_manifest
 
@@ -290,6 +293,13 @@ def stricter_pin(refused: str) -> type[PinRecord]:
     return StricterPin
 
 
+def stricter_pin_struct(refused: str) -> type[PinStruct]:
+    """The same release's msgspec mirror of that model (it must not accept what the model refuses)."""
+
+    unique_id = Annotated[str, msgspec.Meta(pattern=f"^(?!{re.escape(refused)}$)")]
+    return msgspec.defstruct("StricterPinStruct", [("unique_id", unique_id)], bases=(PinStruct,))
+
+
 def test_a_redrain_under_stricter_rules_never_changes_an_object_the_committed_manifest_lists(
     s3, scratch_bucket, kafka_topics, bootstrap, monkeypatch
 ):
@@ -302,6 +312,7 @@ def test_a_redrain_under_stricter_rules_never_changes_an_object_the_committed_ma
     victim = produced[50]  # in the middle of partition 0's only object
     assert [(f.partition, f.first_offset, f.last_offset) for f in committed.files] == [(0, 0, 99), (1, 0, 19)]
     monkeypatch.setitem(MODELS, "pin", stricter_pin(json.loads(victim[4])["unique_id"]))
+    monkeypatch.setitem(STRUCTS, "pin", stricter_pin_struct(json.loads(victim[4])["unique_id"]))
 
     with pytest.raises(QuarantineThresholdError, match="1 of 120 messages"):
         drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="stricter", max_quarantine_share=0.001))

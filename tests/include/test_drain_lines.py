@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from include.drain.lines import _fast, _one_by_one, batch_lines
+from include.drain.lines import _fast, _one_by_one, batch_lines, validator
 from include.emulator.generate import generate_triples
 from include.records import PinRecord, kafka_key, kafka_value
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 
-VALIDATE = PinRecord.__pydantic_validator__.validate_json
+VALIDATE = validator("pin")
 TS = 1710028800000
 
 
@@ -96,7 +96,7 @@ def test_a_value_that_names_a_key_twice_is_quarantined_in_every_form():
         _with_first_key_doubled(good[2], json.dumps({"category": json.loads(good[2])["category"]})[1:-1].encode()),
     ]
     for value in doubled:  # each is a valid record to pydantic: only the doubled key is wrong
-        VALIDATE(value)
+        PinRecord.model_validate_json(value)
     rows = [(0, TS, _key(good[3]), good[3])] + [(i + 1, TS, _key(v), v) for i, v in enumerate(doubled)]
 
     out = batch_lines(0, rows, VALIDATE)
