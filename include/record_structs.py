@@ -8,6 +8,7 @@ which decides and names the reason. Decoding a pin this way takes about a third 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from operator import attrgetter
@@ -21,6 +22,9 @@ from include.records import Entity, Timestamp
 RecordId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 _UNSET = msgspec.UNSET
 _TIMESTAMPS = TypeAdapter(list[Timestamp])
+# pydantic's JSON parser refuses a number whose integer part has more than 4,300 digits, msgspec reads it as a float:
+# a value of an entity with float fields that holds a run of over 100 digits (anywhere: simpler) is left to the model
+_LONG_DIGIT_RUN = re.compile(rb"[0-9]{101}").search
 
 
 class _Mirror(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
@@ -72,8 +76,11 @@ def fields_set_counter(entity: Entity) -> FieldCounter:
     required = len(struct.__struct_fields__) - len(struct.__struct_defaults__)
     optional = [attrgetter(name) for name in struct.__struct_fields__[required:]]  # fields with a default come last
     stamps = [attrgetter(name) for name in TIMESTAMP_FIELDS[entity]]
+    has_floats = any(isinstance(f.type, msgspec.inspect.FloatType) for f in msgspec.inspect.type_info(struct).fields)
 
     def count(values: Sequence[bytes]) -> int:
+        if has_floats and any(map(_LONG_DIGIT_RUN, values)):
+            raise ValueError("a run of over 100 digits: the model's parser decides")
         records = list(map(decode, values))  # value by value: a joined array could hide a value that is no object
         for stamp in stamps:
             _TIMESTAMPS.validate_python(list(map(stamp, records)))
