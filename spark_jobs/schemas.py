@@ -56,6 +56,8 @@ RAW_JSON_OPTIONS = {
     # Jackson refuses a number of more than 1,000 characters by default; pydantic (the API, the drain) reads
     # one ("45.000…0" from a producer other than the API), so such a line would stop its day's cleaning.
     "maxNumLen": str(2**31 - 1),
+    # likewise a string of more than 20,000,000 UTF-16 units (10,000,001 emoji are enough), which pydantic reads
+    "maxStringLen": str(2**31 - 1),
 }
 
 

@@ -334,6 +334,19 @@ def test_a_number_of_more_than_a_thousand_characters_is_read_as_the_api_reads_it
     assertDataFrameEqual(actual, [Row(ind=1, coordinates=[45.0, -0.5])])
 
 
+def test_a_string_of_more_than_twenty_million_characters_is_read_as_the_api_reads_it(spark: SparkSession) -> None:
+    # Jackson's default limit; only a producer other than the API, on a topic allowing 20 MB messages, sends one
+    country = "a" * 20_000_001
+    value = f'{{"ind":1,"timestamp":"2020-01-01 00:00:00","latitude":1.5,"longitude":-0.5,"country":"{country}"}}'
+    assert GeoRecord.model_validate_json(value).country == country  # the drain accepts it
+    text = f'{{"partition":0,"offset":0,"timestamp":{T0},"key":"1","value":{value}}}'
+    lines = spark.sparkContext.parallelize([text], 1)
+
+    actual = raw_line_reader(spark, "geo").json(lines).transform(clean("geo"))
+
+    assertDataFrameEqual(actual.select("ind", F.length("country").alias("chars")), [Row(ind=1, chars=20_000_001)])
+
+
 def test_geo_and_user_duplicates_are_keyed_on_ind(spark: SparkSession) -> None:
     old = {"ind": 7, "timestamp": "2020-01-01 00:00:00", "latitude": 1.0, "longitude": 1.0, "country": "Old"}
     new = old | {"country": "New"}
