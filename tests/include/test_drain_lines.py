@@ -123,3 +123,19 @@ def test_values_whose_text_only_looks_like_more_keys_are_kept():
 
     assert out.offsets == [0, 1, 2] and out.quarantine_lines == []
     assert [json.loads(line)["value"] for line in out.lines] == [json.loads(v) for v in lookalikes]
+
+
+def test_a_value_only_the_model_accepts_is_kept_through_the_message_path():
+    """A mirror refusing a valid record costs speed only: the model decides, and the record is kept as sent."""
+    rows = _generated_rows(5)
+    offset, ts, key, value = rows[2]
+    record = json.loads(value)
+    urn = json.dumps({**record, "unique_id": f"urn:uuid:{record['unique_id']}"}).encode()
+    PinRecord.model_validate_json(urn)  # the model accepts this spelling of a UUID, the mirror does not
+    rows[2] = (offset, ts, key, urn)
+
+    assert _fast(0, rows, VALIDATE) is None
+    out = batch_lines(0, rows, VALIDATE)
+
+    assert out.offsets == list(range(100, 105)) and out.quarantine_lines == []
+    assert [json.loads(line) for line in out.lines] == _expected_lines(0, rows)
