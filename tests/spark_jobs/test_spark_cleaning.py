@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,8 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from devstack import paths
+from devstack.spark_cds import submit_env
 from include.records import MODELS, GeoRecord, PinRecord, UserRecord, kafka_value
 from spark_jobs.cleaning import clean, follower_count_number
 from spark_jobs.schemas import raw_line_reader, record_schema
@@ -334,17 +338,39 @@ def test_a_number_of_more_than_a_thousand_characters_is_read_as_the_api_reads_it
     assertDataFrameEqual(actual, [Row(ind=1, coordinates=[45.0, -0.5])])
 
 
-def test_a_string_of_more_than_twenty_million_characters_is_read_as_the_api_reads_it(spark: SparkSession) -> None:
-    # Jackson's default limit; only a producer other than the API, on a topic allowing 20 MB messages, sends one
+# Reads the raw lines of one file as the clean job does and prints each record's ind and country length; a JVM of
+# its own, since a 20 MB line takes a few hundred MB of heap the tests' shared session may not have to spare.
+READS_LONG_COUNTRIES = """
+import json, sys
+from pyspark.sql import functions as F
+from spark_jobs.cleaning import clean
+from spark_jobs.schemas import raw_line_reader
+from spark_jobs.session import build_session
+
+spark = build_session("long-strings")
+rows = raw_line_reader(spark, "geo").json(sys.argv[1]).transform(clean("geo"))
+print("READ " + json.dumps([r.asDict() for r in rows.select("ind", F.length("country").alias("chars")).collect()]))
+spark.stop()
+"""
+
+
+@pytest.mark.slow
+def test_a_string_of_more_than_twenty_million_characters_is_read_as_the_api_reads_it(tmp_path: Path) -> None:
+    # over Jackson's default limit; only a producer other than the API, on a topic allowing 20 MB messages, sends one
     country = "a" * 20_000_001
     value = f'{{"ind":1,"timestamp":"2020-01-01 00:00:00","latitude":1.5,"longitude":-0.5,"country":"{country}"}}'
     assert GeoRecord.model_validate_json(value).country == country  # the drain accepts it
-    text = f'{{"partition":0,"offset":0,"timestamp":{T0},"key":"1","value":{value}}}'
-    lines = spark.sparkContext.parallelize([text], 1)
+    (tmp_path / "raw.jsonl").write_text(f'{{"partition":0,"offset":0,"timestamp":{T0},"key":"1","value":{value}}}\n')
+    job = tmp_path / "job.py"
+    job.write_text(READS_LONG_COUNTRIES)
 
-    actual = raw_line_reader(spark, "geo").json(lines).transform(clean("geo"))
+    done = subprocess.run([str(paths.VENV_BIN / "spark-submit"), "--master", "local[1]", str(job),
+                           str(tmp_path / "raw.jsonl")], env=submit_env(), capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
 
-    assertDataFrameEqual(actual.select("ind", F.length("country").alias("chars")), [Row(ind=1, chars=20_000_001)])
+    printed = [line for line in done.stdout.splitlines() if line.startswith("READ ")]
+    assert done.returncode == 0 and printed, done.stderr[-3000:]
+    assert json.loads(printed[0].removeprefix("READ ")) == [{"ind": 1, "chars": 20_000_001}]
 
 
 def test_geo_and_user_duplicates_are_keyed_on_ind(spark: SparkSession) -> None:
