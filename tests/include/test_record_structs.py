@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import uuid
+from dataclasses import fields
+from typing import Annotated, Any
 
+import annotated_types
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator, AllowInfNan, BaseModel, Field, Strict, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 from include.emulator.generate import generate_triples
 from include.record_structs import STRUCTS, TIMESTAMP_FIELDS, fields_set_counter
-from include.records import ENTITIES, MODELS, _parseable_timestamp
+from include.records import ENTITIES, MODELS, Timestamp, _parseable_timestamp
 from tests.conftest import REAL_PIN_SAMPLE
 
 TRIPLES = list(generate_triples(11, 200, repeat_percent=0))
@@ -87,6 +92,81 @@ def test_each_mirror_has_the_models_fields_required_as_in_the_model(entity):
         if any(isinstance(m, AfterValidator) and m.func is _parseable_timestamp for m in f.metadata)
     }
     assert set(TIMESTAMP_FIELDS[entity]) == stamps
+
+
+# the msgspec type a mirror gives each annotation of the models
+MIRROR_TYPES: dict[Any, Any] = {
+    int: msgspec.inspect.IntType,
+    float: msgspec.inspect.FloatType,
+    str: msgspec.inspect.StrType,
+    uuid.UUID: msgspec.inspect.UUIDType,
+    str | None: msgspec.inspect.UnionType,
+}
+# a timestamp field's mirror checks it with the model's own Timestamp type, so it has all of its rules
+TIMESTAMP_RULES = FieldInfo.from_annotation(Timestamp).metadata
+# rules a mirror applies by its type alone: msgspec reads neither a float nor a bool as an int, nor NaN or Infinity
+BY_TYPE = (Strict(True), AllowInfNan(False))
+
+
+def _rules_the_mirror_lacks(model: type[BaseModel], struct: type[msgspec.Struct], timestamps: set[str]) -> list[str]:
+    """Every rule of ``model`` that ``struct``, checking ``timestamps`` as the model does, lacks, by name."""
+    decorators = model.__pydantic_decorators__
+    lacking = [f"{f.name} {sorted(found)}" for f in fields(decorators) if (found := getattr(decorators, f.name))]
+    if model.model_config.get("extra") != "forbid" or not struct.__struct_config__.forbid_unknown_fields:
+        lacking.append("unknown fields are not refused by both")
+    mirrored = {f.name: f.type for f in msgspec.inspect.type_info(struct).fields}
+    for name, info in model.model_fields.items():
+        lacking += [f"{name}: {rule}" for rule in _field_rules_lacking(info, mirrored.get(name), name in timestamps)]
+    return lacking
+
+
+def _field_rules_lacking(info: FieldInfo, mirrored: Any, is_timestamp: bool) -> list[str]:
+    if is_timestamp:
+        return [] if (info.annotation, info.metadata) == (str, TIMESTAMP_RULES) else [f"{info.metadata}"]
+    if not isinstance(mirrored, MIRROR_TYPES.get(info.annotation, ())):
+        return [f"{info.annotation} mirrored as {mirrored}"]
+    lacking = []
+    for rule in info.metadata:
+        if isinstance(rule, annotated_types.Ge | annotated_types.Le):
+            bound = "ge" if isinstance(rule, annotated_types.Ge) else "le"
+            if getattr(mirrored, bound) != getattr(rule, bound):
+                lacking.append(f"{rule} mirrored as {bound}={getattr(mirrored, bound)}")
+        elif rule not in BY_TYPE:
+            lacking.append(f"{rule}")
+    return lacking
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+def test_every_rule_of_the_model_is_one_its_mirror_applies(entity):
+    """A rule added to a model (a bound, a pattern, a validator) fails here until its mirror applies it too."""
+    assert _rules_the_mirror_lacks(MODELS[entity], STRUCTS[entity], set(TIMESTAMP_FIELDS[entity])) == []
+
+
+def test_a_rule_only_the_model_has_is_named():
+    class StricterGeo(MODELS["geo"]):  # type: ignore[misc, valid-type]
+        country: Annotated[str, Field(max_length=3)]
+
+        @field_validator("country")
+        @classmethod
+        def _known(cls, value: str) -> str:
+            return value
+
+    geo = STRUCTS["geo"]
+    assert _rules_the_mirror_lacks(StricterGeo, geo, {"timestamp"}) == [
+        "field_validators ['_known']",
+        "country: MaxLen(max_length=3)",
+    ]
+    assert _rules_the_mirror_lacks(MODELS["geo"], geo, set()) == [f"timestamp: {rule}" for rule in TIMESTAMP_RULES]
+    looser = msgspec.defstruct("Looser", [("ind", int), ("latitude", float), ("country", int)])
+    assert _rules_the_mirror_lacks(MODELS["geo"], looser, {"timestamp"}) == [
+        "unknown fields are not refused by both",
+        "ind: Ge(ge=0) mirrored as ge=None",
+        "ind: Le(le=9223372036854775807) mirrored as le=None",
+        "latitude: Ge(ge=-90) mirrored as ge=None",
+        "latitude: Le(le=90) mirrored as le=None",
+        "longitude: <class 'float'> mirrored as None",
+        "country: <class 'str'> mirrored as IntType(gt=None, ge=None, lt=None, le=None, multiple_of=None)",
+    ]
 
 
 @pytest.mark.parametrize("entity", ENTITIES)
