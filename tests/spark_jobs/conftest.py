@@ -30,6 +30,7 @@ def spark() -> Iterator[SparkSession]:
         .appName("spark-jobs-tests")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
+        .config("spark.driver.memory", "2g")  # room to spare: a test that exhausted the heap would take the rest down
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

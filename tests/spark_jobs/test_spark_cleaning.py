@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,11 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from devstack import paths
-from devstack.spark_cds import submit_env
 from include.records import MODELS, GeoRecord, PinRecord, UserRecord, kafka_value
 from spark_jobs.cleaning import clean, follower_count_number
 from spark_jobs.schemas import raw_line_reader, record_schema
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
+from tests.spark_jobs.submitted import printed_by_submitted_job
 
 NO_TAGS = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"
 PLACEHOLDER_TEXTS = {
@@ -361,16 +359,11 @@ def test_a_string_of_more_than_twenty_million_characters_is_read_as_the_api_read
     value = f'{{"ind":1,"timestamp":"2020-01-01 00:00:00","latitude":1.5,"longitude":-0.5,"country":"{country}"}}'
     assert GeoRecord.model_validate_json(value).country == country  # the drain accepts it
     (tmp_path / "raw.jsonl").write_text(f'{{"partition":0,"offset":0,"timestamp":{T0},"key":"1","value":{value}}}\n')
-    job = tmp_path / "job.py"
-    job.write_text(READS_LONG_COUNTRIES)
 
-    done = subprocess.run([str(paths.VENV_BIN / "spark-submit"), "--master", "local[1]", str(job),
-                           str(tmp_path / "raw.jsonl")], env=submit_env(), capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    read = printed_by_submitted_job(tmp_path, READS_LONG_COUNTRIES, "READ", "--master", "local[1]",
+                                    job_args=[str(tmp_path / "raw.jsonl")])  # fmt: skip
 
-    printed = [line for line in done.stdout.splitlines() if line.startswith("READ ")]
-    assert done.returncode == 0 and printed, done.stderr[-3000:]
-    assert json.loads(printed[0].removeprefix("READ ")) == [{"ind": 1, "chars": 20_000_001}]
+    assert read == [{"ind": 1, "chars": 20_000_001}]
 
 
 def test_geo_and_user_duplicates_are_keyed_on_ind(spark: SparkSession) -> None:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 from datetime import date
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
-from devstack import paths
-from devstack.spark_cds import submit_env
 from spark_jobs.session import DEFAULT_CONF, Lake, build_session, iso_date, lake_argument_parser
+from tests.spark_jobs.submitted import printed_by_submitted_job
 
 # A job that only builds its session as the jobs do and prints what it runs with.
 PRINTS_ITS_SESSION = """
@@ -28,13 +25,7 @@ spark.stop()
 
 
 def _submitted_session(tmp_path: Path, *options: str) -> dict[str, str]:
-    job = tmp_path / "probe.py"
-    job.write_text(PRINTS_ITS_SESSION)
-    done = subprocess.run([str(paths.VENV_BIN / "spark-submit"), *options, str(job)], env=submit_env(),
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    printed = [line for line in done.stdout.splitlines() if line.startswith("SESSION ")]
-    assert done.returncode == 0 and printed, done.stderr[-3000:]
-    return json.loads(printed[0].removeprefix("SESSION "))
+    return printed_by_submitted_job(tmp_path, PRINTS_ITS_SESSION, "SESSION", *options)
 
 
 @pytest.mark.slow
