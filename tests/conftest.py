@@ -17,6 +17,8 @@ from devstack.secrets import read_env_file
 from include.settings import PlatformSettings
 from tests.api_process import RunningApi, running_api
 
+pytest_plugins = ["tests.no_skips"]
+
 STACK_ENV = read_env_file(paths.STACK_ENV_FILE)
 
 

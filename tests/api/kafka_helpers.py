@@ -18,10 +18,12 @@ def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
 
 
 def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
-    """Every record of ``topic`` from the beginning to its current end, in partition then offset order."""
+    """Every record of ``topic`` from the beginning to its current end, in partition then offset order; the topic
+    must exist (an empty answer proves nothing)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        assert partitions, f"a topic Kafka does not know: {topic}"
         ends = consumer.end_offsets(partitions)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)

@@ -1,5 +1,6 @@
-"""Replacing the producer while it still holds records (after a record too large for its topic) fails those records
-with 503, logs as JSON like every other line, and later records are stored."""
+"""Replacing the producer while it may still hold records (after a record too large for its topic) answers each
+record 200 or 503, nothing else, logs as JSON like every other line, and later records are stored. (A record still
+pending when its producer is replaced failing with 503 is proved in ``test_kafka_stalls.py``.)"""
 
 from __future__ import annotations
 

@@ -24,7 +24,9 @@ def test_same_seed_same_records_and_other_seed_other_records() -> None:
 
 
 def test_triples_share_ind_and_are_valid_records() -> None:
-    for triple in generate_triples(1, 300):
+    triples = list(generate_triples(1, 300))
+    assert len(triples) == 300
+    for triple in triples:
         assert triple.pin.index == triple.geo.ind == triple.user.ind
         assert triple.pin.poster_name
         for entity, model in MODELS.items():

@@ -264,8 +264,9 @@ def test_post_stops_soon_with_a_clear_error_when_the_api_dies(stack_env: dict[st
     assert f"the API at {url} stopped answering: no connection for" in err.strip().splitlines()[-1]
     assert took_s < 25  # 10 s without a connection, the retries' last backoff and a cold start's margin
     assert "Traceback" not in err
-    answers = dict(re.findall(r"(\w+): (\d+)", out.split("answers:")[-1]))
-    assert int(answers.get("ConnectError", "0")) < 200  # it backed off instead of spinning
+    assert "answers: " in out, out
+    answers = dict(re.findall(r"(\w+): (\d+)", out.split("answers: ")[-1]))
+    assert 1 <= int(answers["ConnectError"]) < 200, answers  # it retried, backing off instead of spinning
 
 
 def test_a_401_stops_posting_at_once_and_says_to_set_api_key(stack_env: dict[str, str], tmp_path: Path) -> None:

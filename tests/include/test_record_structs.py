@@ -172,6 +172,7 @@ def test_a_rule_only_the_model_has_is_named():
 @pytest.mark.parametrize("entity", ENTITIES)
 def test_the_mirror_accepts_every_valid_record_the_platform_writes(entity):
     """The quick path is taken for what the API produces (the model's own JSON) and for the real sample."""
+    assert len(VALID[entity]) >= 200
     for record in VALID[entity]:
         value = MODELS[entity].model_validate(record).model_dump_json(exclude_none=True).encode()
         assert _mirror_count(entity, value) == _model_count(entity, value) == len(record), value

@@ -31,7 +31,7 @@ def test_another_buckets_assets_are_named_by_their_uri(default_bucket: str) -> N
     assert (asset.name, asset.uri) == ("s3://scratch/clean/geo", "s3://scratch/clean/geo")
 
 
-def test_the_operator_emits_through_its_alias_the_datasets_its_job_writes(default_bucket: str) -> None:
+def test_the_operator_declares_its_alias_and_the_datasets_its_job_writes(default_bucket: str) -> None:
     alias = lake_alias("clean")
     clean = LakeSparkSubmitOperator(task_id="c", application=CLEAN_JOB, entities=["geo"], asset_alias=alias)
     analytics = LakeSparkSubmitOperator(task_id="a", application=ANALYTICS_JOB, asset_alias=lake_alias("analytics"))
