@@ -1,5 +1,6 @@
-"""The demo client's view of backfills, on the stack's real Airflow: which one is active, a second one refused with
-its id, a paused one explained (tests/demo/fake_airflow.py answers the same requests in the unit tests)."""
+"""The demo client's view of backfills, on the stack's real Airflow: which one is active and which runs it queued, a
+second one refused with its id, a paused one explained (tests/demo/fake_airflow.py answers the same requests in the
+unit tests)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,11 @@ def test_the_active_backfill_is_found_a_second_is_refused_naming_it_and_a_paused
         assert (active["completed_at"], active["is_paused"]) == (None, False)
         assert before <= datetime.fromisoformat(active["created_at"]) <= after  # comparable with the client's clock
         assert client.get_backfill(ours)["id"] == ours
+        # the demo tells its backfill's runs from runs in flight before it by their queue time (fake_airflow.py
+        # stamps them so): the real scheduler's must agree, and the older backfill's run is not one of ours
+        queued_by_ours, queued_before = _runs_between(client, day, day), _runs_between(client, older, older)
+        assert queued_by_ours and all(airflow_client.of_backfill(run, active) for run in queued_by_ours), queued_by_ours
+        assert queued_before and not any(airflow_client.of_backfill(run, active) for run in queued_before)
 
         with pytest.raises(BackfillConflict) as refused:
             made.append(client.backfill(DAG_ID, _midnight(day), _midnight(day), conf))
