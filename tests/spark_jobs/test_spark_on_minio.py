@@ -94,6 +94,18 @@ def read_parquet_rows(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]
     return rows
 
 
+def assert_analytics_of_inds_1_to_10(s3: Any, bucket: str) -> None:
+    """Two of the results of ``DAY`` once ``put_raw`` wrote inds 1 to 10 for each entity and both jobs ran."""
+    by_country = read_parquet_rows(s3, bucket, partition_prefix("analytics", "popular_category_by_country", DAY.date()))
+    # Chad: inds 2,4,6,8,10 -> travel,diy,art,travel,diy; Peru: 1,3,5,7,9 -> diy,art,travel,diy,art (ties)
+    assert sorted((r["country"], r["category"], r["category_count"]) for r in by_country) == [
+        ("Chad", "diy", 2),
+        ("Peru", "art", 2),
+    ]
+    joined = read_parquet_rows(s3, bucket, partition_prefix("analytics", "users_joined_by_year", DAY.date()))
+    assert joined == [{"post_year": 2018, "number_users_joined": 10}]
+
+
 def submit(application: str, bucket: str) -> None:
     LakeSparkSubmitOperator(task_id="job", application=application, bucket=bucket).execute({"data_interval_start": DAY})
 
@@ -126,15 +138,7 @@ def test_clean_and_analytics_on_minio_and_rerun_gives_the_same_output(
     for entity in ("geo", "user"):
         rows = read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", entity, DAY.date()))
         assert sorted(row["ind"] for row in rows) == inds
-    by_country = read_parquet_rows(s3, scratch_bucket, partition_prefix("analytics", "popular_category_by_country",
-                                                                        DAY.date()))  # fmt: skip
-    # Chad: inds 2,4,6,8,10 -> travel,diy,art,travel,diy; Peru: 1,3,5,7,9 -> diy,art,travel,diy,art (ties)
-    assert sorted((r["country"], r["category"], r["category_count"]) for r in by_country) == [
-        ("Chad", "diy", 2),
-        ("Peru", "art", 2),
-    ]
-    joined = read_parquet_rows(s3, scratch_bucket, partition_prefix("analytics", "users_joined_by_year", DAY.date()))
-    assert joined == [{"post_year": 2018, "number_users_joined": 10}]
+    assert_analytics_of_inds_1_to_10(s3, scratch_bucket)
 
 
 class RepublishedWhileRead:

@@ -25,7 +25,13 @@ from include.lake import partition_prefix
 from include.records import ENTITIES
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB
 from tests.api_process import free_port
-from tests.spark_jobs.test_spark_on_minio import DAY, put_raw, read_parquet_rows, submit
+from tests.spark_jobs.test_spark_on_minio import (
+    DAY,
+    assert_analytics_of_inds_1_to_10,
+    put_raw,
+    read_parquet_rows,
+    submit,
+)
 
 HEALTHCHECK = paths.REPO / "docker" / "healthcheck.py"
 START_BUDGET_S = 180
@@ -106,15 +112,7 @@ def test_clean_and_analytics_run_on_the_standalone_cluster_with_the_same_operato
     for entity in ENTITIES:
         rows = read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", entity, DAY.date()))
         assert sorted(row["ind"] for row in rows) == inds, entity  # re-posts once, the stray object not read
-    by_country = read_parquet_rows(s3, scratch_bucket, partition_prefix("analytics", "popular_category_by_country",
-                                                                        DAY.date()))  # fmt: skip
-    # Chad: inds 2,4,6,8,10 -> travel,diy,art,travel,diy; Peru: 1,3,5,7,9 -> diy,art,travel,diy,art
-    assert sorted((r["country"], r["category"], r["category_count"]) for r in by_country) == [
-        ("Chad", "diy", 2),
-        ("Peru", "art", 2),
-    ]
-    joined = read_parquet_rows(s3, scratch_bucket, partition_prefix("analytics", "users_joined_by_year", DAY.date()))
-    assert joined == [{"post_year": 2018, "number_users_joined": 10}]
+    assert_analytics_of_inds_1_to_10(s3, scratch_bucket)
 
     # both ran as applications of the cluster, their executors in the worker (one folder per executor)
     finished = [app for app in _status(cluster)["completedapps"] if app["state"] == "FINISHED"]
