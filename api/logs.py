@@ -10,6 +10,10 @@ from datetime import UTC, datetime
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
+TRACE = 5
+"""uvicorn's level below debug, named here too so that API_LOG_LEVEL=trace works however the app is served."""
+logging.addLevelName(TRACE, "TRACE")
+
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 

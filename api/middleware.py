@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
+CLIENT_CLOSED_REQUEST = 499
+"""The status a request is timed under when its client hung up before any answer (nginx's code for it)."""
+
 
 def entity_of_path(path: str) -> str:
     """The entity a path is about (``/pin/batch`` -> ``pin``), or ``-``."""
@@ -57,7 +60,14 @@ class RequestContextMiddleware:
         request_id = request_id or f"{random.getrandbits(64):016x}"  # cheap and unique enough to trace a request
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        client_left = False
+
+        async def receive_noting_disconnect() -> Message:
+            nonlocal client_left
+            message = await receive()
+            client_left = client_left or message["type"] == "http.disconnect"
+            return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -67,10 +77,13 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_noting_disconnect, send_with_id)
         finally:
+            if status is None and client_left:  # the client hung up before any answer: not a server error
+                status = CLIENT_CLOSED_REQUEST
+                _match_route(scope)
             route = scope.get("route")
-            REQUEST_LATENCY.labels(getattr(route, "path", "unmatched"), scope["method"], str(status)).observe(
+            REQUEST_LATENCY.labels(getattr(route, "path", "unmatched"), scope["method"], str(status or 500)).observe(
                 time.perf_counter() - started
             )
             request_id_var.reset(token)

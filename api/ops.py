@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
+from kafka.cluster import collect_hosts
 from pydantic import BaseModel
 
 from api.metrics import render
@@ -30,12 +31,19 @@ CONNECT_TIMEOUT_S = 1.0
 
 
 async def kafka_reachable(bootstrap_servers: str) -> bool:
-    """True when a TCP connection to any bootstrap server opens within CONNECT_TIMEOUT_S."""
-    for server in bootstrap_servers.split(","):
-        host, _, port = server.strip().rpartition(":")
+    """True when a TCP connection to any bootstrap server opens within CONNECT_TIMEOUT_S.
+
+    The servers are read as the producer reads them (kafka-python's parser): the port defaults to 9092, IPv6
+    addresses may be bracketed, a ``PLAINTEXT://`` prefix is dropped.
+    """
+    try:
+        servers = collect_hosts(bootstrap_servers, randomize=False)
+    except ValueError:  # a port that is not a number: the producer cannot connect either
+        return False
+    for host, port, _ in servers:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError, ValueError):
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError):
             continue
         writer.close()
         return True

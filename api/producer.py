@@ -293,6 +293,9 @@ class RecordProducer:
         except (KafkaError, OSError) as error:
             log.warning("kafka not reachable yet, retrying", extra={"error": repr(error)})
             return False
+        except Exception:  # anything else must not end the reconnecting task unseen: say what, keep trying
+            log.exception("creating the kafka producer failed, retrying")
+            return False
         self._producer, self._replaced_after = producer, None
         KAFKA_CONNECTED.set(1)
         self._next_recheck = 0.0

@@ -295,14 +295,17 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
         response_model=BatchResult,
         summary=f"Ingest up to {settings.batch_max_records} {entity} records, answered per record",
         description="200 when every record was accepted, 207 when some were not (see each item), "
-        "422 when none was valid, 503 when Kafka took none of the valid ones. "
+        "422 when none was valid, 503 when none was accepted and Kafka could not take at least one (retry later). "
         "A record larger than Kafka accepts is invalid, with an error of type too_large.",
         responses={
             **_ERRORS,
             207: {"model": BatchResult, "description": "Some records were not accepted."},
             413: {"model": Problem, "description": "The body is over the size limit."},
             422: {"model": BatchResult | Invalid, "description": "No record was valid, or the body is not a list."},
-            503: {"model": BatchResult, "description": "Kafka took none of the valid records; retry later."},
+            503: {
+                "model": BatchResult,
+                "description": "No record was accepted, and Kafka could not take at least one; retry later.",
+            },
         },
         openapi_extra=_body_schema(MODELS[entity], settings.batch_max_records),
     )
@@ -341,13 +344,8 @@ def entity_router(entity: Entity, settings: ApiSettings) -> APIRouter:
             results[index] = _batch_item(index, outcome)
         _log_refusals(entity, [refusal(outcome) for outcome in outcomes if not isinstance(outcome, Delivery)])
         result = _summarise(entity, request_id, [item for item in results if item is not None])
-        if result.accepted == len(items):
-            return _json(result, 200)
-        if result.invalid == len(items):
-            return _json(result, 422)
-        if result.unavailable == len(outgoing):
-            return _json(result, 503, retry_after)
-        return _json(result, 207)
+        status = batch_status(result)
+        return _json(result, status, retry_after if status == 503 else None)
 
     return router
 
@@ -453,6 +451,16 @@ def _log_refusals(entity: Entity, refusals: list[Refusal]) -> None:
         counted[key] = counted.get(key, 0) + 1
     for (message, context), records in counted.items():
         log.warning(message, extra={"entity": entity, "records": records, **dict(context)})
+
+
+def batch_status(result: BatchResult) -> int:
+    """200 when every record was accepted, 422 when none was valid, 503 when none was accepted and Kafka could
+    not take at least one (the client retries later, whatever else was invalid), 207 otherwise."""
+    if not result.invalid and not result.unavailable:
+        return 200
+    if not result.accepted:
+        return 503 if result.unavailable else 422
+    return 207
 
 
 def _summarise(entity: Entity, request_id: str, items: list[BatchItem]) -> BatchResult:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
+from kafka import codec
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from include.settings import PlatformSettings
 
 Compression = Literal["gzip", "snappy", "lz4", "zstd"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+"""The levels uvicorn takes (it has no ``warn``)."""
+
+CODEC_PACKAGES: dict[str, tuple[Callable[[], bool], str]] = {
+    "gzip": (codec.has_gzip, "the standard library"),
+    "snappy": (codec.has_snappy, "python-snappy"),
+    "lz4": (codec.has_lz4, "lz4"),
+    "zstd": (codec.has_zstd, "zstandard"),
+}
+"""Whether kafka-python can use each codec here, and the package it needs."""
 
 
 class ApiSettings(PlatformSettings):
@@ -22,7 +34,7 @@ class ApiSettings(PlatformSettings):
     host: str = Field("127.0.0.1", validation_alias="API_HOST")
     port: int = Field(8000, ge=1, le=65535, validation_alias="API_PORT")
     workers: int = Field(1, ge=1, validation_alias="API_WORKERS")
-    log_level: str = Field("info", validation_alias="API_LOG_LEVEL")
+    log_level: LogLevel = Field("info", validation_alias="API_LOG_LEVEL")
     api_key: SecretStr | None = Field(None, validation_alias="API_KEY")
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="API_MAX_BODY_BYTES")
     batch_max_records: int = Field(500, ge=1, validation_alias="API_BATCH_MAX_RECORDS")
@@ -58,6 +70,23 @@ class ApiSettings(PlatformSettings):
     def _none_or_empty_means_off(cls, codec: object) -> object:
         """``KAFKA_COMPRESSION=none`` (any case) or empty turns compression off."""
         return None if isinstance(codec, str) and codec.strip().lower() in ("", "none") else codec
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, level: object) -> object:
+        """``API_LOG_LEVEL=DEBUG`` works as ``debug`` does."""
+        return level.strip().lower() if isinstance(level, str) else level
+
+    @field_validator("kafka_compression", mode="after")
+    @classmethod
+    def _codec_installed(cls, name: Compression | None) -> Compression | None:
+        """Refuse a codec kafka-python cannot use here at start, not at the first connection (whose error the
+        producer would only retry)."""
+        if name is not None:
+            available, package = CODEC_PACKAGES[name]
+            if not available():
+                raise ValueError(f"KAFKA_COMPRESSION {name!r} needs the package {package}, which is not installed")
+        return name
 
     @field_validator("api_key", mode="after")
     @classmethod
