@@ -270,6 +270,7 @@ with DAG(
 
                 from include.drain import (
                     BadManifestError,
+                    BucketRefusedError,
                     CompactedTopicError,
                     DataExpiredError,
                     DrainRequest,
@@ -299,6 +300,7 @@ with DAG(
                     result = drain(_s3_client(), _bootstrap_servers(), request)
                 except (
                     BadManifestError,
+                    BucketRefusedError,
                     CompactedTopicError,
                     DataExpiredError,
                     IncompleteDayError,

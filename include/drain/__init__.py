@@ -15,6 +15,7 @@ _MODULE_OF = {
     **dict.fromkeys(
         [
             "BadManifestError",
+            "BucketRefusedError",
             "CompactedTopicError",
             "DataExpiredError",
             "DrainError",

@@ -26,7 +26,7 @@ The engine knows nothing of Airflow: it takes an S3 client, bootstrap servers an
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +39,7 @@ from confluent_kafka.admin import AdminClient
 from include import lake
 from include.drain.errors import (
     BadManifestError,
+    BucketRefusedError,
     DataExpiredError,
     IncompleteDayError,
     LockLostError,
@@ -265,8 +266,18 @@ def _retention_floor(admin: AdminClient, topic: str, now: datetime) -> int | Non
     return retention_floor_ms(configs, epoch_ms(now))
 
 
+_REFUSALS = {
+    400: "it refuses the bucket's name or the request: check lake_bucket (MinIO refuses some names S3 takes, such as "
+    "one with '.-') and the region",
+    403: "check the lake's keys (the aws_default connection, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and "
+    "that they may read and write the bucket",
+}
+"""What a bare HEAD status of the bucket means (HEAD has no body to say more)."""
+
+
 def _require_bucket(s3: Any, bucket: str) -> None:
-    """Raise MissingBucketError, naming the bucket, when it does not exist."""
+    """Raise MissingBucketError when the bucket does not exist, BucketRefusedError when the endpoint refuses it;
+    both name the bucket."""
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as exc:
@@ -274,6 +285,12 @@ def _require_bucket(s3: Any, bucket: str) -> None:
             raise MissingBucketError(
                 f"bucket {bucket!r} does not exist at the lake's S3 endpoint: create it, or give the run "
                 "the lake_bucket of an existing one"
+            ) from exc
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status in _REFUSALS:
+            raise BucketRefusedError(
+                f"the lake's S3 endpoint {s3.meta.endpoint_url} answered {status} to a HEAD of bucket {bucket!r}: "
+                f"{_REFUSALS[status]}"
             ) from exc
         raise
 
@@ -346,22 +363,39 @@ def _commit_manifest(s3: Any, bucket: str, key: str, manifest: Manifest, read_et
         ) from exc
 
 
-def _keep_existing(s3: Any, bucket: str, raw_prefix: str, kept: Manifest) -> None:
-    """Check that the kept partition is whole (every object its manifest lists is stored, at the size listed),
-    then (re)write its ``_SUCCESS`` (an older drain may have removed it)."""
-    damaged = []
-    for entry in (*kept.files, *kept.quarantine.files):
+def _not_as_listed(s3: Any, bucket: str, entries: Iterable[FileEntry]) -> list[str]:
+    """What differs between the listed objects and the stored ones: each missing one, each of another size."""
+    found = []
+    for entry in entries:
         size = stored_size(s3, bucket, entry.key)
         if size is None:
-            damaged.append(f"{entry.key} is missing")
+            found.append(f"{entry.key} is missing")
         elif size != entry.bytes:
-            damaged.append(f"{entry.key} holds {size} bytes, the manifest says {entry.bytes}")
+            found.append(f"{entry.key} holds {size} bytes, the manifest says {entry.bytes}")
+    return found
+
+
+def _keep_existing(s3: Any, bucket: str, raw_prefix: str, kept: Manifest) -> str:
+    """Check that the kept partition's records are whole (every record object its manifest lists is stored, at the
+    size listed), then (re)write its ``_SUCCESS`` (an older drain may have removed it).
+
+    A quarantine object not as listed (a lifecycle rule expired it, say) does not stop the day: no reader uses the
+    quarantine, and Kafka cannot give its messages back either. Returns what to add to the task's message about it.
+    """
+    damaged = _not_as_listed(s3, bucket, kept.files)
     if damaged:
         raise DataExpiredError(
             f"the raw partition s3://{bucket}/{raw_prefix} does not hold {len(damaged)} objects as its manifest "
             f"lists them (first: {damaged[0]}) and Kafka no longer holds its records: it cannot be repaired"
         )
+    quarantine = _not_as_listed(s3, bucket, kept.quarantine.files)
     s3.put_object(Bucket=bucket, Key=raw_prefix + lake.SUCCESS_NAME, Body=b"")
+    if not quarantine:
+        return ""
+    return (
+        f"; {len(quarantine)} of its {len(kept.quarantine.files)} quarantine objects are not as its manifest lists "
+        f"them (first: {quarantine[0]}): those invalid messages are lost, its records are whole"
+    )
 
 
 def drain(
@@ -397,13 +431,14 @@ def drain(
                         f"the records of {day} have expired from Kafka topic {request.topic} ({where}) and no raw "
                         f"partition s3://{bucket}/{raw_prefix} exists: this day cannot be drained any more"
                     )
-                _keep_existing(s3, bucket, raw_prefix, existing)
+                quarantine_note = _keep_existing(s3, bucket, raw_prefix, existing)
                 if existing.status == "partial" and status == "complete" and existing.accepted_partial is None:
                     existing = _accept_partial(s3, request, lock, existing, existing_etag, where, now())
                 message = (
                     f"Kafka no longer holds all of {day} in {request.topic} ({where}); kept the existing raw "
                     f"partition s3://{bucket}/{raw_prefix} ({existing.status}, {existing.record_count} records"
                     f"{', accepted as final' if existing.accepted_partial else ''}) as the source of truth"
+                    f"{quarantine_note}"
                 )
                 log.warning(message)
                 return DrainResult(

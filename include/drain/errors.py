@@ -46,6 +46,11 @@ class MissingBucketError(DrainError):
     """The lake bucket does not exist: a retry will not create it."""
 
 
+class BucketRefusedError(DrainError):
+    """The lake's S3 endpoint refuses the bucket (403: the keys; 400: the name or the request): a retry changes
+    neither."""
+
+
 class KafkaReadError(DrainError):
     """Kafka failed while the drain read a partition."""
 

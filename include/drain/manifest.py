@@ -106,7 +106,11 @@ def read_manifest(body: bytes, url: str) -> Manifest:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"])) or "the top"
+        newer = " (a field this version does not know: was it written by a newer version?)" * (
+            first["type"] == "extra_forbidden"
+        )
         raise ValueError(
             f"{url} is not a manifest the drain wrote ({exc.error_count()} problems, first: {first['msg']} at "
-            f"{where}): delete the raw partition's objects (or restore the manifest) and drain the day again"
+            f"{where}){newer}: restore the manifest, or delete the raw partition's objects and drain the day again "
+            "once you know Kafka still holds all of the day (else its records may exist nowhere else)"
         ) from exc

@@ -273,6 +273,7 @@ print(json.dumps({
     "past_midnight": outcome("_interval", run_type="backfill", logical=next_day, conf=SCRATCH),
     "manual_now": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, 9, 30, tzinfo=UTC)),
     "drain_bad_bucket": task_outcome("drain.pin", lake_bucket="Bad_Bucket!"),
+    "drain_refused_bucket": task_outcome("drain.pin", lake_bucket="scratch.-x"),
     "gate_bad_bucket": task_outcome("quality_gate", {"drained": {}}, lake_bucket="Bad_Bucket!"),
     "gate_events": gate_events({"pin": "drained", "geo": "kept_existing", "user": "kept_existing"}),
     "conf_ok": outcome("_refuse_unknown_conf", conf={"lake_bucket": "scratch"}),
@@ -304,6 +305,10 @@ def test_run_checks_fail_permanently_with_the_reason():
     # a request botocore refuses before sending it (here: a bucket name) fails at once instead of being retried
     for refused in (outcomes["drain_bad_bucket"], outcomes["gate_bad_bucket"]):
         assert refused[0] == "AirflowFailException" and 'Invalid bucket name "Bad_Bucket!"' in refused[1], refused
+    # a bucket MinIO refuses (a name S3's rules allow) fails at once too, naming it
+    refused = outcomes["drain_refused_bucket"]
+    assert refused[0] == "AirflowFailException", refused
+    assert "answered 400 to a HEAD of bucket 'scratch.-x'" in refused[1], refused
     # the event of a raw partition that passed the gate: drained by this run, or an earlier run's partition kept
     drained = {"dt": "2026-11-25", "bucket": "lake", "status": "complete", "records": 7, "outcome": "drained"}
     kept = {**drained, "outcome": "kept_existing"}

@@ -31,6 +31,7 @@ from pydantic import field_validator
 from include import lake
 from include.drain import (
     BadManifestError,
+    BucketRefusedError,
     CompactedTopicError,
     DataExpiredError,
     DrainRequest,
@@ -50,9 +51,10 @@ from include.drain import (
 )
 from include.drain.quality import QualityReport
 from include.emulator.generate import generate_triples
-from include.lake import LOCK_NAME
+from include.lake import LOCK_NAME, S3_BUCKET_PATTERN
 from include.record_structs import STRUCTS, PinStruct
 from include.records import MODELS, PinRecord, kafka_key, kafka_value
+from include.settings import PlatformSettings
 from spark_jobs.manifest import gate_refusal, parse_manifest
 
 DAY = date(2024, 3, 10)
@@ -470,6 +472,31 @@ def test_a_kept_partition_whose_object_changed_size_fails_clearly(s3, scratch_bu
     assert not exists(s3, scratch_bucket, raw + "_SUCCESS")  # not vouched for
 
 
+def test_a_kept_partition_whose_quarantine_object_is_gone_is_kept_and_says_so(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    """No reader uses the quarantine, and Kafka cannot give its messages back: a lost quarantine object must not stop
+    a day whose records are whole (it failed the day for good, and told the operator it cannot be repaired)."""
+    values = pins(30)
+    good = [(i % 3, START_MS + i * 60_000, *next(values)) for i in range(30)]
+    produced = produce(bootstrap, f"{kafka_topics}.pin", [*good, (1, START_MS + 5, b"k", b"not json")])
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket, max_quarantine_share=0.5))
+    raw, manifest = lake.partition_prefix("raw", "pin", DAY), load_manifest(s3, scratch_bucket)
+    [lost] = manifest.quarantine.files
+    s3.delete_object(Bucket=scratch_bucket, Key=lost.key)  # as a lifecycle rule on quarantine/ would
+    delete_records_before(bootstrap, f"{kafka_topics}.pin", 0, sorted(o for p, o, *_ in produced if p == 0)[5])
+    s3.delete_object(Bucket=scratch_bucket, Key=raw + "_SUCCESS")
+
+    result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="after-retention"))
+
+    assert (result.outcome, result.status, result.record_count) == ("kept_existing", "complete", 30)
+    assert f"1 of its 1 quarantine objects are not as its manifest lists them (first: {lost.key} is missing)" in (
+        result.message
+    )
+    assert exists(s3, scratch_bucket, raw + "_SUCCESS")
+    assert load_manifest(s3, scratch_bucket) == manifest
+
+
 def recreate_topic(bootstrap: str, topic: str) -> None:
     """Delete ``topic`` and create it again under the same name (one partition, no retention limit)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -683,6 +710,23 @@ def test_a_missing_topic_or_bucket_is_named_and_is_not_worth_a_retry(s3, scratch
     assert listing_keys(s3, scratch_bucket, "") == []  # nothing written, the lease released
 
 
+def test_a_bucket_the_endpoint_refuses_is_named_with_what_to_check(
+    s3, scratch_bucket, kafka_topics, bootstrap, stack_env
+):
+    """A 403 (wrong keys) or 400 (a name MinIO refuses) came out as botocore's bare "Forbidden" or "Bad Request",
+    naming neither the bucket nor the cause, and was retried."""
+    keys = {**stack_env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    wrong_keys = PlatformSettings.model_validate(keys).s3_client()
+    with pytest.raises(BucketRefusedError, match=rf"answered 403 to a HEAD of bucket '{scratch_bucket}': check the"):
+        drain(wrong_keys, bootstrap, request(kafka_topics, scratch_bucket))
+
+    odd_name = f"{scratch_bucket}.-x"  # S3's naming rules allow it; MinIO does not
+    assert re.search(S3_BUCKET_PATTERN, odd_name)
+    with pytest.raises(BucketRefusedError, match=rf"answered 400 to a HEAD of bucket '{re.escape(odd_name)}'"):
+        drain(s3, bootstrap, request(kafka_topics, odd_name))
+    assert listing_keys(s3, scratch_bucket, "") == []  # not even a lease
+
+
 class RepliesLost:
     """The real S3 client, except that each conditional write is stored and then answered 412, as when its reply
     was lost and the client's retry of it was refused."""
@@ -783,9 +827,27 @@ def test_an_unreadable_existing_manifest_is_named_and_left_alone(s3, scratch_buc
     key = lake.manifest_key("pin", DAY)
     s3.put_object(Bucket=scratch_bucket, Key=key, Body=b'{"format_version": 1}')
 
-    with pytest.raises(BadManifestError, match=rf"s3://{scratch_bucket}/{key} is not a manifest the drain wrote"):
+    with pytest.raises(
+        BadManifestError, match=rf"s3://{scratch_bucket}/{key} is not a manifest the drain wrote"
+    ) as bad:
         drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
     assert s3.get_object(Bucket=scratch_bucket, Key=key)["Body"].read() == b'{"format_version": 1}'
+    assert "once you know Kafka still holds all of the day" in str(bad.value)  # deleting may lose the only copy
+    assert "newer version" not in str(bad.value)
+
+
+def test_a_manifest_with_a_field_this_version_does_not_know_asks_about_a_newer_version(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    values = pins(2)
+    produce(bootstrap, f"{kafka_topics}.pin", [(0, START_MS + i, *next(values)) for i in range(2)])
+    drain(s3, bootstrap, request(kafka_topics, scratch_bucket))
+    key = lake.manifest_key("pin", DAY)
+    written = json.loads(s3.get_object(Bucket=scratch_bucket, Key=key)["Body"].read())
+    s3.put_object(Bucket=scratch_bucket, Key=key, Body=json.dumps({**written, "compression": "zstd"}).encode())
+
+    with pytest.raises(BadManifestError, match=r"was it written by a newer version\?"):
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="older-worker"))
 
 
 def open_transaction(bootstrap: str, topic: str, timestamp_ms: int) -> Producer:
