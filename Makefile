@@ -19,12 +19,12 @@ PYSPARK_PIN := $(shell grep -E '^pyspark==' requirements.txt)
 
 IS_PY311 := -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'
 
-# A venv of another Python (or a broken one) is made again.
+# A venv of another Python, or a broken one (no pip: `venv` stopped halfway, or ran without ensurepip), is made again.
 $(VENV)/.installed: requirements.txt constraints.txt Makefile
 	@$(PYTHON) $(IS_PY311) 2>/dev/null || { echo "Python 3.11 is needed and '$(PYTHON)' is not one (or is not" \
 		"found): run make PYTHON=/path/to/python3.11 $(MAKECMDGOALS)" >&2; exit 1; }
 	@echo "==> creating $(VENV) and installing pinned Python dependencies (first time: ~3 min)"
-	@$(PY) $(IS_PY311) 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	@{ $(PY) $(IS_PY311) && $(PY) -m pip --version; } >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$(PYSPARK_PIN)"
 	@touch $@

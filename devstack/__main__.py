@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from devstack import install, paths, processes
-from devstack.environment import platform_env, process_env, refuse_bad_settings, shell_exports, write_stack_env
+from devstack.environment import process_env, refuse_bad_settings, settle_stack_env, shell_exports
 from devstack.log import step
 from devstack.orphan_backfills import BACKFILL_ATTEMPTS, discard_from_outside
 from devstack.secrets import renew_short_jwt_secret
@@ -52,7 +52,7 @@ def cmd_up(_: argparse.Namespace) -> None:
     refuse_bad_settings(os.environ)  # before minutes of installing
     install.install_all()
     _renew_short_jwt_secret()
-    write_stack_env()
+    settle_stack_env(_running())
     for svc in SERVICES:
         _start(svc)
     step(f"stack is up; settings for tools in {paths.STACK_ENV_FILE}")
@@ -117,8 +117,12 @@ def cmd_status(_: argparse.Namespace) -> None:
 
 def cmd_env(_: argparse.Namespace) -> None:
     """Print `export` lines of the platform settings, for `eval "$(python -m devstack env)"`."""
-    write_stack_env()
-    print("\n".join(shell_exports(platform_env())))
+    print("\n".join(shell_exports(settle_stack_env(_running()))))
+
+
+def _running() -> bool:
+    """Whether any service of the stack runs (its recorded process, or what an exited one left)."""
+    return any(processes.recorded_process(s.name) or processes.leftovers(s.name) for s in SERVICES)
 
 
 def retry_on_sqlite_lock(argv: list[str], returncode: int, output: str) -> bool:

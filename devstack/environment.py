@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from devstack import paths
 from devstack.ports import PORTS
 from devstack.processes import StackError
-from devstack.secrets import GENERATED, load_secrets, write_env_file, write_private_file
+from devstack.secrets import GENERATED, load_secrets, read_env_file, write_env_file, write_private_file
 from include.settings import S3_CLIENT_CONFIG, PlatformSettings
 
 AIRFLOW_USERNAME = "admin"
@@ -101,21 +101,25 @@ def airflow_env(platform: dict[str, str]) -> dict[str, str]:
 
 
 # What would point the venv's spark-submit at another Spark (it runs $SPARK_HOME/bin/spark-class whenever SPARK_HOME is
-# set), at another configuration or class path (which also voids the class-data archive), or at another Python.
-FOREIGN_SPARK_PREFIXES = ("SPARK_", "PYSPARK_")
-FOREIGN_SPARK_NAMES = frozenset({"HADOOP_CONF_DIR", "YARN_CONF_DIR"})
+# set), at another configuration or class path (which also voids the class-data archive), or at another Python; and
+# the caller's AWS settings (a session token, a profile, a region or endpoint): the stack reaches its lake with its
+# own keys only, and MinIO refuses them sent with a caller's session token (s3a and boto3 read it from the environment).
+FOREIGN_PREFIXES = ("SPARK_", "PYSPARK_", "AWS_")
+FOREIGN_NAMES = frozenset({"HADOOP_CONF_DIR", "YARN_CONF_DIR"})
 
 
-def without_foreign_spark(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` without the variables by which a caller's shell would swap another Spark in for the venv's pyspark."""
-    return {k: v for k, v in env.items() if not k.startswith(FOREIGN_SPARK_PREFIXES) and k not in FOREIGN_SPARK_NAMES}
+def without_foreign_tools(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without the variables by which a caller's shell would swap another Spark in for the venv's pyspark,
+    or other AWS credentials and settings in for the lake's."""
+    return {k: v for k, v in env.items() if not k.startswith(FOREIGN_PREFIXES) and k not in FOREIGN_NAMES}
 
 
 def process_env() -> dict[str, str]:
-    """Full environment of a stack process: the caller's (less another Spark's), the platform's and Airflow's."""
+    """Full environment of a stack process: the caller's (less another Spark's and AWS's), the platform's and
+    Airflow's."""
     platform = platform_env()
     return {
-        **without_foreign_spark(os.environ),
+        **without_foreign_tools(os.environ),
         **platform,
         **airflow_env(platform),
         "PATH": f"{paths.VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -126,10 +130,11 @@ def process_env() -> dict[str, str]:
 
 
 # Variables that carry a secret (the lake's keys, Airflow's admin password and JWT signing key, a connection holding
-# the keys, and the generated values under their own names, as a caller's shell may set them). A service is started
-# with only those it reads (``devstack.services.Service.secrets``).
+# the keys, the API's key, and the generated values under their own names, as a caller's shell may set them). A service
+# is started with only those it reads (``devstack.services.Service.secrets``).
 SECRET_NAMES = frozenset(
     {
+        "API_KEY",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AIRFLOW_PASSWORD",
@@ -160,9 +165,22 @@ def shell_exports(values: Mapping[str, str]) -> list[str]:
     return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
 
 
-def write_stack_env() -> None:
-    """Write `.stack/stack.env` (mode 600): what tools and tests need to reach the stack."""
-    write_env_file(paths.STACK_ENV_FILE, platform_env())
+def settle_stack_env(running: bool) -> dict[str, str]:
+    """The platform settings, written to `.stack/stack.env` (mode 600) for tools and tests; while the stack runs
+    (``running``), those it started with, and StackError naming each one this environment would change: its processes
+    keep theirs, so a new LAKE_BUCKET, say, would send tools and the demo to a lake the DAG does not fill."""
+    env = platform_env()
+    if running and paths.STACK_ENV_FILE.exists():
+        recorded = read_env_file(paths.STACK_ENV_FILE)
+        changed = sorted(name for name in env.keys() | recorded.keys() if env.get(name) != recorded.get(name))
+        if changed:
+            raise StackError(
+                f"{', '.join(changed)} here differ from the settings the running stack started with, which its "
+                "processes keep: unset them in this shell, or `make down` first to start the stack with them"
+            )
+        return recorded
+    write_env_file(paths.STACK_ENV_FILE, env)
+    return env
 
 
 def write_airflow_passwords() -> None:

@@ -120,11 +120,22 @@ def install_s3a_jars() -> None:
         step(f"fetching hadoop-aws {versions.HADOOP_VERSION} and the AWS SDK bundle from Maven Central")
         _maven_copy(paths.MAVEN_DIR / "s3a", paths.S3A_JARS, {"hadoop.version": versions.HADOOP_VERSION})
         (paths.S3A_JARS / ".version").write_text(versions.HADOOP_VERSION)
-    target = paths.pyspark_jars_dir()
-    for jar in sorted(paths.S3A_JARS.glob("*.jar")):
-        link = target / jar.name
+    link_jars(paths.S3A_JARS, paths.pyspark_jars_dir())
+
+
+def link_jars(source: Path, target: Path) -> None:
+    """Link every jar of ``source`` into ``target``, and remove the links into ``source`` of jars it no longer holds
+    (an earlier hadoop-aws version's: left dangling, they broke the class-data fingerprint and Spark's class path)."""
+    current = {jar.name for jar in source.glob("*.jar")}
+    for link in target.glob("*.jar"):
+        if link.is_symlink() and Path(os.readlink(link)).parent == source and link.name not in current:
+            link.unlink()
+    for name in sorted(current):
+        link = target / name
+        if link.is_symlink() and not link.exists():
+            link.unlink()  # dangling: its jar was fetched again
         if not link.exists():
-            link.symlink_to(jar)
+            link.symlink_to(source / name)
 
 
 def install_all() -> None:

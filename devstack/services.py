@@ -370,6 +370,7 @@ SERVICES: tuple[Service, ...] = (
         supervised(lambda: [str(paths.VENV_BIN / "python"), "-m", "api"]),
         # Ready, not only alive: connected to Kafka and its topics exist (created in Kafka's after_start, above).
         lambda: _http_ok(f"http://127.0.0.1:{PORTS['api']}/ready"),
+        secrets=frozenset({"API_KEY"}),  # only when the caller's environment sets one (docs/api.md)
     ),
 )
 

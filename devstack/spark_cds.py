@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 
 from devstack import paths
-from devstack.environment import without_foreign_spark
+from devstack.environment import without_foreign_tools
 from devstack.log import step
 
 TRAINING_DAY = date(2024, 1, 1)
@@ -49,7 +49,7 @@ def fingerprint() -> str:
 
 def submit_env() -> dict[str, str]:
     """Environment of a local spark-submit: the venv's pyspark, this interpreter as the driver, the repo importable."""
-    return without_foreign_spark(os.environ) | {
+    return without_foreign_tools(os.environ) | {
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "PYSPARK_PYTHON": sys.executable,
         "PYTHONPATH": str(paths.REPO),

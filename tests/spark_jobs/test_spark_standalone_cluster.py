@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from devstack import paths
-from devstack.environment import SECRET_NAMES, without_foreign_spark
+from devstack.environment import SECRET_NAMES, without_foreign_tools
 from include.lake import partition_prefix
 from include.records import ENTITIES
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB
@@ -65,7 +65,7 @@ def cluster(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory)
     """A master and a worker of 2 cores on loopback; the worker has the lake's keys in its environment and not the
     repository on its Python path (executors get the packages the operator ships)."""
     root = tmp_path_factory.mktemp("standalone")
-    base = without_foreign_spark(os.environ)
+    base = without_foreign_tools(os.environ)
     base = {key: value for key, value in base.items() if key not in SECRET_NAMES and key != "PYTHONPATH"}
     base |= {"SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(root), "SPARK_WORKER_DIR": str(root / "work")}
     keys = {name: stack_env[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}

@@ -131,6 +131,32 @@ def test_env_output_survives_eval_whatever_the_values_hold(private_state, monkey
     assert not (tmp_path / "pwned").exists()
 
 
+def test_a_setting_changed_while_the_stack_runs_is_refused_and_the_recorded_one_stays(
+    private_state, monkeypatch, capsys, stack_env
+):
+    """`up` and `env` rewrote stack.env from the shell while the running processes kept their settings: a new
+    LAKE_BUCKET sent the demo and tools to a lake the DAG never fills."""
+    assert any(processes.recorded_process(s.name) for s in services.SERVICES)  # the stack of the test session runs
+    monkeypatch.delenv("LAKE_BUCKET", raising=False)
+    cli.main(["env"])  # no file yet (private_state): written from this environment
+    recorded = paths.STACK_ENV_FILE.read_bytes()
+    assert "export LAKE_BUCKET=pinterest-lake" in capsys.readouterr().out
+
+    monkeypatch.setenv("LAKE_BUCKET", "another-lake")
+    monkeypatch.setenv("PINTEREST_TOPIC_PREFIX", "another")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["env"])
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: LAKE_BUCKET, PINTEREST_TOPIC_PREFIX here differ from the settings the running stack started" in err
+    assert paths.STACK_ENV_FILE.read_bytes() == recorded
+    monkeypatch.delenv("LAKE_BUCKET")
+    monkeypatch.delenv("PINTEREST_TOPIC_PREFIX")
+    cli.main(["env"])  # the same settings again: the recorded ones
+    assert "export LAKE_BUCKET=pinterest-lake" in capsys.readouterr().out
+
+
 # --- prerequisites and failing tools -------------------------------------------------------
 
 
@@ -186,6 +212,34 @@ def test_maven_and_go_are_needed_only_for_what_is_still_to_fetch_or_build(
     if minio:
         paths.MINIO_BIN.touch()
     assert install.needed_tools() == tools
+
+
+def test_a_new_hadoop_aws_version_replaces_the_old_links_in_pysparks_jars(tmp_path):
+    """The old version's jars go when the new ones are fetched: their links stayed, dangling, and every later
+    `make up` failed on them."""
+    source, target = tmp_path / "stack-jars", tmp_path / "pyspark-jars"
+    source.mkdir()
+    target.mkdir()
+    (target / "spark-core.jar").write_bytes(b"spark's own")
+    (target / "elsewhere.jar").symlink_to(tmp_path / "another-folder.jar")  # not ours: left as it is
+    for name in ("hadoop-aws-3.4.1.jar", "bundle-1.jar"):
+        (source / name).write_bytes(b"old")
+    install.link_jars(source, target)
+    for name in ("hadoop-aws-3.4.1.jar", "bundle-1.jar"):
+        (source / name).unlink()  # as _maven_copy replaces the folder
+    for name in ("hadoop-aws-3.5.0.jar", "bundle-1.jar"):  # one new name, one fetched again under its old name
+        (source / name).write_bytes(b"new")
+
+    install.link_jars(source, target)
+
+    assert sorted(p.name for p in target.iterdir()) == [
+        "bundle-1.jar",
+        "elsewhere.jar",
+        "hadoop-aws-3.5.0.jar",
+        "spark-core.jar",
+    ]
+    assert (target / "bundle-1.jar").read_bytes() == (target / "hadoop-aws-3.5.0.jar").read_bytes() == b"new"
+    assert (target / "elsewhere.jar").is_symlink() and (target / "spark-core.jar").read_bytes() == b"spark's own"
 
 
 def test_a_failing_tool_is_named_in_one_line_with_its_log(tmp_path):
@@ -288,6 +342,7 @@ def test_secrets_set_in_the_callers_shell_reach_only_the_services_that_read_them
         "MINIO_ROOT_PASSWORD": "planted-minio-password-0123456789",
         "AIRFLOW_JWT_SECRET": "planted-jwt-secret-" + "j" * 64,
         "AIRFLOW_PASSWORD": "planted-admin-password",
+        "API_KEY": "planted-api-key-0123456789",
     }
     for name, value in planted.items():
         monkeypatch.setenv(name, value)  # the shell's value wins over a generated one (devstack.secrets)
@@ -301,13 +356,32 @@ def test_secrets_set_in_the_callers_shell_reach_only_the_services_that_read_them
         "airflow-scheduler": {"AIRFLOW_JWT_SECRET", "database password", "MINIO_ROOT_PASSWORD"},
         "airflow-dag-processor": {"AIRFLOW_JWT_SECRET", "database password"},
         "airflow-triggerer": {"AIRFLOW_JWT_SECRET", "database password"},
-        "api": set(),
+        "api": {"API_KEY"},
     }
     assert set(allowed) == {s.name for s in services.SERVICES}
     for svc in services.SERVICES:
         text = "\n".join(svc.environment().values())
         held = {name for name, value in values.items() if value in text}
         assert held == allowed[svc.name], svc.name
+
+
+def test_the_callers_aws_settings_reach_no_service_and_no_spark_job(private_state, monkeypatch):
+    """s3a and boto3 read a session token from the environment and send it with the lake's keys, which MinIO then
+    refuses: a shell with AWS SSO or STS credentials exported made every Spark task fail."""
+    foreign = {
+        "AWS_SESSION_TOKEN": "planted-session-token",
+        "AWS_PROFILE": "planted-profile",
+        "AWS_ENDPOINT_URL": "https://planted.example",
+    }
+    for name, value in foreign.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "planted-shell-secret")  # the stack's own keys win over the shell's
+    stored = secrets.load_secrets()
+    for name, env in [*((svc.name, svc.environment()) for svc in services.SERVICES), ("spark", spark_cds.submit_env())]:
+        assert not set(foreign) & set(env), name
+        assert "planted-shell-secret" not in env.values(), name
+        if "AWS_SECRET_ACCESS_KEY" in env:
+            assert env["AWS_SECRET_ACCESS_KEY"] == stored["MINIO_ROOT_PASSWORD"], name
 
 
 def test_each_service_runs_with_only_the_secrets_it_needs(stack_env):
