@@ -371,6 +371,8 @@ SERVICES: tuple[Service, ...] = (
         # Ready, not only alive: connected to Kafka and its topics exist (created in Kafka's after_start, above).
         lambda: _http_ok(f"http://127.0.0.1:{PORTS['api']}/ready"),
         secrets=frozenset({"API_KEY"}),  # only when the caller's environment sets one (docs/api.md)
+        # where the stack's probes and tools look for it, whatever API_HOST or API_PORT the caller's shell holds
+        extra_env=lambda: {"API_HOST": "127.0.0.1", "API_PORT": str(PORTS["api"])},
     ),
 )
 

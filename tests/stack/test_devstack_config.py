@@ -18,6 +18,7 @@ import pytest
 from devstack import __main__ as cli
 from devstack import install, paths, processes, secrets, services, spark_cds
 from devstack.environment import process_env
+from devstack.ports import PORTS
 from tests.api.scratch_kafka import scratch_kafka
 
 ANOTHER_SPARK = {
@@ -382,6 +383,14 @@ def test_the_callers_aws_settings_reach_no_service_and_no_spark_job(private_stat
         assert "planted-shell-secret" not in env.values(), name
         if "AWS_SECRET_ACCESS_KEY" in env:
             assert env["AWS_SECRET_ACCESS_KEY"] == stored["MINIO_ROOT_PASSWORD"], name
+
+
+def test_the_api_listens_where_the_stack_probes_it_whatever_the_shell_says(private_state, monkeypatch):
+    monkeypatch.setenv("API_HOST", "0.0.0.0")
+    monkeypatch.setenv("API_PORT", "9999")
+    env = services.service("api").environment()
+    assert (env["API_HOST"], env["API_PORT"]) == ("127.0.0.1", str(PORTS["api"]))
+    assert env["API_URL"] == f"http://127.0.0.1:{PORTS['api']}"
 
 
 def test_each_service_runs_with_only_the_secrets_it_needs(stack_env):
