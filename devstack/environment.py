@@ -14,6 +14,7 @@ from devstack.ports import PORTS
 from devstack.processes import StackError
 from devstack.secrets import GENERATED, load_secrets, read_env_file, write_env_file, write_private_file
 from include.settings import S3_CLIENT_CONFIG, PlatformSettings
+from include.topics import retention_ms
 
 AIRFLOW_USERNAME = "admin"
 
@@ -48,12 +49,19 @@ def _problem(loc: tuple[int | str, ...], message: str) -> str:
 
 
 def refuse_bad_settings(env: Mapping[str, str]) -> None:
-    """StackError naming each platform setting of ``env`` that the components would refuse at start."""
+    """StackError naming each platform setting of ``env`` that the components would refuse at start, and a topic
+    retention Kafka's topics cannot be created with."""
+    problems = []
     try:
         PlatformSettings(**env)
     except ValidationError as error:
-        problems = "; ".join(_problem(e["loc"], str(e["msg"])) for e in error.errors())
-        raise StackError(f"bad setting: {problems}") from None
+        problems += [_problem(e["loc"], str(e["msg"])) for e in error.errors()]
+    try:
+        retention_ms(env)
+    except ValueError as error:
+        problems.append(str(error))
+    if problems:
+        raise StackError(f"bad setting: {'; '.join(problems)}") from None
 
 
 def airflow_env(platform: dict[str, str]) -> dict[str, str]:

@@ -507,6 +507,15 @@ def test_a_setting_the_components_would_refuse_stops_the_stack_manager_naming_it
     assert "error: bad setting: PINTEREST_TOPIC_PREFIX 'my topics' is not a topic prefix" in capsys.readouterr().err
 
 
+def test_a_topic_retention_kafka_cannot_take_stops_up_before_anything_starts(monkeypatch, capsys):
+    monkeypatch.setenv("KAFKA_TOPIC_RETENTION_MS", "90d")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["up"])  # refused before installing or starting anything: the running stack is not touched
+    assert exited.value.code == 2
+    expected = "error: bad setting: KAFKA_TOPIC_RETENTION_MS must be an integer number of milliseconds, got '90d'"
+    assert expected in capsys.readouterr().err
+
+
 def test_a_setting_refused_by_its_type_is_named_too(monkeypatch, capsys):
     monkeypatch.setenv("KAFKA_TOPIC_PARTITIONS", "three")
     with pytest.raises(SystemExit):
