@@ -21,7 +21,9 @@ interval's start (`2026-11-25T00:00:00Z`, to which Airflow gives the interval of
 (REST answers 200), but its first task fails at once with `IntervalError`, without retries, whatever the
 date and the run type: that midnight is the logical date of the day's scheduled run, and Airflow keeps one
 run per logical date, so that day could get no run of its own (a backfill of it would reuse the failed
-run, interval and all). Delete such a run, then drain the day as above.
+run, interval and all). Delete such a run, then drain the day as above. The same holds for a run given its
+own day's midnight while that day is not over: the day's scheduled run, which drains it complete, would be
+skipped.
 A run without a logical date has no interval and fails at once, saying so. Unpausing the DAG
 starts the run of the latest whole day (yesterday) at once, so a *Trigger* right after it is a second
 run of yesterday, which waits for the first one's lease. Scheduled and backfill runs have the day's
@@ -128,22 +130,23 @@ SPARK_TIMEOUT = timedelta(hours=4)
 
 
 def _interval(context: dict[str, Any], params: dict[str, Any]) -> Interval:
-    """The run's data interval; permanent errors (no interval, another day's midnight as logical date) fail at once,
-    naming a backfill with the run's ``params`` where one helps."""
+    """The run's data interval; permanent errors (no interval, another day's midnight or an open day's own as logical
+    date, a lake_first_day after the day) fail at once, naming a backfill with the run's ``params`` where one helps."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.backfill import run_conf
     from include.drain import IntervalError, NoIntervalError
     from include.drain.run_checks import run_interval
 
-    first_day = params.get("lake_first_day")
+    first_day = params.get("lake_first_day") and date.fromisoformat(params["lake_first_day"])
     try:
         return run_interval(
             context.get("data_interval_start"),
             context.get("data_interval_end"),
             logical_date=context.get("logical_date"),
             dag_id=context["dag"].dag_id,
-            conf=run_conf(params["lake_bucket"], params["topic_prefix"], first_day and date.fromisoformat(first_day)),
+            conf=run_conf(params["lake_bucket"], params["topic_prefix"], first_day),
+            first_day=first_day,
         )
     except (NoIntervalError, IntervalError) as exc:
         raise AirflowFailException(str(exc)) from exc
@@ -181,11 +184,18 @@ def _s3_client() -> Any:
 
 
 def _bootstrap_servers() -> str:
+    """Kafka's address from the ``kafka_default`` connection; a missing connection or address fails at once (a retry
+    finds neither)."""
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-    extra = BaseHook.get_connection("kafka_default").extra_dejson
+    define = 'e.g. AIRFLOW_CONN_KAFKA_DEFAULT=\'{"conn_type": "kafka", "extra": {"bootstrap.servers": "host:9092"}}\''
+    try:
+        extra = BaseHook.get_connection("kafka_default").extra_dejson
+    except AirflowNotFoundException as exc:
+        raise AirflowFailException(f"connection kafka_default is not defined: define it, {define}") from exc
     if not extra.get("bootstrap.servers"):
-        raise ValueError("connection kafka_default has no 'bootstrap.servers' in its extra")
+        raise AirflowFailException(f"connection kafka_default has no 'bootstrap.servers' in its extra: {define}")
     return extra["bootstrap.servers"]
 
 

@@ -94,6 +94,26 @@ class Interval:
         return max(0.0, (self.closes_at(grace) - now).total_seconds())
 
 
+def refuse_open_day_slot(logical_date: datetime | None, interval: Interval, now: datetime) -> None:
+    """Raise IntervalError for a run that holds its own day's midnight as logical date while that day is still open.
+
+    Such a run (a manual run given ``D 00:00`` and the interval of D, or a backfill reaching today) can only drain D
+    as partial, and it holds the slot of D's scheduled run: once D is over the scheduler skips that run, so nothing
+    drains D complete and the analytics of later days wait for it for good.
+    """
+    if logical_date is None or _as_utc(logical_date, "logical date") != interval.start:
+        return
+    if _as_utc(now, "now") >= interval.end:
+        return
+    day = interval.day
+    raise IntervalError(
+        f"this run's logical date {interval.start:%Y-%m-%dT%H:%MZ} is the slot of {day}'s scheduled run, and {day} is "
+        f"not over: this run could only drain it partial, and the scheduler would then never create the run that "
+        f"drains it complete. Delete this run; to drain {day} so far, trigger with a logical date that is not a "
+        "midnight (the UI's default, now) and, over REST, data_interval_start/data_interval_end of the day"
+    )
+
+
 def refuse_other_midnight(
     logical_date: datetime | None, interval: Interval, dag_id: str, conf: Mapping[str, Any] | None = None
 ) -> None:

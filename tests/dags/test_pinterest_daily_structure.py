@@ -219,7 +219,7 @@ def test_params_default_to_the_platform_settings(described):
 
 _GLUE = """
 import importlib.util, json, os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from airflow.sdk.exceptions import AirflowFailException
 import include.drain as drain_package
@@ -252,6 +252,18 @@ def task_outcome(task_id, arguments=None, **params):
         return [type(exc).__name__, str(exc)]
     return ["ok", None]
 
+def kafka_connection(defined):
+    # the drain's Kafka address from a kafka_default connection as given (None: not defined)
+    os.environ.pop("AIRFLOW_CONN_KAFKA_DEFAULT", None)
+    if defined is not None:
+        os.environ["AIRFLOW_CONN_KAFKA_DEFAULT"] = defined
+    try:
+        return ["ok", module._bootstrap_servers()]
+    except Exception as exc:
+        return [type(exc).__name__, str(exc)]
+
+today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
 def gate_events(outcomes):
     # the gate over reports of manifests this very run id wrote (a backfill reprocessing a day reuses its run),
     # with the gate's S3 work replaced: the events it emits, per entity
@@ -274,6 +286,10 @@ print(json.dumps({
     "manual_now": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, 9, 30, tzinfo=UTC)),
     "drain_bad_bucket": task_outcome("drain.pin", lake_bucket="Bad_Bucket!"),
     "drain_refused_bucket": task_outcome("drain.pin", lake_bucket="scratch.-x"),
+    "open_day": outcome("_interval", run_type="manual", start=today, end=today + timedelta(days=1), logical=today),
+    "first_day_after": outcome("_interval", conf={"lake_first_day": "2026-11-26"}),
+    "kafka_undefined": kafka_connection(None),
+    "kafka_without_address": kafka_connection('{"conn_type": "kafka"}'),
     "gate_bad_bucket": task_outcome("quality_gate", {"drained": {}}, lake_bucket="Bad_Bucket!"),
     "gate_events": gate_events({"pin": "drained", "geo": "kept_existing", "user": "kept_existing"}),
     "conf_ok": outcome("_refuse_unknown_conf", conf={"lake_bucket": "scratch"}),
@@ -309,6 +325,14 @@ def test_run_checks_fail_permanently_with_the_reason():
     refused = outcomes["drain_refused_bucket"]
     assert refused[0] == "AirflowFailException", refused
     assert "answered 400 to a HEAD of bucket 'scratch.-x'" in refused[1], refused
+    # a run holding its open day's midnight (the scheduled run's slot), and a lake_first_day after the run's day
+    assert outcomes["open_day"][0] == "AirflowFailException" and "is not over" in outcomes["open_day"][1]
+    assert outcomes["first_day_after"][0] == "AirflowFailException"
+    assert "lake_first_day 2026-11-26 is after the day it drains, 2026-11-25" in outcomes["first_day_after"][1]
+    # no Kafka connection, or one without an address: named at once, not retried
+    undefined, without_address = outcomes["kafka_undefined"], outcomes["kafka_without_address"]
+    assert undefined[0] == "AirflowFailException" and "connection kafka_default is not defined" in undefined[1]
+    assert without_address[0] == "AirflowFailException" and "has no 'bootstrap.servers'" in without_address[1]
     # the event of a raw partition that passed the gate: drained by this run, or an earlier run's partition kept
     drained = {"dt": "2026-11-25", "bucket": "lake", "status": "complete", "records": 7, "outcome": "drained"}
     kept = {**drained, "outcome": "kept_existing"}

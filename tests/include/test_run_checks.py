@@ -110,3 +110,48 @@ def test_an_interval_that_is_not_one_utc_day_is_refused_for_any_run():
 def test_a_naive_logical_date_is_refused():
     with pytest.raises(IntervalError, match="logical date 2026-11-26T09:30:00 has no timezone"):
         run_interval(DAY_START, DAY_END, logical_date=datetime(2026, 11, 26, 9, 30), dag_id=DAG_ID)
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2026, 11, 25, 9, 30, tzinfo=UTC),  # during the day
+        datetime(2026, 11, 24, 23, 0, tzinfo=UTC),  # before it (a future day's midnight and interval)
+        DAY_END - timedelta(microseconds=1),
+    ],
+)
+def test_a_run_holding_its_open_days_midnight_is_refused(now):
+    """It could only drain the day partial, and the scheduler would skip the day's own run once it is over: the day
+    would stay partial for good."""
+    with pytest.raises(IntervalError) as raised:
+        run_interval(DAY_START, DAY_END, logical_date=DAY_START, dag_id=DAG_ID, now=now)
+    message = str(raised.value)
+    assert "logical date 2026-11-25T00:00Z is the slot of 2026-11-25's scheduled run, and 2026-11-25 is not over" in (
+        message
+    )
+    assert "trigger with a logical date that is not a midnight" in message
+
+
+@pytest.mark.parametrize(
+    ("logical_date", "now"),
+    [
+        (DAY_START, DAY_END),  # the scheduled run, created once the day is over
+        (DAY_START, DAY_END + timedelta(days=30)),  # a backfill of a past day
+        (datetime(2026, 11, 25, 9, 30, tzinfo=UTC), datetime(2026, 11, 25, 9, 30, tzinfo=UTC)),  # today, so far
+        (None, datetime(2026, 11, 25, 9, 30, tzinfo=UTC)),
+    ],
+)
+def test_an_open_day_without_its_midnight_or_a_closed_day_with_it_is_accepted(logical_date, now):
+    interval = run_interval(DAY_START, DAY_END, logical_date=logical_date, dag_id=DAG_ID, now=now)
+    assert interval == Interval(DAY_START, DAY_END)
+
+
+def test_a_lake_first_day_after_the_runs_day_is_refused_before_any_work():
+    with pytest.raises(IntervalError) as raised:
+        run_interval(DAY_START, DAY_END, logical_date=DAY_START, dag_id=DAG_ID, first_day=date(2026, 11, 26))
+    assert str(raised.value).startswith(
+        "the run's lake_first_day 2026-11-26 is after the day it drains, 2026-11-25: the analytics of 2026-11-25 "
+        "would read no day"
+    )
+    for first_day in (date(2026, 11, 25), date(2026, 1, 1), None):
+        assert run_interval(DAY_START, DAY_END, logical_date=DAY_START, dag_id=DAG_ID, first_day=first_day)
