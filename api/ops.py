@@ -43,7 +43,7 @@ async def kafka_reachable(bootstrap_servers: str) -> bool:
     for host, port, _ in servers:
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError):
+        except (OSError, OverflowError, TimeoutError):  # OverflowError: a port above 65535
             continue
         writer.close()
         return True

@@ -147,6 +147,7 @@ def _interval(context: dict[str, Any], params: dict[str, Any]) -> Interval:
             dag_id=context["dag"].dag_id,
             conf=run_conf(params["lake_bucket"], params["topic_prefix"], first_day),
             first_day=first_day,
+            run_type=context["dag_run"].run_type,
         )
     except (NoIntervalError, IntervalError) as exc:
         raise AirflowFailException(str(exc)) from exc

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from devstack import paths
+from devstack.log import step
 from devstack.ports import PORTS
 from devstack.processes import StackError
 from devstack.secrets import GENERATED, load_secrets, read_env_file, write_env_file, write_private_file
@@ -174,21 +175,20 @@ def shell_exports(values: Mapping[str, str]) -> list[str]:
 
 
 def settle_stack_env(running: bool) -> dict[str, str]:
-    """The platform settings, written to `.stack/stack.env` (mode 600) for tools and tests; while the stack runs
-    (``running``), those it started with, and StackError naming each one this environment would change: its processes
-    keep theirs, so a new LAKE_BUCKET, say, would send tools and the demo to a lake the DAG does not fill."""
+    """The platform settings, written to `.stack/stack.env` (mode 600) for tools and tests. While the stack runs
+    (``running``), those it started with, since its processes keep theirs (a new LAKE_BUCKET, say, would send tools
+    and the demo to a lake the DAG does not fill): each one this environment would change is named on stderr."""
     env = platform_env()
-    if running and paths.STACK_ENV_FILE.exists():
-        recorded = read_env_file(paths.STACK_ENV_FILE)
-        changed = sorted(name for name in env.keys() | recorded.keys() if env.get(name) != recorded.get(name))
-        if changed:
-            raise StackError(
-                f"{', '.join(changed)} here differ from the settings the running stack started with, which its "
-                "processes keep: unset them in this shell, or `make down` first to start the stack with them"
-            )
-        return recorded
-    write_env_file(paths.STACK_ENV_FILE, env)
-    return env
+    if not (running and paths.STACK_ENV_FILE.exists()):
+        write_env_file(paths.STACK_ENV_FILE, env)
+        return env
+    recorded = read_env_file(paths.STACK_ENV_FILE)
+    for name in sorted(env.keys() | recorded.keys()):
+        if env.get(name) != recorded.get(name):
+            shown = f" {recorded.get(name)!r} (this environment gives {env.get(name)!r})"
+            values = "" if name in SECRET_NAMES else shown
+            step(f"warning: the running stack keeps its {name}{values}; `make down` first to start it with yours")
+    return recorded
 
 
 def write_airflow_passwords() -> None:

@@ -97,9 +97,9 @@ class Interval:
 def refuse_open_day_slot(logical_date: datetime | None, interval: Interval, now: datetime) -> None:
     """Raise IntervalError for a run that holds its own day's midnight as logical date while that day is still open.
 
-    Such a run (a manual run given ``D 00:00`` and the interval of D, or a backfill reaching today) can only drain D
-    as partial, and it holds the slot of D's scheduled run: once D is over the scheduler skips that run, so nothing
-    drains D complete and the analytics of later days wait for it for good.
+    Such a run (a manual run given ``D 00:00`` and the interval of D over REST; Airflow's backfill creates no run of a
+    day not over) can only drain D as partial, and it holds the slot of D's scheduled run: once D is over the
+    scheduler skips that run, so nothing drains D complete and the analytics of later days wait for it for good.
     """
     if logical_date is None or _as_utc(logical_date, "logical date") != interval.start:
         return

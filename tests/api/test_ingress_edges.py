@@ -54,6 +54,7 @@ def test_a_bootstrap_address_without_a_port_is_ready_and_stores_records(
         ("127.0.0.1:1, 127.0.0.1", True),  # the second one answers
         ("127.0.0.1:1", False),
         ("127.0.0.1:port", False),
+        ("127.0.0.1:99999", False),
     ],
 )
 def test_kafka_reachable_reads_addresses_as_the_producer_does(

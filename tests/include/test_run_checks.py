@@ -124,7 +124,7 @@ def test_a_run_holding_its_open_days_midnight_is_refused(now):
     """It could only drain the day partial, and the scheduler would skip the day's own run once it is over: the day
     would stay partial for good."""
     with pytest.raises(IntervalError) as raised:
-        run_interval(DAY_START, DAY_END, logical_date=DAY_START, dag_id=DAG_ID, now=now)
+        run_interval(DAY_START, DAY_END, logical_date=DAY_START, dag_id=DAG_ID, run_type="manual", now=now)
     message = str(raised.value)
     assert "logical date 2026-11-25T00:00Z is the slot of 2026-11-25's scheduled run, and 2026-11-25 is not over" in (
         message
@@ -144,6 +144,13 @@ def test_a_run_holding_its_open_days_midnight_is_refused(now):
 def test_an_open_day_without_its_midnight_or_a_closed_day_with_it_is_accepted(logical_date, now):
     interval = run_interval(DAY_START, DAY_END, logical_date=logical_date, dag_id=DAG_ID, now=now)
     assert interval == Interval(DAY_START, DAY_END)
+
+
+def test_a_scheduled_run_is_not_refused_by_a_worker_clock_behind_the_schedulers():
+    # the scheduler creates it once the day is over; a worker whose clock lags may still see the day open
+    lagging = DAY_END - timedelta(seconds=3)
+    run = run_interval(DAY_START, DAY_END, logical_date=DAY_START, dag_id=DAG_ID, run_type="scheduled", now=lagging)
+    assert run == Interval(DAY_START, DAY_END)
 
 
 def test_a_lake_first_day_after_the_runs_day_is_refused_before_any_work():
