@@ -1,6 +1,6 @@
 """`make demo`: seed history, post live records, backfill and run `pinterest_daily`, print the analytics.
 
-Usage: python -m demo [--history-days 3] [--per-day 400] [--live 300] [--seed 7]
+Usage: python -m demo [--history-days 3] [--per-day 400] [--live 300] [--seed N]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from include import lake
 from include.backfill import DAG_ID
 from include.days import days_between, midnight
 from include.emulator.__main__ import parse_args, refusals, run_post, seed_with_progress
+from include.emulator.generate import MAX_SEED
 from include.emulator.seed import SeedError
 from include.records import ENTITIES
 from include.settings import PlatformSettings
@@ -170,6 +171,11 @@ def show_analytics(s3: Any, bucket: str, day: date, max_rows: int = 12) -> None:
         for row in rows[:max_rows]:
             table.add_row(*(f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row.values()))
         console.print(table)
+        if len(rows) > max_rows:
+            console.print(
+                f"(the first {max_rows} of {len(rows)} rows, in the order of their values; every row: README, "
+                "*Reading the lake and the results*)"
+            )
     if _text(s3, bucket, key) != publication:
         raise SystemExit(f"the analytics of {day} were rewritten while they were shown: run the demo again")
 
@@ -218,6 +224,14 @@ def at_least_one(text: str) -> int:
     return int(text)
 
 
+def demo_seed(text: str) -> int:
+    """argparse type of the demo's seed: the emulator's range, less one (the live records take the seed after it)."""
+    seed = int(text) if text.lstrip("-").isdigit() else None
+    if seed is None or not 0 <= seed < MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED - 1}, got {text!r}")
+    return seed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--history-days", type=at_least_one, default=3, help="past days seeded and backfilled")
@@ -225,9 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live", type=at_least_one, default=300, help="triples posted through the API today")
     parser.add_argument(
         "--seed",
-        type=int,
+        type=demo_seed,
         default=int(time.time()) % 100_000,
-        help="emulator seed (default: new each run, so a rerun adds new records instead of repeating them)",
+        help="emulator seed (default: new each run, so a rerun adds new records instead of repeating them; the same "
+        "seed twice posts the same records again, and the quality gate's duplicate-key check then fails those days)",
     )
     parser.add_argument(
         "--show",

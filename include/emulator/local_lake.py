@@ -6,7 +6,8 @@ JSON Lines objects (as if its topic had that many partitions; a key always lands
 ``_manifest.json`` listing them (the drain's model), ``_SUCCESS``, and then the quality gate's ``_dq.json``: the
 gate itself checks the day (``gate_local_day``), as the DAG's does before the clean job, which cleans only a day the
 gate passed. ``repost_percent`` of the triples re-post an earlier one, and a third of the geo timestamps are
-ISO-8601, so every cleaning rule has work to do.
+ISO-8601, so de-duplication and both timestamp forms have work to do; the generator's own mix covers the placeholder
+values, but never leaves ``poster_name`` out and writes ``date_joined`` in one form only.
 """
 
 from __future__ import annotations

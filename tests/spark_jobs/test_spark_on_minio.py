@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -176,6 +177,16 @@ def test_the_demo_shows_the_published_analytics_and_refuses_a_set_that_does_not_
     result = partition_prefix("analytics", "users_joined_by_year", DAY.date())
     assert f"users_joined_by_year as of 2026-11-24: 1 rows in s3://{scratch_bucket}/{result}" in shown
     assert "number_users_joined" in shown and shown.count(" rows in s3://") == 9
+    assert "the first 12 of" not in shown  # no table here is longer than the 12 rows shown
+    # a table longer than what is shown says so, with its row count
+    shorter = io.StringIO()
+    monkeypatch.setattr(demo.__main__, "console", Console(file=shorter, width=300))
+    show_analytics(s3, scratch_bucket, DAY.date(), max_rows=1)
+    longer = [int(n) for n in re.findall(r": (\d+) rows in s3://", shorter.getvalue()) if int(n) > 1]
+    assert longer, "the fixture has results of several rows"
+    assert shorter.getvalue().count("(the first 1 of ") == len(longer)
+    assert all(f"(the first 1 of {n} rows, in the order of their values" in shorter.getvalue() for n in longer)
+    monkeypatch.setattr(demo.__main__, "console", Console(file=screen, width=300))
     # the same from the command line, which runs nothing else
     assert demo.__main__.main(["--show", "2026-11-24", "--bucket", scratch_bucket]) == 0
     assert screen.getvalue().removeprefix(shown) == shown
