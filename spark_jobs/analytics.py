@@ -216,9 +216,9 @@ def later_publications(spark: SparkSession, lake: Lake, day: date) -> Iterator[P
 def warn_of_stale_later_days(
     spark: SparkSession, lake: Lake, publication: Publication, previous: Publication | None
 ) -> None:
-    """Log which later days' analytics were computed from other data than ``publication`` read, with the commands
-    that compute them again. Nothing to look for when the day's previous publication read the same data. The day is
-    published already: a failure here is only logged."""
+    """Log which later days' analytics were computed from other data than ``publication`` reads, with the commands
+    that compute them again. Nothing to look for when the day's previous publication read the same data. A failure
+    here is only logged: it must not keep the day's results from being published."""
     day, since, inputs = publication.day, publication.first_day, publication.inputs
     if previous is not None and not changed_days(previous, inputs, since, day):
         return
@@ -293,9 +293,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             results={name: result.count() for name, result in results.items()},
             inputs=read_inputs(before, days),
         )
-        previous = read_publication(spark, lake, args.date)
+        # before publishing: a try that publishes and then fails (its lease's release, say) leaves its retry a
+        # publication of the same data to compare with, and the retry would find nothing to warn of
+        warn_of_stale_later_days(spark, lake, publication, read_publication(spark, lake, args.date))
         publish(lake, publication, results, lease)
-    warn_of_stale_later_days(spark, lake, publication, previous)
 
 
 if __name__ == "__main__":

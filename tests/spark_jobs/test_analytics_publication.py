@@ -131,6 +131,35 @@ def test_a_later_day_computed_from_data_redrained_since_is_named_with_the_comman
     assert warnings_of(caplog) == []
 
 
+def test_later_days_are_named_even_when_the_try_that_publishes_fails_afterwards(
+    spark: SparkSession,
+    lake: Path,
+    write_raw: WriteRaw,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check ran after publishing: a try that published and then failed (its lease's release) left its retry
+    its own publication of the same data, so nobody named the later days."""
+    for day in DAYS:
+        run(analytics, lake, day, "--logical-date", f"{day}T00:00:00+00:00")
+    seed_entity_day(write_raw, "pin", 0, [triple(1, "art", "Chad"), triple(2, "diy", "Chad")])
+    run(clean, lake, DAYS[0], "--entity", "pin")
+    publish = analytics.publish
+
+    def publish_then_fail(*args: object) -> None:
+        publish(*args)  # type: ignore[arg-type]
+        raise RuntimeError("the lease could not be released")
+
+    monkeypatch.setattr(analytics, "publish", publish_then_fail)
+    failed = pytest.raises(RuntimeError, match="the lease could not be released")
+    with caplog.at_level(logging.WARNING, logger="spark_jobs.analytics"), failed:
+        run(analytics, lake, DAYS[0])
+
+    [warning] = warnings_of(caplog)
+    assert warning.startswith("the analytics of 2 later days (2026-11-23..2026-11-24) were computed from other data")
+    assert published(lake, DAYS[0]) is not None
+
+
 def test_a_day_cleaned_again_from_the_same_raw_data_leaves_later_days_current(
     lake: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
