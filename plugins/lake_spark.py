@@ -146,8 +146,10 @@ def job_arguments(
     first_day: str | None = None,
     logical_date: str | None = None,
     topic_prefix: str | None = None,
+    lease_wait: float | None = None,
 ) -> list[str]:
-    """The application arguments of a lake job; ``run`` (run id, try) names the holder of the day's lease.
+    """The application arguments of a lake job; ``run`` (run id, try) names the holder of the day's lease, and
+    ``lease_wait`` how many seconds the job waits for it while another run holds it (the job's default: an hour).
 
     The analytics job's: ``first_day``, the lake's first day, from which every day must be ready; ``logical_date``,
     the run's (ISO 8601), which its publication records so that later runs can name the command that clears it;
@@ -162,6 +164,8 @@ def job_arguments(
         arguments += ["--logical-date", logical_date]
     if run:
         arguments += ["--run-id", run[0], "--attempt", str(run[1])]
+    if lease_wait is not None:
+        arguments += ["--lease-wait", str(lease_wait)]
     if lake_root:
         arguments += ["--lake-root", lake_root]
     if entities:
@@ -217,6 +221,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         first_day: str | None = None,
         logical_date: str | None = None,
         topic_prefix: str | None = None,
+        lease_wait: float | None = None,
         aws_conn_id: str = "aws_default",
         conn_id: str = "spark_default",
         asset_alias: AssetAlias | None = None,
@@ -235,6 +240,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         self.first_day = first_day
         self.logical_date = logical_date
         self.topic_prefix = topic_prefix
+        self.lease_wait = lease_wait
         self.aws_conn_id = aws_conn_id
 
     def s3_access(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -287,7 +293,15 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         ti = context.get("ti")
         run = (context["run_id"], ti.try_number) if "run_id" in context and ti is not None else None
         self.application_args = job_arguments(
-            day, bucket, self.entities, self.lake_root, run, self.first_day, self.logical_date, self.topic_prefix
+            day,
+            bucket,
+            self.entities,
+            self.lake_root,
+            run,
+            self.first_day,
+            self.logical_date,
+            self.topic_prefix,
+            self.lease_wait,
         )
         # In client mode the driver runs here: use this interpreter, which has the platform's dependencies. A
         # driver on the cluster uses the cluster's Python (and standalone cluster mode takes no env_vars at all).

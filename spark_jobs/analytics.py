@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lake = Lake(bucket=args.bucket, root=args.lake_root)
     spark = build_session(f"analytics {args.date}")
-    with job_lease(spark, lake, "analytics", args.date, args.run_id, args.attempt) as lease:
+    with job_lease(spark, lake, "analytics", args.date, args.run_id, args.attempt, args.lease_wait) as lease:
         before = lake_state(spark, lake, args.date, args.first_day)
         conf = run_conf(None if args.lake_root else args.bucket, args.topic_prefix, args.first_day)
         days = days_to_read(args.date, before, args.first_day, conf)

@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     lake = Lake(bucket=args.bucket, root=args.lake_root)
     spark = build_session(f"clean {args.date}")
     for entity in args.entity:
-        with job_lease(spark, lake, f"clean-{entity}", args.date, args.run_id, args.attempt) as lease:
+        with job_lease(spark, lake, f"clean-{entity}", args.date, args.run_id, args.attempt, args.lease_wait) as lease:
             clean_partition(spark, lake, entity, args.date, lease, (args.run_id, args.attempt))
 
 

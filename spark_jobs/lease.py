@@ -3,11 +3,12 @@
 Spark's overwrite deletes the folder and then commits each task's files: two jobs writing one folder at the same
 time (two runs of a day, or a retry next to a try Airflow gave up on whose spark-submit still runs) can leave a
 mix of both with ``_SUCCESS``. The jobs therefore take the same lease as the drain (``include.drain.lock``): in
-S3, under ``_locks/<job>/dt=<day>/``, renewed while they run. A second writer fails with PartitionLockedError
-naming the holder, and Airflow retries it later. The jobs call ``renew()`` right before each write (it fails
-with LockLostError when the lease is no longer theirs), and leaving the lease raises LockLostError when it was
-lost meanwhile: the job fails and its retry writes the day again. A local lake (``--lake-root file://…``, for
-tests and benchmarks) has no lease.
+S3, under ``_locks/<job>/dt=<day>/``, renewed while they run. A second writer waits for the lease
+(``--lease-wait``, an hour by default: an analytics run over a long history outlasts Airflow's retries), then
+fails with PartitionLockedError naming the holder, and Airflow retries it later. The jobs call ``renew()`` right
+before each write (it fails with LockLostError when the lease is no longer theirs), and leaving the lease raises
+LockLostError when it was lost meanwhile: the job fails and its retry writes the day again. A local lake
+(``--lake-root file://…``, for tests and benchmarks) has no lease.
 """
 
 from __future__ import annotations
@@ -66,12 +67,14 @@ def s3_client(spark: SparkSession) -> Any:
 
 
 def job_lease(
-    spark: SparkSession, lake: Lake, job: str, day: date, owner: str, attempt: int
+    spark: SparkSession, lake: Lake, job: str, day: date, owner: str, attempt: int, wait_seconds: float
 ) -> AbstractContextManager[Lease]:
-    """Hold the lease on ``job``'s ``day`` while the body writes (none for a local lake)."""
+    """Hold the lease on ``job``'s ``day`` while the body writes, waiting up to ``wait_seconds`` for another run
+    to finish with it (no lease for a local lake)."""
     if lake.root is not None:
         return contextlib.nullcontext(NoLease())
-    return PartitionLock(s3_client(spark), lake.bucket, job_lock_key(job, day), owner, LEASE_TTL_SECONDS, attempt)
+    key = job_lock_key(job, day)
+    return PartitionLock(s3_client(spark), lake.bucket, key, owner, LEASE_TTL_SECONDS, attempt, wait_seconds)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ DEFAULT_CONF: dict[str, str] = {
 }
 # Set on every session, over any cluster default: the lake's days and years are UTC (docs/spark.md).
 FORCED_CONF: dict[str, str] = {"spark.sql.session.timeZone": "UTC"}
+LEASE_WAIT_SECONDS = 3600.0  # how long a job waits by default for a day another run is writing (spark_jobs/lease.py)
 
 
 def build_session(app_name: str) -> SparkSession:
@@ -88,6 +89,17 @@ def iso_datetime(text: str) -> datetime:
     return moment
 
 
+def wait_seconds(text: str) -> float:
+    """argparse type of ``--lease-wait``: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"--lease-wait must be a number of seconds, 0 or more, got {text!r}")
+    return value
+
+
 class JobArgumentParser(argparse.ArgumentParser):
     """An argument parser whose errors exit with ``USAGE_EXIT_CODE``, which Airflow does not retry."""
 
@@ -110,4 +122,11 @@ def lake_argument_parser(description: str) -> argparse.ArgumentParser:
         help="who holds the day's lease while the job writes (the Airflow run id; by default one of its own)",
     )
     parser.add_argument("--attempt", type=int, default=1, help="the Airflow try of that run (a lease's try)")
+    parser.add_argument(
+        "--lease-wait",
+        type=wait_seconds,
+        default=LEASE_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"how long to wait for the day while another run writes it (default {LEASE_WAIT_SECONDS:.0f})",
+    )
     return parser

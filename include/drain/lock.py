@@ -8,7 +8,9 @@ heartbeat with ``If-Match: <our ETag>`` and checked once more just before the ma
 committed. A lease that has expired (its holder died) is taken over with ``If-Match`` on the
 ETag that was read, so of two runs racing for it exactly one wins. A later try of the same run
 first waits out the lease of the earlier try, which may still be running (a try Airflow gave
-up on is not always dead): if that try renews it meanwhile, the later try is refused.
+up on is not always dead): if that try renews it meanwhile, the later try is refused. A lock made
+with ``wait_seconds`` keeps asking for a refused lease, every few seconds, until that time is up
+(the Spark jobs, whose days another run can hold for longer than Airflow's retries last).
 
 A lease lost while held (renewals failed for longer than its TTL, and another run took it over)
 is never lost silently: ``renew()`` raises LockLostError, and leaving the ``with`` block raises
@@ -39,6 +41,8 @@ from include.drain.s3_errors import is_conflict, is_missing
 log = logging.getLogger(__name__)
 
 HEADER_RESOLUTION_S = 1.0  # Date and Last-Modified are whole seconds
+WAIT_POLL_SECONDS = 5.0  # how often a waiting lock asks again
+WAIT_NOTE_SECONDS = 60.0  # how often it says it is still waiting
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,16 @@ class PartitionLock:
         owner: str,
         ttl_seconds: float,
         attempt: int = 1,
+        wait_seconds: float = 0.0,
     ):
         if ttl_seconds <= 0:
             raise ValueError(f"lock ttl must be positive, got {ttl_seconds}")
+        if wait_seconds < 0:
+            raise ValueError(f"lock wait must not be negative, got {wait_seconds}")
         self._s3, self._bucket, self._key, self._owner = s3, bucket, key, owner
         self._attempt = attempt
         self._ttl = ttl_seconds
+        self._wait = wait_seconds
         self._etag: str | None = None
         self._nonce: str | None = None  # of the last lease this run wrote
         self._guard = threading.Lock()
@@ -99,6 +107,25 @@ class PartitionLock:
         return reply["ETag"]
 
     def acquire(self) -> None:
+        """Take the lease, asking again for up to ``wait_seconds`` while another run holds it; then raise
+        PartitionLockedError naming who holds it."""
+        deadline = time.monotonic() + self._wait
+        next_note = time.monotonic()
+        while True:
+            try:
+                return self._acquire_once()
+            except PartitionLockedError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if self._wait:
+                        raise PartitionLockedError(f"{exc} (this run waited {self._wait:.0f}s for it)") from exc
+                    raise
+                if time.monotonic() >= next_note:
+                    log.warning("waiting up to %.0fs more for the lease: %s", left, exc)
+                    next_note = time.monotonic() + WAIT_NOTE_SECONDS
+                time.sleep(min(WAIT_POLL_SECONDS, left))
+
+    def _acquire_once(self) -> None:
         """Take the lease or raise PartitionLockedError naming who holds it."""
         try:
             self._etag = self._put(IfNoneMatch="*")
@@ -121,14 +148,14 @@ class PartitionLock:
             if again.etag != holder.etag:
                 raise PartitionLockedError(
                     f"s3://{self._bucket}/{self._key} is still renewed by try {holder.attempt} of this run "
-                    f"({self._owner!r}): that try is still writing; this try will succeed on retry once it is done"
+                    f"({self._owner!r}): that try is still writing; this try can write once it is done"
                 )
             expired = True
         elif not expired and not same_run:
             raise PartitionLockedError(
                 f"s3://{self._bucket}/{self._key} is held by {holder.owner!r} for "
                 f"{holder.remaining_seconds:.0f}s more: another run is writing this partition; "
-                "this run will succeed on retry once it is done"
+                "this run can write it once that run is done"
             )
         try:
             self._etag = self._put(IfMatch=holder.etag)

@@ -235,3 +235,32 @@ def test_a_release_s3_cannot_answer_fails_a_body_that_succeeded(s3, scratch_buck
     ):
         unreachable.down.set()
     s3.delete_object(Bucket=scratch_bucket, Key=KEY)
+
+
+def test_a_waiting_run_takes_the_lease_once_its_holder_releases_it(s3, scratch_bucket):
+    holder = PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=60)
+    waiter = PartitionLock(s3, scratch_bucket, KEY, "run-b", ttl_seconds=60, wait_seconds=120)
+    holder.acquire()
+    taken = threading.Event()
+    thread = threading.Thread(target=lambda: (waiter.acquire(), taken.set()))
+    thread.start()
+    try:
+        assert not taken.wait(2.0)  # refused while run-a holds it, but still asking
+        holder.release()
+        assert taken.wait(30)
+    finally:
+        thread.join(timeout=30)
+    assert json.loads(s3.get_object(Bucket=scratch_bucket, Key=KEY)["Body"].read())["owner"] == "run-b"
+    waiter.release()
+
+
+def test_a_waiting_run_gives_up_after_its_wait_naming_the_holder_and_the_wait(s3, scratch_bucket):
+    started = time.monotonic()
+    with (
+        PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=60),
+        pytest.raises(PartitionLockedError, match=r"held by 'run-a'.*\(this run waited 2s for it\)"),
+    ):
+        PartitionLock(s3, scratch_bucket, KEY, "run-b", ttl_seconds=60, wait_seconds=2).acquire()
+    assert time.monotonic() - started >= 2.0
+    with pytest.raises(ValueError, match="lock wait must not be negative"):
+        PartitionLock(s3, scratch_bucket, KEY, "run-b", ttl_seconds=60, wait_seconds=-1)

@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -42,6 +43,7 @@ from include.records import ENTITIES, kafka_key, kafka_value
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator, s3a_conf
 from spark_jobs import analytics, clean
 from spark_jobs.failures import refuses_data
+from tests.waiting import wait_until
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
 T0 = int(DAY.timestamp() * 1000)
@@ -203,32 +205,48 @@ def test_the_demo_shows_the_published_analytics_and_refuses_a_set_that_does_not_
         show_analytics(s3, scratch_bucket, DAY.date())
 
 
-def test_a_clean_job_waits_its_turn_while_another_run_writes_the_day(
+def test_a_clean_job_waits_for_the_day_while_another_run_writes_it_then_writes_it(
     s3: Any, scratch_bucket: str, spark_connections: None, caplog: pytest.LogCaptureFixture, capfd: Any
 ) -> None:
     put_raw(s3, scratch_bucket, "pin", [1, 2, 3], [])
-    clean_pin = LakeSparkSubmitOperator(task_id="job", application=CLEAN_JOB, bucket=scratch_bucket, entities=["pin"])
+    clean_pin = LakeSparkSubmitOperator(
+        task_id="job", application=CLEAN_JOB, bucket=scratch_bucket, entities=["pin"], lease_wait=600
+    )
     context = {"data_interval_start": DAY, "run_id": "this-run", "ti": SimpleNamespace(try_number=1)}
     lease = PartitionLock(s3, scratch_bucket, job_lock_key("clean-pin", DAY.date()), "other-run", ttl_seconds=120)
+    output: list[str] = []
+    failures: list[BaseException] = []
 
-    with lease, pytest.raises(AirflowException):  # spark-submit fails: the day is another run's
-        clean_pin.execute(context)
+    def logged() -> str:
+        output.append("".join(capfd.readouterr()))
+        return caplog.text + "".join(output)
 
-    logged = caplog.text + "".join(capfd.readouterr())
-    assert "is held by 'other-run'" in logged and "another run is writing this partition" in logged
-    assert read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", "pin", DAY.date())) == []
-    clean_pin.execute(context)  # the other run released it: Airflow's retry goes through
+    def run_job() -> None:
+        try:
+            clean_pin.execute(context)
+        except BaseException as exc:
+            failures.append(exc)
+
+    with lease:  # renewed by its heartbeat, as a live run's
+        job = threading.Thread(target=run_job)
+        job.start()
+        wait_until(lambda: "waiting up to" in logged(), "the job to wait for the lease", timeout_s=300)
+        assert "is held by 'other-run'" in logged() and job.is_alive()
+        assert read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", "pin", DAY.date())) == []
+    job.join(timeout=300)
+
+    assert not job.is_alive() and failures == []  # the same try went on once the other run was done
     rows = read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", "pin", DAY.date()))
     assert sorted(row["ind"] for row in rows) == [1, 2, 3]
 
 
-def test_the_analytics_of_a_day_wait_their_turn_too(
+def test_the_analytics_of_a_day_wait_for_it_as_long_as_told_then_fail_for_a_retry(
     s3: Any, scratch_bucket: str, spark_connections: None, caplog: pytest.LogCaptureFixture, capfd: Any
 ) -> None:
     for entity in ("pin", "geo", "user"):
         put_raw(s3, scratch_bucket, entity, [1, 2], [])
     submit(CLEAN_JOB, scratch_bucket)
-    analytics = LakeSparkSubmitOperator(task_id="job", application=ANALYTICS_JOB, bucket=scratch_bucket)
+    analytics = LakeSparkSubmitOperator(task_id="job", application=ANALYTICS_JOB, bucket=scratch_bucket, lease_wait=3)
     context = {"data_interval_start": DAY, "run_id": "this-run", "ti": SimpleNamespace(try_number=1)}
     lease = PartitionLock(s3, scratch_bucket, job_lock_key("analytics", DAY.date()), "other-run", ttl_seconds=120)
     joined = partition_prefix("analytics", "users_joined_by_year", DAY.date())
@@ -236,9 +254,10 @@ def test_the_analytics_of_a_day_wait_their_turn_too(
     with lease, pytest.raises(AirflowException):
         analytics.execute(context)
 
-    assert "is held by 'other-run'" in caplog.text + "".join(capfd.readouterr())
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "is held by 'other-run'" in logged and "(this run waited 3s for it)" in logged
     assert read_parquet_rows(s3, scratch_bucket, joined) == []
-    analytics.execute(context)
+    analytics.execute(context)  # the other run released it: Airflow's retry goes through
     assert read_parquet_rows(s3, scratch_bucket, joined) == [{"post_year": 2018, "number_users_joined": 2}]
 
 
