@@ -8,6 +8,7 @@ holds or has not cleaned yet, a lease lost while writing) keeps the usual exit c
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -16,6 +17,8 @@ from include.job_exits import DATA_EXIT_CODE
 # Spark's error conditions for a raw line that does not parse under its schema, and for the clean job's own
 # ``raise_error`` on a line without its record key: the raw files never change, so neither does the outcome.
 _DATA_CONDITIONS = ("[MALFORMED_RECORD_IN_PARSING", "[USER_RAISED_EXCEPTION]")
+# Spark 4's wrapper of an error met reading a file names it: "… while reading file s3a://…/part-0.jsonl.  SQLSTATE"
+_READ_FILE = re.compile(r"\[FAILED_READ_FILE[^\]]*\] Encountered error while reading file (\S+?)\.?(?:\s|$)")
 
 log = logging.getLogger("spark_jobs")
 
@@ -30,9 +33,15 @@ def refuses_data(error: BaseException) -> bool:
 
 
 def refusal_summary(error: BaseException) -> str:
-    """The line of ``error`` that says what was refused (a Java error's text holds its whole stack trace)."""
-    lines = str(error).splitlines()
-    return next((line.strip() for line in lines if any(c in line for c in _DATA_CONDITIONS)), lines[0] if lines else "")
+    """The line of ``error`` that says what was refused (a Java error's text holds its whole stack trace), and the
+    file Spark was reading when it says so."""
+    text = str(error)
+    lines = text.splitlines()
+    summary = next(
+        (line.strip() for line in lines if any(c in line for c in _DATA_CONDITIONS)), lines[0] if lines else ""
+    )
+    read = _READ_FILE.search(text)
+    return f"{summary} (reading {read.group(1)})" if read else summary
 
 
 def run_job(main: Callable[[Sequence[str]], None], argv: Sequence[str]) -> None:

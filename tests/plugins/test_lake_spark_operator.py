@@ -201,7 +201,12 @@ def spoil_manifest(lake: Path, day: datetime) -> None:
 @pytest.mark.parametrize(
     ("spoil", "task_day", "code", "says"),
     [
-        (spoil_line, None, 65, r"MALFORMED_RECORD_IN_PARSING"),
+        (
+            spoil_line,
+            None,
+            65,
+            r"MALFORMED_RECORD_IN_PARSING.*\(reading file:///.*/raw/pin/dt=2026-11-24/part-0\.jsonl\)",
+        ),
         (spoil_manifest, None, 65, r"manifest of raw/pin/dt=2026-11-24/ is not JSON"),
         (None, "2026-11-31", 64, r"--date must be YYYY-MM-DD, got '2026-11-31'"),
     ],

@@ -56,7 +56,21 @@ def test_the_summary_of_a_java_error_is_its_refusing_line() -> None:
         "records are detected in record parsing: [null,y].\n"
     )
     assert refusal_summary(Exception(text)).startswith("Caused by: org.apache.spark.SparkException: [MALFORMED_RECORD")
+    assert refusal_summary(Exception(text)).endswith("parsing: [null,y]. (reading x)")
     assert refusal_summary(RefusedDataError("one line")) == "one line"
+
+
+def test_the_summary_names_the_file_spark_was_reading() -> None:
+    url = "s3a://lake/raw/pin/dt=2026-11-24/part-0.jsonl.gz"
+    text = (
+        f": org.apache.spark.SparkException: [FAILED_READ_FILE.NO_HINT] Encountered error while reading file {url}.  "
+        "SQLSTATE: KD001\n\tat org.apache.spark.Foo(Foo.scala:1)\n"
+        "Caused by: org.apache.spark.SparkException: [MALFORMED_RECORD_IN_PARSING.WITHOUT_SUGGESTION] Malformed\n"
+    )
+    assert refusal_summary(Exception(text)) == (
+        "Caused by: org.apache.spark.SparkException: [MALFORMED_RECORD_IN_PARSING.WITHOUT_SUGGESTION] Malformed "
+        f"(reading {url})"
+    )
 
 
 def test_a_lost_lease_is_retried_and_a_day_the_gate_has_not_passed_is_not() -> None:
