@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from rich.console import Console
 from rich.table import Table
 
@@ -27,7 +27,7 @@ from devstack.secrets import read_env_file
 from include import lake
 from include.backfill import DAG_ID
 from include.days import days_between, midnight
-from include.emulator.__main__ import parse_args, refusals, run_post, seed_with_progress
+from include.emulator.__main__ import parse_args, positive_int, refusals, run_post, seed_number, seed_with_progress
 from include.emulator.generate import MAX_SEED
 from include.emulator.seed import SeedError
 from include.records import ENTITIES
@@ -180,9 +180,26 @@ def show_analytics(s3: Any, bucket: str, day: date, max_rows: int = 12) -> None:
         raise SystemExit(f"the analytics of {day} were rewritten while they were shown: run the demo again")
 
 
+def check_lake_bucket(s3: Any, bucket: str) -> None:
+    """Stop, naming the bucket, when the lake's S3 has no such bucket or refuses the stack's keys on it."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchBucket"):
+            raise SystemExit(
+                f"there is no bucket {bucket!r} in the lake's S3 (LAKE_BUCKET): MinIO's start creates it "
+                "(`make down`, then `make up`)"
+            ) from None
+        raise SystemExit(f"the lake's S3 refuses bucket {bucket!r} to the stack's keys (HTTP {code})") from None
+
+
 def run(args: argparse.Namespace, env: dict[str, str]) -> None:
-    """The five steps; Airflow is checked (healthy, no backfill running) before anything is written."""
+    """The five steps; the lake's bucket and Airflow (healthy, no backfill running) are checked before anything is
+    written."""
     settings = PlatformSettings.model_validate(env)  # the stack's settings for everything, not the shell's
+    s3 = settings.s3_client()
+    check_lake_bucket(s3, settings.lake_bucket)
     today = datetime.now(UTC).date()
     first, last = today - timedelta(days=args.history_days), today - timedelta(days=1)
 
@@ -197,7 +214,6 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     console.rule(f"2/5 posting {args.live} live pin/geo/user triples to the API at {env['API_URL']}")
     post_live(env["API_URL"], args.live, args.seed + 1)
 
-    s3 = settings.s3_client()
     start = first_day_to_backfill(s3, settings.lake_bucket, first)
     if start < first:
         console.print(
@@ -217,26 +233,17 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
                   f"{paths.AIRFLOW_HOME / 'passwords.json'}); MinIO console: http://127.0.0.1:9001")  # fmt: skip
 
 
-def at_least_one(text: str) -> int:
-    """argparse type of the demo's counts: a whole number of at least 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
 def demo_seed(text: str) -> int:
-    """argparse type of the demo's seed: the emulator's range, less one (the live records take the seed after it)."""
-    seed = int(text) if text.lstrip("-").isdigit() else None
-    if seed is None or not 0 <= seed < MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED - 1}, got {text!r}")
-    return seed
+    """argparse type of the demo's seed: the emulator's range less its last (the live records take the seed after
+    it)."""
+    return seed_number(text, top=MAX_SEED - 1)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
-    parser.add_argument("--history-days", type=at_least_one, default=3, help="past days seeded and backfilled")
-    parser.add_argument("--per-day", type=at_least_one, default=400, help="triples seeded per past day")
-    parser.add_argument("--live", type=at_least_one, default=300, help="triples posted through the API today")
+    parser.add_argument("--history-days", type=positive_int, default=3, help="past days seeded and backfilled")
+    parser.add_argument("--per-day", type=positive_int, default=400, help="triples seeded per past day")
+    parser.add_argument("--live", type=positive_int, default=300, help="triples posted through the API today")
     parser.add_argument(
         "--seed",
         type=demo_seed,

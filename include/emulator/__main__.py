@@ -77,9 +77,10 @@ def percent(text: str) -> float:
     return _number(text, float, lambda v: 0 <= v <= 100, "a percentage from 0 to 100")
 
 
-def seed_number(text: str) -> int:
-    """An argparse type: a seed from 0 to MAX_SEED (larger ones would give ``ind`` values past a record id's limit)."""
-    return _number(text, int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
+def seed_number(text: str, top: int = MAX_SEED) -> int:
+    """An argparse type: a seed from 0 to ``top``, at most MAX_SEED (larger ones would give ``ind`` values past a
+    record id's limit)."""
+    return _number(text, int, lambda v: 0 <= v <= top, f"a whole number from 0 to {top}")
 
 
 def fresh_seed() -> int:

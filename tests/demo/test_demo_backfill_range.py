@@ -1,11 +1,15 @@
-"""Where `make demo` starts its backfill in a lake left by earlier runs (real MinIO, a scratch bucket)."""
+"""Where `make demo` starts its backfill in a lake left by earlier runs, and a lake without its bucket (real MinIO,
+a scratch bucket)."""
 
 from __future__ import annotations
 
 import json
+from argparse import Namespace
 from datetime import UTC, date, datetime, timedelta
 
-from demo.__main__ import first_day_to_backfill
+import pytest
+
+from demo.__main__ import first_day_to_backfill, run
 from include import lake
 from include.records import ENTITIES
 from spark_jobs.manifest import parse_manifest, source_json
@@ -61,3 +65,15 @@ def test_a_day_not_cleaned_from_the_raw_data_it_holds_is_redone(s3, scratch_buck
 
     put_day(s3, scratch_bucket, date(2026, 11, 21))
     assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM) == date(2026, 11, 22)
+
+
+def test_a_lake_without_its_bucket_or_refusing_the_keys_stops_the_demo_before_anything_is_written(stack_env, s3):
+    missing = "demo-test-no-such-bucket"
+    assert missing not in {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}
+    args = Namespace(history_days=1, per_day=1, live=1, seed=1)  # would seed and post, were the lake there
+    with pytest.raises(SystemExit, match=rf"there is no bucket '{missing}' in the lake's S3 \(LAKE_BUCKET\)"):
+        run(args, {**stack_env, "LAKE_BUCKET": missing})
+    wrong_keys = {**stack_env, "AWS_SECRET_ACCESS_KEY": "not-the-stack-secret"}
+    bucket = stack_env["LAKE_BUCKET"]
+    with pytest.raises(SystemExit, match=rf"the lake's S3 refuses bucket '{bucket}' to the stack's keys \(HTTP 403\)"):
+        run(args, wrong_keys)
