@@ -9,7 +9,7 @@ def stack_env() -> dict[str, str]:
     """``.stack/stack.env`` (written by ``devstack up``), overridden by this process's environment but for its AWS
     settings: the lake takes the stack's own keys, and MinIO refuses them sent with a caller's session token."""
     from devstack import paths
+    from devstack.environment import without_aws
     from devstack.secrets import read_env_file
 
-    caller = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    return {**read_env_file(paths.STACK_ENV_FILE), **caller}
+    return {**read_env_file(paths.STACK_ENV_FILE), **without_aws(os.environ)}

@@ -113,8 +113,14 @@ def airflow_env(platform: dict[str, str]) -> dict[str, str]:
 # set), at another configuration or class path (which also voids the class-data archive), or at another Python; and
 # the caller's AWS settings (a session token, a profile, a region or endpoint): the stack reaches its lake with its
 # own keys only, and MinIO refuses them sent with a caller's session token (s3a and boto3 read it from the environment).
-FOREIGN_PREFIXES = ("SPARK_", "PYSPARK_", "AWS_")
+AWS_PREFIX = "AWS_"
+FOREIGN_PREFIXES = ("SPARK_", "PYSPARK_", AWS_PREFIX)
 FOREIGN_NAMES = frozenset({"HADOOP_CONF_DIR", "YARN_CONF_DIR"})
+
+
+def without_aws(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without its AWS settings: the lake takes the stack's own keys (the tests' and benchmarks' rule too)."""
+    return {k: v for k, v in env.items() if not k.startswith(AWS_PREFIX)}
 
 
 def without_foreign_tools(env: Mapping[str, str]) -> dict[str, str]:

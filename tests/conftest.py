@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import pytest
 
 from devstack import paths
+from devstack.environment import without_aws
 from devstack.secrets import read_env_file
 from include.settings import PlatformSettings
 from tests.api_process import RunningApi, running_api
@@ -25,7 +26,7 @@ STACK_ENV = read_env_file(paths.STACK_ENV_FILE)
 def pytest_configure(config: pytest.Config) -> None:
     """Give the code under test the stack's settings (over the shell's, as the stack's servers use them; none of the
     shell's other AWS settings) and the venv's tools on PATH."""
-    for name in [name for name in os.environ if name.startswith("AWS_") and name not in STACK_ENV]:
+    for name in set(os.environ) - set(without_aws(os.environ)):
         del os.environ[name]  # a caller's session token or profile: sent with the stack's keys, MinIO refuses them
     os.environ.update(STACK_ENV)
     os.environ["PATH"] = f"{paths.VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
