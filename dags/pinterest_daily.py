@@ -82,8 +82,9 @@ written) with the day (`dt`), `bucket`, `status` (`complete`|`partial`), `record
 they used (for the analytics: `partial` when any entity's day is). The analytics of a day are published as one
 unit in `analytics/_published/dt=<day>/_manifest.json`, written after the nine results.
 
-Connections: `kafka_default` (extra `bootstrap.servers`), `aws_default` (S3/MinIO) and
-`spark_default` (the Spark master: `local[*]` locally, `spark://spark-master:7077` in compose).
+Connections: `kafka_default` (extra `bootstrap.servers`), `aws_default` (S3/MinIO; without it, the lake is
+reached at `S3_ENDPOINT_URL` with the `AWS_*` keys of the environment) and `spark_default` (the Spark
+master: `local[*]` locally, `spark://spark-master:7077` in compose).
 Details: `docs/drain.md`.
 """
 
@@ -179,8 +180,16 @@ def _raw_extra(report: QualityReport, bucket: str, outcome: str) -> dict[str, An
 
 
 def _s3_client() -> Any:
+    """The lake's S3 client from the ``aws_default`` connection; without one, from the settings (``S3_ENDPOINT_URL``
+    and the ``AWS_*`` keys), as the Spark tasks read the lake (boto3 alone would go to AWS)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
+    try:
+        BaseHook.get_connection("aws_default")
+    except AirflowNotFoundException:
+        return PlatformSettings().s3_client()
     return S3Hook(aws_conn_id="aws_default").get_conn()
 
 

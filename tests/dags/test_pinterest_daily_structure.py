@@ -262,6 +262,17 @@ def kafka_connection(defined):
     except Exception as exc:
         return [type(exc).__name__, str(exc)]
 
+lake_client = module._s3_client  # gate_events replaces it
+
+def lake_without_connection():
+    # the drain's S3 client when aws_default is not defined: the settings' endpoint, where the bucket is
+    os.environ.pop("AIRFLOW_CONN_AWS_DEFAULT", None)
+    try:
+        client = lake_client()
+        return ["ok", client.meta.endpoint_url, [b["Name"] for b in client.list_buckets()["Buckets"]]]
+    except Exception as exc:
+        return [type(exc).__name__, str(exc)]
+
 today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 def gate_events(outcomes):
@@ -295,13 +306,15 @@ print(json.dumps({
     "conf_ok": outcome("_refuse_unknown_conf", conf={"lake_bucket": "scratch"}),
     "conf_none": outcome("_refuse_unknown_conf"),
     "conf_misspelt": outcome("_refuse_unknown_conf", conf={"lake_buket": "scratch"}),
+    "lake_without_connection": lake_without_connection(),  # last: it removes aws_default
 }))
 """
 
 
 def test_run_checks_fail_permanently_with_the_reason():
     # The DAG's glue: values from a task context in, AirflowFailException (no retry) with the check's message out.
-    result = subprocess.run([sys.executable, "-c", _GLUE], env=process_env(), capture_output=True, text=True,
+    env = process_env()
+    result = subprocess.run([sys.executable, "-c", _GLUE], env=env, capture_output=True, text=True,
                             cwd=paths.REPO, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
@@ -333,6 +346,10 @@ def test_run_checks_fail_permanently_with_the_reason():
     undefined, without_address = outcomes["kafka_undefined"], outcomes["kafka_without_address"]
     assert undefined[0] == "AirflowFailException" and "connection kafka_default is not defined" in undefined[1]
     assert without_address[0] == "AirflowFailException" and "has no 'bootstrap.servers'" in without_address[1]
+    # without aws_default the drain reaches the lake where the Spark tasks do: S3_ENDPOINT_URL, not AWS
+    status, endpoint, *buckets = outcomes["lake_without_connection"]
+    assert status == "ok", endpoint
+    assert endpoint == env["S3_ENDPOINT_URL"] and env["LAKE_BUCKET"] in buckets[0]
     # the event of a raw partition that passed the gate: drained by this run, or an earlier run's partition kept
     drained = {"dt": "2026-11-25", "bucket": "lake", "status": "complete", "records": 7, "outcome": "drained"}
     kept = {**drained, "outcome": "kept_existing"}
