@@ -102,7 +102,8 @@ def day_timestamps_ms(day: date, count: int, rng: random.Random) -> list[int]:
     """``count`` increasing epoch-millisecond timestamps spread over the UTC ``day`` (one per equal slot)."""
     start_ms = midnight_ms(day)
     slot = DAY_MS / count
-    return [start_ms + int((index + rng.random()) * slot) for index in range(count)]
+    # the last slot's product can round up to DAY_MS itself (a draw within 2**-53 of 1): the next day's midnight
+    return [start_ms + min(int((index + rng.random()) * slot), DAY_MS - 1) for index in range(count)]
 
 
 def seed_kafka(
@@ -182,6 +183,11 @@ def seed_kafka(
             if report.interrupted:
                 break
         producer.flush()
+    except KafkaError as error:  # Kafka went away mid-seed: the records not acknowledged are not counted
+        raise SeedError(
+            f"Kafka at {settings.kafka_bootstrap_servers} failed while seeding ({error!r}); "
+            f"{report.total} records were acknowledged before that"
+        ) from error
     finally:
         producer.close()
     if failures:

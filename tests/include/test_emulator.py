@@ -81,6 +81,16 @@ def test_day_timestamps_stay_inside_the_utc_day_and_increase() -> None:
     assert stamps == sorted(stamps)
 
 
+def test_the_last_draw_of_a_day_stays_before_the_next_midnight() -> None:
+    class LastDraw(random.Random):
+        def random(self) -> float:
+            return 1 - 2**-53  # the largest draw: (2 + it) * (DAY_MS / 3) rounds to DAY_MS itself
+
+    stamps = day_timestamps_ms(date(2026, 11, 21), 3, LastDraw())
+    next_midnight_ms = int(datetime(2026, 11, 22, tzinfo=UTC).timestamp() * 1000)
+    assert stamps[-1] == next_midnight_ms - 1
+
+
 def test_seeding_refuses_today_and_future_days_before_touching_kafka() -> None:
     today = datetime.now(UTC).date()
     with pytest.raises(ValueError, match="past days only"):

@@ -15,10 +15,13 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
+from kafka.errors import KafkaTimeoutError
 
+import include.emulator.seed
 from include.emulator import SeedError, seed_kafka
 from include.emulator.__main__ import main as emulator_main
 from include.records import ENTITIES
@@ -312,3 +315,33 @@ def test_a_retention_refusal_is_the_only_output_of_seed_kafka(stack_env: dict[st
     assert result.returncode == 1
     assert f"the records of {old_day}" in one_line(result.stderr)  # no progress bar before it
     assert took_s < PROMPTLY_S
+
+
+def test_kafka_failing_mid_seed_is_a_seed_error_saying_how_far_it_got(
+    stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A producer whose third send times out (Kafka went away after the checks): one line, not a traceback."""
+
+    class FailingProducer:
+        def __init__(self, **_config: object) -> None:
+            self.sent = 0
+
+        def send(self, *_args: object, **_kwargs: object) -> SimpleNamespace:
+            self.sent += 1
+            if self.sent == 3:
+                raise KafkaTimeoutError("Failed to update metadata after 60.0 secs.")
+            return SimpleNamespace(add_callback=lambda count: count(None), add_errback=lambda _failed: None)
+
+        def flush(self) -> None:
+            raise AssertionError("not reached: the third send failed")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(include.emulator.seed, "KafkaProducer", FailingProducer)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    with pytest.raises(SeedError) as failed:
+        seed_kafka(yesterday, yesterday, 5, settings=PlatformSettings.model_validate(stack_env))
+    message = str(failed.value)
+    assert f"Kafka at {stack_env['KAFKA_BOOTSTRAP_SERVERS']} failed while seeding (KafkaTimeoutError(" in message
+    assert message.endswith("; 2 records were acknowledged before that")
