@@ -69,7 +69,8 @@ a topic name (`a-z A-Z 0-9 . _ -`), `lateness_grace_minutes` from 1 to 120: a ru
 refused when it is created (REST: 400 naming the param, 422 for a backfill).
 
 **Timeouts**: a try of `wait_for_late_records` (one poke) may take 10 minutes, a drain or the quality
-gate 2 hours, each Spark job 4 hours (several times what a big day needs); a try that runs longer fails
+gate 2 hours, each Spark job 4 hours (several times what a big day needs, plus the hour a job may wait
+for a day another run is writing); a try that runs longer fails
 and is retried like any other failure (Airflow calls the task's `on_kill`: the Spark tasks kill their
 spark-submit). The sensor itself gives up, without retry, 3 hours after its first poke (the longest grace
 plus an hour). Without them a hung task would hold its run for ever, and three such runs would stop the
@@ -82,9 +83,9 @@ written) with the day (`dt`), `bucket`, `status` (`complete`|`partial`), `record
 they used (for the analytics: `partial` when any entity's day is). The analytics of a day are published as one
 unit in `analytics/_published/dt=<day>/_manifest.json`, written after the nine results.
 
-Connections: `kafka_default` (extra `bootstrap.servers`), `aws_default` (S3/MinIO; without it, the lake is
-reached at `S3_ENDPOINT_URL` with the `AWS_*` keys of the environment) and `spark_default` (the Spark
-master: `local[*]` locally, `spark://spark-master:7077` in compose).
+Connections: `kafka_default` (extra `bootstrap.servers`), `aws_default` (S3/MinIO; what it leaves out, its
+endpoint, region or keys, or all of it, comes from `S3_ENDPOINT_URL`, `AWS_DEFAULT_REGION` and the `AWS_*`
+keys) and `spark_default` (the Spark master: `local[*]` locally, `spark://spark-master:7077` in compose).
 Details: `docs/drain.md`.
 """
 
@@ -180,17 +181,10 @@ def _raw_extra(report: QualityReport, bucket: str, outcome: str) -> dict[str, An
 
 
 def _s3_client() -> Any:
-    """The lake's S3 client from the ``aws_default`` connection; without one, from the settings (``S3_ENDPOINT_URL``
-    and the ``AWS_*`` keys), as the Spark tasks read the lake (boto3 alone would go to AWS)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    """The lake's S3 client, where the Spark tasks reach it too (``plugins/lake_s3.py``)."""
+    from plugins.lake_s3 import lake_s3_client
 
-    try:
-        BaseHook.get_connection("aws_default")
-    except AirflowNotFoundException:
-        return PlatformSettings().s3_client()
-    return S3Hook(aws_conn_id="aws_default").get_conn()
+    return lake_s3_client("aws_default")
 
 
 def _bootstrap_servers() -> str:

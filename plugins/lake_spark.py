@@ -44,6 +44,7 @@ from include.lake import SOURCE_NAME, Zone, partition_prefix, publication_key
 from include.records import ENTITIES
 from include.settings import platform_settings
 from plugins.lake_assets import emit, lake_asset
+from plugins.lake_s3 import lake_access, lake_connection, lake_s3_client
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLEAN_JOB = str(REPO_ROOT / "spark_jobs" / "clean.py")
@@ -112,6 +113,14 @@ def status_document(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return document if isinstance(document, dict) and isinstance(document.get("raw_status"), str) else None
+
+
+def read_text(s3: Any, bucket: str, key: str) -> str | None:
+    """The object's text, or None when there is no such object."""
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    except s3.exceptions.NoSuchKey:
+        return None
 
 
 def zip_packages(root: Path, packages: Sequence[str], target: Path) -> Path:
@@ -198,8 +207,11 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
     :param first_day: for the analytics job, the lake's first day (``LAKE_FIRST_DAY``; templated).
     :param topic_prefix: for the analytics job, the run's topic prefix (templated), named in the backfill commands
         of its errors.
+    :param lease_wait: how many seconds the job waits for its day while another run writes it (the job's default,
+        an hour, when None).
     :param aws_conn_id: connection holding the S3 endpoint (extra ``endpoint_url``) and, optionally,
-        the credentials (login/password); ``S3_ENDPOINT_URL`` and the process environment otherwise.
+        the credentials (login/password); ``S3_ENDPOINT_URL`` and the process environment otherwise
+        (``plugins/lake_s3.py``).
     :param asset_alias: an outlet through which, once the job succeeded, it emits the Assets of the
         datasets it wrote in the bucket it wrote (``lake_assets``), each with the ``status`` of the raw
         partitions it was made from, as the job recorded it (``statuses_used``); not with ``lake_root``.
@@ -244,20 +256,11 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         self.aws_conn_id = aws_conn_id
 
     def s3_access(self) -> tuple[dict[str, str], dict[str, str]]:
-        """The s3a ``conf`` and the credential environment, from the connection or the settings."""
-        settings = platform_settings()
-        try:
-            connection = BaseHook.get_connection(self.aws_conn_id)
-        except AirflowNotFoundException:
-            connection = None
-        extra = connection.extra_dejson if connection else {}
-        endpoint = extra.get("endpoint_url") or settings.s3_endpoint_url
-        region = extra.get("region_name") or settings.aws_region
-        credentials = {}
-        if connection and connection.login and connection.password:
-            mask_secret(connection.password)
-            credentials = {"AWS_ACCESS_KEY_ID": connection.login, "AWS_SECRET_ACCESS_KEY": connection.password}
-        return s3a_conf(endpoint, region), credentials
+        """The s3a ``conf`` and the credential environment, from the connection or the settings (``lake_s3``)."""
+        access = lake_access(lake_connection(self.aws_conn_id))
+        if access.credentials:
+            mask_secret(access.credentials["AWS_SECRET_ACCESS_KEY"])
+        return s3a_conf(access.endpoint_url, access.region), access.credentials
 
     def master(self) -> str:
         """The master of the Spark connection, as the provider's hook resolves it; a missing connection fails the
@@ -335,9 +338,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         in the clean partition's ``_source.json``, or in the analytics' publication (the raw manifest may have been
         drained again since). None, with a warning, when that file is gone or was written by another run or try
         since this job (``run``: this try; None when not run by Airflow, and then any writer is taken)."""
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
+        s3 = lake_s3_client(self.aws_conn_id)
         if self.application == ANALYTICS_JOB:
             keys: dict[str | None, str] = {None: publication_key(day)}
         else:
@@ -345,7 +346,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             keys = {entity: partition_prefix("clean", entity, day) + SOURCE_NAME for entity in entities}
         statuses: dict[str | None, str | None] = {}
         for name, key in keys.items():
-            document = status_document(s3.read_key(key, bucket)) if s3.check_for_key(key, bucket) else None
+            document = status_document(text) if (text := read_text(s3, bucket, key)) is not None else None
             if document is None:
                 self.log.warning("s3://%s/%s is gone or holds no raw_status: its event carries no status", bucket, key)
                 statuses[name] = None

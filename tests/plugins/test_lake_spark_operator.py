@@ -98,6 +98,9 @@ def test_job_arguments() -> None:
     assert job_arguments("2026-11-24", "lake", topic_prefix="test-abc") == [
         "--date", "2026-11-24", "--bucket", "lake", "--topic-prefix", "test-abc",
     ]  # fmt: skip
+    assert job_arguments("2026-11-24", "lake", lease_wait=90.0) == [
+        "--date", "2026-11-24", "--bucket", "lake", "--lease-wait", "90.0",
+    ]  # fmt: skip
     with pytest.raises(ValueError, match=r"unknown entities \['pins'\]"):
         job_arguments("2026-11-24", "lake", ("pins",))
 
@@ -117,6 +120,9 @@ def test_each_job_takes_every_argument_the_operator_gives_it() -> None:
     )  # fmt: skip
     cleaned = clean.argument_parser().parse_args(job_arguments("2026-11-24", "lake", ("geo",), None, run))
     assert (cleaned.date, cleaned.entity, cleaned.run_id) == (date(2026, 11, 24), ["geo"], "scheduled__x")
+    assert (cleaned.lease_wait, given.lease_wait) == (3600.0, 3600.0)  # an hour unless the operator says otherwise
+    waiting = clean.argument_parser().parse_args(job_arguments("2026-11-24", "lake", lease_wait=0.5))
+    assert waiting.lease_wait == 0.5
 
 
 def test_day_comes_from_the_data_interval() -> None:
