@@ -39,7 +39,7 @@ from include.records import ENTITIES, KEY_FIELD, Entity
 from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import delete, java_error_is, markers_by_day, read_text, write_text
-from spark_jobs.lease import Lease, check_rows_stored, job_lease, withdrawn_if_lost
+from spark_jobs.lease import Lease, check_rows_stored, day_leases, withdrawn_if_lost
 from spark_jobs.manifest import Manifest, parse_manifest
 from spark_jobs.publication import DayInputs, Publication, changed_days, stale_later_days, stale_message
 from spark_jobs.queries import USED_COLUMNS, all_results
@@ -269,8 +269,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lake = Lake(bucket=args.bucket, root=args.lake_root)
-    spark = build_session(f"analytics {args.date}")
-    with job_lease(spark, lake, "analytics", args.date, args.run_id, args.attempt, args.lease_wait) as lease:
+    with day_leases(lake, ["analytics"], args.date, args.run_id, args.attempt, args.lease_wait) as leases:
+        lease = leases["analytics"]
+        spark = build_session(f"analytics {args.date}")
         before = lake_state(spark, lake, args.date, args.first_day)
         conf = run_conf(None if args.lake_root else args.bucket, args.topic_prefix, args.first_day)
         days = days_to_read(args.date, before, args.first_day, conf)

@@ -22,7 +22,7 @@ from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
 from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import delete, file_sizes, read_text, write_text
-from spark_jobs.lease import Lease, check_rows_stored, job_lease, withdrawn_if_lost
+from spark_jobs.lease import Lease, check_rows_stored, day_leases, withdrawn_if_lost
 from spark_jobs.manifest import (
     REDRAIN,
     ChangedRawDataError,
@@ -138,10 +138,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = argument_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lake = Lake(bucket=args.bucket, root=args.lake_root)
-    spark = build_session(f"clean {args.date}")
-    for entity in args.entity:
-        with job_lease(spark, lake, f"clean-{entity}", args.date, args.run_id, args.attempt, args.lease_wait) as lease:
-            clean_partition(spark, lake, entity, args.date, lease, (args.run_id, args.attempt))
+    entities = [entity for entity in ENTITIES if entity in args.entity]  # one order for every job: no deadlock
+    jobs = {entity: f"clean-{entity}" for entity in entities}
+    with day_leases(lake, list(jobs.values()), args.date, args.run_id, args.attempt, args.lease_wait) as leases:
+        spark = build_session(f"clean {args.date}")
+        for entity in entities:
+            clean_partition(spark, lake, entity, args.date, leases[jobs[entity]], (args.run_id, args.attempt))
 
 
 if __name__ == "__main__":

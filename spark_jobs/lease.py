@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any, Protocol
 
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from include.drain.errors import LockLostError
@@ -52,29 +53,48 @@ class NoLease:
         """Nothing to renew."""
 
 
-def s3_client(spark: SparkSession) -> Any:
-    """A boto3 S3 client for the endpoint and region s3a uses; credentials from the environment, as s3a's."""
+def lease_s3_client() -> Any:
+    """A boto3 S3 client for the endpoint and region s3a is given, read before the job's session starts; credentials
+    from the environment, as s3a's.
+
+    A session already running in this process (a test's) gives its Hadoop settings; otherwise they are spark-submit's
+    ``--conf`` values, which its JVM holds before any SparkContext exists.
+    """
     import boto3
     from botocore.config import Config
 
-    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        hadoop = active.sparkContext._jsc.hadoopConfiguration()
+        endpoint, region = hadoop.get("fs.s3a.endpoint"), hadoop.get("fs.s3a.endpoint.region")
+    else:
+        SparkContext._ensure_initialized()  # connect to spark-submit's JVM: its --conf values are system properties
+        conf = SparkConf()
+        endpoint, region = conf.get("spark.hadoop.fs.s3a.endpoint"), conf.get("spark.hadoop.fs.s3a.endpoint.region")
     return boto3.client(
-        "s3",
-        endpoint_url=hadoop.get("fs.s3a.endpoint") or None,
-        region_name=hadoop.get("fs.s3a.endpoint.region") or None,
-        config=Config(**S3_CLIENT_CONFIG),
+        "s3", endpoint_url=endpoint or None, region_name=region or None, config=Config(**S3_CLIENT_CONFIG)
     )
 
 
-def job_lease(
-    spark: SparkSession, lake: Lake, job: str, day: date, owner: str, attempt: int, wait_seconds: float
-) -> AbstractContextManager[Lease]:
-    """Hold the lease on ``job``'s ``day`` while the body writes, waiting up to ``wait_seconds`` for another run
-    to finish with it (no lease for a local lake)."""
+@contextlib.contextmanager
+def day_leases(
+    lake: Lake, jobs: Sequence[str], day: date, owner: str, attempt: int, wait_seconds: float
+) -> Iterator[dict[str, Lease]]:
+    """Hold the lease on each of ``jobs``' ``day`` while the body runs (none for a local lake), taken in the order
+    given and before the body starts its session: a job waiting for a lease holds no cluster cores, on which the
+    holder may be waiting. The wait, up to ``wait_seconds``, is one for all of them."""
     if lake.root is not None:
-        return contextlib.nullcontext(NoLease())
-    key = job_lock_key(job, day)
-    return PartitionLock(s3_client(spark), lake.bucket, key, owner, LEASE_TTL_SECONDS, attempt, wait_seconds)
+        yield dict.fromkeys(jobs, NoLease())
+        return
+    s3 = lease_s3_client()
+    deadline = time.monotonic() + wait_seconds
+    with contextlib.ExitStack() as held:
+        leases: dict[str, Lease] = {}
+        for job in jobs:
+            wait = max(0.0, deadline - time.monotonic())
+            lock = PartitionLock(s3, lake.bucket, job_lock_key(job, day), owner, LEASE_TTL_SECONDS, attempt, wait)
+            leases[job] = held.enter_context(lock)
+        yield leases
 
 
 @contextlib.contextmanager

@@ -10,7 +10,8 @@ ETag that was read, so of two runs racing for it exactly one wins. A later try o
 first waits out the lease of the earlier try, which may still be running (a try Airflow gave
 up on is not always dead): if that try renews it meanwhile, the later try is refused. A lock made
 with ``wait_seconds`` keeps asking for a refused lease, every few seconds, until that time is up
-(the Spark jobs, whose days another run can hold for longer than Airflow's retries last).
+(the Spark jobs, whose days another run can hold for longer than Airflow's retries last); waiting
+out an earlier try of its own run can take up to the lease's TTL past it.
 
 A lease lost while held (renewals failed for longer than its TTL, and another run took it over)
 is never lost silently: ``renew()`` raises LockLostError, and leaving the ``with`` block raises
@@ -109,16 +110,17 @@ class PartitionLock:
     def acquire(self) -> None:
         """Take the lease, asking again for up to ``wait_seconds`` while another run holds it; then raise
         PartitionLockedError naming who holds it."""
-        deadline = time.monotonic() + self._wait
-        next_note = time.monotonic()
+        started = time.monotonic()
+        deadline, next_note = started + self._wait, started
         while True:
             try:
                 return self._acquire_once()
             except PartitionLockedError as exc:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    if self._wait:
-                        raise PartitionLockedError(f"{exc} (this run waited {self._wait:.0f}s for it)") from exc
+                    if self._wait:  # the time waited: waiting out another try of this run can take its TTL more
+                        waited = time.monotonic() - started
+                        raise PartitionLockedError(f"{exc} (this run waited {waited:.0f}s for it)") from exc
                     raise
                 if time.monotonic() >= next_note:
                     log.warning("waiting up to %.0fs more for the lease: %s", left, exc)

@@ -47,6 +47,14 @@ def test_bad_arguments_exit_with_the_usage_code(capsys: pytest.CaptureFixture) -
     assert "--date must be YYYY-MM-DD, got '2026-02-30'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("wait", ["-1", "nan", "inf", "an hour"])
+def test_a_lease_wait_that_is_not_a_number_of_seconds_is_a_usage_error(wait: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        lake_argument_parser("test").parse_args(["--date", "2026-11-24", "--bucket", "lake", "--lease-wait", wait])
+    assert exited.value.code == USAGE_EXIT_CODE
+    assert f"--lease-wait must be a number of seconds, 0 or more, got '{wait}'" in capsys.readouterr().err
+
+
 def test_the_summary_of_a_java_error_is_its_refusing_line() -> None:
     text = (
         "An error occurred while calling o37.parquet.\n"
