@@ -27,9 +27,17 @@ from devstack.secrets import read_env_file
 from include import lake
 from include.backfill import DAG_ID
 from include.days import days_between, midnight
-from include.emulator.__main__ import parse_args, positive_int, refusals, run_post, seed_number, seed_with_progress
-from include.emulator.generate import MAX_SEED
-from include.emulator.seed import SeedError
+from include.emulator.__main__ import (
+    fresh_seed,
+    parse_args,
+    positive_int,
+    refusals,
+    run_post,
+    seed_number,
+    seed_with_progress,
+)
+from include.emulator.generate import IND_STRIDE, MAX_SEED
+from include.emulator.seed import FIRST_DAY, SeedError
 from include.records import ENTITIES
 from include.settings import PlatformSettings
 from spark_jobs.manifest import cleaned_from, parse_manifest
@@ -126,6 +134,9 @@ def _text(s3: Any, bucket: str, key: str) -> str | None:
         return None
     except s3.exceptions.NoSuchBucket:
         raise SystemExit(f"there is no bucket {bucket!r} in the lake's S3 (see LAKE_BUCKET, or --bucket)") from None
+    except ClientError as error:  # a name S3 refuses, keys it refuses
+        code = error.response.get("Error", {}).get("Code", "")
+        raise SystemExit(f"the lake's S3 refused to read s3://{bucket}/{key}: {code or error}") from None
 
 
 def show_raw(s3: Any, bucket: str, days: list[date]) -> None:
@@ -181,17 +192,18 @@ def show_analytics(s3: Any, bucket: str, day: date, max_rows: int = 12) -> None:
 
 
 def check_lake_bucket(s3: Any, bucket: str) -> None:
-    """Stop, naming the bucket, when the lake's S3 has no such bucket or refuses the stack's keys on it."""
+    """Stop, naming the bucket, when the lake's S3 has no such bucket, refuses the stack's keys on it, or fails."""
     try:
         s3.head_bucket(Bucket=bucket)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code in ("404", "NoSuchBucket"):
             raise SystemExit(
-                f"there is no bucket {bucket!r} in the lake's S3 (LAKE_BUCKET): MinIO's start creates it "
-                "(`make down`, then `make up`)"
+                f"there is no bucket {bucket!r} in the lake's S3 (LAKE_BUCKET): `make up` creates it"
             ) from None
-        raise SystemExit(f"the lake's S3 refuses bucket {bucket!r} to the stack's keys (HTTP {code})") from None
+        if code in ("403", "AccessDenied"):
+            raise SystemExit(f"the lake's S3 refuses bucket {bucket!r} to the stack's keys (HTTP 403)") from None
+        raise SystemExit(f"the lake's S3 answered a HEAD of bucket {bucket!r} with {code or error}") from None
 
 
 def run(args: argparse.Namespace, env: dict[str, str]) -> None:
@@ -233,6 +245,17 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
                   f"{paths.AIRFLOW_HOME / 'passwords.json'}); MinIO console: http://127.0.0.1:9001")  # fmt: skip
 
 
+def size_refusal(history_days: int, per_day: int, live: int, today: date) -> str | None:
+    """Why the emulator would refuse these sizes once the demo had begun writing, else None."""
+    if history_days > (today - FIRST_DAY).days:
+        return f"--history-days {history_days} reaches before {FIRST_DAY}: Kafka record timestamps cannot be earlier"
+    if history_days * per_day > IND_STRIDE:
+        return f"--per-day times --history-days is more than one seed's {IND_STRIDE} triples"
+    if live > IND_STRIDE:
+        return f"--live {live} is more than one seed's {IND_STRIDE} triples"
+    return None
+
+
 def demo_seed(text: str) -> int:
     """argparse type of the demo's seed: the emulator's range less its last (the live records take the seed after
     it)."""
@@ -247,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed",
         type=demo_seed,
-        default=int(time.time()) % 100_000,
+        default=fresh_seed() % MAX_SEED,
         help="emulator seed (default: new each run, so a rerun adds new records instead of repeating them; the same "
         "seed twice posts the same records again, and the quality gate's duplicate-key check then fails those days)",
     )
@@ -261,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bucket and not args.show:
         parser.error("--bucket goes with --show (the demo itself runs on the stack's lake)")
+    if refusal := size_refusal(args.history_days, args.per_day, args.live, datetime.now(UTC).date()):
+        parser.error(refusal)
 
     env = read_env_file(paths.STACK_ENV_FILE)
     if not env:

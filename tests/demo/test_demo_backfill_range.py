@@ -13,6 +13,7 @@ from demo.__main__ import first_day_to_backfill, run
 from include import lake
 from include.records import ENTITIES
 from spark_jobs.manifest import parse_manifest, source_json
+from tests.api_process import free_port
 
 SEEDED_FROM = date(2026, 11, 23)
 
@@ -70,8 +71,12 @@ def test_a_day_not_cleaned_from_the_raw_data_it_holds_is_redone(s3, scratch_buck
 def test_a_lake_without_its_bucket_or_refusing_the_keys_stops_the_demo_before_anything_is_written(stack_env, s3):
     missing = "demo-test-no-such-bucket"
     assert missing not in {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}
-    args = Namespace(history_days=1, per_day=1, live=1, seed=1)  # would seed and post, were the lake there
-    with pytest.raises(SystemExit, match=rf"there is no bucket '{missing}' in the lake's S3 \(LAKE_BUCKET\)"):
+    args = Namespace(history_days=1, per_day=1, live=1, seed=1)
+    # an Airflow that does not answer: were the lake not checked first, the run would stop there, before seeding
+    stack_env = {**stack_env, "AIRFLOW_API_URL": f"http://127.0.0.1:{free_port()}"}
+    with pytest.raises(
+        SystemExit, match=rf"there is no bucket '{missing}' in the lake's S3 \(LAKE_BUCKET\): `make up`"
+    ):
         run(args, {**stack_env, "LAKE_BUCKET": missing})
     wrong_keys = {**stack_env, "AWS_SECRET_ACCESS_KEY": "not-the-stack-secret"}
     bucket = stack_env["LAKE_BUCKET"]

@@ -136,6 +136,11 @@ def test_every_run_and_each_days_run_are_found_as_the_database_holds_them(own_ru
 def test_show_names_a_bucket_that_does_not_exist_and_needs_show_for_bucket(capsys) -> None:
     with pytest.raises(SystemExit, match=r"there is no bucket 'no-such-lake-7f1c' in the lake's S3"):
         demo_main(["--show", "2026-11-24", "--bucket", "no-such-lake-7f1c"])
+    # a name S3 refuses (it was a ClientError traceback)
+    with pytest.raises(
+        SystemExit, match=r"the lake's S3 refused to read s3://Bad_Bucket/analytics/.*: InvalidBucketName"
+    ):
+        demo_main(["--show", "2026-11-24", "--bucket", "Bad_Bucket"])
     with pytest.raises(SystemExit) as refused:
         demo_main(["--bucket", "no-such-lake-7f1c"])
     assert refused.value.code == 2 and "--bucket goes with --show" in capsys.readouterr().err
