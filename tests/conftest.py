@@ -76,9 +76,11 @@ def scratch_bucket(s3) -> Iterator[str]:
 
 
 @contextmanager
-def isolated_topics(bootstrap_servers: str, prefix: str, retention_ms: int = -1) -> Iterator[str]:
-    """Create topics ``<prefix>.pin|geo|user`` (3 partitions, no retention limit unless given); yield the prefix;
-    delete them."""
+def isolated_topics(
+    bootstrap_servers: str, prefix: str, retention_ms: int = -1, configs: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Create topics ``<prefix>.pin|geo|user`` (3 partitions, no retention limit unless given, other ``configs``);
+    yield the prefix; delete them."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
@@ -86,7 +88,8 @@ def isolated_topics(bootstrap_servers: str, prefix: str, retention_ms: int = -1)
 
     names = [f"{prefix}.{e}" for e in ENTITIES]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    admin.create_topics([NewTopic(n, 3, 1, topic_configs={"retention.ms": str(retention_ms)}) for n in names])
+    settings = {"retention.ms": str(retention_ms), **(configs or {})}
+    admin.create_topics([NewTopic(n, 3, 1, topic_configs=settings) for n in names])
     admin.close()
     try:
         yield prefix

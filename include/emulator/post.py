@@ -25,7 +25,7 @@ BACKOFF_MAX_S = 2.0
 RETRY_AFTER_MAX_S = 30.0
 """A 503's Retry-After is obeyed up to this many seconds."""
 GIVE_UP_AFTER_S = 10.0
-"""Posting stops when no connection to the API opened for this long."""
+"""Posting stops when no connection to the API opened, or it answered only 503, for this long."""
 UNAUTHORIZED_NO_KEY = "the API requires X-API-Key: set API_KEY"
 UNAUTHORIZED_WRONG_KEY = "the API refused the X-API-Key sent from API_KEY: set API_KEY to the API's key"
 
@@ -39,7 +39,8 @@ class PostSummary:
     """What happened to the posted records.
 
     ``sent`` counts records the API answered (2xx accepted, 4xx rejected, 5xx errors); ``unanswered`` those
-    given up without an answer. ``stopped`` says why posting stopped early (the API went away, or wants a key).
+    given up without an answer; ``triples`` the triples whose three records were all accepted. ``stopped`` says
+    why posting stopped early (the API went away, cannot reach Kafka, or wants a key).
     """
 
     sent: int = 0
@@ -127,13 +128,15 @@ def rate_shortfall(rate: float | None, triples_per_s: float) -> str | None:
 
 
 class _Poster:
-    """Posts records with retries, and tracks when the API stopped answering."""
+    """Posts records with retries, and tracks when the API stopped answering or taking records."""
 
-    def __init__(self, base_url: str, api_key: str | None, summary: PostSummary) -> None:
+    def __init__(self, base_url: str, api_key: str | None, summary: PostSummary, halted: Callable[[], bool]) -> None:
         self.base_url = base_url
         self.api_key = api_key
         self.summary = summary
+        self.halted = halted  # Ctrl-C or a stop: records in flight get no more retries
         self.failing_since: float | None = None
+        self.unavailable_since: float | None = None
 
     def stop(self, reason: str) -> None:
         if self.summary.stopped is None:
@@ -149,40 +152,66 @@ class _Poster:
                 f"({type(error).__name__}: {error}); check that it runs (`make up`) and post again"
             )
 
-    async def post_record(self, client: httpx.AsyncClient, entity: str, body: str) -> None:
-        """Post one record, retrying a 503 after its Retry-After and a failed connection with backoff."""
-        for attempt in range(ATTEMPTS):
-            last = attempt == ATTEMPTS - 1
+    def answered_unavailable(self) -> None:
+        """A 503: stop once the API has answered nothing else for GIVE_UP_AFTER_S."""
+        now = time.monotonic()
+        if self.unavailable_since is None:
+            self.unavailable_since = now
+        elif now - self.unavailable_since >= GIVE_UP_AFTER_S:
+            self.stop(
+                f"the API at {self.base_url} answered only 503 for {now - self.unavailable_since:.0f} s: it cannot "
+                "pass records to Kafka (see its /ready); post again once it is ready"
+            )
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less once posting is halted."""
+        end = time.monotonic() + seconds
+        while not self.halted() and (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, 0.1))
+
+    async def post_record(self, client: httpx.AsyncClient, entity: str, body: str) -> bool:
+        """Post one record, retrying a 503 after its Retry-After and a failed connection with backoff (not once
+        posting is halted); whether the API accepted it."""
+        attempt = 0
+        while True:
+            last = attempt == ATTEMPTS - 1 or self.halted()
             try:
                 response = await client.post(f"/{entity}/", content=body, headers={"content-type": "application/json"})
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing was sent: safe to retry
                 self.connection_failed(error)
-                if last or self.summary.stopped is not None:
+                if last or self.halted():
                     self.summary.count_unanswered(type(error).__name__)
-                    return
+                    return False
                 self.summary.retries += 1
-                await asyncio.sleep(backoff_s(attempt))
+                await self.pause(backoff_s(attempt))
+                attempt += 1
                 continue
             except httpx.HTTPError as error:  # the record may have arrived: not retried
                 self.summary.count_unanswered(type(error).__name__)
-                return
+                return False
             self.failing_since = None
-            if response.status_code == 503 and not last:
-                self.summary.retries += 1
-                await asyncio.sleep(retry_after_s(response))
-                continue
+            if response.status_code != 503:
+                self.unavailable_since = None
+            else:
+                self.answered_unavailable()
+                if not (last or self.halted()):
+                    self.summary.retries += 1
+                    await self.pause(retry_after_s(response))
+                    attempt += 1
+                    continue
             if response.status_code == 401:
                 self.stop(UNAUTHORIZED_WRONG_KEY if self.api_key else UNAUTHORIZED_NO_KEY)
             self.summary.count(str(response.status_code))
-            return
+            return response.is_success
 
     async def post_triple(self, client: httpx.AsyncClient, triple: Triple) -> None:
         """Post the triple's pin, geo and user record; skip the rest once posting stopped for an error."""
+        accepted = 0
         for entity in ENTITIES:
             if self.summary.stopped is not None:
                 return
-            await self.post_record(client, entity, triple.record(entity).model_dump_json(exclude_none=True))
-        self.summary.triples += 1
+            accepted += await self.post_record(client, entity, triple.record(entity).model_dump_json(exclude_none=True))
+        self.summary.triples += accepted == len(ENTITIES)
 
 
 async def post_triples(
@@ -200,11 +229,10 @@ async def post_triples(
 
     ``rate`` limits the pace in triples per second (None: as fast as ``concurrency`` workers go, each with its
     own connection). ``on_posted`` is called with 1 for each finished triple. Once ``stop`` is set no new triple
-    starts, and the ones in flight finish. Posting also stops (``PostSummary.stopped`` says why) on a 401 or
-    when no connection to the API opened for GIVE_UP_AFTER_S.
+    starts, and the ones in flight finish without further retries. Posting also stops (``PostSummary.stopped``
+    says why) on a 401, or when for GIVE_UP_AFTER_S no connection to the API opened or it answered only 503.
     """
     summary = PostSummary()
-    poster = _Poster(base_url, api_key, summary)
     headers = {"x-api-key": api_key} if api_key else {}
     started = time.monotonic()
     deadline = None if duration_s is None else started + duration_s
@@ -214,14 +242,19 @@ async def post_triples(
     def halted() -> bool:
         return summary.stopped is not None or (stop is not None and stop.is_set())
 
+    def over() -> bool:
+        return halted() or (deadline is not None and time.monotonic() >= deadline)
+
+    poster = _Poster(base_url, api_key, summary, halted)
+
     async def next_triple() -> Triple | None:
         nonlocal issued
         async with lock:
             if rate is not None:
                 due = started + issued / rate
-                while not halted() and (wait := due - time.monotonic()) > 0:
+                while not over() and (wait := due - time.monotonic()) > 0:
                     await asyncio.sleep(min(wait, 0.1))
-            if halted() or (deadline is not None and time.monotonic() >= deadline):
+            if over():
                 return None
             triple = next(triples, None)
             issued += triple is not None

@@ -77,15 +77,29 @@ def retention_refusal(topic: str, configs: Mapping[str, str], first_day: date, n
     if retention < 0 or midnight_ms(first_day) >= now_ms - retention:
         return None
     oldest = datetime.fromtimestamp((now_ms - retention) / 1000, UTC).date() + timedelta(days=1)
+    today = datetime.fromtimestamp(now_ms / 1000, UTC).date()
+    instead = f"seed from {oldest} on, or raise" if oldest < today else "no past day can be seeded: raise"
     return (
         f"topic {topic} keeps records for retention.ms={retention} ({retention / DAY_MS:g} days), so Kafka may "
-        f"delete the records of {first_day} within minutes: seed from {oldest} on, or raise the topic's retention.ms "
+        f"delete the records of {first_day} within minutes: {instead} the topic's retention.ms "
         "(-1 keeps records forever; KAFKA_TOPIC_RETENTION_MS sets it for the topics `make up` creates)"
     )
 
 
+def timestamp_refusal(topic: str, configs: Mapping[str, str]) -> str | None:
+    """Why ``topic`` would not keep the seeded records' timestamps, else None: with ``LogAppendTime`` the broker
+    stamps each record with the time it arrives, so every seeded day would land on today."""
+    if configs.get("message.timestamp.type") != "LogAppendTime":
+        return None
+    return (
+        f"topic {topic} has message.timestamp.type=LogAppendTime: Kafka would replace the seeded records' past "
+        "timestamps with today's, and the days seeded would be empty; seed topics with CreateTime (Kafka's default)"
+    )
+
+
 def check_retention(settings: PlatformSettings, first_day: date) -> None:
-    """Raise SeedError when a topic's time retention would delete records of ``first_day`` (see retention_refusal)."""
+    """Raise SeedError when a topic would not keep the seeded records of ``first_day`` as seeded: its time retention
+    would delete them (retention_refusal), or it stamps records itself (timestamp_refusal)."""
     admin = make_admin(settings.kafka_bootstrap_servers)
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     for entity in ENTITIES:
@@ -94,7 +108,7 @@ def check_retention(settings: PlatformSettings, first_day: date) -> None:
             configs = topic_configs(admin, topic)
         except TopicError as error:
             raise SeedError(str(error)) from error
-        if refusal := retention_refusal(topic, configs, first_day, now_ms):
+        if refusal := timestamp_refusal(topic, configs) or retention_refusal(topic, configs, first_day, now_ms):
             raise SeedError(refusal)
 
 
@@ -183,13 +197,19 @@ def seed_kafka(
             if report.interrupted:
                 break
         producer.flush()
-    except KafkaError as error:  # Kafka went away mid-seed: the records not acknowledged are not counted
-        raise SeedError(
-            f"Kafka at {settings.kafka_bootstrap_servers} failed while seeding ({error!r}); "
-            f"{report.total} records were acknowledged before that"
-        ) from error
+    except KafkaError as error:  # Kafka went away mid-seed
+        failure: KafkaError | None = error
+    else:
+        failure = None
     finally:
-        producer.close()
+        producer.close()  # delivers what is in flight, or gives up on it: the count below is final
+    if failure is not None:
+        with lock:
+            acknowledged_total = report.total
+        raise SeedError(
+            f"Kafka at {settings.kafka_bootstrap_servers} failed while seeding ({failure!r}); "
+            f"{acknowledged_total} records were acknowledged"
+        ) from failure
     if failures:
         raise SeedError(f"Kafka did not acknowledge {len(failures)} seeded records; first error: {failures[0]!r}")
     return report

@@ -106,6 +106,10 @@ def test_a_day_is_refused_only_when_part_of_it_is_older_than_the_topics_time_ret
     assert refusal is not None
     assert "topic t keeps records for retention.ms=259200000 (3 days)" in refusal
     assert "the records of 2026-03-07" in refusal and "seed from 2026-03-08 on" in refusal
+    # a retention shorter than the time since midnight leaves no past day to seed: today is not one
+    half_day = {"retention.ms": str(86_400_000 // 2)}
+    refusal = retention_refusal("t", half_day, date(2026, 3, 9), now_ms)
+    assert refusal is not None and "no past day can be seeded: raise the topic's retention.ms" in refusal
 
 
 def test_the_default_seed_is_new_each_run_and_printed_ranges_of_seeds_do_not_meet() -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -317,6 +319,18 @@ def test_a_retention_refusal_is_the_only_output_of_seed_kafka(stack_env: dict[st
     assert took_s < PROMPTLY_S
 
 
+def test_topics_that_stamp_records_themselves_are_refused_before_anything_is_seeded(stack_env: dict[str, str]) -> None:
+    """With LogAppendTime every seeded record would carry today's time: the past days would be empty."""
+    bootstrap = stack_env["KAFKA_BOOTSTRAP_SERVERS"]
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    stamped = {"message.timestamp.type": "LogAppendTime"}
+    with isolated_topics(bootstrap, f"test-stamped-{uuid.uuid4().hex[:8]}", configs=stamped) as prefix:
+        settings = PlatformSettings(KAFKA_BOOTSTRAP_SERVERS=bootstrap, PINTEREST_TOPIC_PREFIX=prefix)
+        with pytest.raises(SeedError, match=rf"topic {prefix}\.pin has message\.timestamp\.type=LogAppendTime"):
+            seed_kafka(yesterday, yesterday, 2, settings=settings)
+        assert sum(len(read_all(bootstrap, f"{prefix}.{entity}")) for entity in ENTITIES) == 0
+
+
 def test_kafka_failing_mid_seed_is_a_seed_error_saying_how_far_it_got(
     stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -344,4 +358,78 @@ def test_kafka_failing_mid_seed_is_a_seed_error_saying_how_far_it_got(
         seed_kafka(yesterday, yesterday, 5, settings=PlatformSettings.model_validate(stack_env))
     message = str(failed.value)
     assert f"Kafka at {stack_env['KAFKA_BOOTSTRAP_SERVERS']} failed while seeding (KafkaTimeoutError(" in message
-    assert message.endswith("; 2 records were acknowledged before that")
+    assert message.endswith("; 2 records were acknowledged")
+
+
+@contextlib.contextmanager
+def fake_api(answer: Callable[[str], tuple[int, dict[str, str]]]) -> Iterator[str]:
+    """An HTTP server that is healthy and ready, and answers each POST to a path as ``answer(path)`` says (status,
+    headers): the API's side of a client test; yields its URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._reply(200, {})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self._reply(*answer(self.path))
+
+        def _reply(self, status: int, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for name, value in {**headers, "content-type": "application/json", "content-length": "2"}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_api_answering_only_503_stops_posting_soon_naming_it() -> None:
+    """Each record was tried 5 times whatever the API answered: --count 100 against it took minutes."""
+    with fake_api(lambda _path: (503, {"retry-after": "1"})) as url:
+        result, took_s = emulator("post", "--url", url, "--count", "100", "--concurrency", "2")
+    assert result.returncode == 1
+    assert f"the API at {url} answered only 503 for" in result.stderr.strip().splitlines()[-1]
+    assert took_s < PROMPTLY_S
+    assert re.search(r"^0 triples in", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_ctrl_c_while_records_wait_to_be_retried_ends_at_once() -> None:
+    """A record retried after a 503's Retry-After of 30 s kept Ctrl-C waiting for minutes."""
+    with (
+        fake_api(lambda _path: (503, {"retry-after": "30"})) as url,
+        started_emulator("post", "--url", url, "--count", "5", "--concurrency", "2", "--seed", "3") as process,
+    ):
+        wait_for_line(process, "--seed 3")
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        _, err = process.communicate(timeout=60)
+        took_s = time.monotonic() - interrupted
+    assert interrupted_count(process, err, r"interrupted after (\d+) triples \(seed 3\)") == 0  # none accepted
+    assert took_s < 10
+
+
+def test_triples_count_only_when_all_three_records_are_accepted_and_a_slow_rate_keeps_the_duration() -> None:
+    def refuse_geo(path: str) -> tuple[int, dict[str, str]]:
+        return (422, {}) if path == "/geo/" else (201, {})
+
+    with fake_api(refuse_geo) as url:
+        refused, _ = emulator("post", "--url", url, "--count", "4")
+    assert re.search(r"^0 triples in", refused.stdout, re.MULTILINE), refused.stdout
+    assert "answers: 201: 8, 422: 4" in refused.stdout
+    with fake_api(lambda _path: (201, {})) as url:
+        slow, took_s = emulator("post", "--url", url, "--duration", "2", "--rate", "0.1")
+    assert slow.returncode == 0, slow.stderr
+    assert re.search(r"^1 triples in", slow.stdout, re.MULTILINE), slow.stdout  # the first is due at once
+    assert took_s < 8  # the next one was due after 10 s: the duration ended first
