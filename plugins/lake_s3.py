@@ -35,6 +35,13 @@ def lake_connection(conn_id: str) -> Connection | None:
         return None
 
 
+def connection_endpoint(extra: dict[str, Any]) -> str | None:
+    """The S3 endpoint a connection's extra names, as the Amazon provider reads it (its ``service_config`` for S3
+    first, then ``endpoint_url``), or None."""
+    service = extra.get("service_config", {}).get("s3", {})
+    return service.get("endpoint_url") or extra.get("endpoint_url") or None
+
+
 def lake_access(connection: Connection | None) -> LakeAccess:
     """The endpoint, region and keys of the lake from ``connection``, the settings filling in what it leaves out."""
     settings = platform_settings()
@@ -43,7 +50,7 @@ def lake_access(connection: Connection | None) -> LakeAccess:
     if connection and connection.login and connection.password:
         credentials = {"AWS_ACCESS_KEY_ID": connection.login, "AWS_SECRET_ACCESS_KEY": connection.password}
     return LakeAccess(
-        endpoint_url=extra.get("endpoint_url") or settings.s3_endpoint_url,
+        endpoint_url=connection_endpoint(extra) or settings.s3_endpoint_url,
         region=extra.get("region_name") or settings.aws_region,
         credentials=credentials,
     )
@@ -52,8 +59,9 @@ def lake_access(connection: Connection | None) -> LakeAccess:
 def lake_s3_client(conn_id: str = "aws_default") -> Any:
     """A boto3 S3 client on the lake, as ``lake_access`` resolves it.
 
-    With a connection naming its endpoint (or no ``S3_ENDPOINT_URL`` to fill in) it is the provider's own client,
-    so the connection's other extras (``config_kwargs``, a role to assume) apply as well.
+    With a connection naming its endpoint (or no ``S3_ENDPOINT_URL`` to fill in) it is the provider's own client;
+    otherwise one from the provider's session (the connection's keys, role and region) on ``S3_ENDPOINT_URL``, with
+    the connection's ``config_kwargs`` and ``verify``.
     """
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from botocore.config import Config
@@ -63,7 +71,10 @@ def lake_s3_client(conn_id: str = "aws_default") -> Any:
         return platform_settings().s3_client()
     hook = S3Hook(aws_conn_id=conn_id)
     access = lake_access(connection)
-    if connection.extra_dejson.get("endpoint_url") or not access.endpoint_url:
+    if connection_endpoint(connection.extra_dejson) or not access.endpoint_url:
         return hook.get_conn()
+    config = Config(**S3_CLIENT_CONFIG)
+    if hook.conn_config.botocore_config is not None:
+        config = config.merge(hook.conn_config.botocore_config)
     session = hook.get_session(region_name=access.region)
-    return session.client("s3", endpoint_url=access.endpoint_url, config=Config(**S3_CLIENT_CONFIG))
+    return session.client("s3", endpoint_url=access.endpoint_url, config=config, verify=hook.conn_config.verify)

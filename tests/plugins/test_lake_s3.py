@@ -57,9 +57,16 @@ def test_the_connections_keys_and_endpoint_win_over_the_environments(
     # an endpoint of its own: the provider's client on it (here the same MinIO by another name)
     other_name = stack_env["S3_ENDPOINT_URL"].replace("127.0.0.1", "localhost")
     assert other_name != stack_env["S3_ENDPOINT_URL"]
-    connect(monkeypatch, {"extra": {"endpoint_url": other_name}})
+    for named in ({"endpoint_url": other_name}, {"service_config": {"s3": {"endpoint_url": other_name}}}):
+        connect(monkeypatch, {"extra": named})
+        client = lake_s3_client()
+        assert client.meta.endpoint_url == other_name, named
+        assert listed(client, scratch_bucket) == []
+    # the settings' endpoint keeps the connection's client settings
+    connect(monkeypatch, {"extra": {"config_kwargs": {"retries": {"max_attempts": 7}}}})
     client = lake_s3_client()
-    assert client.meta.endpoint_url == other_name
+    assert client.meta.endpoint_url == stack_env["S3_ENDPOINT_URL"]
+    assert client.meta.config.retries["total_max_attempts"] == 8  # botocore's count: 7 retries after the first try
     assert listed(client, scratch_bucket) == []
 
 
