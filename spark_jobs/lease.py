@@ -87,13 +87,14 @@ def day_leases(
         yield dict.fromkeys(jobs, NoLease())
         return
     s3 = lease_s3_client()
-    deadline = time.monotonic() + wait_seconds
+    started = time.monotonic()
     with contextlib.ExitStack() as held:
         leases: dict[str, Lease] = {}
         for job in jobs:
-            wait = max(0.0, deadline - time.monotonic())
-            lock = PartitionLock(s3, lake.bucket, job_lock_key(job, day), owner, LEASE_TTL_SECONDS, attempt, wait)
-            leases[job] = held.enter_context(lock)
+            key = job_lock_key(job, day)
+            leases[job] = held.enter_context(
+                PartitionLock(s3, lake.bucket, key, owner, LEASE_TTL_SECONDS, attempt, wait_seconds, started)
+            )
         yield leases
 
 

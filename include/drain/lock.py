@@ -80,6 +80,7 @@ class PartitionLock:
         ttl_seconds: float,
         attempt: int = 1,
         wait_seconds: float = 0.0,
+        waiting_since: float | None = None,
     ):
         if ttl_seconds <= 0:
             raise ValueError(f"lock ttl must be positive, got {ttl_seconds}")
@@ -89,6 +90,7 @@ class PartitionLock:
         self._attempt = attempt
         self._ttl = ttl_seconds
         self._wait = wait_seconds
+        self._waiting_since = waiting_since  # time.monotonic() a wait shared with other leases began
         self._etag: str | None = None
         self._nonce: str | None = None  # of the last lease this run wrote
         self._guard = threading.Lock()
@@ -108,9 +110,9 @@ class PartitionLock:
         return reply["ETag"]
 
     def acquire(self) -> None:
-        """Take the lease, asking again for up to ``wait_seconds`` while another run holds it; then raise
-        PartitionLockedError naming who holds it."""
-        started = time.monotonic()
+        """Take the lease, asking again for up to ``wait_seconds`` (from ``waiting_since``, else now) while another
+        run holds it; then raise PartitionLockedError naming who holds it and how long this run waited."""
+        started = time.monotonic() if self._waiting_since is None else self._waiting_since
         deadline, next_note = started + self._wait, started
         while True:
             try:

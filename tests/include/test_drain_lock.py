@@ -264,3 +264,17 @@ def test_a_waiting_run_gives_up_after_its_wait_naming_the_holder_and_the_wait(s3
     assert time.monotonic() - started >= 2.0
     with pytest.raises(ValueError, match="lock wait must not be negative"):
         PartitionLock(s3, scratch_bucket, KEY, "run-b", ttl_seconds=60, wait_seconds=-1)
+
+
+def test_a_wait_shared_with_earlier_leases_counts_from_its_start(s3, scratch_bucket):
+    """The clean job's three leases share one wait: a later lease gets what is left, and names the whole wait."""
+    shared_since = time.monotonic() - 3.0  # earlier leases of the job took 3 s of its 2 s
+    with (
+        PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=60),
+        pytest.raises(PartitionLockedError, match=r"held by 'run-a'.*\(this run waited 3s for it\)"),
+    ):
+        late = PartitionLock(
+            s3, scratch_bucket, KEY, "run-b", ttl_seconds=60, wait_seconds=2, waiting_since=shared_since
+        )
+        late.acquire()  # asked once, not waited on
+    assert time.monotonic() - shared_since < 3.5
