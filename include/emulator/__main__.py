@@ -202,7 +202,10 @@ def run_post(args: argparse.Namespace) -> PostSummary:
     table.add_row(*(str(v) for v in counts))
     Console().print(table)
     Console().print(
-        f"{summary.triples} triples in {summary.elapsed_s:.1f} s: {summary.triples_per_s:.1f} triples/s", markup=False
+        f"{summary.triples} triples in {summary.elapsed_s:.1f} s: {summary.triples_per_s:.1f} triples/s "
+        f"({summary.whole} with all three records accepted)",
+        markup=False,
+        soft_wrap=True,
     )
     if summary.statuses:
         Console().print("answers: " + ", ".join(f"{k}: {v}" for k, v in sorted(summary.statuses.items())))

@@ -39,8 +39,9 @@ class PostSummary:
     """What happened to the posted records.
 
     ``sent`` counts records the API answered (2xx accepted, 4xx rejected, 5xx errors); ``unanswered`` those
-    given up without an answer; ``triples`` the triples whose three records were all accepted. ``stopped`` says
-    why posting stopped early (the API went away, cannot reach Kafka, or wants a key).
+    given up without an answer; ``triples`` the triples whose three records were posted, ``whole`` those of them
+    whose three records were all accepted. ``stopped`` says why posting stopped early (the API went away, cannot
+    reach Kafka, or wants a key).
     """
 
     sent: int = 0
@@ -50,6 +51,7 @@ class PostSummary:
     unanswered: int = 0
     retries: int = 0
     triples: int = 0
+    whole: int = 0
     elapsed_s: float = 0.0
     statuses: Counter[str] = field(default_factory=Counter)
     stopped: str | None = None
@@ -211,7 +213,8 @@ class _Poster:
             if self.summary.stopped is not None:
                 return
             accepted += await self.post_record(client, entity, triple.record(entity).model_dump_json(exclude_none=True))
-        self.summary.triples += accepted == len(ENTITIES)
+        self.summary.triples += 1
+        self.summary.whole += accepted == len(ENTITIES)
 
 
 async def post_triples(
