@@ -27,6 +27,7 @@ from devstack.secrets import read_env_file
 from include import lake
 from include.backfill import DAG_ID
 from include.days import days_between, midnight
+from include.drain.s3_errors import stored_text
 from include.emulator.__main__ import (
     fresh_seed,
     parse_args,
@@ -129,9 +130,7 @@ def _day_ready(s3: Any, bucket: str, entity: str, day: date) -> bool:
 
 def _text(s3: Any, bucket: str, key: str) -> str | None:
     try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-    except s3.exceptions.NoSuchKey:
-        return None
+        return stored_text(s3, bucket, key)
     except s3.exceptions.NoSuchBucket:
         raise SystemExit(f"there is no bucket {bucket!r} in the lake's S3 (see LAKE_BUCKET, or --bucket)") from None
     except ClientError as error:  # a name S3 refuses, keys it refuses

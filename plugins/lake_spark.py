@@ -39,6 +39,7 @@ from airflow.sdk import AssetAlias, BaseHook
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
+from include.drain.s3_errors import stored_text
 from include.job_exits import PERMANENT_EXIT_CODES
 from include.lake import SOURCE_NAME, Zone, partition_prefix, publication_key
 from include.records import ENTITIES
@@ -113,14 +114,6 @@ def status_document(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return document if isinstance(document, dict) and isinstance(document.get("raw_status"), str) else None
-
-
-def read_text(s3: Any, bucket: str, key: str) -> str | None:
-    """The object's text, or None when there is no such object."""
-    try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-    except s3.exceptions.NoSuchKey:
-        return None
 
 
 def zip_packages(root: Path, packages: Sequence[str], target: Path) -> Path:
@@ -346,7 +339,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             keys = {entity: partition_prefix("clean", entity, day) + SOURCE_NAME for entity in entities}
         statuses: dict[str | None, str | None] = {}
         for name, key in keys.items():
-            document = status_document(text) if (text := read_text(s3, bucket, key)) is not None else None
+            document = status_document(text) if (text := stored_text(s3, bucket, key)) is not None else None
             if document is None:
                 self.log.warning("s3://%s/%s is gone or holds no raw_status: its event carries no status", bucket, key)
                 statuses[name] = None

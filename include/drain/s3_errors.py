@@ -1,5 +1,5 @@
-"""Reading S3 error replies: which ones say an object is missing (and its size when it is not), and which say a
-conditional write lost."""
+"""Reading S3 error replies: which ones say an object is missing (and its size or text when it is not), and which
+say a conditional write lost."""
 
 from __future__ import annotations
 
@@ -26,6 +26,16 @@ def stored_size(s3: Any, bucket: str, key: str) -> int | None:
     """The object's size as stored, or None when it is missing (any other error is raised)."""
     try:
         return s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+    except ClientError as exc:
+        if is_missing(exc):
+            return None
+        raise
+
+
+def stored_text(s3: Any, bucket: str, key: str) -> str | None:
+    """The object's text, or None when it is missing (any other error is raised)."""
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     except ClientError as exc:
         if is_missing(exc):
             return None

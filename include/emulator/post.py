@@ -129,6 +129,23 @@ def rate_shortfall(rate: float | None, triples_per_s: float) -> str | None:
     return f"rate {rate:.10g} triples/s not reached: {triples_per_s:.1f} triples/s"
 
 
+@dataclass
+class _Streak:
+    """How long one kind of failure has gone on without a break."""
+
+    since: float | None = None
+
+    def extend(self) -> float:
+        """Count one more failure; the seconds since the streak's first."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        return now - self.since
+
+    def end(self) -> None:
+        self.since = None
+
+
 class _Poster:
     """Posts records with retries, and tracks when the API stopped answering or taking records."""
 
@@ -137,31 +154,26 @@ class _Poster:
         self.api_key = api_key
         self.summary = summary
         self.halted = halted  # Ctrl-C or a stop: records in flight get no more retries
-        self.failing_since: float | None = None
-        self.unavailable_since: float | None = None
+        self.no_connection = _Streak()
+        self.only_503 = _Streak()
 
     def stop(self, reason: str) -> None:
         if self.summary.stopped is None:
             self.summary.stopped = reason
 
     def connection_failed(self, error: httpx.HTTPError) -> None:
-        now = time.monotonic()
-        if self.failing_since is None:
-            self.failing_since = now
-        elif now - self.failing_since >= GIVE_UP_AFTER_S:
+        """No connection: stop once none has opened for GIVE_UP_AFTER_S."""
+        if (lasted := self.no_connection.extend()) >= GIVE_UP_AFTER_S:
             self.stop(
-                f"the API at {self.base_url} stopped answering: no connection for {now - self.failing_since:.0f} s "
+                f"the API at {self.base_url} stopped answering: no connection for {lasted:.0f} s "
                 f"({type(error).__name__}: {error}); check that it runs (`make up`) and post again"
             )
 
     def answered_unavailable(self) -> None:
         """A 503: stop once the API has answered nothing else for GIVE_UP_AFTER_S."""
-        now = time.monotonic()
-        if self.unavailable_since is None:
-            self.unavailable_since = now
-        elif now - self.unavailable_since >= GIVE_UP_AFTER_S:
+        if (lasted := self.only_503.extend()) >= GIVE_UP_AFTER_S:
             self.stop(
-                f"the API at {self.base_url} answered only 503 for {now - self.unavailable_since:.0f} s: it cannot "
+                f"the API at {self.base_url} answered only 503 for {lasted:.0f} s: it cannot "
                 "pass records to Kafka (see its /ready); post again once it is ready"
             )
 
@@ -191,9 +203,9 @@ class _Poster:
             except httpx.HTTPError as error:  # the record may have arrived: not retried
                 self.summary.count_unanswered(type(error).__name__)
                 return False
-            self.failing_since = None
+            self.no_connection.end()
             if response.status_code != 503:
-                self.unavailable_since = None
+                self.only_503.end()
             else:
                 self.answered_unavailable()
                 if not (last or self.halted()):
