@@ -155,11 +155,14 @@ def cmd_airflow(args: argparse.Namespace) -> None:
         done = subprocess.run([airflow, *args.args], env=env, capture_output=True, text=True, check=False)
         sys.stdout.write(done.stdout)
         sys.stderr.write(done.stderr)
-        retry = retry_on_sqlite_lock(args.args, done.returncode, done.stdout + done.stderr)
-        if attempt == BACKFILL_ATTEMPTS or not retry:
+        if not retry_on_sqlite_lock(args.args, done.returncode, done.stdout + done.stderr):
             sys.exit(done.returncode)
+        # the last time too: a partial backfill left over would stand in the way of every later one
         removed = discard_from_outside(dag_id, started) if dag_id else ""
         left = f"removed what Airflow's clean-up left of backfill {removed}" if removed else "nothing was left over"
+        if attempt == BACKFILL_ATTEMPTS:
+            step(f"SQLite was busy with the scheduler's writes {attempt} times; {left}: giving up")
+            sys.exit(done.returncode)
         step(f"SQLite was busy with the scheduler's writes; {left}: try {attempt + 1}")
         time.sleep(2 * attempt)
 

@@ -35,8 +35,16 @@ class AirflowRunFailed(AirflowError):
     """A DAG run ended in a state other than success."""
 
 
+class AirflowServerError(AirflowError):
+    """The api-server answered a request with a 5xx status: it may answer the next one."""
+
+
 class AirflowUnhealthy(AirflowError):
-    """Airflow's scheduler or metadata database is not healthy (or the api-server does not answer)."""
+    """Airflow's scheduler or metadata database is not healthy (or the api-server does not answer, or fails)."""
+
+
+class AirflowPaused(AirflowError):
+    """The DAG, or the backfill a wait is for, stays paused: no run of it starts."""
 
 
 class BackfillConflict(AirflowError):
@@ -45,6 +53,13 @@ class BackfillConflict(AirflowError):
 
 def _at(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+def _since(since: float | None, now: float, holds: bool) -> float | None:
+    """When a condition that ``holds`` (or not) at ``now`` began: ``since`` while it lasts, None once it ends."""
+    if not holds:
+        return None
+    return now if since is None else since
 
 
 def wait_budget(days: int) -> float:
@@ -111,7 +126,8 @@ class AirflowClient:
             kwargs.setdefault("timeout", WRITE_TIMEOUT)
         response = self._http.request(method, f"/api/v2{path}", **kwargs)
         if response.is_error:
-            raise AirflowError(f"Airflow {method} {path} -> {response.status_code}: {response.text[:500]}")
+            kind = AirflowServerError if response.is_server_error else AirflowError
+            raise kind(f"Airflow {method} {path} -> {response.status_code}: {response.text[:500]}")
         return response.json() if response.content else None
 
     def dag_url(self, dag_id: str) -> str:
@@ -147,6 +163,18 @@ class AirflowClient:
                 beat = info.get(f"latest_{name}_heartbeat")
                 sick.append(f"{name} {info.get('status') or 'unknown'}" + (f" (last heartbeat {beat})" if beat else ""))
         return sick
+
+    def pauses(self, dag_id: str, backfill_id: int | None = None) -> list[str]:
+        """What keeps the runs a wait is for from starting: the DAG paused, or the backfill making them paused."""
+        where = self.dag_url(dag_id)
+        found = []
+        if self._call("GET", f"/dags/{dag_id}")["is_paused"]:
+            found.append(f"the DAG {dag_id} is paused: unpause it on {where}")
+        if backfill_id is not None:
+            backfill = self.get_backfill(backfill_id)
+            if backfill["is_paused"] and not backfill["completed_at"]:
+                found.append(f"backfill {backfill_id} is paused: resume or cancel it on {where}")
+        return found
 
     def check_health(self) -> None:
         """Raise AirflowUnhealthy unless the scheduler and the metadata database are healthy."""
@@ -209,10 +237,13 @@ class AirflowClient:
                 if made and _at(made["created_at"]) >= since:
                     return made["id"]
                 raise
-            if not (response.status_code == 503 and "locked" in response.text and attempt < BACKFILL_ATTEMPTS):
+            if not (response.status_code == 503 and "locked" in response.text):
                 break
-            # SQLite refused a write: remove what Airflow's best-effort clean-up of the partial backfill left
+            # SQLite refused a write: remove what Airflow's best-effort clean-up of the partial backfill left,
+            # the last time too, or that backfill would stand in the way of every later one
             discard_from_outside(dag_id, since)
+            if attempt == BACKFILL_ATTEMPTS:
+                break
             time.sleep(2 * attempt)
         if response.status_code == 409 and (active := self.active_backfill(dag_id)):
             raise BackfillConflict(
@@ -257,17 +288,31 @@ class AirflowClient:
         )
         return f"run {run['dag_run_id']} ended {run['state']} (failed tasks: {', '.join(failed) or 'none'})"
 
-    def watch(self, poll: Callable[[], tuple[str, T | None]], timeout: float, report: Callable[[str], None]) -> T:
+    def watch(
+        self,
+        poll: Callable[[], tuple[str, T | None]],
+        timeout: float,
+        report: Callable[[str], None],
+        dag_id: str,
+        backfill_id: int | None = None,
+    ) -> T:
         """Call ``poll`` every ``poll_s`` until it returns a result; ``report`` its line each time the line changes.
 
-        Fails when the scheduler or the metadata database stays unhealthy (or the api-server silent) for
-        ``health_grace_s``, and after ``timeout`` seconds.
+        The line names a pause of the DAG (or of the backfill ``backfill_id``) that keeps runs queued. Fails when
+        the scheduler or the metadata database stays unhealthy (or the api-server silent, or failing with 5xx) for
+        ``health_grace_s``, when a pause lasts as long, and after ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
-        shown, sick_since, line = None, None, "no answer yet"
+        shown, line = None, "no answer yet"
+        sick_since: float | None = None
+        paused_since: float | None = None
         while True:
+            paused: list[str] = []
             try:
                 line, result = poll()
+                if result is None:
+                    paused = self.pauses(dag_id, backfill_id)
+                    line += f" ({'; '.join(paused)})" if paused else ""
                 if line != shown:
                     report(line)
                     shown = line
@@ -276,14 +321,18 @@ class AirflowClient:
                 sick = self.unhealthy()
             except httpx.TransportError as error:
                 sick = [f"the api-server at {self.base_url} does not answer ({type(error).__name__})"]
+            except AirflowServerError as error:
+                sick = [f"the api-server at {self.base_url} fails ({error})"]
             now = time.monotonic()
-            if not sick:
-                sick_since = None
-            elif sick_since is None:
-                sick_since = now
-            elif now - sick_since >= self.health_grace_s:
+            sick_since = _since(sick_since, now, bool(sick))
+            paused_since = _since(paused_since, now, bool(paused))
+            if sick_since is not None and now - sick_since >= self.health_grace_s:
                 raise AirflowUnhealthy(
                     f"Airflow unhealthy for {now - sick_since:.0f}s: {', '.join(sick)}; {HEALTH_HINT}"
+                )
+            if paused_since is not None and now - paused_since >= self.health_grace_s:
+                raise AirflowPaused(
+                    f"no run starts: {'; '.join(paused)} ({now - paused_since:.0f}s so far); then try again"
                 )
             if now >= deadline:
                 raise TimeoutError(f"still waiting after {timeout:.0f}s: {line}; see {self.base_url}")
@@ -298,7 +347,7 @@ class AirflowClient:
             run = self.run(dag_id, run_id)
             return f"run {run_id}: {run['state']}", run if run["state"] in TERMINAL else None
 
-        run = self.watch(poll, timeout, report)
+        run = self.watch(poll, timeout, report, dag_id)
         if run["state"] != "success":
             raise AirflowRunFailed(f"{self.explain(run)}; see {self.dag_url(dag_id)}")
         return run
@@ -318,13 +367,20 @@ class AirflowClient:
             done = len(runs) == len(days) and all(run["state"] in TERMINAL for run in runs.values())
             return progress(days, runs, backfill), runs if done else None
 
-        runs = self.watch(poll, wait_budget(len(days)), report)
+        runs = self.watch(poll, wait_budget(len(days)), report, dag_id, backfill["id"])
         problems = [self.explain(run) for run in runs.values() if run["state"] != "success"]
         problems += [
             f"run {run['dag_run_id']} holds the logical date of {day} but drains {run['data_interval_start'][:10]} "
             "(delete that run, then try again)"
             for day, run in runs.items()
             if run["data_interval_start"] and _at(run["data_interval_start"]) != midnight(day)
+        ]
+        wanted = backfill["dag_run_conf"] or {}
+        problems += [
+            f"run {run['dag_run_id']} of {day}, in flight before the backfill, ran with conf {run['conf'] or {}} "
+            f"instead of {wanted} (now that it has ended, try again: the backfill reruns it)"
+            for day, run in runs.items()
+            if not of_backfill(run, backfill) and (run["conf"] or {}) != wanted
         ]
         if problems:
             raise AirflowRunFailed(f"{'; '.join(problems)}; see {self.dag_url(dag_id)}")
@@ -340,7 +396,7 @@ class AirflowClient:
             completed = self.get_backfill(backfill["id"])["completed_at"]
             return f"backfill {backfill['id']}: {progress(days, runs)}", True if completed else None
 
-        self.watch(poll, wait_budget(len(days)), report)
+        self.watch(poll, wait_budget(len(days)), report, backfill["dag_id"], backfill["id"])
 
     def close(self) -> None:
         self._http.close()

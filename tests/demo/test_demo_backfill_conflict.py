@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import demo.__main__ as demo
-from devstack import paths
+from devstack import airflow_client, paths
 from devstack.airflow_client import AirflowError, BackfillConflict
 from devstack.secrets import read_env_file
 from include.days import midnight
@@ -41,6 +41,21 @@ def test_a_second_backfill_is_refused_with_the_running_ones_id_and_where_to_canc
 
     assert "backfill 41 of pinterest_daily (2026-11-23..2026-11-25)" in str(refused.value)
     assert "cancel it on http://airflow.test/dags/pinterest_daily" in str(refused.value)
+
+
+def test_what_each_refusal_by_sqlite_left_is_removed_the_last_time_too(monkeypatch):
+    discarded: list[datetime] = []
+    monkeypatch.setattr(airflow_client, "discard_from_outside", lambda dag_id, since: discarded.append(since) or "")
+    monkeypatch.setattr(airflow_client.time, "sleep", lambda _: None)
+    fake = FakeAirflow()
+    locked = {"detail": "(sqlite3.OperationalError) database is locked"}
+    fake.create_backfill = lambda _: httpx.Response(503, json=locked)
+
+    with pytest.raises(AirflowError, match="POST /backfills -> 503"):
+        fake.client().backfill(DAG_ID, midnight(FIRST), midnight(LAST))
+
+    attempts = [r for r in fake.requests if r.url.path == "/api/v2/backfills" and r.method == "POST"]
+    assert len(discarded) == len(attempts) == airflow_client.BACKFILL_ATTEMPTS
 
 
 def test_a_backfill_the_server_created_after_the_client_gave_up_is_taken_not_asked_for_again():

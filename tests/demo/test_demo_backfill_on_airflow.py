@@ -66,6 +66,9 @@ def test_the_active_backfill_is_found_a_second_is_refused_naming_it_and_a_paused
 
         client._call("PUT", f"/backfills/{ours}/pause")
         assert client.active_backfill(DAG_ID)["is_paused"] is True
+        url = client.dag_url(DAG_ID)  # what a wait names while runs stay queued
+        paused_dag = f"the DAG {DAG_ID} is paused: unpause it on {url}"
+        assert client.pauses(DAG_ID, ours) == [paused_dag, f"backfill {ours} is paused: resume or cancel it on {url}"]
         with pytest.raises(AirflowError, match=rf"backfill {ours} of {DAG_ID} \({day}\.\.{day}\) is paused"):
             demo.wait_for_running_backfill(client)
         assert client._call("GET", f"/dags/{DAG_ID}")["is_paused"] is True  # not unpaused to wait for it
@@ -73,6 +76,7 @@ def test_the_active_backfill_is_found_a_second_is_refused_naming_it_and_a_paused
         client._call("PUT", f"/backfills/{ours}/cancel")
         assert client.active_backfill(DAG_ID) is None
         assert client.get_backfill(ours)["completed_at"] is not None
+        assert client.pauses(DAG_ID, ours) == [paused_dag]  # a cancelled backfill holds nothing back
         runs = _runs_between(client, older, day)
         assert runs, "the backfills created no run"
         assert {run["state"] for run in runs} == {"failed"}  # cancelled while queued: none queued or running

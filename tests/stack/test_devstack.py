@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+import devstack.__main__ as devstack_cli
 from devstack import paths, processes
 from devstack.__main__ import option_value, retry_on_sqlite_lock
 from devstack.services import SERVICES, kraft_cluster_id
@@ -128,6 +129,23 @@ def test_the_code_under_test_reaches_the_stack_whatever_the_shell_sets(stack_env
 )
 def test_only_a_backfill_create_refused_by_sqlite_runs_again(argv, returncode, output, retry):
     assert retry_on_sqlite_lock(argv, returncode, output) is retry
+
+
+def test_what_each_refusal_by_sqlite_left_is_removed_the_last_time_too(monkeypatch, capsys):
+    argv = ["backfill", "create", "--dag-id", "d", "--from-date", "2026-01-01", "--to-date", "2026-01-02"]
+    refused = subprocess.CompletedProcess(argv, 1, "", "sqlite3.OperationalError: database is locked\n")
+    monkeypatch.setattr(devstack_cli.subprocess, "run", lambda *a, **k: refused)
+    discarded: list[str] = []
+    monkeypatch.setattr(devstack_cli, "discard_from_outside", lambda dag_id, since: discarded.append(dag_id) or "7")
+    monkeypatch.setattr(devstack_cli.time, "sleep", lambda _: None)
+
+    with pytest.raises(SystemExit) as ended:
+        devstack_cli.main(["airflow", *argv])
+
+    assert ended.value.code == 1
+    assert discarded == ["d"] * devstack_cli.BACKFILL_ATTEMPTS
+    said = capsys.readouterr().err
+    assert "busy with the scheduler's writes 5 times; removed what Airflow's clean-up left of backfill 7" in said
 
 
 @pytest.mark.parametrize(
