@@ -1,15 +1,16 @@
 """Where every task reaches the lake: the ``aws_default`` connection, with the settings for what it leaves out.
 
 The endpoint is the connection's ``endpoint_url`` extra, else ``S3_ENDPOINT_URL``; the region its ``region_name``
-extra, else ``AWS_DEFAULT_REGION``; the keys its login and password, else the environment's ``AWS_*`` keys. No
-connection at all means the settings alone. The Spark jobs get exactly these as s3a settings
+extra, else ``AWS_DEFAULT_REGION``; the credentials those the connection names (its login and password, a session
+token, a profile or a role to assume, as the Amazon provider resolves them), else the environment's ``AWS_*`` keys.
+No connection at all means the settings alone. The Spark jobs get exactly these as s3a settings and environment
 (``LakeSparkSubmitOperator``), and the drain, the quality gate and the operator's own reads use ``lake_s3_client``,
 so all of them reach one lake (boto3 alone would go to AWS whenever the connection names no endpoint).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import BaseHook, Connection
@@ -20,11 +21,10 @@ from include.settings import S3_CLIENT_CONFIG, platform_settings
 
 @dataclass(frozen=True)
 class LakeAccess:
-    """The lake's endpoint (None: AWS itself), region, and keys (empty: the environment's)."""
+    """The lake's endpoint (None: AWS itself) and region."""
 
     endpoint_url: str | None
     region: str
-    credentials: dict[str, str] = field(default_factory=dict)
 
 
 def lake_connection(conn_id: str) -> Connection | None:
@@ -46,14 +46,40 @@ def lake_access(connection: Connection | None) -> LakeAccess:
     """The endpoint, region and keys of the lake from ``connection``, the settings filling in what it leaves out."""
     settings = platform_settings()
     extra = connection.extra_dejson if connection else {}
-    credentials = {}
-    if connection and connection.login and connection.password:
-        credentials = {"AWS_ACCESS_KEY_ID": connection.login, "AWS_SECRET_ACCESS_KEY": connection.password}
     return LakeAccess(
         endpoint_url=connection_endpoint(extra) or settings.s3_endpoint_url,
         region=extra.get("region_name") or settings.aws_region,
-        credentials=credentials,
     )
+
+
+def names_credentials(conn_id: str) -> bool:
+    """Whether the connection ``conn_id`` names credentials of its own: keys (login and password, or in its extra),
+    a profile or a role to assume, as the Amazon provider reads them."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    if lake_connection(conn_id) is None:
+        return False
+    config = S3Hook(aws_conn_id=conn_id).conn_config
+    return bool((config.aws_access_key_id and config.aws_secret_access_key) or config.profile_name or config.role_arn)
+
+
+def lake_credentials(conn_id: str) -> dict[str, str]:
+    """The credentials the connection ``conn_id`` names, resolved by the Amazon provider (a role assumed, a profile
+    read), as the environment variables that s3a's ``EnvironmentVariableCredentialsProvider`` and boto3 read;
+    empty when it names none, so that the environment's count. Temporary ones (a role's, a session token) expire
+    as the provider's own do: a job that outlives them fails, and its retry gets fresh ones."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    if not names_credentials(conn_id):
+        return {}
+    found = S3Hook(aws_conn_id=conn_id).get_session().get_credentials()
+    if found is None:
+        raise ValueError(f"connection {conn_id!r} names S3 credentials, but the Amazon provider found none from them")
+    frozen = found.get_frozen_credentials()
+    credentials = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+    if frozen.token:
+        credentials["AWS_SESSION_TOKEN"] = frozen.token
+    return credentials
 
 
 def lake_s3_client(conn_id: str = "aws_default") -> Any:

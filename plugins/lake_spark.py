@@ -45,7 +45,7 @@ from include.lake import SOURCE_NAME, Zone, partition_prefix, publication_key
 from include.records import ENTITIES
 from include.settings import platform_settings
 from plugins.lake_assets import emit, lake_asset
-from plugins.lake_s3 import lake_access, lake_connection, lake_s3_client
+from plugins.lake_s3 import lake_access, lake_connection, lake_credentials, lake_s3_client, names_credentials
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLEAN_JOB = str(REPO_ROOT / "spark_jobs" / "clean.py")
@@ -248,12 +248,13 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         self.lease_wait = lease_wait
         self.aws_conn_id = aws_conn_id
 
-    def s3_access(self) -> tuple[dict[str, str], dict[str, str]]:
-        """The s3a ``conf`` and the credential environment, from the connection or the settings (``lake_s3``)."""
-        access = lake_access(lake_connection(self.aws_conn_id))
-        if access.credentials:
-            mask_secret(access.credentials["AWS_SECRET_ACCESS_KEY"])
-        return s3a_conf(access.endpoint_url, access.region), access.credentials
+    def s3_credentials(self) -> dict[str, str]:
+        """The credential environment of the connection (``lake_s3``), its secrets masked in the task's log."""
+        credentials = lake_credentials(self.aws_conn_id)
+        for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            if name in credentials:
+                mask_secret(credentials[name])
+        return credentials
 
     def master(self) -> str:
         """The master of the Spark connection, as the provider's hook resolves it; a missing connection fails the
@@ -276,14 +277,17 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         return (self._deploy_mode or extra.get("deploy-mode")) != "cluster"
 
     def execute(self, context: Any) -> None:
-        conf, credentials = self.s3_access()
         master = self.master()
-        if credentials and (refusal := credentials_refusal(master, self.driver_runs_here())):
+        named = names_credentials(self.aws_conn_id)
+        if named and (refusal := credentials_refusal(master, self.driver_runs_here())):
             raise AirflowFailException(
                 f"Spark master {master!r} {refusal}, so the S3 credentials of connection {self.aws_conn_id!r} "
-                "cannot be passed to it: give the cluster its own S3 credentials and remove login/password from "
-                "that connection"
+                "cannot be passed to it: give the cluster its own S3 credentials and remove those of that "
+                "connection (login/password, or the keys, profile or role in its extra)"
             )
+        access = lake_access(lake_connection(self.aws_conn_id))
+        conf = s3a_conf(access.endpoint_url, access.region)
+        credentials = self.s3_credentials()
         self.conf = {**DEFAULT_CONF, **class_data_conf(os.environ), **conf, **(self.conf or {})}
         day, bucket = self.day or interval_day(context), self.bucket or platform_settings().lake_bucket
         ti = context.get("ti")

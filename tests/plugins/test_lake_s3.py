@@ -6,12 +6,14 @@ import json
 from datetime import date
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from include.lake import SOURCE_NAME, partition_prefix
-from plugins.lake_s3 import lake_s3_client
+from plugins.lake_s3 import lake_credentials, lake_s3_client
 from plugins.lake_spark import CLEAN_JOB, LakeSparkSubmitOperator
+from tests.minio_sts import ROLE_ARN, temporary_credentials
 
 CONNECTION = "AIRFLOW_CONN_AWS_DEFAULT"
 
@@ -81,3 +83,49 @@ def test_the_operator_reads_what_its_job_recorded_without_a_connection(
     connect(monkeypatch, None)
     operator = LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, entities=["pin"])
     assert operator.statuses_used(scratch_bucket, day, ("r", 1)) == {"pin": "partial"}
+
+
+def client_of(credentials: dict[str, str], stack_env: dict[str, str]) -> Any:
+    """A plain boto3 client on the stack's MinIO with exactly ``credentials`` (names as in the environment)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=stack_env["S3_ENDPOINT_URL"],
+        region_name=stack_env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials.get("AWS_SESSION_TOKEN"),
+    )
+
+
+def test_the_credentials_a_connection_names_are_resolved_as_the_provider_does(
+    stack_env: dict[str, str], scratch_bucket: str, tmp_path: Any, monkeypatch
+) -> None:
+    keys = {"login": stack_env["AWS_ACCESS_KEY_ID"], "password": stack_env["AWS_SECRET_ACCESS_KEY"]}
+    for nameless in (None, {}, {"extra": {"endpoint_url": stack_env["S3_ENDPOINT_URL"]}}, {"login": "only-a-login"}):
+        connect(monkeypatch, nameless)
+        assert lake_credentials("aws_default") == {}, nameless  # the environment's keys count
+    connect(monkeypatch, keys)
+    assert lake_credentials("aws_default") == {
+        "AWS_ACCESS_KEY_ID": keys["login"], "AWS_SECRET_ACCESS_KEY": keys["password"]
+    }  # fmt: skip
+
+    # temporary keys with their session token in the extra; a profile holding such keys; a role to assume
+    issued = temporary_credentials(stack_env)
+    temporary = {"login": issued["AWS_ACCESS_KEY_ID"], "password": issued["AWS_SECRET_ACCESS_KEY"],
+                 "extra": {"aws_session_token": issued["AWS_SESSION_TOKEN"]}}  # fmt: skip
+    profiles = tmp_path / "credentials"
+    profiles.write_text(
+        "[lake]\n" + "".join(f"{name.lower()} = {value}\n" for name, value in temporary_credentials(stack_env).items())
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(profiles))
+    minio = stack_env["S3_ENDPOINT_URL"]
+    role = {**keys, "extra": {"role_arn": ROLE_ARN, "service_config": {"sts": {"endpoint_url": minio}}}}
+    for kind, connection in {"token": temporary, "profile": {"extra": {"profile_name": "lake"}}, "role": role}.items():
+        connect(monkeypatch, connection)
+        resolved = lake_credentials("aws_default")
+        assert resolved["AWS_SESSION_TOKEN"], kind
+        assert resolved["AWS_ACCESS_KEY_ID"] != stack_env["AWS_ACCESS_KEY_ID"], kind  # not the root keys
+        assert listed(client_of(resolved, stack_env), scratch_bucket) == [], kind  # MinIO takes them
+        without_token = {name: value for name, value in resolved.items() if name != "AWS_SESSION_TOKEN"}
+        with pytest.raises(ClientError, match=r"InvalidTokenId|InvalidAccessKeyId|403"):
+            listed(client_of(without_token, stack_env), scratch_bucket)

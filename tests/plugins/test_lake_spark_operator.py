@@ -276,6 +276,11 @@ def test_masters_whose_env_vars_become_conf() -> None:
     ]
 
 
+# a role to assume through an STS endpoint nothing listens on: resolving it first would fail otherwise
+UNREACHABLE_ROLE = {"role_arn": "arn:aws:iam::000000000000:role/lake",
+                    "service_config": {"sts": {"endpoint_url": "http://127.0.0.1:9"}}}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("spark_connection", "master"),
     [
@@ -283,15 +288,16 @@ def test_masters_whose_env_vars_become_conf() -> None:
         ({"conn_type": "spark", "host": "k8s://https://kube.example:6443"}, "k8s://https://kube.example:6443"),
     ],
 )
+@pytest.mark.parametrize(
+    "aws", [{"login": KEY_ID, "password": SECRET}, {"extra": {"profile_name": "lake"}}, {"extra": UNREACHABLE_ROLE}]
+)
 def test_refuses_connection_credentials_where_env_vars_become_conf(
-    monkeypatch: pytest.MonkeyPatch, spark_connection: dict[str, str], master: str
+    monkeypatch: pytest.MonkeyPatch, spark_connection: dict[str, str], master: str, aws: dict[str, Any]
 ) -> None:
     submitted = []
     monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: submitted.append(self.env_vars))
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(spark_connection))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "login": KEY_ID, "password": SECRET})
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", **aws}))
     operator = LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, bucket="lake")
 
     with pytest.raises(AirflowFailException, match=rf"master '{master}'.*aws_default"):  # no retry fixes it

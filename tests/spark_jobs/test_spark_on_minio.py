@@ -43,6 +43,7 @@ from include.records import ENTITIES, kafka_key, kafka_value
 from plugins.lake_spark import ANALYTICS_JOB, CLEAN_JOB, LakeSparkSubmitOperator, s3a_conf
 from spark_jobs import analytics, clean
 from spark_jobs.failures import refuses_data
+from tests.minio_sts import temporary_credentials
 from tests.waiting import wait_until
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
@@ -142,6 +143,27 @@ def test_clean_and_analytics_on_minio_and_rerun_gives_the_same_output(
         rows = read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", entity, DAY.date()))
         assert sorted(row["ind"] for row in rows) == inds
     assert_analytics_of_inds_1_to_10(s3, scratch_bucket)
+
+
+def test_a_job_reaches_the_lake_with_temporary_credentials_of_the_connection(
+    s3: Any, scratch_bucket: str, stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_raw(s3, scratch_bucket, "pin", [1, 2, 3], [2])
+    issued = temporary_credentials(stack_env)
+    temporary = {"conn_type": "aws", "login": issued["AWS_ACCESS_KEY_ID"], "password": issued["AWS_SECRET_ACCESS_KEY"],
+                 "extra": {"endpoint_url": stack_env["S3_ENDPOINT_URL"],
+                           "aws_session_token": issued["AWS_SESSION_TOKEN"]}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(temporary))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)  # no other keys: s3a and the job's own S3 client get the connection's or none
+    clean_pin = LakeSparkSubmitOperator(task_id="job", application=CLEAN_JOB, bucket=scratch_bucket, entities=["pin"])
+
+    clean_pin.execute({"data_interval_start": DAY})
+
+    assert clean_pin._hook._env["AWS_SESSION_TOKEN"] == issued["AWS_SESSION_TOKEN"]
+    pins = read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", "pin", DAY.date()))
+    assert sorted(row["ind"] for row in pins) == [1, 2, 3]
 
 
 class RepublishedWhileRead:
