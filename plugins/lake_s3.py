@@ -65,9 +65,12 @@ def names_credentials(conn_id: str) -> bool:
 
 def lake_credentials(conn_id: str) -> dict[str, str]:
     """The credentials the connection ``conn_id`` names, resolved by the Amazon provider (a role assumed, a profile
-    read), as the environment variables that s3a's ``EnvironmentVariableCredentialsProvider`` and boto3 read;
-    empty when it names none, so that the environment's count. Temporary ones (a role's, a session token) expire
-    as the provider's own do: a job that outlives them fails, and its retry gets fresh ones."""
+    read), as the environment variables that s3a's ``EnvironmentVariableCredentialsProvider`` and boto3 read (the
+    session token empty for permanent keys); empty when it names none, so that the environment's count.
+
+    Temporary ones (a role's, a session token) expire as the provider's own do: a job that outlives them fails, and
+    its retry gets fresh ones.
+    """
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     if not names_credentials(conn_id):
@@ -76,10 +79,11 @@ def lake_credentials(conn_id: str) -> dict[str, str]:
     if found is None:
         raise ValueError(f"connection {conn_id!r} names S3 credentials, but the Amazon provider found none from them")
     frozen = found.get_frozen_credentials()
-    credentials = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
-    if frozen.token:
-        credentials["AWS_SESSION_TOKEN"] = frozen.token
-    return credentials
+    return {
+        "AWS_ACCESS_KEY_ID": frozen.access_key,
+        "AWS_SECRET_ACCESS_KEY": frozen.secret_key,
+        "AWS_SESSION_TOKEN": frozen.token or "",  # empty: a token of the worker's own environment must not pair
+    }
 
 
 def lake_s3_client(conn_id: str = "aws_default") -> Any:

@@ -252,7 +252,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         """The credential environment of the connection (``lake_s3``), its secrets masked in the task's log."""
         credentials = lake_credentials(self.aws_conn_id)
         for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            if name in credentials:
+            if credentials.get(name):
                 mask_secret(credentials[name])
         return credentials
 

@@ -166,6 +166,24 @@ def test_a_job_reaches_the_lake_with_temporary_credentials_of_the_connection(
     assert sorted(row["ind"] for row in pins) == [1, 2, 3]
 
 
+def test_a_session_token_of_the_workers_environment_does_not_pair_with_the_connections_keys(
+    s3: Any, scratch_bucket: str, stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_raw(s3, scratch_bucket, "pin", [1, 2, 3], [2])
+    keys = {"conn_type": "aws", "login": stack_env["AWS_ACCESS_KEY_ID"], "password": stack_env["AWS_SECRET_ACCESS_KEY"],
+            "extra": {"endpoint_url": stack_env["S3_ENDPOINT_URL"]}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(keys))
+    monkeypatch.setenv("AWS_SESSION_TOKEN", temporary_credentials(stack_env)["AWS_SESSION_TOKEN"])  # another's
+
+    LakeSparkSubmitOperator(task_id="job", application=CLEAN_JOB, bucket=scratch_bucket, entities=["pin"]).execute(
+        {"data_interval_start": DAY}
+    )
+
+    pins = read_parquet_rows(s3, scratch_bucket, partition_prefix("clean", "pin", DAY.date()))
+    assert sorted(row["ind"] for row in pins) == [1, 2, 3]
+
+
 class RepublishedWhileRead:
     """An S3 client whose second read of ``key`` finds another text, as when a run of the day republishes it."""
 
