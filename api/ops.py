@@ -76,7 +76,7 @@ async def ready(
     servers = ",".join(server.strip() for server in settings.kafka_bootstrap_servers.split(","))
     if not await kafka_reachable(settings.kafka_bootstrap_servers):
         return JSONResponse(Status(status="unready", detail=f"Kafka at {servers} is not reachable").model_dump(), 503)
-    missing = await producer.missing_topics()
+    missing = await producer.missing_topics(ask_kafka=True)
     if producer.topic_check is TopicCheck.UNANSWERED:
         detail = f"Kafka at {servers} is not answering: it did not say whether the topics exist"
         return JSONResponse(Status(status="unready", detail=detail).model_dump(), 503)

@@ -253,6 +253,8 @@ class RecordProducer:
         self._unanswered: KafkaUnavailableError | None = KafkaUnavailableError("Kafka was not asked yet")
         self._recheck: asyncio.Task[None] | None = None
         self._next_recheck = 0.0
+        self._probe: asyncio.Task[None] | None = None
+        self._next_probe = 0.0
         self._connector: asyncio.Task[None] | None = None
         self._last_connect_attempt = -math.inf
         self._last_ack = -math.inf
@@ -304,14 +306,15 @@ class RecordProducer:
         return True
 
     async def _connect_until_done(self) -> None:
-        """Connect, each attempt at least KAFKA_CONNECT_RETRY_S after the last one (replacements included)."""
+        """Connect, each attempt at least KAFKA_CONNECT_RETRY_S after the last one (replacements included), until a
+        producer stays: one retired while this task still checked its topics had no other task to replace it."""
         while True:
             wait_s = self._last_connect_attempt + self._settings.kafka_connect_retry_s - time.monotonic()
             await asyncio.sleep(max(wait_s, 0.0))
-            if await self._try_connect():
+            if await self._try_connect() and self._producer is not None:
                 return
 
-    async def missing_topics(self) -> frozenset[str]:
+    async def missing_topics(self, ask_kafka: bool = False) -> frozenset[str]:
         """The topics Kafka's metadata said do not exist; asked for again when the last check is old enough.
 
         When Kafka did not answer the last check, no topic is missing: records for
@@ -319,6 +322,8 @@ class RecordProducer:
         One check runs at a time, and concurrent callers wait for it (at most
         KAFKA_MAX_BLOCK_MS twice plus KAFKA_REQUEST_TIMEOUT_MS); a topic that
         became unconfirmed meanwhile is asked about at once in the next one.
+        With ``ask_kafka`` (readiness), Kafka's metadata is asked even when every
+        topic is confirmed (``_probe_kafka``), so that a broker that stopped answering shows.
         """
         self._unconfirm_unknown(self._topics)
         for _ in range(2):
@@ -331,7 +336,28 @@ class RecordProducer:
                 await asyncio.shield(self._recheck)
             if not self._unchecked_topics:
                 break
+        if ask_kafka and self._producer is not None and not self._unconfirmed_topics:
+            if self._probe is None or (self._probe.done() and time.monotonic() >= self._next_probe):
+                self._probe = asyncio.create_task(self._probe_kafka(), name="kafka-probe")
+            await asyncio.shield(self._probe)
         return frozenset() if self._unanswered else frozenset(self._unconfirmed_topics - self._unchecked_topics)
+
+    async def _probe_kafka(self) -> None:
+        """Ask Kafka's metadata about every topic, confirmed ones too (they need no asking to send records): the
+        producer's cached metadata would not show a broker that stopped answering. At most every
+        KAFKA_CONNECT_RETRY_S; a topic Kafka says is gone becomes unconfirmed."""
+        try:
+            absent = await asyncio.to_thread(absent_topics, self._settings, self._topics)
+        except KafkaUnavailableError as error:
+            log.warning("kafka did not answer the readiness check", extra={"error": str(error)})
+            self._unanswered = error
+        else:
+            if absent:
+                log.warning("topics missing in kafka", extra={"topics": sorted(absent)})
+            self._unconfirmed_topics |= absent
+            self._unanswered = None
+        finally:
+            self._next_probe = time.monotonic() + self._settings.kafka_connect_retry_s
 
     def _unconfirm_unknown(self, topics: Iterable[str]) -> None:
         """Make the topics whose partitions the current producer does not know unconfirmed, to be asked about."""
@@ -476,8 +502,9 @@ class RecordProducer:
                 await self._connector
         if self._closing:
             await asyncio.wait(set(self._closing))  # their failures are logged by _closed
-        if self._recheck is not None:
-            await asyncio.wait([self._recheck])  # its outcome went to the callers that awaited it
+        for check in (self._recheck, self._probe):
+            if check is not None:
+                await asyncio.wait([check])  # its outcome went to the callers that awaited it
         if self._producer is not None:
             await asyncio.to_thread(close_producer, self._producer, self._settings.kafka_delivery_timeout_ms / 1000 + 1)
             self._producer = None

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kafka.errors import KafkaTimeoutError
 
 from api.producer import (
     FORCED_CLOSE_S,
@@ -151,6 +152,33 @@ def test_records_are_accepted_again_after_the_broker_hung_with_records_in_flight
         assert any(status == 503 for _, status, _ in poster.answers)
         assert client.get("/ready").status_code == 200
         assert connected_gauge(client) == "ingest_kafka_producer_connected 1.0"
+
+
+def test_a_hung_broker_makes_the_api_unready_without_any_record_sent(
+    broker: ScratchKafka, stack_env: dict[str, str], scratch_prefix: str, tmp_path: Path
+) -> None:
+    """Once every topic is confirmed, records need no metadata request: /ready itself asks Kafka, or a hung broker
+    (which still takes TCP connections) would read as ready while every record gets 503."""
+    process, url = api_on(broker, stack_env, scratch_prefix, tmp_path / "api.log")
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            wait_until(lambda: client.get("/ready").status_code == 200, "the API to be ready", timeout_s=30)
+            broker.pause()
+            try:
+                # a few asks only: each leaves a connection in the frozen broker's accept queue, and once that is
+                # full, connecting fails and /ready says "not reachable" whatever it asks Kafka
+                answers = []
+                for _ in range(3):
+                    time.sleep(RETRY_S)
+                    answers.append(client.get("/ready"))
+            finally:
+                broker.resume()
+            not_answering = f"Kafka at {broker.bootstrap} is not answering: it did not say whether the topics exist"
+            assert (answers[-1].status_code, answers[-1].json()["detail"]) == (503, not_answering)
+            wait_until(lambda: client.get("/ready").status_code == 200, "/ready again", timeout_s=BACK_WITHIN_S)
+            assert connected_gauge(client) == "ingest_kafka_producer_connected 1.0"  # nothing was replaced
+    finally:
+        stop_api(process)
 
 
 def test_records_are_accepted_again_after_the_broker_crashed_and_restarted(
@@ -288,3 +316,44 @@ def test_closing_the_producer_while_the_broker_hangs_fails_pending_records_and_s
     assert len(outcomes) == 2 and all(isinstance(outcome, KafkaUnavailableError) for outcome in outcomes), outcomes
     assert closed_s < settings.kafka_delivery_timeout_ms / 1000 + FORCED_CLOSE_S + 5  # about 4 s to spare
     assert not [thread.name for thread in threading.enumerate() if thread.name.endswith("-network-thread")]
+
+
+class RetiredWhileReconnecting(RecordProducer):
+    """A producer whose replacement is itself retired (a delivery that expired) while the task that connected it
+    still checks its topics, as when a flaky broker fails a record sent on it in that window."""
+
+    retired_while_checking = False
+
+    async def missing_topics(self, ask_kafka: bool = False) -> frozenset[str]:
+        current = self._producer
+        if asyncio.current_task() is self._connector and current is not None and not self.retired_while_checking:
+            self.retired_while_checking = True
+            self._blame(current, KafkaTimeoutError("Expiring 1 record(s): delivery timed out"))
+        return await super().missing_topics(ask_kafka)
+
+
+def test_a_producer_retired_while_its_connector_checks_topics_is_replaced_again(
+    broker: ScratchKafka, scratch_prefix: str
+) -> None:
+    settings = ApiSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, KAFKA_CONNECT_RETRY_S=str(RETRY_S))
+    topic = f"{scratch_prefix}.geo"
+    record = OutgoingRecord(topic=topic, key=b"1", value=json.dumps(GEOS[1]).encode(), timestamp_ms=0, headers=[])
+
+    async def scenario() -> tuple[bool, Outcome]:
+        producer = RetiredWhileReconnecting(settings, [topic])
+        await producer.start()  # connected at once: no connector yet
+        producer._blame(producer._producer, KafkaTimeoutError("Expiring 1 record(s): delivery timed out"))
+        deadline = time.monotonic() + BACK_WITHIN_S
+        while not (producer.connected and producer.retired_while_checking) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        try:
+            return producer.retired_while_checking, (await producer.send_many([record]))[0]
+        finally:
+            await producer.close()
+
+    retired_while_checking, outcome = asyncio.run(scenario())
+
+    assert retired_while_checking
+    assert isinstance(outcome, Delivery), outcome
+    stored = [r for r in read_all(broker.bootstrap, topic) if r.offset == outcome.offset]
+    assert [json.loads(r.value) for r in stored] == [GEOS[1]]
