@@ -2,9 +2,13 @@
 
 Rates follow the real sample of the original data set: follower counts ``"<n>k"`` 76 %, plain
 digits 15 %, ``"<n>M"`` 7.5 %, ``"User Info Error"`` 1.5 %; placeholder descriptions
-8.5 %, no-tags 3 %, ``"Image src error."`` 2 %, placeholder titles 1.5 %; images 90 %,
-story videos 6.5 %, videos 3.5 %; ``downloaded`` 1 in 98 %. A share of the output
-repeats an earlier triple exactly, as the original emulator re-posted rows.
+8.5 %, no-tags 3 %, ``"Image src error."`` 2 %, placeholder titles 1.5 % (``"No Title Data
+Available"`` 1 %, ``"Untitled"`` 0.5 %); images 90 %, story videos 6.5 %, videos 3.5 %;
+``downloaded`` 1 in 98 %. Other forms the records take (DESIGN.md §3, §5): no ``poster_name``
+(old clients) 2 %; an empty ``title``, ``description``, ``tag_list`` or ``poster_name`` 1 % each;
+the geo ``timestamp`` and the user's ``date_joined`` each in ISO-8601 33 % (a third of those
+``T``-separated, a third with ``+00:00``, a third with ``.000Z``; the same UTC moment as the plain
+form). A share of the output repeats an earlier triple exactly, as the original emulator re-posted rows.
 """
 
 from __future__ import annotations
@@ -12,22 +16,40 @@ from __future__ import annotations
 import random
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from include.records import Entity, GeoRecord, PinRecord, Record, UserRecord
+
+T = TypeVar("T")
 
 CATEGORY_WEIGHTS: dict[str, int] = {
     "art": 24, "diy-and-crafts": 20, "quotes": 20, "travel": 19, "christmas": 19, "beauty": 18, "education": 14,
     "finance": 13, "tattoos": 13, "home-decor": 12, "mens-fashion": 11, "vehicles": 9, "event-planning": 8,
 }  # fmt: skip
-NO_TITLE = "No Title Data Available"
+NO_TITLES = ("No Title Data Available", "Untitled")
 NO_DESCRIPTIONS = ("No description available Story format", "No description available")
 NO_TAGS = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"
 NO_IMAGE = "Image src error."
 NO_FOLLOWERS = "User Info Error"
 MEDIA_WEIGHTS = {"image": 90.0, "multi-video(story page format)": 6.5, "video": 3.5}
+EMPTY_PERCENT = 1.0
+"""How often each free-text field the cleaning nulls when empty (title, description, tag list, poster) is ``""``."""
+# The rare values of a field with their percent; the rest of the draws get the field's usual value.
+TITLE_MIX: tuple[tuple[str, float], ...] = ((NO_TITLES[0], 1.0), (NO_TITLES[1], 0.5), ("", EMPTY_PERCENT))
+DESCRIPTION_MIX: tuple[tuple[str, float], ...] = (
+    (NO_DESCRIPTIONS[0], 6.8),
+    (NO_DESCRIPTIONS[1], 1.7),
+    ("", EMPTY_PERCENT),
+)
+TAGS_MIX: tuple[tuple[str, float], ...] = ((NO_TAGS, 3.0), ("", EMPTY_PERCENT))
+POSTER_MIX: tuple[tuple[str | None, float], ...] = ((None, 2.0), ("", EMPTY_PERCENT))
+PLAIN_FORMAT = "%Y-%m-%d %H:%M:%S"
+ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S+00:00", "%Y-%m-%dT%H:%M:%S.000Z")
+"""ISO-8601 forms of a UTC moment that the records' model and the Spark cleaning both read as that moment."""
+ISO_PERCENT = 33.0
 
 _WORDS = (
     "easy", "ideas", "simple", "best", "diy", "beautiful", "home", "winter", "summer", "vintage", "modern", "gift",
@@ -91,12 +113,27 @@ def follower_count(rng: random.Random) -> str:
     return NO_FOLLOWERS
 
 
+def rare_or(rng: random.Random, rare: Sequence[tuple[T, float]], usual: Callable[[], T]) -> T:
+    """One of the ``rare`` values at its percent, else ``usual()`` (one draw decides)."""
+    draw = rng.random() * 100
+    for value, percent in rare:
+        if draw < percent:
+            return value
+        draw -= percent
+    return usual()
+
+
 def _phrase(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(words)).capitalize()
 
 
+def timestamp_text(rng: random.Random, moment: datetime) -> str:
+    """The UTC ``moment`` as ``YYYY-MM-DD HH:MM:SS``, or in ISO_PERCENT of the draws in one of ISO_FORMATS."""
+    return moment.strftime(rng.choice(ISO_FORMATS) if _chance(rng, ISO_PERCENT) else PLAIN_FORMAT)
+
+
 def _timestamp(rng: random.Random, start: datetime, span_s: int) -> str:
-    return (start + timedelta(seconds=rng.randrange(span_s))).strftime("%Y-%m-%d %H:%M:%S")
+    return timestamp_text(rng, start + timedelta(seconds=rng.randrange(span_s)))
 
 
 def make_triple(rng: random.Random, ind: int) -> Triple:
@@ -105,17 +142,14 @@ def make_triple(rng: random.Random, ind: int) -> Triple:
     media = rng.choices(tuple(MEDIA_WEIGHTS), weights=tuple(MEDIA_WEIGHTS.values()))[0]
     image_hash = f"{rng.getrandbits(128):032x}"
     folder = "videos" if media != "image" else "originals"
-    description = _phrase(rng, rng.randint(6, 18)) + "…"
-    if _chance(rng, 8.5):
-        description = NO_DESCRIPTIONS[0] if _chance(rng, 80) else NO_DESCRIPTIONS[1]
     pin = PinRecord(
         index=ind,
         unique_id=uuid.UUID(int=rng.getrandbits(128), version=4),
-        title=NO_TITLE if _chance(rng, 1.5) else _phrase(rng, rng.randint(3, 9)),
-        description=description,
-        poster_name=rng.choice(_POSTERS),
+        title=rare_or(rng, TITLE_MIX, lambda: _phrase(rng, rng.randint(3, 9))),
+        description=rare_or(rng, DESCRIPTION_MIX, lambda: _phrase(rng, rng.randint(6, 18)) + "…"),
+        poster_name=rare_or(rng, POSTER_MIX, lambda: rng.choice(_POSTERS)),
         follower_count=follower_count(rng),
-        tag_list=NO_TAGS if _chance(rng, 3) else ",".join(_phrase(rng, 2) for _ in range(rng.randint(3, 9))),
+        tag_list=rare_or(rng, TAGS_MIX, lambda: ",".join(_phrase(rng, 2) for _ in range(rng.randint(3, 9)))),
         is_image_or_video=media,
         image_src=NO_IMAGE
         if _chance(rng, 2)

@@ -5,9 +5,9 @@ JVM class-data archive that ``devstack install`` trains, and the Spark jobs' tes
 JSON Lines objects (as if its topic had that many partitions; a key always lands in the same one), a
 ``_manifest.json`` listing them (the drain's model), ``_SUCCESS``, and then the quality gate's ``_dq.json``: the
 gate itself checks the day (``gate_local_day``), as the DAG's does before the clean job, which cleans only a day the
-gate passed. ``repost_percent`` of the triples re-post an earlier one, and a third of the geo timestamps are
-ISO-8601, so de-duplication and both timestamp forms have work to do; the generator's own mix covers the placeholder
-values, but never leaves ``poster_name`` out and writes ``date_joined`` in one form only.
+gate passed. ``repost_percent`` of the triples re-post an earlier one, so de-duplication has work to do; the values
+are the generator's own mix (``include.emulator.generate``): placeholders, empty texts, pins without ``poster_name``,
+and geo timestamps and ``date_joined`` in both forms, plain and ISO-8601.
 """
 
 from __future__ import annotations
@@ -40,14 +40,11 @@ RUN_ID = "local-lake"  # the drain and gate "run" of every day written here
 
 
 def _pool(size: int) -> list[dict[str, dict[str, Any]]]:
-    """``size`` real-looking triples as JSON values; a third of the geo timestamps in ISO-8601."""
-    pool = []
-    for number, triple in enumerate(generate_triples(seed=7, count=size, repeat_percent=0)):
-        values = {e: json.loads(triple.record(e).model_dump_json(exclude_none=True)) for e in ENTITIES}
-        if number % 3 == 0:
-            values["geo"]["timestamp"] = values["geo"]["timestamp"].replace(" ", "T")
-        pool.append(values)
-    return pool
+    """``size`` real-looking triples as JSON values, as the API would store them."""
+    return [
+        {e: json.loads(triple.record(e).model_dump_json(exclude_none=True)) for e in ENTITIES}
+        for triple in generate_triples(seed=7, count=size, repeat_percent=0)
+    ]
 
 
 def file_entry(key: str, data: bytes, partition: int, offsets: Sequence[int]) -> FileEntry:

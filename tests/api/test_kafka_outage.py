@@ -28,7 +28,9 @@ def devstack(action: str) -> None:
 
 @pytest.mark.disruptive
 def test_kafka_down_gives_503_before_the_client_times_out_and_recovery_is_automatic(api: RunningApi) -> None:
-    pins = [t.pin.model_dump(mode="json") for t in generate_triples(seed=31, count=200, repeat_percent=0)]
+    pins = [
+        t.pin.model_dump(mode="json", exclude_none=True) for t in generate_triples(seed=31, count=200, repeat_percent=0)
+    ]
     acknowledged: list[tuple[dict[str, object], dict[str, object]]] = []
     with httpx.Client(base_url=api.url, timeout=CLIENT_TIMEOUT_S) as client:
         first = client.post("/pin/", json=pins[0])

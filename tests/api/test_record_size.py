@@ -19,7 +19,7 @@ from tests.api_process import RunningApi, api_on_limited_topics
 
 LIMIT = 1_048_576  # the API's default API_MAX_BODY_BYTES
 TOPIC_MAX_MESSAGE_BYTES = 65_536
-PIN = next(generate_triples(seed=5, count=1)).pin.model_dump(mode="json")
+PIN = next(generate_triples(seed=5, count=1)).pin.model_dump(mode="json", exclude_none=True)  # as the API stores it
 
 
 def letters(count: int, seed: int) -> str:

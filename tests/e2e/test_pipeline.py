@@ -96,7 +96,7 @@ def test_posted_records_reach_clean_and_analytics(stack_env, s3, kafka_topics, s
     }
     assert all(len(df) > 0 for df in results.values()), {n: len(df) for n, df in results.items()}
 
-    joined_years = pd.to_datetime(users["date_joined"], format="mixed").dt.year
+    joined_years = pd.to_datetime(users["date_joined"], format="mixed", utc=True).dt.year  # no offset: UTC
     expected_joined = joined_years.value_counts().sort_index()
     got_joined = results["users_joined_by_year"].set_index("post_year")["number_users_joined"].sort_index()
     assert {int(k): int(v) for k, v in got_joined.items()} == {int(k): int(v) for k, v in expected_joined.items()}

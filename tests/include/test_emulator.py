@@ -5,14 +5,27 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import pytest
+from pydantic import TypeAdapter
 
 from include.days import days_between
-from include.emulator.generate import CATEGORY_WEIGHTS, NO_FOLLOWERS, generate_triples
+from include.emulator.generate import (
+    CATEGORY_WEIGHTS,
+    ISO_FORMATS,
+    NO_DESCRIPTIONS,
+    NO_FOLLOWERS,
+    NO_TAGS,
+    PLAIN_FORMAT,
+    Triple,
+    generate_triples,
+    timestamp_text,
+)
 from include.emulator.seed import day_timestamps_ms, retention_refusal, seed_kafka
-from include.records import MODELS
+from include.record_structs import fields_set_counter
+from include.records import ENTITIES, MODELS, GeoRecord, UserRecord, kafka_value
 
 
 def test_same_seed_same_records_and_other_seed_other_records() -> None:
@@ -28,7 +41,6 @@ def test_triples_share_ind_and_are_valid_records() -> None:
     assert len(triples) == 300
     for triple in triples:
         assert triple.pin.index == triple.geo.ind == triple.user.ind
-        assert triple.pin.poster_name
         for entity, model in MODELS.items():
             record = triple.record(entity)
             assert model.model_validate_json(record.model_dump_json()) == record
@@ -62,6 +74,87 @@ def test_value_mix_is_close_to_the_real_sample() -> None:
     assert all(p.save_location == f"Local save in /data/{p.category}" for p in pins)
     assert sum(p.downloaded for p in pins) / len(pins) == pytest.approx(0.98, abs=0.01)
     assert all(json.loads(p.model_dump_json())["index"] == p.index for p in pins[:10])
+
+
+@pytest.fixture(scope="module")
+def many_triples() -> list[Triple]:
+    return list(generate_triples(8, 20_000, repeat_percent=0))
+
+
+def share(values: list[object], wanted: object) -> float:
+    return sum(value == wanted for value in values) / len(values)
+
+
+def timestamp_form(text: str) -> str:
+    """Which form a generated timestamp text has: ``plain``, ``T``, ``+00:00`` or ``Z``."""
+    if text[10] == " ":
+        return "plain"
+    return "Z" if text.endswith("Z") else "+00:00" if text.endswith("+00:00") else "T"
+
+
+def test_placeholder_titles_absent_posters_empty_texts_and_iso_timestamps_occur_at_their_shares(
+    many_triples: list[Triple],
+) -> None:
+    pins = [t.pin for t in many_triples]
+    titles = [p.title for p in pins]
+    assert share(titles, "No Title Data Available") == pytest.approx(0.01, abs=0.003)
+    assert share(titles, "Untitled") == pytest.approx(0.005, abs=0.002)
+    descriptions = [p.description for p in pins]
+    assert share(descriptions, NO_DESCRIPTIONS[0]) + share(descriptions, NO_DESCRIPTIONS[1]) == pytest.approx(
+        0.085, abs=0.008
+    )
+    assert share([p.tag_list for p in pins], NO_TAGS) == pytest.approx(0.03, abs=0.005)
+    posters = [p.poster_name for p in pins]
+    assert share(posters, None) == pytest.approx(0.02, abs=0.004)
+    for texts in (titles, descriptions, [p.tag_list for p in pins], posters):
+        assert share(texts, "") == pytest.approx(0.01, abs=0.003)
+    for texts in ([t.geo.timestamp for t in many_triples], [t.user.date_joined for t in many_triples]):
+        forms = Counter(map(timestamp_form, texts))
+        assert set(forms) == {"plain", "T", "+00:00", "Z"}
+        assert forms["plain"] / len(texts) == pytest.approx(0.67, abs=0.015)
+        for form in ("T", "+00:00", "Z"):
+            assert forms[form] / len(texts) == pytest.approx(0.11, abs=0.01)
+
+
+def test_a_pin_without_poster_name_is_sent_without_the_field(many_triples: list[Triple]) -> None:
+    pin = next(t.pin for t in many_triples if t.pin.poster_name is None)
+    assert "poster_name" not in json.loads(kafka_value(pin))
+
+
+def test_every_generated_record_is_accepted_by_its_model_and_its_msgspec_mirror(many_triples: list[Triple]) -> None:
+    for entity in ENTITIES:
+        values = [kafka_value(t.record(entity)) for t in many_triples]  # as the API stores them
+        records = [MODELS[entity].model_validate_json(value) for value in values]
+        assert records == [t.record(entity) for t in many_triples]
+        # the mirror decodes each value (raising ValueError on one it refuses) and counts the same fields set
+        assert fields_set_counter(entity)(values) == sum(len(r.model_fields_set) for r in records)
+
+
+@pytest.mark.parametrize("form", ISO_FORMATS)
+@pytest.mark.parametrize(
+    "parse", [TypeAdapter(datetime).validate_python, datetime.fromisoformat], ids=["model", "python"]
+)
+def test_an_iso_timestamp_and_its_plain_twin_denote_the_same_moment(
+    form: str, parse: Callable[[str], datetime]
+) -> None:
+    moment = datetime(2016, 2, 29, 23, 59, 58)
+    plain, iso = moment.strftime(PLAIN_FORMAT), moment.strftime(form)
+    assert iso != plain
+    for text in (plain, iso):  # both accepted, and kept as sent
+        assert GeoRecord(ind=0, timestamp=text, latitude=0.0, longitude=0.0, country="Chad").timestamp == text
+        assert UserRecord(ind=0, first_name="A", last_name="B", age=30, date_joined=text).date_joined == text
+
+    def utc(text: str) -> datetime:  # the lake reads a text without an offset as UTC
+        parsed = parse(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    assert utc(iso) == utc(plain) == moment.replace(tzinfo=UTC)
+
+
+def test_generated_timestamp_texts_are_the_drawn_moment_in_one_of_the_forms() -> None:
+    rng, moment = random.Random(0), datetime(2017, 12, 31, 23, 59, 59)
+    texts = {timestamp_text(rng, moment) for _ in range(200)}
+    assert texts == {moment.strftime(f) for f in (PLAIN_FORMAT, *ISO_FORMATS)}
 
 
 def test_days_between_includes_both_ends_and_refuses_reversed_ranges() -> None:

@@ -124,13 +124,23 @@ def test_all_entities_by_default(spark: SparkSession, tmp_path: Path, write_raw:
     assert read_clean(spark, tmp_path, "user", DAY).select("user_name").collect() == [("A B",)]
 
 
+def raw_values(lake: Path, entity: str, day: date) -> dict[str, dict[str, Any]]:
+    """The record of each key in the raw partition (a re-post of the emulator's lake repeats its record)."""
+    lines = [json.loads(text) for path in (lake / partition_prefix("raw", entity, day)).glob("*.jsonl")
+             for text in path.read_text().splitlines()]  # fmt: skip
+    return {line["key"]: line["value"] for line in lines}
+
+
+def utc_naive(text: str) -> datetime:
+    """The moment of a generated timestamp text (plain or ISO-8601) as a naive UTC datetime; no offset means UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
 def test_a_day_written_by_the_emulator_lake_is_committed_and_cleans(spark: SparkSession, tmp_path: Path):
     write_raw_day(tmp_path, DAY, 40, files=2, pool_size=10, repost_percent=20.0)
-    keys = {
-        entity: {json.loads(text)["key"] for path in (tmp_path / partition_prefix("raw", entity, DAY)).glob("*.jsonl")
-                 for text in path.read_text().splitlines()}
-        for entity in ("pin", "geo", "user")
-    }  # fmt: skip
+    values = {entity: raw_values(tmp_path, entity, DAY) for entity in ("pin", "geo", "user")}
+    keys = {entity: set(by_key) for entity, by_key in values.items()}
 
     run_clean(tmp_path, DAY)
 
@@ -145,6 +155,11 @@ def test_a_day_written_by_the_emulator_lake_is_committed_and_cleans(spark: Spark
         )
         cleaned = read_clean(spark, tmp_path, entity, DAY).select(key_column[entity]).collect()
         assert {str(row[0]) for row in cleaned} == written
+    for entity, field in (("geo", "timestamp"), ("user", "date_joined")):  # both text forms, each the same moment
+        texts = {int(key): value[field] for key, value in values[entity].items()}
+        assert {text[10] for text in texts.values()} == {" ", "T"}
+        cleaned = dict(read_clean(spark, tmp_path, entity, DAY).select("ind", field).collect())
+        assert cleaned == {ind: utc_naive(text) for ind, text in texts.items()}
 
 
 def test_empty_file_list_gives_an_empty_partition_with_the_clean_schema(
