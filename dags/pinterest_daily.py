@@ -26,9 +26,10 @@ own day's midnight while that day is not over: the day's scheduled run, which dr
 skipped.
 A run without a logical date has no interval and fails at once, saying so. Unpausing the DAG
 starts the run of the latest whole day (yesterday) at once, so a *Trigger* right after it is a second
-run of yesterday, which waits for the first one's lease. Scheduled and backfill runs have the day's
-start as logical date, while their run ids name when they could run: `scheduled__2026-11-26T00:00:00+00:00`
-drains 2026-11-25.
+run of yesterday: it waits for the first one's leases, and a clean task of the first run that finds the
+day drained again by the second retries until the second run's gate has passed it. Scheduled and
+backfill runs have the day's start as logical date, while their run ids name when they could run:
+`scheduled__2026-11-26T00:00:00+00:00` drains 2026-11-25.
 
 **Backfill** the days 2026-11-01 to 2026-11-03 (both inclusive: the dates are the drained days;
 runs stay queued while the DAG is paused; UI: *Backfill*; REST: `POST /api/v2/backfills`):

@@ -26,8 +26,10 @@ from spark_jobs.lease import Lease, check_rows_stored, day_leases, withdrawn_if_
 from spark_jobs.manifest import (
     REDRAIN,
     ChangedRawDataError,
+    DrainedAgainError,
     Manifest,
     UngatedDataError,
+    checked_run_replaced,
     gate_refusal,
     read_manifest,
     source_json,
@@ -60,22 +62,40 @@ def check_raw_sizes(spark: SparkSession, lake: Lake, prefix: str, manifest: Mani
         if name not in found or (size is not None and found[name] != size):
             now = "missing" if name not in found else f"{found[name]} bytes"
             said = "lists it" if size is None else f"says {size} bytes"
-            raise ChangedRawDataError(
-                f"not cleaning {lake.url(key)}: it is {now}, its manifest {said} (changed after the drain); {REDRAIN}"
-            )
+            refusal = f"not cleaning {lake.url(key)}: it is {now}, its manifest {said}"
+            raise_if_drained_again(spark, lake, prefix, manifest, refusal)
+            raise ChangedRawDataError(f"{refusal} (changed after the drain); {REDRAIN}")
+
+
+def raise_if_drained_again(spark: SparkSession, lake: Lake, prefix: str, manifest: Manifest, refusal: str) -> None:
+    """Raise DrainedAgainError when another run committed a new manifest of the day since ``manifest`` was read: the
+    raw objects a drain no longer lists are removed after its manifest is committed, so the job read a day being
+    replaced, not one changed behind the drain's back."""
+    now = read_manifest(spark, lake.url(prefix), prefix)
+    if now.sha256 != manifest.sha256 and now.run_id != manifest.run_id:
+        raise DrainedAgainError(f"{refusal}: drain run {now.run_id!r} drained the day again since; retry to read it")
 
 
 def gated_manifest(spark: SparkSession, lake: Lake, entity: Entity, day: date) -> Manifest:
     """The raw partition's manifest, once the quality gate's report says it passed this very manifest.
 
-    Raises UngatedDataError otherwise (a refusal: the gate runs before this job, so a retry reads the same report).
+    Raises DrainedAgainError when the report is of a manifest another drain run has replaced since (that run's gate
+    comes next: a retry), UngatedDataError otherwise (a refusal: the gate ran before this job, and a retry would
+    read the same report).
     """
     raw = partition_prefix("raw", entity, day)
     manifest = read_manifest(spark, lake.url(raw), raw)
-    refusal = gate_refusal(read_text(spark, lake.url(raw + DQ_NAME)), manifest)
-    if refusal is not None:
-        raise UngatedDataError(f"not cleaning {entity} of {day} ({lake.url(raw)}): {refusal}")
-    return manifest
+    report = read_text(spark, lake.url(raw + DQ_NAME))
+    refusal = gate_refusal(report, manifest)
+    if refusal is None:
+        return manifest
+    if (checked := checked_run_replaced(report, manifest)) is not None:
+        raise DrainedAgainError(
+            f"not cleaning {entity} of {day} ({lake.url(raw)}) yet: the quality gate checked the manifest of drain "
+            f"run {checked!r}, which drain run {manifest.run_id!r} has replaced since; a retry cleans the day once "
+            "that run's gate has passed it"
+        )
+    raise UngatedDataError(f"not cleaning {entity} of {day} ({lake.url(raw)}): {refusal}")
 
 
 def clean_partition(
@@ -121,10 +141,9 @@ def check_lines(spark: SparkSession, lake: Lake, entity: Entity, day: date, mani
     if lines == manifest.lines:
         return
     delete(spark, target + SUCCESS_NAME)
-    raise ChangedRawDataError(
-        f"not cleaning {entity} of {day}: its raw files hold {lines} lines, its manifest says {manifest.lines} "
-        f"(changed after the drain); {target} is left without _SUCCESS; {REDRAIN}"
-    )
+    refusal = f"not cleaning {entity} of {day}: its raw files hold {lines} lines, its manifest says {manifest.lines}"
+    raise_if_drained_again(spark, lake, partition_prefix("raw", entity, day), manifest, refusal)
+    raise ChangedRawDataError(f"{refusal} (changed after the drain); {target} is left without _SUCCESS; {REDRAIN}")
 
 
 def argument_parser() -> argparse.ArgumentParser:

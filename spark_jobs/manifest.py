@@ -39,9 +39,15 @@ class ChangedRawDataError(RefusedDataError):
     """A raw object is not what its manifest says (missing, another size, other lines): it changed after the drain."""
 
 
+class DrainedAgainError(Exception):
+    """Another run drained the day again since the manifest this job read was gated or read: that run's own gate
+    has yet to pass the new manifest, so a retry (exit code 1, not a refusal) may find the day ready."""
+
+
 class UngatedDataError(RefusedDataError):
     """The quality gate has not passed the raw partition's manifest: no ``_dq.json``, a failed one, or one of another
-    manifest. The gate runs before the clean job in the DAG, so a retry of the clean job reads the same report."""
+    manifest of the same drain run. The gate runs before the clean job in the DAG, so a retry of the clean job reads
+    the same report (another run's drain since is ``DrainedAgainError``)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,18 @@ def gate_refusal(report_text: str | None, manifest: Manifest) -> str | None:
             "again once its source is fixed, or rerun the day with thresholds that accept it (run conf)"
         )
     return None
+
+
+def checked_run_replaced(report_text: str | None, manifest: Manifest) -> str | None:
+    """The drain run whose manifest the gate's report checked, when another drain run has replaced it with
+    ``manifest`` since (whose own gate may still come: a second run of the day, a backfill next to the scheduled
+    run); else None."""
+    try:
+        report = QualityReport.model_validate_json(report_text or "")
+    except ValidationError:
+        return None
+    replaced = report.manifest_sha256 != manifest.sha256 and report.manifest_run_id != manifest.run_id
+    return report.manifest_run_id if replaced else None
 
 
 def source_json(manifest: Manifest, cleaned_at: datetime, run_id: str, attempt: int) -> str:

@@ -310,19 +310,45 @@ def test_a_day_the_gate_failed_is_refused_naming_the_failures(tmp_path: Path, wr
     assert not (tmp_path / partition_prefix("clean", "pin", DAY)).exists()
 
 
-def test_a_day_drained_again_after_the_gate_is_refused_naming_both_manifests(tmp_path: Path, write_raw: WriteRaw):
+def test_a_day_another_run_drained_again_after_the_gate_is_retried_until_that_runs_gate_passed_it(
+    spark: SparkSession, tmp_path: Path, write_raw: WriteRaw
+):
+    """A second run of the day (a backfill next to the scheduled run) drains it between this run's gate and its clean
+    job: that run's gate comes next, so this job's retry, not a refusal, ends with the day cleaned."""
     pins_day(write_raw)
-    checked = hashlib.sha256((tmp_path / manifest_key("pin", DAY)).read_bytes()).hexdigest()
-    now = redrain(tmp_path, "pin", DAY, run_id="rerun", drained_at="2026-11-26T06:00:00Z")
+    redrain(tmp_path, "pin", DAY, run_id="rerun", drained_at="2026-11-26T06:00:00Z")
 
-    with pytest.raises(UngatedDataError) as raised:
+    with pytest.raises(clean.DrainedAgainError) as raised:
         run_clean(tmp_path, DAY, "pin")
 
-    message = str(raised.value)
-    assert f"checked another manifest (drain run 'local-lake', sha256 {checked[:12]}…)" in message
-    now_sha = hashlib.sha256(now.encode()).hexdigest()[:12]
-    assert f"than the one there now (sha256 {now_sha}…, written by drain run 'rerun')" in message
-    assert "clear its quality_gate task with its downstream tasks" in message
+    assert str(raised.value) == (
+        f"not cleaning pin of {DAY} ({tmp_path.as_uri()}/{partition_prefix('raw', 'pin', DAY)}) yet: the quality "
+        "gate checked the manifest of drain run 'local-lake', which drain run 'rerun' has replaced since; a retry "
+        "cleans the day once that run's gate has passed it"
+    )
+    assert not refuses_data(raised.value)  # exit code 1: Airflow retries it
+    assert not (tmp_path / partition_prefix("clean", "pin", DAY)).exists()
+
+    gate_local_day(tmp_path, DAY, ["pin"])  # the other run's gate
+    run_clean(tmp_path, DAY, "pin")  # the retry
+    assert sorted(row.ind for row in read_clean(spark, tmp_path, "pin", DAY).collect()) == [0, 1, 2]
+
+
+def test_raw_objects_gone_since_another_run_drained_the_day_again_are_a_retry_not_a_refusal(
+    spark: SparkSession, tmp_path: Path, write_raw: WriteRaw
+):
+    lines = [kafka_line(pin(i, f"t{i}"), offset=i, timestamp_ms=T0 + i) for i in range(3)]
+    (key,) = write_raw("pin", DAY, [lines])
+    prefix = partition_prefix("raw", "pin", DAY)
+    lake = clean.Lake("unused", tmp_path.as_uri())
+    read = clean.read_manifest(spark, lake.url(prefix), prefix)  # as the job read it
+    (tmp_path / key).unlink()  # what the other drain removes once its own manifest is committed
+
+    with pytest.raises(ChangedRawDataError, match="it is missing, its manifest says"):
+        clean.check_raw_sizes(spark, lake, prefix, read)  # no other manifest: changed behind the drain's back
+    redrain(tmp_path, "pin", DAY, run_id="rerun", drained_at="2026-11-26T06:00:00Z")
+    with pytest.raises(clean.DrainedAgainError, match="drain run 'rerun' drained the day again since; retry"):
+        clean.check_raw_sizes(spark, lake, prefix, read)
 
 
 def test_a_day_drained_again_by_the_same_run_after_the_gate_says_so(tmp_path: Path, write_raw: WriteRaw):

@@ -343,6 +343,13 @@ def test_a_day_drained_again_without_its_gate_is_refused_at_once_until_the_gate_
     clean_pin.execute(context)
     assert {row["unique_id"] for row in read_parquet_rows(s3, scratch_bucket, clean_prefix)} == unique_ids
 
+    # another run of the day drains it after this run's gate: that run's gate comes next, so this is retried
+    drain(s3, bootstrap, DrainRequest("pin", f"{kafka_topics}.pin", scratch_bucket, day, "manual__y"))
+    with pytest.raises(AirflowException, match="Error code is: 1") as retried:
+        clean_pin.execute(context)
+    assert not isinstance(retried.value, AirflowFailException)
+    assert "which drain run 'manual__y' has replaced since; a retry cleans the day" in "".join(capfd.readouterr())
+
 
 # --- a job's lease taken over while it runs (its renewals failed for longer than the lease) ---------------------------
 
