@@ -76,6 +76,18 @@ def wait_for_running_backfill(client: AirflowClient) -> None:
     client.wait_for_backfill(active, reporter())
 
 
+def cell(value: Any) -> str:
+    """A result's value as the tables show it: a float with one decimal, a null as ``null``."""
+    if value is None:
+        return "null"
+    return f"{value:,.1f}" if isinstance(value, float) else str(value)
+
+
+def row_order(row: dict[str, Any]) -> tuple[tuple[bool, Any], ...]:
+    """A result row's place in its table: by its values, column by column, nulls last (as the analytics rank)."""
+    return tuple((value is None, "" if value is None else value) for value in row.values())
+
+
 def post_live(api_url: str, triples: int, seed: int) -> None:
     """Post live triples through the API; stop the demo unless every record was accepted."""
     summary = run_post(parse_args(["post", "--url", api_url, "--count", str(triples), "--seed", str(seed)]))
@@ -177,9 +189,9 @@ def show_analytics(s3: Any, bucket: str, day: date, max_rows: int = 12) -> None:
         table = Table()
         for column in rows[0] if rows else ["(empty)"]:
             table.add_column(column)
-        rows.sort(key=lambda row: tuple(str(v) for v in row.values()))
+        rows.sort(key=row_order)
         for row in rows[:max_rows]:
-            table.add_row(*(f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row.values()))
+            table.add_row(*map(cell, row.values()))
         console.print(table)
         if len(rows) > max_rows:
             console.print(
