@@ -98,12 +98,20 @@ def env_vars_become_conf(master: str) -> bool:
     return "yarn" in master or "k8s" in master
 
 
-def credentials_refusal(master: str, driver_here: bool) -> str | None:
+def credentials_refusal(master: str) -> str | None:
     """Why S3 credentials cannot travel to this master's job in spark-submit's environment, or None."""
     if env_vars_become_conf(master):
         return "would put env_vars on the spark-submit command line as --conf values"
-    if not driver_here:
-        return "takes no env_vars in cluster deploy mode (the provider refuses them)"
+    return None
+
+
+def cluster_mode_refusal(master: str) -> str | None:
+    """Why spark-submit refuses a Python job's driver in cluster deploy mode on this master, or None (YARN and
+    Kubernetes run it)."""
+    if master.startswith("spark://"):
+        return "runs no Python application's driver in cluster deploy mode (Spark supports it on YARN and Kubernetes)"
+    if master.startswith("local"):
+        return "cannot run a driver in cluster deploy mode"
     return None
 
 
@@ -232,6 +240,8 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
         asset_alias: AssetAlias | None = None,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("application_args"):
+            raise ValueError("the job's arguments come from the operator's own parameters: give no application_args")
         if asset_alias is not None:
             if lake_root is not None:
                 raise ValueError("asset_alias names S3 Assets: it cannot be used with a lake_root")
@@ -278,8 +288,13 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
 
     def execute(self, context: Any) -> None:
         master = self.master()
+        if not self.driver_runs_here() and (refusal := cluster_mode_refusal(master)):
+            raise AirflowFailException(
+                f"Spark master {master!r} {refusal}: submit in client mode (the default; no deploy_mode, and no "
+                f"deploy-mode in the extra of connection {self._conn_id!r})"
+            )
         named = names_credentials(self.aws_conn_id)
-        if named and (refusal := credentials_refusal(master, self.driver_runs_here())):
+        if named and (refusal := credentials_refusal(master)):
             raise AirflowFailException(
                 f"Spark master {master!r} {refusal}, so the S3 credentials of connection {self.aws_conn_id!r} "
                 "cannot be passed to it: give the cluster its own S3 credentials and remove those of that "
@@ -304,7 +319,7 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
             self.lease_wait,
         )
         # In client mode the driver runs here: use this interpreter, which has the platform's dependencies. A
-        # driver on the cluster uses the cluster's Python (and standalone cluster mode takes no env_vars at all).
+        # driver on a YARN or Kubernetes cluster uses the cluster's Python.
         driver_python = {"PYSPARK_DRIVER_PYTHON": sys.executable} if self.driver_runs_here() else {}
         self.env_vars = {**driver_python, **(self.env_vars or {}), **credentials}
         shipped_by_caller = self.py_files

@@ -319,21 +319,26 @@ def test_a_missing_spark_connection_fails_at_once_naming_it(monkeypatch: pytest.
     assert submitted == []
 
 
-def test_refuses_connection_credentials_for_a_driver_in_standalone_cluster_mode(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("spark_connection", "refusal"),
+    [
+        ({"conn_type": "spark", "host": "spark://spark-master", "port": 7077},
+         "'spark://spark-master:7077' runs no Python application's driver in cluster deploy mode"),
+        ({"conn_type": "spark", "host": "local[*]"}, "'local[*]' cannot run a driver in cluster deploy mode"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("aws", [{}, {"login": KEY_ID, "password": SECRET}])
+def test_refuses_cluster_deploy_mode_where_spark_submit_refuses_it_for_python(
+    monkeypatch: pytest.MonkeyPatch, spark_connection: dict[str, Any], refusal: str, aws: dict[str, str]
 ) -> None:
     submitted = []
     monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: submitted.append(self.env_vars))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "spark://spark-master", "port": 7077})
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "login": KEY_ID, "password": SECRET})
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(spark_connection))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", **aws}))
     operator = LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, bucket="lake", deploy_mode="cluster")
 
-    # the provider's hook refuses any env_vars there, with an error no retry can fix
-    with pytest.raises(AirflowFailException, match=r"'spark://spark-master:7077' takes no env_vars in cluster deploy"):
+    # spark-submit would exit 1 ("not supported for python applications on standalone clusters"), retried for naught
+    with pytest.raises(AirflowFailException, match=re.escape(refusal) + ".*submit in client mode"):
         operator.execute({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)})
     assert submitted == []
 
@@ -353,11 +358,8 @@ def test_environment_credentials_are_fine_with_any_master(monkeypatch: pytest.Mo
 @pytest.mark.parametrize(
     ("connection", "deploy_mode"),
     [
-        (
-            {"conn_type": "spark", "host": "spark://spark-master", "port": 7077, "extra": {"deploy-mode": "cluster"}},
-            None,
-        ),
-        ({"conn_type": "spark", "host": "spark://spark-master", "port": 7077}, "cluster"),
+        ({"conn_type": "spark", "host": "yarn", "extra": {"deploy-mode": "cluster"}}, None),
+        ({"conn_type": "spark", "host": "k8s://https://kube.example:6443"}, "cluster"),
     ],
 )
 def test_a_driver_on_the_cluster_gets_no_local_interpreter(
@@ -371,7 +373,7 @@ def test_a_driver_on_the_cluster_gets_no_local_interpreter(
 
     operator.execute({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)})
 
-    assert submitted == [{}]  # standalone cluster mode refuses any env_vars; elsewhere they would name our Python
+    assert submitted == [{}]  # PYSPARK_DRIVER_PYTHON would name this worker's Python on the cluster
 
 
 def test_class_data_conf_names_the_archive_only_when_it_exists(tmp_path: Path) -> None:
@@ -483,3 +485,8 @@ def test_a_status_document_that_cannot_be_read_gives_no_status_instead_of_failin
 ) -> None:
     document = status_document(text)
     assert (document and document["raw_status"]) == status
+
+
+def test_application_args_are_refused_rather_than_dropped() -> None:
+    with pytest.raises(ValueError, match="give no application_args"):
+        LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, application_args=["--date", "2026-11-24"])
