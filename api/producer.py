@@ -432,9 +432,11 @@ class RecordProducer:
                 future = self._send_now(producer, record)
             else:  # metadata dropped since the topic was confirmed: sending waits for it
                 future = await asyncio.to_thread(self._send_now, producer, record)
-        except KafkaError as error:
+        except (KafkaError, ValueError) as error:
+            # ValueError: kafka-python's partitioner found no metadata of the topic, which its I/O thread dropped
+            # after send checked it (a topic deleted, a metadata refresh)
             log.warning("kafka refused a record", extra={"topic": record.topic, "error": repr(error)})
-            if isinstance(error, KafkaTimeoutError):  # no metadata within KAFKA_MAX_BLOCK_MS: ask about the topic
+            if isinstance(error, KafkaTimeoutError | ValueError):  # no metadata: ask about the topic
                 self._unconfirm_unknown([record.topic])
             return _failed(loop, error)
         return _bridge(

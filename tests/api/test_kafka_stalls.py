@@ -357,3 +357,40 @@ def test_a_producer_retired_while_its_connector_checks_topics_is_replaced_again(
     assert isinstance(outcome, Delivery), outcome
     stored = [r for r in read_all(broker.bootstrap, topic) if r.offset == outcome.offset]
     assert [json.loads(r.value) for r in stored] == [GEOS[1]]
+
+
+def test_a_topic_whose_metadata_goes_while_a_record_is_sent_fails_that_record_with_503_not_500(
+    broker: ScratchKafka, scratch_prefix: str
+) -> None:
+    settings = ApiSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
+    topic = f"{scratch_prefix}.geo"
+    records = [
+        OutgoingRecord(topic=topic, key=str(i).encode(), value=json.dumps(GEOS[i]).encode(), timestamp_ms=0, headers=[])
+        for i in range(3)
+    ]
+
+    async def scenario() -> tuple[list[Outcome], list[Outcome]]:
+        producer = RecordProducer(settings, [topic])
+        await producer.start()
+        kafka = producer._producer
+        partition, calls = kafka._partition, itertools.count()
+
+        def losing_the_topic_once(*args: object) -> int:
+            # kafka-python's partitioner when its I/O thread dropped the topic after send checked its metadata
+            if next(calls) == 1:
+                raise ValueError(f"Topic {topic} not found in ClusterMetadata")
+            return partition(*args)
+
+        kafka._partition = losing_the_topic_once
+        try:
+            return await producer.send_many(records), await producer.send_many(records[1:2])
+        finally:
+            await producer.close()
+
+    first, again = asyncio.run(scenario())
+
+    assert [type(outcome) for outcome in first] == [Delivery, KafkaUnavailableError, Delivery], first
+    assert "not found in ClusterMetadata" in str(first[1])  # a 503 naming it, where the request was a 500
+    assert isinstance(again[0], Delivery), again
+    stored = {r.offset: json.loads(r.value) for r in read_all(broker.bootstrap, topic)}
+    assert [stored[outcome.offset] for outcome in (first[0], first[2], again[0])] == [GEOS[0], GEOS[2], GEOS[1]]
