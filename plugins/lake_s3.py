@@ -43,7 +43,7 @@ def connection_endpoint(extra: dict[str, Any]) -> str | None:
 
 
 def lake_access(connection: Connection | None) -> LakeAccess:
-    """The endpoint, region and keys of the lake from ``connection``, the settings filling in what it leaves out."""
+    """The endpoint and region of the lake from ``connection``, the settings filling in what it leaves out."""
     settings = platform_settings()
     extra = connection.extra_dejson if connection else {}
     return LakeAccess(

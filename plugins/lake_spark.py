@@ -98,13 +98,6 @@ def env_vars_become_conf(master: str) -> bool:
     return "yarn" in master or "k8s" in master
 
 
-def credentials_refusal(master: str) -> str | None:
-    """Why S3 credentials cannot travel to this master's job in spark-submit's environment, or None."""
-    if env_vars_become_conf(master):
-        return "would put env_vars on the spark-submit command line as --conf values"
-    return None
-
-
 def cluster_mode_refusal(master: str) -> str | None:
     """Why spark-submit refuses a Python job's driver in cluster deploy mode on this master, or None (YARN and
     Kubernetes run it)."""
@@ -293,10 +286,10 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
                 f"Spark master {master!r} {refusal}: submit in client mode (the default; no deploy_mode, and no "
                 f"deploy-mode in the extra of connection {self._conn_id!r})"
             )
-        named = names_credentials(self.aws_conn_id)
-        if named and (refusal := credentials_refusal(master)):
+        if env_vars_become_conf(master) and names_credentials(self.aws_conn_id):
             raise AirflowFailException(
-                f"Spark master {master!r} {refusal}, so the S3 credentials of connection {self.aws_conn_id!r} "
+                f"Spark master {master!r} would put env_vars on the spark-submit command line as --conf values, "
+                f"so the S3 credentials of connection {self.aws_conn_id!r} "
                 "cannot be passed to it: give the cluster its own S3 credentials and remove those of that "
                 "connection (login/password, or the keys, profile or role in its extra)"
             )
