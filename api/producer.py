@@ -141,6 +141,12 @@ def _failed(loop: asyncio.AbstractEventLoop, error: BaseException) -> asyncio.Fu
     return failed
 
 
+def _waited_in_vain(waiter: asyncio.Future[RecordMetadata]) -> bool:
+    """True when handing a record to the producer failed after waiting KAFKA_MAX_BLOCK_MS (for the topic's
+    metadata or for buffer space)."""
+    return waiter.done() and not waiter.cancelled() and isinstance(waiter.exception(), KafkaTimeoutError)
+
+
 def _knows_partitions(producer: KafkaProducer, topic: str) -> bool:
     """True when the producer's metadata has the topic's partitions now (never blocks).
 
@@ -408,14 +414,23 @@ class RecordProducer:
         loop = asyncio.get_running_loop()
         sent_at = time.monotonic()
         waiters: list[asyncio.Future[RecordMetadata]] = []
+        stalled: dict[str, BaseException] = {}
         for record in records:
             if record.topic in unchecked:
                 error = KafkaUnavailableError(f"Kafka did not say yet whether the topic {record.topic} exists")
                 waiters.append(_failed(loop, error))
             elif record.topic in unconfirmed:
                 waiters.append(_failed(loop, unanswered or TopicMissingError(record.topic)))
+            elif record.topic in stalled:
+                waiters.append(_failed(loop, stalled[record.topic]))
             else:
-                waiters.append(await self._send(loop, producer, record))
+                waiter = await self._send(loop, producer, record)
+                if _waited_in_vain(waiter):  # the batch's later records of the topic would each wait as long
+                    stalled[record.topic] = KafkaUnavailableError(
+                        f"Kafka gave no partitions of the topic {record.topic} within KAFKA_MAX_BLOCK_MS "
+                        f"for an earlier record of this request: {waiter.exception()!r}"
+                    )
+                waiters.append(waiter)
         _, pending = await asyncio.wait(waiters, timeout=self._settings.ack_wait_s)
         for waiter in pending:
             waiter.cancel()

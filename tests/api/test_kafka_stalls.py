@@ -15,13 +15,15 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
+from kafka.producer.future import FutureRecordMetadata
 
 from api.producer import (
     FORCED_CLOSE_S,
@@ -394,3 +396,58 @@ def test_a_topic_whose_metadata_goes_while_a_record_is_sent_fails_that_record_wi
     assert isinstance(again[0], Delivery), again
     stored = {r.offset: json.loads(r.value) for r in read_all(broker.bootstrap, topic)}
     assert [stored[outcome.offset] for outcome in (first[0], first[2], again[0])] == [GEOS[0], GEOS[2], GEOS[1]]
+
+
+class ForgettingAfterItsCheck(RecordProducer):
+    """Its Kafka producer forgets a topic's partitions right after ``send_many`` found them known (as when a
+    metadata refresh drops them), once, when told to; it counts the records handed to the Kafka producer."""
+
+    forget: str | None = None
+    handed = 0
+
+    def _unconfirm_unknown(self, topics: Iterable[str]) -> None:
+        topics = list(topics)
+        super()._unconfirm_unknown(topics)
+        if self.forget in topics and self._producer is not None:
+            self._producer._metadata._partitions.pop(self.forget)
+            self.forget = None
+
+    def _send_now(self, producer: KafkaProducer, record: OutgoingRecord) -> FutureRecordMetadata:
+        self.handed += 1
+        return super()._send_now(producer, record)
+
+
+def test_a_batch_waits_for_a_forgotten_topics_partitions_once_not_once_per_record(
+    broker: ScratchKafka, scratch_prefix: str
+) -> None:
+    settings = ApiSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, KAFKA_MAX_BLOCK_MS="500")
+    topic = f"{scratch_prefix}.geo"
+    records = [
+        OutgoingRecord(topic=topic, key=str(i).encode(), value=json.dumps(GEOS[i]).encode(), timestamp_ms=0, headers=[])
+        for i in range(4)
+    ]
+
+    async def scenario() -> tuple[list[Outcome], int, list[Outcome]]:
+        producer = ForgettingAfterItsCheck(settings, [topic])
+        await producer.start()
+        try:
+            broker.pause()  # nobody answers the producer's question for the partitions
+            producer.forget = topic
+            try:
+                outcomes = await producer.send_many(records)
+            finally:
+                broker.resume()
+            handed = producer.handed
+            return outcomes, handed, await producer.send_many(records[:1])
+        finally:
+            await producer.close()
+
+    outcomes, handed, again = asyncio.run(scenario())
+
+    assert handed == 1  # the old code handed each record over and waited KAFKA_MAX_BLOCK_MS for each
+    assert all(isinstance(outcome, KafkaUnavailableError) for outcome in outcomes), outcomes
+    assert "KafkaTimeoutError" in str(outcomes[0])
+    assert all("for an earlier record of this request" in str(outcome) for outcome in outcomes[1:]), outcomes
+    assert isinstance(again[0], Delivery), again  # the topic is asked about again once Kafka answers
+    stored = {r.offset: json.loads(r.value) for r in read_all(broker.bootstrap, topic)}
+    assert list(stored.values()) == [GEOS[0]]
