@@ -30,6 +30,7 @@ from include.lake import (
     PUBLISHED_NAME,
     SOURCE_NAME,
     SUCCESS_NAME,
+    RawStatus,
     dataset_prefix,
     day_status,
     partition_prefix,
@@ -143,6 +144,12 @@ def read_inputs(state: LakeState, days: Mapping[Entity, Sequence[date]]) -> DayI
     """Per entity, each clean day read with the identity of the raw data it was cleaned from (a ready day's clean
     partition was cleaned from the raw data the day holds now)."""
     return {entity: {d: _raw(state[entity][d]).data_sha256 for d in read} for entity, read in days.items()}
+
+
+def read_status(state: LakeState, days: Mapping[Entity, Sequence[date]]) -> RawStatus:
+    """The raw status of the data the results include: partial when any day read is, the day itself (an open day's
+    run) or an earlier day accepted as final while partial."""
+    return day_status(_raw(state[entity][d]).status for entity, read in days.items() for d in read)
 
 
 def _raw(state: DayState) -> Manifest:
@@ -290,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             logical_date=args.logical_date,
             published_at=datetime.now(UTC),
             first_day=args.first_day,
-            raw_status=day_status(_raw(before[entity][args.date]).status for entity in ENTITIES),
+            raw_status=read_status(before, days),
             results={name: result.count() for name, result in results.items()},
             inputs=read_inputs(before, days),
         )

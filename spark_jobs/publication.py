@@ -40,7 +40,7 @@ class Publication(BaseModel):
     logical_date: datetime | None = None  # of the Airflow run (how `airflow tasks clear` selects it); None: no run
     published_at: datetime
     first_day: date | None  # the lake's first day the job was given (--first-day), if any
-    raw_status: RawStatus  # of the day's raw data the results include: partial when any entity's day is
+    raw_status: RawStatus  # of the raw data the results include: partial when any day read is (analytics.read_status)
     results: dict[str, NonNegativeInt]  # each result's name and row count
     inputs: DayInputs
 

@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 
 from include.backfill import run_conf
 from include.job_exits import USAGE_EXIT_CODE
-from include.lake import SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_prefix
+from include.lake import SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_prefix, publication_key
 from include.settings import PlatformSettings
 from spark_jobs import analytics, clean
 from spark_jobs.manifest import Manifest, source_json
@@ -46,6 +46,11 @@ def backfill(first: str, last: str, conf: str = '{"lake_first_day": null}') -> s
     )
 
 
+def published_status(lake: Path, day: date) -> str:
+    """The raw status the analytics publication of ``day`` gives for the data its results include."""
+    return json.loads((lake / publication_key(day)).read_text())["raw_status"]
+
+
 def test_as_of_a_date_counts_each_record_once_and_ignores_later_days(spark: SparkSession, lake: Path) -> None:
     run(analytics, lake, DAYS[1])
 
@@ -53,6 +58,7 @@ def test_as_of_a_date_counts_each_record_once_and_ignores_later_days(spark: Spar
     assert read_result(spark, lake, "popular_category_by_country", DAYS[1]) == [("Chad", "art", 1)]
     assert read_result(spark, lake, "users_joined_by_year", DAYS[1]) == [(2017, 2)]
     assert read_result(spark, lake, "median_followers_by_age_group", DAYS[1]) == [("25-35", 1_500.0)]
+    assert published_status(lake, DAYS[1]) == "complete"
 
 
 def test_rerun_overwrites_only_its_own_date(spark: SparkSession, lake: Path) -> None:
@@ -287,6 +293,8 @@ def test_a_partial_earlier_day_accepted_as_final_counts(spark: SparkSession, lak
 
     # pins 1 (diy, from the accepted day), 2 (art), 3-5 (travel)
     assert read_result(spark, lake, "popular_category_by_country", DAYS[2]) == [("Chad", "travel", 3)]
+    # the day itself is complete, but the results include a day that never was
+    assert published_status(lake, DAYS[2]) == "partial"
 
 
 def test_the_day_itself_may_be_partial(spark: SparkSession, lake: Path, write_raw: WriteRaw) -> None:
@@ -299,6 +307,7 @@ def test_the_day_itself_may_be_partial(spark: SparkSession, lake: Path, write_ra
 
     # pins 1 (diy), 2 (art) and 3 (travel): a tie broken alphabetically
     assert read_result(spark, lake, "popular_category_by_country", DAYS[2]) == [("Chad", "art", 1)]
+    assert published_status(lake, DAYS[2]) == "partial"
 
 
 # --- the lake's first day (LAKE_FIRST_DAY, --first-day) ---------------------------------------------------------------
