@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api import ops
 from api.logs import configure_logging
 from api.metrics import forget_this_worker
-from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.middleware import BodyLimitMiddleware, InFlightLimitMiddleware, RequestContextMiddleware
 from api.producer import RecordProducer
 from api.records import entity_router
 from api.settings import ApiSettings
@@ -48,5 +48,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.include_router(entity_router(entity, settings))
     app.include_router(ops.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        InFlightLimitMiddleware, max_requests=settings.max_requests_in_flight, retry_after_s=settings.retry_after_s
+    )
     app.add_middleware(RequestContextMiddleware)
     return app

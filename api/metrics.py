@@ -13,7 +13,7 @@ MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 RECORDS_ACCEPTED = Counter("ingest_records_accepted_total", "Records acknowledged by Kafka.", ["entity"])
 RECORDS_REJECTED = Counter(
     "ingest_records_rejected_total",
-    "Records or requests refused, by reason (invalid, not_json, too_large, unauthorized, kafka_unavailable, "
+    "Records or requests refused, by reason (invalid, not_json, too_large, unauthorized, busy, kafka_unavailable, "
     "topic_missing).",
     ["entity", "reason"],
 )

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids and latency metrics, and the request body size limit."""
+"""Pure ASGI middleware: request ids and latency metrics, the limit of requests in flight, and the request body
+size limit."""
 
 from __future__ import annotations
 
@@ -89,6 +90,46 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+class InFlightLimitMiddleware:
+    """Answer 503 at once, before reading its body, to a request with a body beyond ``max_requests`` this worker is
+    handling: each one holds its body (up to API_MAX_BODY_BYTES) until Kafka answers, so this bounds what many or
+    slow clients can make a worker hold."""
+
+    def __init__(self, app: ASGIApp, max_requests: int, retry_after_s: int) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.retry_after_s = retry_after_s
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_requests:
+            await self._busy(scope, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _busy(self, scope: Scope, send: Send) -> None:
+        entity = entity_of_path(scope["path"])
+        RECORDS_REJECTED.labels(entity, "busy").inc()
+        detail = (
+            f"this API worker is handling {self.max_requests} requests already (API_MAX_REQUESTS_IN_FLIGHT): "
+            "send it again later"
+        )
+        log.warning("request refused", extra={"entity": entity, "status": 503, "detail": detail})
+        _match_route(scope)
+        headers = [(b"retry-after", str(self.retry_after_s).encode()), (b"connection", b"close")]
+        await send_json(send, 503, {"detail": detail}, headers)
+
+
 class BodyLimitMiddleware:
     """Refuse bodies over ``max_bytes`` with 413 before they are parsed (declared or streamed)."""
 
@@ -97,7 +138,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")

@@ -39,6 +39,7 @@ class ApiSettings(PlatformSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="API_MAX_BODY_BYTES")
     batch_max_records: int = Field(500, ge=1, validation_alias="API_BATCH_MAX_RECORDS")
     retry_after_s: int = Field(2, ge=1, validation_alias="API_RETRY_AFTER_S")
+    max_requests_in_flight: int = Field(512, ge=1, validation_alias="API_MAX_REQUESTS_IN_FLIGHT")
     kafka_compression: Compression | None = Field("zstd", validation_alias="KAFKA_COMPRESSION")
     kafka_linger_ms: int = Field(2, ge=0, validation_alias="KAFKA_LINGER_MS")
     kafka_batch_bytes: int = Field(262_144, ge=1024, validation_alias="KAFKA_BATCH_BYTES")
@@ -57,6 +58,7 @@ class ApiSettings(PlatformSettings):
         "API_MAX_BODY_BYTES",
         "API_BATCH_MAX_RECORDS",
         "API_RETRY_AFTER_S",
+        "API_MAX_REQUESTS_IN_FLIGHT",
         "KAFKA_LINGER_MS",
         "KAFKA_BATCH_BYTES",
         "KAFKA_REQUEST_TIMEOUT_MS",
