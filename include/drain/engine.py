@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -254,16 +254,29 @@ def refuse_other_source(existing: Manifest | None, topic: str, bucket: str, raw_
         )
 
 
-def _retention_floor(admin: AdminClient, topic: str, now: datetime) -> int | None:
+def _retention_floor(admin: AdminClient, topic: str, now: datetime) -> tuple[int | None, TopicError | None]:
     """The topic's ``retention_floor_ms`` (CompactedTopicError for a compacted topic); None (the offset checks
-    alone) when its configuration is not readable."""
+    alone) when its configuration is not readable, with the error that said so."""
     try:
         configs = topic_configs(admin, topic)
     except TopicError as exc:
         log.warning("%s: judging retention by offsets alone", exc)
-        return None
+        return None, exc
     refuse_compacted(configs, topic)
-    return retention_floor_ms(configs, epoch_ms(now))
+    return retention_floor_ms(configs, epoch_ms(now)), None
+
+
+def refuse_unjudged_loss(plans: list[PartitionPlan], unreadable: TopicError | None, topic: str, day: date) -> None:
+    """Raise a TopicError (retried) when offsets alone say records of the day may be gone from a partition but the
+    topic's configuration, which could show that time retention kept them, was not readable: a verdict of expiry
+    (permanent) or a kept partial day must not rest on a failed look-up."""
+    unsure = [f"[{p.partition}] starts at offset {p.log_start}" for p in plans if not p.start_held]
+    if unreadable is not None and unsure:
+        raise TopicError(
+            f"by its offsets alone, Kafka may have lost records of {day} in {topic} ({'; '.join(unsure)}), and "
+            f"whether time retention kept them cannot be told: {unreadable}; a retry asks again (reading a "
+            "topic's configuration needs the DescribeConfigs permission on it)"
+        )
 
 
 _REFUSALS = {
@@ -417,9 +430,10 @@ def drain(
     with lease as lock:
         consumer, admin = make_consumer(bootstrap_servers), make_admin(bootstrap_servers)
         try:
-            floor_ms = _retention_floor(admin, request.topic, now())
+            floor_ms, unreadable = _retention_floor(admin, request.topic, now())
             await_open_transactions(admin, consumer, request.topic, settings.transaction_wait_seconds)
             plans = plan_partitions(consumer, request.topic, interval.start_ms, interval.end_ms, grace_ms, floor_ms)
+            refuse_unjudged_loss(plans, unreadable, request.topic, day)
             drained_topic_id = topic_id(admin, request.topic)
             existing, existing_etag = _existing_manifest(s3, bucket, manifest_key)
             refuse_other_source(existing, request.topic, bucket, raw_prefix)

@@ -126,7 +126,7 @@ def topic_configs(admin: AdminClient, topic: str) -> dict[str, str]:
     [future] = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
     try:
         entries = future.result(TIMEOUT_S)
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:  # TimeoutError: no answer within TIMEOUT_S
         raise TopicError(f"cannot read the configuration of topic {topic!r}: {exc}") from exc
     return {name: entry.value for name, entry in entries.items() if entry.value is not None}
 
@@ -136,7 +136,7 @@ def topic_id(admin: AdminClient, topic: str) -> str:
     [future] = admin.describe_topics(TopicCollection([topic])).values()
     try:
         return str(future.result(TIMEOUT_S).topic_id)
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:
         raise TopicError(f"cannot describe topic {topic!r}: {exc}") from exc
 
 
@@ -181,7 +181,7 @@ def await_open_transactions(admin: AdminClient, consumer: Consumer, topic: str, 
         wanted = {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions}
         ends = admin.list_offsets(wanted, isolation_level=IsolationLevel.READ_UNCOMMITTED) if wanted else {}
         written = {tp.partition: future.result(TIMEOUT_S).offset for tp, future in ends.items()}
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:
         raise KafkaReadError(f"cannot read the high watermarks of topic {topic!r}: {exc}") from exc
     deadline = time.monotonic() + timeout_s
     while True:

@@ -46,6 +46,7 @@ from include.drain import (
     PartitionLockedError,
     QuarantineThresholdError,
     SourceTopicError,
+    TopicError,
     drain,
     run_quality_gate,
 )
@@ -565,6 +566,36 @@ def test_a_partition_emptied_by_time_retention_does_not_expire_a_recent_day(
     result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, day=yesterday))
 
     assert (result.outcome, result.record_count) == ("drained", 0)  # a week's retention cannot reach yesterday
+
+
+def test_an_unreadable_topic_configuration_is_retried_not_taken_for_expiry(
+    s3, scratch_bucket, kafka_topics, bootstrap, monkeypatch: pytest.MonkeyPatch
+):
+    topic, values = f"{kafka_topics}.pin", pins(5)
+    three_days_ago = int((datetime.now(UTC) - timedelta(days=3)).timestamp() * 1000)
+    produced = produce(bootstrap, topic, [(0, three_days_ago + i, *next(values)) for i in range(5)])
+    delete_records_before(bootstrap, topic, 0, produced[-1][1] + 1)  # partition 0 is empty: log start = high
+    week = ConfigEntry("retention.ms", str(7 * 86_400_000), incremental_operation=AlterConfigOpType.SET)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.incremental_alter_configs(
+        [ConfigResource("topic", topic, incremental_configs=[week])]
+    ).values():
+        future.result(30)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+
+    def refused(_admin: AdminClient, name: str) -> dict[str, str]:  # a broker without the DescribeConfigs ACL
+        raise TopicError(f"cannot read the configuration of topic {name!r}: TOPIC_AUTHORIZATION_FAILED")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("include.drain.engine.topic_configs", refused)
+        with pytest.raises(TopicError) as raised:  # retried by Airflow; DataExpiredError would fail the day for good
+            drain(s3, bootstrap, request(kafka_topics, scratch_bucket, day=yesterday))
+    assert "[0] starts at offset 5" in str(raised.value)
+    assert "TOPIC_AUTHORIZATION_FAILED" in str(raised.value)
+    assert listing_keys(s3, scratch_bucket, "") == []  # nothing written
+    result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, day=yesterday))  # readable again
+
+    assert (result.outcome, result.record_count) == ("drained", 0)
 
 
 def test_two_concurrent_runs_of_one_day_leave_exactly_one_clean_partition(s3, scratch_bucket, kafka_topics, bootstrap):
