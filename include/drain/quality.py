@@ -346,14 +346,15 @@ def check_day(
         others = [scans[o].inds for o in entities if o != entity]
         count = manifest.record_count
         distinct = scan.distinct_keys
+        read = scan.lines  # duplicates among the records read: an object missing is a failure of its own
         metrics = QualityMetrics(
             record_count=count,
             quarantined=manifest.quarantine.count,
             quarantine_share=manifest.quarantine.share,
             late_records=sum(p.late for p in manifest.partitions),
             distinct_keys=distinct,
-            duplicate_keys=count - distinct,
-            duplicate_key_share=(count - distinct) / count if count else 0.0,
+            duplicate_keys=read - distinct,
+            duplicate_key_share=(read - distinct) / read if read else 0.0,
             distinct_ind=int(scan.inds.size),
             ind_match_rate=match_rate(scan.inds, others) if others else None,
             files_checked=len(manifest.files),

@@ -340,6 +340,25 @@ def test_a_manifest_whose_record_count_is_not_its_objects_total_fails(tmp_path):
     assert failures == ["objects hold 3 records, the manifest says 4"]
 
 
+def test_a_missing_object_is_named_and_not_taken_for_duplicates(tmp_path):
+    prefix = lake.partition_prefix("raw", "geo", DAY)
+    kept, lost = raw_lines(4).splitlines(keepends=True)[:1], raw_lines(4).splitlines(keepends=True)[1:]
+    entries = [file_entry(prefix + "part-0.jsonl", b"".join(kept), 0, [0]),
+               file_entry(prefix + "part-1.jsonl", b"".join(lost), 0, [1, 2, 3])]  # fmt: skip
+    (tmp_path / prefix).mkdir(parents=True)
+    (tmp_path / prefix / "part-0.jsonl").write_bytes(b"".join(kept))  # part-1 is gone
+    (tmp_path / lake.manifest_key("geo", DAY)).write_bytes(drain_manifest("geo", DAY, entries).to_json())
+
+    with pytest.raises(QualityGateError):
+        check_day(FolderObjects(tmp_path), DAY, "gate-run", entities=["geo"])
+    report = QualityReport.model_validate_json((tmp_path / lake.dq_key("geo", DAY)).read_bytes())
+
+    assert any(prefix + "part-1.jsonl" in failure for failure in report.failures), report.failures
+    assert "objects hold 1 records, the manifest says 4" in report.failures
+    assert not any("duplicate" in failure for failure in report.failures), report.failures  # the 4 keys differ
+    assert (report.metrics.duplicate_keys, report.metrics.duplicate_key_share) == (0, 0.0)
+
+
 def test_a_manifest_the_drain_did_not_write_fails_the_gate_naming_it(tmp_path):
     key = lake.manifest_key("geo", DAY)
     (tmp_path / key).parent.mkdir(parents=True)
