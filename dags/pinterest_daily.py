@@ -26,9 +26,9 @@ own day's midnight while that day is not over: the day's scheduled run, which dr
 skipped.
 A run without a logical date has no interval and fails at once, saying so. Unpausing the DAG
 starts the run of the latest whole day (yesterday) at once, so a *Trigger* right after it is a second
-run of yesterday: it waits for the first one's leases, and a clean task of the first run that finds the
-day drained again by the second retries until the second run's gate has passed it. Scheduled and
-backfill runs have the day's start as logical date, while their run ids name when they could run:
+run of yesterday: its drains wait for the first one's (up to 30 minutes, then retry), and a clean task of
+the first run that finds the day drained again by the second retries until the second run's gate has passed it.
+Scheduled and backfill runs have the day's start as logical date, while their run ids name when they could run:
 `scheduled__2026-11-26T00:00:00+00:00` drains 2026-11-25.
 
 **Backfill** the days 2026-11-01 to 2026-11-03 (both inclusive: the dates are the drained days;
@@ -125,6 +125,9 @@ GRACE_WAIT_TIMEOUT = timedelta(minutes=GRACE_MAX_MINUTES + 60)
 POKE_TIMEOUT = timedelta(minutes=10)
 DRAIN_TIMEOUT = timedelta(hours=2)
 """Of one try of a drain or the quality gate; the benchmark drains a million records in seconds."""
+DRAIN_LEASE_WAIT = timedelta(minutes=30)
+"""How long a drain waits for its day while another run drains it (a second run of the same day), within
+DRAIN_TIMEOUT; after it the try fails with PartitionLockedError and is retried."""
 RUN_DAY_TEMPLATE = "{{ data_interval_start | ds if data_interval_start is defined else 'no-interval' }}"
 """The run's day in a template; a run without a data interval has none of its keys in the context (the task then
 fails with interval_day's message, without retries)."""
@@ -309,6 +312,7 @@ with DAG(
                         lateness_grace=timedelta(minutes=params["lateness_grace_minutes"]),
                         max_quarantine_share=params["max_quarantine_share"],
                         accept_partial=params["accept_partial"],
+                        lease_wait_seconds=DRAIN_LEASE_WAIT.total_seconds(),
                     ),
                 )
                 try:

@@ -89,6 +89,7 @@ class DrainSettings:
     max_quarantine_share: float = 0.01
     max_object_bytes: int = 128 << 20
     lock_ttl_seconds: float = 120.0
+    lease_wait_seconds: float = 0.0  # how long to wait while another run holds the day's lease (0: refuse at once)
     accept_partial: bool = False  # keep a partial day Kafka can no longer complete as final
     transaction_wait_seconds: float = 60.0  # for transactions open in the topic to end before planning
 
@@ -425,7 +426,13 @@ def drain(
 
     _require_bucket(s3, bucket)
     lease = PartitionLock(
-        s3, bucket, lake.lock_key(entity, day), request.run_id, settings.lock_ttl_seconds, request.attempt
+        s3,
+        bucket,
+        lake.lock_key(entity, day),
+        request.run_id,
+        settings.lock_ttl_seconds,
+        request.attempt,
+        wait_seconds=settings.lease_wait_seconds,
     )
     with lease as lock:
         consumer, admin = make_consumer(bootstrap_servers), make_admin(bootstrap_servers)

@@ -35,6 +35,7 @@ from include.drain import (
     CompactedTopicError,
     DataExpiredError,
     DrainRequest,
+    DrainResult,
     DrainSettings,
     IncompleteDayError,
     Interval,
@@ -670,6 +671,40 @@ def start_stalled_run(
     thread = threading.Thread(target=stalled_run)
     thread.start()
     return thread, failures
+
+
+def test_a_run_given_a_lease_wait_drains_the_day_once_the_run_holding_it_is_done(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    values = pins(150)
+    first = produce(bootstrap, f"{kafka_topics}.pin", [(i % 3, START_MS + i * 1000, *next(values)) for i in range(100)])
+    stalling = StallAtManifest(s3, lake.manifest_key("pin", DAY))
+    thread, failures = start_stalled_run(stalling, bootstrap, kafka_topics, scratch_bucket)
+    assert stalling.stalled.wait(60), "the first run never reached its commit"
+    later = produce(bootstrap, f"{kafka_topics}.pin",
+                    [(i % 3, START_MS + 200_000 + i, *next(values)) for i in range(50)])  # fmt: skip
+    second: list[DrainResult | BaseException] = []
+
+    def waiting_run() -> None:
+        try:
+            second.append(drain(s3, bootstrap, request(kafka_topics, scratch_bucket, run_id="second",
+                                                       max_object_bytes=8_000, lease_wait_seconds=60)))  # fmt: skip
+        except BaseException as exc:  # handed to the test thread
+            second.append(exc)
+
+    waiting = threading.Thread(target=waiting_run)
+    waiting.start()
+    waiting.join(8)  # past the lock's first polls: the stalled run still holds the day
+    still_waiting = waiting.is_alive()
+    stalling.go.set()
+    thread.join(60)
+    waiting.join(90)
+
+    assert still_waiting and failures == []
+    assert [(r.outcome, r.record_count) for r in second if isinstance(r, DrainResult)] == [("drained", 150)], second
+    manifest = load_manifest(s3, scratch_bucket)
+    assert manifest.run_id == "second"
+    assert sorted(drained_records(s3, scratch_bucket, manifest)) == as_rows(first + later)
 
 
 def take_over_with_more_records(s3, bootstrap: str, kafka_topics: str, scratch_bucket: str, values) -> list:
