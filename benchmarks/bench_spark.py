@@ -266,13 +266,13 @@ def duckdb_cleaning_macros(con: Any) -> None:
         x = '' OR (strpos('{BLANK_CHARACTERS}', x[1]) > 0 AND trim(x, '{BLANK_CHARACTERS}') = '')""")
     con.execute("CREATE MACRO blank(x) AS CASE WHEN is_blank(x) THEN NULL ELSE x END")
     con.execute(f"CREATE MACRO txt(x) AS CASE WHEN is_blank(x) OR x IN ({placeholders}) THEN NULL ELSE x END")
-    # As in Spark: multiply the exact decimal, then truncate ("1.2345k" -> 1234); too large -> null.
+    # As in Spark: the decimal point moved by the suffix's power of ten, the digits after it dropped ("1.2345k" ->
+    # 1234); too large -> null.
     blank = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in BLANK_CHARACTERS) + "]"  # an RE2 class of them
     pattern = rf"{blank}*\d+(\.\d+)?{blank}*[kKmM]?{blank}*"
     con.execute(rf"""CREATE MACRO followers(x) AS CASE WHEN regexp_full_match(x, '{pattern}') THEN
-        try(TRY_CAST(trunc(TRY_CAST(regexp_extract(x, '\d+(\.\d+)?') AS DECIMAL(38, 18))
-                 * CASE lower(regexp_extract(x, '[kKmM]')) WHEN 'k' THEN 1000 WHEN 'm' THEN 1000000 ELSE 1 END)
-             AS BIGINT)) END""")
+        TRY_CAST(regexp_extract(x, '\d+') || left(rpad(regexp_extract(x, '\.(\d+)', 1), 6, '0'),
+                 CASE lower(regexp_extract(x, '[kKmM]')) WHEN 'k' THEN 3 WHEN 'm' THEN 6 ELSE 0 END) AS BIGINT) END""")
     # As in Spark: a UUID in any spelling the API reads -> lower case with hyphens ("urn:uuid:" is 9 characters)
     con.execute("CREATE MACRO uuid_text(x) AS coalesce(TRY_CAST(x AS UUID), TRY_CAST(x[10:] AS UUID))::VARCHAR")
     # As in Spark: ',' fractions and '_' date/time separators (which the API accepts) rewritten before the cast.

@@ -27,14 +27,18 @@ PLACEHOLDERS: tuple[str, ...] = (
     "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e",
 )
 SAVE_LOCATION_PREFIX = "Local save in "
-# What a blank text may consist of: ASCII whitespace and the Unicode spaces seen in pasted text (no-break too).
-BLANK_CHARACTERS = " \t\n\r\f\v\u00a0\u2007\u202f\u3000"
+# What a blank text may consist of: every character Python's str.isspace() calls whitespace (ASCII whitespace and
+# its separators, next-line, the Unicode spaces, no-break ones included, and the line and paragraph separators).
+BLANK_CHARACTERS = (
+    "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 INGEST_COLUMNS = ("ingested_at", "kafka_partition", "kafka_offset")
 LATEST_BY = ("ingested_at", "kafka_offset")  # what "latest ingested" orders by
 _BLANK = "[" + "".join(f"\\u{ord(c):04x}" for c in BLANK_CHARACTERS) + "]"  # a Java regex class of them
 # Possessive quantifiers: a long run of blanks is matched once, not backtracked over (quadratic in Java);
 # \z, not $, which would also match before a final line terminator such as U+2028.
-_FOLLOWER_PATTERN = rf"^{_BLANK}*+(\d++(?:\.\d++)?){_BLANK}*+([kKmM]?){_BLANK}*+\z"
+_FOLLOWER_PATTERN = rf"^{_BLANK}*+(\d++)(?:\.(\d++))?{_BLANK}*+([kKmM]?){_BLANK}*+\z"
 _UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 
 # Column order of each clean dataset (the ingest columns follow).
@@ -124,13 +128,15 @@ def nulls_for(placeholders: Iterable[str]) -> Transform:
 
 
 def follower_count_number(column: Column) -> Column:
-    """``"437"`` -> 437, ``"124k"`` -> 124000, ``"1M"`` -> 1000000 (decimals allowed); anything else -> null."""
-    digits = F.regexp_extract(column, _FOLLOWER_PATTERN, 1)
-    suffix = F.lower(F.regexp_extract(column, _FOLLOWER_PATTERN, 2))
-    multiplier = F.when(suffix == "k", F.lit(1_000)).when(suffix == "m", F.lit(1_000_000)).otherwise(F.lit(1))
-    # Multiply the exact decimal, then truncate: "1.2345k" -> 1234.5 -> 1234.
-    number = F.when(column.rlike(_FOLLOWER_PATTERN), digits.try_cast("decimal(38,18)") * multiplier)
-    return number.try_cast("long")
+    """``"437"`` -> 437, ``"124k"`` -> 124000, ``"1M"`` -> 1000000 (decimals allowed, truncated: ``"1.2345k"`` ->
+    1234); too large for a ``bigint``, or anything else -> null."""
+    whole = F.regexp_extract(column, _FOLLOWER_PATTERN, 1)
+    fraction = F.regexp_extract(column, _FOLLOWER_PATTERN, 2)
+    suffix = F.lower(F.regexp_extract(column, _FOLLOWER_PATTERN, 3))
+    shift = F.when(suffix == "k", F.lit(3)).when(suffix == "m", F.lit(6)).otherwise(F.lit(0))
+    # move the decimal point by the suffix's power of ten and drop the digits after it: exact at any length
+    digits = F.concat(whole, F.left(F.rpad(fraction, 6, "0"), shift))
+    return F.when(column.rlike(_FOLLOWER_PATTERN), digits.try_cast("long"))
 
 
 def canonical_uuid(column: Column) -> Column:

@@ -13,7 +13,9 @@ from spark_jobs.cleaning import canonical_uuid, follower_count_number
 FOLLOWER_TEXTS = [
     "0", "437", "6k", "124k", "1M", "2.5M", "1.2345k", "0.0000015M", " 35k ", "12k\u00a0", "\u3000437\u202f",
     "\v1M", "\t", "", "k", "1kk", "-5", "12 followers", "User Info Error", "99999999999999999999M", "437\u2028",
-    "437\u0085", "1" + " " * 1_000 + "x", None,
+    "437\u0085", "437\u200b", "\u2003 12k\u2009", "1" + " " * 1_000 + "x", "19.99999999", "1.99999999999k",
+    "1.9999999999999999999", "0012.5k", "9223372036854775807", "9223372036854775808", "9223372036854775.8079k",
+    "9223372036854775.808k", None,
 ]  # fmt: skip
 UUID = "6f1c2b4e-8a3d-4c5e-9f10-1234567890ab"
 UUID_SPELLINGS = [UUID, UUID.upper(), "{" + UUID + "}", UUID.replace("-", ""), "urn:uuid:" + UUID]

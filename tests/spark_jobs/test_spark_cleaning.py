@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from include.records import MODELS, GeoRecord, PinRecord, UserRecord, kafka_value
-from spark_jobs.cleaning import clean, follower_count_number
+from spark_jobs.cleaning import BLANK_CHARACTERS, clean, follower_count_number
 from spark_jobs.schemas import raw_line_reader, record_schema
 from tests.conftest import REAL_PIN_SAMPLE as SAMPLE
 from tests.spark_jobs.submitted import printed_by_submitted_job
@@ -133,11 +134,16 @@ def test_whitespace_only_text_and_a_bare_save_prefix_become_null(spark: SparkSes
         pin(1, title="\t", description="\u00a0", poster_name=" \n ", save_location="Local save in "),
         pin(2, title="\r\n", category="\u00a0 \t", follower_count="\t"),
         pin(3, title="\u00a0kept\u00a0", save_location="Local save in \u00a0"),
+        # the other Unicode whitespace: an em space, a thin space, the line separator, next-line, ogham space mark
+        pin(4, title="\u2003", description="\u2009 ", poster_name="\u2028", tag_list="\x85", category="\u1680"),
+        pin(5, title="\u200b"),  # a zero-width space is no whitespace (str.isspace() says so too)
     ]
     expected = [
         clean_pin_row(1, 0, title=None, description=None, poster_name=None, save_location=None),
         clean_pin_row(2, 1, title=None, category=None, follower_count=None),
         clean_pin_row(3, 2, title="\u00a0kept\u00a0", save_location=None),
+        clean_pin_row(4, 3, title=None, description=None, poster_name=None, tag_list=None, category=None),
+        clean_pin_row(5, 4, title="\u200b"),
     ]
     lines = [line(record, offset) for offset, record in enumerate(raw)]
 
@@ -161,7 +167,16 @@ def test_whitespace_only_text_and_a_bare_save_prefix_become_null(spark: SparkSes
         ("12k\u00a0", 12_000),  # the blank characters of the other text rules, no-break spaces included
         ("\u3000437\u202f", 437),
         ("\v1M", 1_000_000),
-        ("437\u2028", None),  # a line separator is not blank (Java's $ would have let it through)
+        ("437\u2028", 437),  # a line separator is blank around the number, as any whitespace
+        ("437\u200b", None),  # a zero-width space is not (Java's $ lets a final line terminator through, \z not)
+        ("19.99999999", 19),  # truncated however many decimals: a decimal(38,18) product rounded these to 20
+        ("1.99999999999k", 1_999),
+        ("1.9999999999999999999", 1),
+        ("0012.5k", 12_500),
+        ("9223372036854775807", 9_223_372_036_854_775_807),
+        ("9223372036854775808", None),  # beyond a bigint
+        ("9223372036854775.8079k", 9_223_372_036_854_775_807),
+        ("9223372036854775.808k", None),
         # a long run of blanks is read once: a backtracking pattern took about 16 minutes on it
         pytest.param("1" + " " * 400_000 + "x", None, id="400k-blanks"),
         ("User Info Error", None),
@@ -384,6 +399,12 @@ def test_spark_schema_agrees_with_the_record_models() -> None:
             annotation = str(info.annotation)
             expected[name] = "bigint" if "int" in annotation else "double" if "float" in annotation else "string"
         assert spark_fields == expected, entity
+
+
+def test_blank_characters_are_exactly_pythons_whitespace() -> None:
+    whitespace = {chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()}
+
+    assert set(BLANK_CHARACTERS) == whitespace
 
 
 def becomes_null(text: str | None) -> bool:
