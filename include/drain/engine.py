@@ -98,6 +98,10 @@ class DrainSettings:
             raise ValueError(f"lateness_grace must not be negative, got {self.lateness_grace}")
         if not 0.0 <= self.max_quarantine_share <= 1.0:
             raise ValueError(f"max_quarantine_share must be within [0, 1], got {self.max_quarantine_share}")
+        if self.max_object_bytes <= 0:
+            raise ValueError(f"max_object_bytes must be positive, got {self.max_object_bytes}")
+        if self.lease_wait_seconds < 0:
+            raise ValueError(f"lease_wait_seconds must not be negative, got {self.lease_wait_seconds}")
 
 
 @dataclass(frozen=True)

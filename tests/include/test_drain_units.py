@@ -272,3 +272,18 @@ def test_a_read_that_never_reaches_the_broker_names_the_offset_it_waited_for(mon
     assert str(failed.value) == (
         "no progress reading nowhere.pin[2] at offset 40 (want up to 90) for 2s: is the broker reachable?"
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("lateness_grace", timedelta(minutes=-1), "lateness_grace must not be negative"),
+        ("max_object_bytes", 0, "max_object_bytes must be positive, got 0"),
+        ("lease_wait_seconds", -1.0, "lease_wait_seconds must not be negative"),
+    ],
+)
+def test_a_bad_drain_setting_is_refused_when_made_before_any_lease_or_read(setting: str, value: object, says: str):
+    with pytest.raises(ValueError) as refused:
+        DrainSettings(**{setting: value})
+
+    assert says in str(refused.value)
