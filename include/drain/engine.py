@@ -206,6 +206,11 @@ def stale_keys(listed: list[str], keep: set[str]) -> list[str]:
     return sorted(k for k in listed if k not in keep and k.rsplit("/", 1)[-1] not in CONTROL_NAMES)
 
 
+def start_lost(plans: list[PartitionPlan]) -> list[str]:
+    """The partitions whose log may start inside the interval (retention), each as ``[p] starts at offset N``."""
+    return [f"[{p.partition}] starts at offset {p.log_start}" for p in plans if not p.start_held]
+
+
 def lost_partitions(plans: list[PartitionPlan], existing: Manifest | None, current_topic_id: str) -> list[str]:
     """Why Kafka may no longer hold all of the interval, per partition (empty when it holds it all).
 
@@ -215,7 +220,7 @@ def lost_partitions(plans: list[PartitionPlan], existing: Manifest | None, curre
     has offsets the existing manifest lists: deleted below the log start, or beyond the high
     watermark of a topic that was reset.
     """
-    reasons = [f"[{p.partition}] starts at offset {p.log_start}" for p in plans if not p.start_held]
+    reasons = start_lost(plans)
     if existing is None:
         return reasons
     if existing.topic_id is not None and existing.topic_id != current_topic_id:
@@ -275,7 +280,7 @@ def refuse_unjudged_loss(plans: list[PartitionPlan], unreadable: TopicError | No
     """Raise a TopicError (retried) when offsets alone say records of the day may be gone from a partition but the
     topic's configuration, which could show that time retention kept them, was not readable: a verdict of expiry
     (permanent) or a kept partial day must not rest on a failed look-up."""
-    unsure = [f"[{p.partition}] starts at offset {p.log_start}" for p in plans if not p.start_held]
+    unsure = start_lost(plans)
     if unreadable is not None and unsure:
         raise TopicError(
             f"by its offsets alone, Kafka may have lost records of {day} in {topic} ({'; '.join(unsure)}), and "
