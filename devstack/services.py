@@ -46,10 +46,12 @@ class Service:
         return {**service_env(self.secrets, airflow=self.name.startswith("airflow-")), **self.extra_env()}
 
 
-def supervised(argv: Callable[[], list[str]]) -> Callable[[], list[str]]:
+def supervised(argv: Callable[[], list[str]], health_url: str | None = None) -> Callable[[], list[str]]:
     """``argv`` run under ``devstack.supervise``, which starts it again whenever it exits unstopped (as compose's
-    ``restart: unless-stopped``); stopping the service's session stops both."""
-    return lambda: [str(paths.VENV_BIN / "python"), "-m", "devstack.supervise", *argv()]
+    ``restart: unless-stopped``), or, given ``health_url``, stops answering 200 there for a while; stopping the
+    service's session stops both."""
+    health = ["--health", health_url] if health_url else []
+    return lambda: [str(paths.VENV_BIN / "python"), "-m", "devstack.supervise", *health, *argv()]
 
 
 # --- Kafka (KRaft, single node) -------------------------------------------------------------
@@ -283,6 +285,10 @@ def _supervised_airflow(*args: str) -> Callable[[], list[str]]:
     return supervised(_airflow(*args))
 
 
+SCHEDULER_HEALTH_URL = f"http://127.0.0.1:{AIRFLOW_SCHEDULER_HEALTH}/health"
+"""The scheduler's health server: 200 while its job heartbeats (``_scheduler_env``), which its supervisor watches."""
+
+
 def _scheduler_env() -> dict[str, str]:
     """The scheduler's health server (``ENABLE_HEALTH_CHECK``) on loopback, not on every interface."""
     return {
@@ -340,7 +346,7 @@ SERVICES: tuple[Service, ...] = (
         "airflow-scheduler",
         (AIRFLOW_SCHEDULER_HEALTH,),
         "",
-        _supervised_airflow("scheduler", "--skip-serve-logs"),
+        supervised(_airflow("scheduler", "--skip-serve-logs"), SCHEDULER_HEALTH_URL),
         _airflow_component_healthy("scheduler"),
         extra_env=_scheduler_env,
         secrets=AIRFLOW_SIGNING | {"AIRFLOW_CONN_AWS_DEFAULT"},  # it runs the tasks (LocalExecutor)

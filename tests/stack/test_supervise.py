@@ -12,10 +12,12 @@ from collections import deque
 from pathlib import Path
 
 import psutil
+import pytest
 import yaml
 
 from devstack import paths, supervise
 from devstack.services import SERVICES
+from tests.api_process import free_port
 
 # Exits at once, with an error on its first two runs and cleanly on the later ones.
 EXITS_AT_ONCE = """
@@ -38,6 +40,45 @@ stat = pathlib.Path("/proc", left.read_text(), "stat")
 state_letter = stat.read_text().rpartition(")")[2].split()[0] if stat.exists() else "gone"
 (state / "second").write_text("gone" if state_letter in ("gone", "Z", "X") else "alive")  # a zombie is gone
 """
+
+
+# Its first run answers 200 on its health URL for a second, then 503, and hangs ignoring SIGTERM (as the scheduler
+# that waits for an executor worker); its later runs exit at once.
+HANGS_UNHEALTHY = """
+import http.server, os, pathlib, signal, sys, threading, time
+runs, port = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+runs.write_text(runs.read_text() + "x" if runs.exists() else "x")
+if len(runs.read_text()) > 1:
+    sys.exit(0)
+(runs.parent / "first-pid").write_text(str(os.getpid()))
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+born = time.monotonic()
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if time.monotonic() - born < 1 else 503)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+threading.Thread(target=http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever, daemon=True).start()
+time.sleep(600)
+"""
+
+
+@pytest.mark.timeout(60)  # without the watchdog, supervise() never returns
+def test_a_command_that_stops_answering_200_on_its_health_url_is_stopped_and_started_again(tmp_path, monkeypatch):
+    for name, value in {"BACKOFF_S": 0.01, "UNHEALTHY_AFTER_S": 1.0, "HEALTH_POLL_S": 0.2, "STOP_GRACE_S": 1.0}.items():
+        monkeypatch.setattr(supervise, name, value)
+    runs, port = tmp_path / "runs", free_port()
+
+    returned = supervise.supervise([sys.executable, "-c", HANGS_UNHEALTHY, str(runs), str(port)],
+                                   f"http://127.0.0.1:{port}/")  # fmt: skip
+
+    assert returned == 0  # the later runs exit at once: given up after them
+    assert runs.read_text() == "x" * (1 + supervise.MAX_RESTARTS)
+    assert not psutil.pid_exists(int((tmp_path / "first-pid").read_text()))  # SIGKILLed: it ignored SIGTERM
 
 
 def test_a_command_that_exits_with_an_error_or_cleanly_is_started_again_until_given_up(tmp_path, monkeypatch):
