@@ -547,23 +547,34 @@ def test_first_drain_after_retention_cut_at_a_late_record_fails_as_expired(s3, s
     assert listing_keys(s3, scratch_bucket, "") == []
 
 
-def test_a_partition_emptied_by_time_retention_does_not_expire_a_recent_day(
-    s3, scratch_bucket, kafka_topics, bootstrap
-):
-    topic, values = f"{kafka_topics}.pin", pins(5)
+def emptied_by_deletion(bootstrap: str, prefix: str) -> str:
+    """The pin topic, with 5 records of three days ago produced to partition 0 and deleted: its log start = high."""
+    topic, values = f"{prefix}.pin", pins(5)
     three_days_ago = int((datetime.now(UTC) - timedelta(days=3)).timestamp() * 1000)
     produced = produce(bootstrap, topic, [(0, three_days_ago + i, *next(values)) for i in range(5)])
-    delete_records_before(bootstrap, topic, 0, produced[-1][1] + 1)  # partition 0 is empty: log start = high
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    delete_records_before(bootstrap, topic, 0, produced[-1][1] + 1)
+    return topic
 
-    with pytest.raises(DataExpiredError):  # no time limit: only an administrator deleted, anything may be gone
-        drain(s3, bootstrap, request(kafka_topics, scratch_bucket, day=yesterday))
+
+def retain_for_a_week(bootstrap: str, topic: str) -> None:
+    """Give the topic a time retention of a week (and no size limit): yesterday is within it."""
     week = ConfigEntry("retention.ms", str(7 * 86_400_000), incremental_operation=AlterConfigOpType.SET)
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.incremental_alter_configs(
         [ConfigResource("topic", topic, incremental_configs=[week])]
     ).values():
         future.result(30)
+
+
+def test_a_partition_emptied_by_time_retention_does_not_expire_a_recent_day(
+    s3, scratch_bucket, kafka_topics, bootstrap
+):
+    topic = emptied_by_deletion(bootstrap, kafka_topics)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+
+    with pytest.raises(DataExpiredError):  # no time limit: only an administrator deleted, anything may be gone
+        drain(s3, bootstrap, request(kafka_topics, scratch_bucket, day=yesterday))
+    retain_for_a_week(bootstrap, topic)
     result = drain(s3, bootstrap, request(kafka_topics, scratch_bucket, day=yesterday))
 
     assert (result.outcome, result.record_count) == ("drained", 0)  # a week's retention cannot reach yesterday
@@ -572,16 +583,8 @@ def test_a_partition_emptied_by_time_retention_does_not_expire_a_recent_day(
 def test_an_unreadable_topic_configuration_is_retried_not_taken_for_expiry(
     s3, scratch_bucket, kafka_topics, bootstrap, monkeypatch: pytest.MonkeyPatch
 ):
-    topic, values = f"{kafka_topics}.pin", pins(5)
-    three_days_ago = int((datetime.now(UTC) - timedelta(days=3)).timestamp() * 1000)
-    produced = produce(bootstrap, topic, [(0, three_days_ago + i, *next(values)) for i in range(5)])
-    delete_records_before(bootstrap, topic, 0, produced[-1][1] + 1)  # partition 0 is empty: log start = high
-    week = ConfigEntry("retention.ms", str(7 * 86_400_000), incremental_operation=AlterConfigOpType.SET)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.incremental_alter_configs(
-        [ConfigResource("topic", topic, incremental_configs=[week])]
-    ).values():
-        future.result(30)
+    topic = emptied_by_deletion(bootstrap, kafka_topics)
+    retain_for_a_week(bootstrap, topic)
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
 
     def refused(_admin: AdminClient, name: str) -> dict[str, str]:  # a broker without the DescribeConfigs ACL
