@@ -150,10 +150,7 @@ class PartitionLock:
             if again is None:
                 return self._acquire_fresh()
             if again.etag != holder.etag:
-                raise PartitionLockedError(
-                    f"s3://{self._bucket}/{self._key} is still renewed by try {holder.attempt} of this run "
-                    f"({self._owner!r}): that try is still writing; this try can write once it is done"
-                )
+                raise PartitionLockedError(self._still_held_message(holder, again))
             expired = True
         elif not expired and not same_run:
             raise PartitionLockedError(
@@ -177,6 +174,19 @@ class PartitionLock:
             holder.owner,
             self._bucket,
             self._key,
+        )
+
+    def _still_held_message(self, waited_out: Holder, now: Holder) -> str:
+        """Why a try that waited out ``waited_out`` (an earlier try of its run) is refused: ``now`` holds the lease."""
+        where = f"s3://{self._bucket}/{self._key}"
+        if now.owner == self._owner:
+            return (
+                f"{where} is still renewed by try {now.attempt} of this run ({self._owner!r}): that try is still "
+                "writing; this try can write once it is done"
+            )
+        return (
+            f"{where} was taken by {now.owner!r} while this try waited out try {waited_out.attempt} of this run: "
+            "another run is writing this partition; this run can write it once that run is done"
         )
 
     def _read(self) -> Holder | None:

@@ -54,6 +54,43 @@ def test_a_later_try_waits_out_the_lease_of_an_earlier_try_and_refuses_a_live_on
     assert s3.list_objects_v2(Bucket=scratch_bucket, Prefix=KEY).get("KeyCount") == 0
 
 
+class LeaseWrittenBeforeRead:
+    """The real S3 client, except that just before its ``nth`` ``get_object`` call the lease is rewritten as
+    ``lease``: another holder took it meanwhile."""
+
+    def __init__(self, s3, bucket: str, nth: int, lease: dict) -> None:
+        self._s3, self._bucket, self._nth, self._lease = s3, bucket, nth, lease
+        self._reads = 0
+
+    def __getattr__(self, name: str):
+        call = getattr(self._s3, name)
+        if name != "get_object":
+            return call
+
+        def read(**kwargs):
+            self._reads += 1
+            if self._reads == self._nth:
+                self._s3.put_object(Bucket=self._bucket, Key=KEY, Body=json.dumps(self._lease).encode())
+            return call(**kwargs)
+
+        return read
+
+
+def test_a_try_refused_after_waiting_out_its_earlier_try_names_whoever_holds_the_lease_now(s3, scratch_bucket):
+    PartitionLock(s3, scratch_bucket, KEY, "run-a", ttl_seconds=1.0, attempt=1).acquire()  # a killed try
+    rival = {"owner": "run-b", "attempt": 1, "ttl_seconds": 60, "nonce": "b"}
+    taken = LeaseWrittenBeforeRead(s3, scratch_bucket, 2, rival)  # the read after the wait finds run-b's lease
+    with pytest.raises(PartitionLockedError) as refused:
+        PartitionLock(taken, scratch_bucket, KEY, "run-a", ttl_seconds=60, attempt=2).acquire()
+    assert "taken by 'run-b' while this try waited out try 1 of this run" in str(refused.value)
+    assert "still renewed" not in str(refused.value)
+    renewed = {"owner": "run-a", "attempt": 3, "ttl_seconds": 60, "nonce": "a3"}  # a third try of run-a took it
+    s3.put_object(Bucket=scratch_bucket, Key=KEY, Body=json.dumps({**renewed, "attempt": 1, "ttl_seconds": 1.0}))
+    taken = LeaseWrittenBeforeRead(s3, scratch_bucket, 2, renewed)
+    with pytest.raises(PartitionLockedError, match="still renewed by try 3 of this run"):
+        PartitionLock(taken, scratch_bucket, KEY, "run-a", ttl_seconds=60, attempt=2).acquire()
+
+
 def test_of_many_racing_runs_exactly_one_gets_the_lease(s3, scratch_bucket):
     barrier = threading.Barrier(8)
     outcomes: list[str] = []
