@@ -70,6 +70,7 @@ from include.drain.manifest import (
     Manifest,
     PartitionSummary,
     QuarantineSummary,
+    partition_sha256,
     read_manifest,
 )
 from include.drain.objects import ObjectWriter
@@ -160,8 +161,6 @@ def _drain_partition(
     validate = validator(entity)
     start_ms, end_ms, p = interval.start_ms, interval.end_ms, plan.partition
     counts = _PartitionCounts()
-    records.start_partition()
-    quarantine.start_partition()
     for batch in read_range(consumer, topic, plan):
         # one look at the timestamp first: past the day, most of a batch is outside it
         stamps = [m.timestamp()[1] for m in batch]
@@ -513,6 +512,25 @@ def drain(
     return DrainResult("drained", manifest_key, status, manifest.record_count, manifest.quarantine.count, message)
 
 
+def _summary(plan: PartitionPlan, counts: _PartitionCounts, files: list[FileEntry]) -> PartitionSummary:
+    """What the manifest says of one Kafka partition: its plan, what was read and its objects' checksum."""
+    return PartitionSummary(
+        partition=plan.partition,
+        log_start_offset=plan.log_start,
+        read_from=plan.read_from,
+        read_to=plan.read_to,
+        late_from=plan.late_from,
+        first_offset=counts.first,
+        last_offset=counts.last,
+        count=counts.kept,
+        quarantined=counts.quarantined,
+        outside_interval=counts.outside,
+        late=counts.late,
+        bytes=counts.bytes,
+        sha256=partition_sha256(f.sha256 for f in files if f.partition == plan.partition),
+    )
+
+
 def _write_partition(
     s3: Any,
     consumer: Consumer,
@@ -526,40 +544,21 @@ def _write_partition(
 ) -> Manifest:
     """Stream every Kafka partition to objects and build the manifest (not yet written)."""
     settings = request.settings
-    summaries: list[PartitionSummary] = []
-    files: list[FileEntry] = []
-    quarantine_files: list[FileEntry] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload") as uploads:
         records = ObjectWriter(s3, request.bucket, raw_prefix, settings.max_object_bytes, uploads)
         quarantine = ObjectWriter(s3, request.bucket, quarantine_prefix, settings.max_object_bytes, uploads)
         try:
-            for plan in plans:
-                counts = _drain_partition(
-                    consumer, request.topic, plan, request.interval, request.entity, records, quarantine
-                )
-                summaries.append(
-                    PartitionSummary(
-                        partition=plan.partition,
-                        log_start_offset=plan.log_start,
-                        read_from=plan.read_from,
-                        read_to=plan.read_to,
-                        late_from=plan.late_from,
-                        first_offset=counts.first,
-                        last_offset=counts.last,
-                        count=counts.kept,
-                        quarantined=counts.quarantined,
-                        outside_interval=counts.outside,
-                        late=counts.late,
-                        bytes=counts.bytes,
-                        sha256=records.partition_sha256(),
-                    )
-                )
+            counts = [
+                _drain_partition(consumer, request.topic, plan, request.interval, request.entity, records, quarantine)
+                for plan in plans
+            ]
             files = records.finish()
             quarantine_files = quarantine.finish()
         except BaseException:
             records.abandon()
             quarantine.abandon()
             raise
+    summaries = [_summary(plan, drained, files) for plan, drained in zip(plans, counts, strict=True)]
     kept = sum(s.count for s in summaries)
     bad = sum(s.quarantined for s in summaries)
     share = bad / (kept + bad) if kept + bad else 0.0

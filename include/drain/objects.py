@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from boto3.s3.transfer import TransferConfig
 
-from include.drain.manifest import FileEntry, partition_sha256
+from include.drain.manifest import FileEntry
 
 CHUNK_BYTES = 1 << 20
 TRANSFER = TransferConfig(multipart_threshold=32 << 20, multipart_chunksize=16 << 20, max_concurrency=4)
@@ -79,16 +79,7 @@ class ObjectWriter:
         self._uploads = uploads
         self._in_flight: Future[FileEntry] | None = None
         self._spool: _Spool | None = None
-        self._partition_digests: list[str] = []
         self.entries: list[FileEntry] = []
-
-    def start_partition(self) -> None:
-        """Start collecting the checksums of a new partition's objects."""
-        self._partition_digests = []
-
-    def partition_sha256(self) -> str:
-        """SHA-256 of the partition's object checksums (hex, in offset order) joined by newlines."""
-        return partition_sha256(self._partition_digests)
 
     def extend(self, partition: int, offsets: list[int], lines: list[bytes]) -> None:
         """Append lines (each ending in a newline) of the records at ``offsets``, rolling objects as they fill.
@@ -131,7 +122,6 @@ class ObjectWriter:
             bytes=spool.bytes,
             sha256=digest,
         )
-        self._partition_digests.append(entry.sha256)
         self._wait_in_flight()
         self._in_flight = self._uploads.submit(self._upload, spool, entry)
 

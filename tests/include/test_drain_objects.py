@@ -20,7 +20,6 @@ def test_an_object_above_the_multipart_threshold_is_uploaded_in_parts_with_its_e
     lines = [b'{"offset": %d, "pad": "%s"}\n' % (i, b"x" * 1000) for i in range(12 * 1024)]
     with ThreadPoolExecutor(1) as uploads:
         writer = objects.ObjectWriter(s3, scratch_bucket, "raw/", max_object_bytes=64 * MIB, uploads=uploads)
-        writer.start_partition()
         writer.extend(3, list(range(len(lines))), lines)
         (entry,) = writer.finish()
 
