@@ -151,7 +151,7 @@ def _interval(context: dict[str, Any], params: dict[str, Any]) -> Interval:
             context.get("data_interval_end"),
             logical_date=context.get("logical_date"),
             dag_id=context["dag"].dag_id,
-            conf=run_conf(params["lake_bucket"], params["topic_prefix"], first_day),
+            conf=run_conf(params["lake_bucket"], params["topic_prefix"], first_day, context["dag_run"].conf),
             first_day=first_day,
             run_type=context["dag_run"].run_type,
         )

@@ -27,14 +27,22 @@ def backfill_command(first: date, last: date, dag_id: str = DAG_ID, conf: Mappin
     )
 
 
-def run_conf(bucket: str | None, topic_prefix: str | None, first_day: date | None) -> dict[str, str | None]:
-    """The conf of a run as far as a backfill it asks for must repeat it: its lake's bucket and its topics (left out
-    when not known: a lake under --lake-root, a job run by hand), and its first day (null: none, which is not the
-    DAG's default when LAKE_FIRST_DAY is set)."""
-    conf: dict[str, str | None] = {"lake_bucket": bucket, "topic_prefix": topic_prefix}
-    return {name: value for name, value in conf.items() if value} | {
+def run_conf(
+    bucket: str | None, topic_prefix: str | None, first_day: date | None, given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The conf a backfill that a run asks for repeats: its lake's bucket and its topics as the run resolved them (left
+    out when not known: a lake under --lake-root, a job run by hand), its first day (null: none, which is not the DAG's
+    default when LAKE_FIRST_DAY is set), and the rest of the conf the run was ``given`` but ``accept_partial``: keeping
+    a partial day as final is decided day by day, by the operator, never repeated by a suggested command.
+
+    Give ``given`` only for a backfill of the run's own day (its thresholds are judgements of that day), not for other
+    days that the run finds missing."""
+    resolved: dict[str, str | None] = {"lake_bucket": bucket, "topic_prefix": topic_prefix}
+    known = {name: value for name, value in resolved.items() if value} | {
         "lake_first_day": first_day.isoformat() if first_day else None
     }
+    repeated = {name: value for name, value in (given or {}).items() if name not in {*known, "accept_partial"}}
+    return known | repeated
 
 
 def clear_clean_command(first: date | datetime, last: date | datetime, dag_id: str = DAG_ID) -> str:

@@ -197,7 +197,7 @@ def test_runs_triggered_through_the_rest_api(airflow, stack_env, s3, scratch_buc
     past_midnight = airflow.post(
         f"/api/v2/dags/{DAG_ID}/dagRuns",
         json={"dag_run_id": f"test-midnight-{uuid.uuid4().hex[:8]}",
-              "logical_date": (start + timedelta(days=1)).isoformat(), "conf": conf},
+              "logical_date": (start + timedelta(days=1)).isoformat(), "conf": {**conf, "min_records": 7}},
     )  # fmt: skip
     without_date = airflow.post(
         f"/api/v2/dags/{DAG_ID}/dagRuns",
@@ -282,9 +282,9 @@ def test_runs_triggered_through_the_rest_api(airflow, stack_env, s3, scratch_buc
     next_day = day + timedelta(days=1)
     assert f"is the logical date of the scheduled run of {next_day}, but the run drains {day}" in past_midnight_log
     assert "Delete this run" in past_midnight_log
-    # the run's own conf: its bucket and topics, and the stack's first day (the param's default)
+    # the run's own conf: its bucket and topics, the stack's first day (the param's default) and its threshold
     first_day = stack_env.get("LAKE_FIRST_DAY") or None
-    own = {"lake_bucket": scratch_bucket, "topic_prefix": kafka_topics, "lake_first_day": first_day}
+    own = {"lake_bucket": scratch_bucket, "topic_prefix": kafka_topics, "lake_first_day": first_day, "min_records": 7}
     backfill_conf = json.dumps(own)
     assert f"--dag-run-conf '{backfill_conf}' --from-date {day} --to-date {day}" in (
         past_midnight_log.replace('\\"', '"')  # the log is JSON: the conf's quotes come escaped

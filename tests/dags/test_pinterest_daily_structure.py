@@ -293,7 +293,7 @@ print(json.dumps({
     "scheduled": outcome("_interval"),
     "no_interval": outcome("_interval", run_type="manual", start=None, end=None, logical=None),
     "future_midnight": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, tzinfo=UTC)),
-    "past_midnight": outcome("_interval", run_type="backfill", logical=next_day, conf=SCRATCH),
+    "past_midnight": outcome("_interval", run_type="backfill", logical=next_day, conf={**SCRATCH, "min_records": 5}),
     "manual_now": outcome("_interval", run_type="manual", logical=datetime(2999, 1, 1, 9, 30, tzinfo=UTC)),
     "drain_bad_bucket": task_outcome("drain.pin", lake_bucket="Bad_Bucket!"),
     "drain_refused_bucket": task_outcome("drain.pin", lake_bucket="scratch.-x"),
@@ -329,7 +329,7 @@ def test_run_checks_fail_permanently_with_the_reason():
     assert outcomes["past_midnight"][0] == "AirflowFailException"
     assert "2026-11-26T00:00Z is the logical date of the scheduled run of 2026-11-26" in outcomes["past_midnight"][1]
     # the backfill it names drains the run's own topics into its own lake
-    scratch = '{"lake_bucket": "scratch", "topic_prefix": "test-abc", "lake_first_day": "2026-11-01"}'
+    scratch = '{"lake_bucket": "scratch", "topic_prefix": "test-abc", "lake_first_day": "2026-11-01", "min_records": 5}'
     assert f"--dag-run-conf '{scratch}' --from-date 2026-11-25 --to-date 2026-11-25`" in outcomes["past_midnight"][1]
     # a request botocore refuses before sending it (here: a bucket name) fails at once instead of being retried
     for refused in (outcomes["drain_bad_bucket"], outcomes["gate_bad_bucket"]):

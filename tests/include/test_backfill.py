@@ -92,3 +92,15 @@ def test_the_runs_conf_repeats_what_it_knows_and_its_first_day_even_when_none() 
     # a lake under --lake-root, a job run by hand: no bucket nor topics to name; no first day is null, not absent,
     # since an absent one would take the DAG's default (LAKE_FIRST_DAY)
     assert run_conf(None, "", None) == {"lake_first_day": None}
+
+
+def test_the_runs_conf_repeats_what_the_run_was_given_with_its_lake_as_resolved() -> None:
+    given = {
+        "min_records": 5, "max_quarantine_share": 0.2, "topic_prefix": "topics", "lake_first_day": "2026-11-01",
+        "accept_partial": True,  # a decision about one day, which a suggested command never repeats
+    }  # fmt: skip
+    assert run_conf("lake", "topics", date(2026, 11, 3), given) == {
+        "min_records": 5, "max_quarantine_share": 0.2, "topic_prefix": "topics", "lake_first_day": "2026-11-03",
+        "lake_bucket": "lake",
+    }  # fmt: skip
+    assert given["lake_first_day"] == "2026-11-01"  # the run's conf itself is left as it was
