@@ -2,7 +2,7 @@
 
 Usage: ``spark-submit --py-files lake.zip spark_jobs/analytics.py --date 2026-11-25 --bucket pinterest-lake``
 (``--first-day 2026-01-01``: the lake's first day, ``LAKE_FIRST_DAY``). It first checks, per entity, that every day
-from the lake's first day (without one: the entity's first drained day) up to ``<date>`` is ready (drained, raw
+from the lake's first day (without one: the first day any entity drained) up to ``<date>`` is ready (drained, raw
 ``_SUCCESS``, earlier days complete, a clean partition whose ``_source.json`` names the raw data the day has now),
 and fails naming the days that are not. Each result overwrites only its own ``dt=<date>`` partition; records
 cleaned on several days count once (the latest ingested). The nine are published as one unit
@@ -118,11 +118,12 @@ def days_to_read(
 ) -> dict[Entity, list[date]]:
     """Each entity's clean days to read as of ``day`` (none before ``first_day``); raises MissingCleanDataError when
     any needed day of the lake is not ready (its backfill commands carry ``conf``: see ``run_conf``)."""
-    problems = {entity: found for entity, states in state.items() if (found := readiness(day, states, first_day))}
+    first = first_needed_day(day, state, first_day)
+    problems = {entity: found for entity, states in state.items() if (found := readiness(day, states, first))}
     if problems:
         raise MissingCleanDataError(readiness_message(day, problems, first_day, conf))
     # exactly the days readiness() checked (a clean partition before the first needed day is not read)
-    return {entity: days_between(first_needed_day(day, states, first_day), day) for entity, states in state.items()}
+    return {entity: days_between(first, day) for entity in state}
 
 
 def read_clean(spark: SparkSession, lake: Lake, entity: Entity, days: Sequence[date]) -> DataFrame:
@@ -248,7 +249,7 @@ def argument_parser() -> argparse.ArgumentParser:
         type=partial(iso_date, flag="--first-day"),
         default=None,
         help="the lake's first day (LAKE_FIRST_DAY): every day from it up to --date must be ready, none before it is "
-        "read (by default: from each entity's first drained day)",
+        "read (by default: from the first day any entity has drained)",
     )
     parser.add_argument(
         "--logical-date",

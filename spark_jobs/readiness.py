@@ -1,6 +1,6 @@
 """Whether the analytics of a day may run: the rules on what the lake holds of each entity's days (plain Python).
 
-Every day from the lake's first day (without one: the entity's first drained day) up to the analytics' day must be
+Every day from the lake's first day (without one: the first day any entity drained) up to the analytics' day must be
 drained (raw manifest and ``_SUCCESS``), the earlier ones complete (or a partial day accepted as final), and cleaned
 from the raw data the day holds now (the clean partition's ``_SUCCESS`` and ``_source.json``).
 """
@@ -44,21 +44,25 @@ class Readiness:
         return bool(self.never_drained or self.not_cleaned or self.unfinished or self.partial)
 
 
-def first_needed_day(day: date, states: Mapping[date, DayState], first_day: date | None = None) -> date:
-    """The first day the analytics of ``day`` need: the lake's first day if given, else the entity's first drained
-    day (``day`` itself when none is)."""
+def first_needed_day(day: date, lake: Mapping[Entity, Mapping[date, DayState]], first_day: date | None = None) -> date:
+    """The first day the analytics of ``day`` need: the lake's first day if given, else the first day any entity
+    has drained (``day`` itself when none is).
+
+    One day for every entity: a run drains every entity of its day, so a day drained for one entity and not for
+    another (its partition deleted to be drained again, say) is a day that entity is missing, not one before it.
+    """
     if first_day is not None:
         return first_day
-    return min((d for d, state in states.items() if d <= day and state.raw is not None), default=day)
+    drained = (d for states in lake.values() for d, state in states.items() if d <= day and state.raw is not None)
+    return min(drained, default=day)
 
 
-def readiness(day: date, states: Mapping[date, DayState], first_day: date | None = None) -> Readiness:
-    """Check ``day`` and every day before it since ``first_day`` (the lake's first day), or else since the entity's
-    first drained day.
+def readiness(day: date, states: Mapping[date, DayState], first: date) -> Readiness:
+    """Check ``day`` and every day before it since ``first`` (``first_needed_day``) in one entity's ``states``.
 
-    Without ``first_day``, a day before the first drained one is not needed: but when the earliest days of a new
-    lake are drained last (a backfill run backwards, or whose first day's drain waits for a retry while later days
-    run), the first drained day is a later one, and the days before it are left out without a word.
+    Without a lake's first day, a day before the first drained one is not needed: but when the earliest days of a
+    new lake are drained last (a backfill run backwards, or whose first day's drain waits for a retry while later
+    days run), the first drained day is a later one, and the days before it are left out without a word.
 
     Each needs a raw manifest: the drain writes one for every day it drains, an empty day too, so a day without
     one was never drained (a run the scheduler skipped, or one that never got to its drain) and is named as such.
@@ -72,7 +76,7 @@ def readiness(day: date, states: Mapping[date, DayState], first_day: date | None
     longer complete it).
     """
     found = Readiness()
-    for needed_day in days_between(first_needed_day(day, states, first_day), day):
+    for needed_day in days_between(first, day):
         state = states.get(needed_day, DayState())
         if state.raw is None:
             found.never_drained.append(needed_day)
@@ -104,7 +108,7 @@ def readiness_message(
         # a run drains every entity of its day: one backfill per run of consecutive days, over all entities
         missing = {d for found in problems.values() for d in found.never_drained}
         commands = " and ".join(backfill_command(first, last, conf=conf) for first, last in consecutive_runs(missing))
-        since = f"the lake's first day {first_day}" if first_day else "an entity's first drained day"
+        since = f"the lake's first day {first_day}" if first_day else "the lake's first drained day"
         parts.append(
             f"days never drained: {text}; backfill them first ({commands}): each day from {since} up to {day} "
             "needs raw/<entity>/dt=<day>/_manifest.json (an empty day gets an empty complete one), so these were "

@@ -17,7 +17,7 @@ from include.lake import SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_pref
 from include.settings import PlatformSettings
 from spark_jobs import analytics, clean
 from spark_jobs.manifest import Manifest, source_json
-from spark_jobs.readiness import DayState, MissingCleanDataError, readiness, readiness_message
+from spark_jobs.readiness import DayState, MissingCleanDataError, first_needed_day, readiness, readiness_message
 from spark_jobs.session import Lake
 from tests.spark_jobs.lake_days import (
     DAYS,
@@ -91,10 +91,11 @@ def test_the_day_itself_never_drained_is_named_as_such(tmp_path: Path) -> None:
     assert f"backfill them first ({command})" in str(raised.value)
 
 
-def test_a_day_never_drained_since_an_entitys_first_drained_day_is_named_with_its_backfill(
+def test_a_day_never_drained_since_the_lakes_first_drained_day_is_named_with_its_backfill(
     spark: SparkSession, tmp_path: Path, write_raw: WriteRaw
 ) -> None:
-    # pin: days 1 and 3 (day 2 missed, e.g. while the DAG was paused); geo: every day; user: from day 2 on
+    # pin: days 1 and 3 (day 2 missed, e.g. while the DAG was paused); geo: every day; user: from day 2 on (its day 1
+    # deleted to be drained again, say: a run drains every entity of its day, so user lacks day 1)
     seed_entity_day(write_raw, "pin", 0, [triple(1, "diy", "Chad")])
     seed_entity_day(write_raw, "pin", 2, [triple(3, "travel", "Chad")])
     for number, ind, category in ((0, 1, "diy"), (1, 2, "art"), (2, 3, "travel")):
@@ -110,14 +111,16 @@ def test_a_day_never_drained_since_an_entitys_first_drained_day_is_named_with_it
 
     message = str(raised.value)
     assert message.startswith(
-        f"days never drained: pin: 2026-11-23; backfill them first ({backfill('2026-11-23', '2026-11-23')})"
+        "days never drained: pin: 2026-11-23; user: 2026-11-22; backfill them first "
+        f"({backfill('2026-11-22', '2026-11-23')}): each day from the lake's first drained day up to 2026-11-24"
     )
-    assert "user: 2026-11-22" not in message  # before user's first drained day: not needed
     assert "; and " not in message  # no other kind of problem: every drained day is cleaned
     assert not (tmp_path / "analytics").exists()
 
     seed_entity_day(write_raw, "pin", 1, [triple(2, "art", "Chad")])  # what the backfill drains
+    seed_entity_day(write_raw, "user", 0, [triple(1, "diy", "Chad")])
     run(clean, tmp_path, DAYS[1], "--entity", "pin")
+    run(clean, tmp_path, DAYS[0], "--entity", "user")
     run(analytics, tmp_path, DAYS[2])
     # pins 1 (diy), 2 (art, the backfilled day) and 3 (travel): a tie broken alphabetically (without pin 2: diy)
     assert read_result(spark, tmp_path, "popular_category_by_country", DAYS[2]) == [("Chad", "art", 1)]
@@ -134,19 +137,24 @@ def test_never_drained_days_get_one_backfill_per_run_of_consecutive_days() -> No
     day = date(2026, 11, 6)
     states = {
         "pin": {date(2026, 11, 1): ready, date(2026, 11, 4): ready},
-        "geo": {date(2026, 11, n): ready for n in range(3, 7)},  # no day missing since its first
+        "geo": {date(2026, 11, n): ready for n in range(3, 7)},  # from 3 on: 1 and 2 are missing too
         "user": {},  # nothing drained: the day itself is missing
     }
 
-    problems = {entity: found for entity, entity_states in states.items() if (found := readiness(day, entity_states))}
+    first = first_needed_day(day, states)
+    problems = {
+        entity: found for entity, entity_states in states.items() if (found := readiness(day, entity_states, first))
+    }
 
+    assert first == date(2026, 11, 1)  # the first day any entity drained: pin's
     assert {entity: found.never_drained for entity, found in problems.items()} == {
         "pin": [date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 5), date(2026, 11, 6)],
-        "user": [date(2026, 11, 6)],
+        "geo": [date(2026, 11, 1), date(2026, 11, 2)],
+        "user": [date(2026, 11, n) for n in range(1, 7)],
     }
     assert readiness_message(day, problems).startswith(
-        "days never drained: pin: 2026-11-02, 2026-11-03, 2026-11-05, 2026-11-06; user: 2026-11-06; backfill them "
-        f"first ({backfill('2026-11-02', '2026-11-03', '{}')} and {backfill('2026-11-05', '2026-11-06', '{}')})"
+        "days never drained: pin: 2026-11-02, 2026-11-03, 2026-11-05, 2026-11-06; geo: 2026-11-01, 2026-11-02; "
+        f"user: 2026-11-01..2026-11-06; backfill them first ({backfill('2026-11-01', '2026-11-06', '{}')})"
     )
 
 
@@ -319,7 +327,9 @@ def test_from_the_lakes_first_day_every_day_is_needed_even_before_the_first_drai
     # a backfill run backwards: 6 and 5 are done, 3 and 4 not drained yet; 1 is before the lake's first day
     states = {date(2026, 11, 1): DayState(), date(2026, 11, 5): ready, day: ready}
 
-    assert not readiness(day, states)  # by the first drained day (5): ready, without the days before it
+    assert first_needed_day(day, {"pin": states}) == date(2026, 11, 5)
+    assert not readiness(day, states, date(2026, 11, 5))  # by the first drained day: ready, without the days before
+    assert first_needed_day(day, {"pin": states}, first_day) == first_day
     found = readiness(day, states, first_day)
 
     assert found.never_drained == [date(2026, 11, 3), date(2026, 11, 4)]
@@ -343,7 +353,9 @@ def test_from_the_lakes_first_day_every_day_is_needed_even_before_the_first_drai
         "geo": {four: ready, five: ready, day: ready},
         "user": {five: ready, day: ready},
     }
-    assert analytics.days_to_read(day, lake) == {"pin": [five, day], "geo": [four, five, day], "user": [five, day]}
+    # without a first day, from the first day any entity drained (geo's): pin and user lack it
+    with pytest.raises(MissingCleanDataError, match="days never drained: pin: 2026-11-04; user: 2026-11-04; "):
+        analytics.days_to_read(day, lake)
     assert analytics.days_to_read(day, lake, five) == {"pin": [five, day], "geo": [five, day], "user": [five, day]}
 
 
