@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from devstack import install, paths, processes
-from devstack.environment import process_env, refuse_bad_settings, settle_stack_env, shell_exports
+from devstack.environment import process_env, refuse_bad_settings, settle_stack_env, shell_exports, shell_settings
 from devstack.log import step
 from devstack.orphan_backfills import BACKFILL_ATTEMPTS, discard_from_outside
 from devstack.secrets import renew_short_jwt_secret
@@ -52,7 +52,7 @@ def cmd_up(_: argparse.Namespace) -> None:
     refuse_bad_settings(os.environ)  # before minutes of installing
     install.install_all()
     _renew_short_jwt_secret()
-    settle_stack_env(_running())
+    _settle_settings()
     for svc in SERVICES:
         _start(svc)
     step(f"stack is up; settings for tools in {paths.STACK_ENV_FILE}")
@@ -65,7 +65,15 @@ def cmd_down(_: argparse.Namespace) -> None:
             step(f"{svc.name}: stopped")
 
 
+def _settle_settings() -> None:
+    """Record the platform settings for tools; while the stack runs, keep those it started with, for the services
+    started now too (an API started with the caller's other PINTEREST_TOPIC_PREFIX would accept records that no
+    drain reads, and Kafka's and MinIO's start would make the caller's topics and bucket)."""
+    os.environ.update(shell_settings(settle_stack_env(_running())))
+
+
 def cmd_start(args: argparse.Namespace) -> None:
+    _settle_settings()
     _start(service(args.service))
 
 

@@ -197,6 +197,22 @@ def settle_stack_env(running: bool) -> dict[str, str]:
     return recorded
 
 
+# The caller's variables by which platform_env() gives each of its settings a value other than the default.
+SHELL_NAMES = {
+    "PINTEREST_TOPIC_PREFIX": "PINTEREST_TOPIC_PREFIX",
+    "KAFKA_TOPIC_PARTITIONS": "KAFKA_TOPIC_PARTITIONS",
+    "LAKE_BUCKET": "LAKE_BUCKET",
+    "MINIO_ROOT_USER": "AWS_ACCESS_KEY_ID",
+    "MINIO_ROOT_PASSWORD": "AWS_SECRET_ACCESS_KEY",
+    "AIRFLOW_PASSWORD": "AIRFLOW_PASSWORD",
+}
+
+
+def shell_settings(platform: Mapping[str, str]) -> dict[str, str]:
+    """The caller's variables that make ``platform_env()`` give the settings of ``platform`` (a stack.env)."""
+    return {shell: platform[name] for shell, name in SHELL_NAMES.items() if name in platform}
+
+
 def write_airflow_passwords() -> None:
     """The simple auth manager's password file for the admin login."""
     passwords = json.dumps({AIRFLOW_USERNAME: load_secrets()["AIRFLOW_PASSWORD"]})

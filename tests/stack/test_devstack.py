@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 import devstack.__main__ as devstack_cli
 from devstack import paths, processes
@@ -34,6 +35,30 @@ def test_second_up_is_a_noop(stack_env):
     assert result.returncode == 0, result.stderr
     assert _pids() == before
     assert all(f"{s.name}: already running" in result.stderr for s in SERVICES)
+
+
+@pytest.mark.disruptive
+def test_a_service_started_while_the_stack_runs_gets_the_stacks_settings_not_the_shells(stack_env):
+    """A shell with another topic prefix and lake restarted the API: it took them, and accepted records that no drain
+    reads; Kafka's start made the shell's topics."""
+    shell = {**os.environ, "PINTEREST_TOPIC_PREFIX": "shell-topics", "LAKE_BUCKET": "shell-lake"}
+
+    def start(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "devstack", "start", name], env=shell, capture_output=True, text=True, timeout=300
+        )
+
+    kafka = start("kafka")  # running: only its after-start step runs, which ensures the topics
+    assert kafka.returncode == 0, kafka.stderr
+    assert "warning: the running stack keeps its PINTEREST_TOPIC_PREFIX" in kafka.stderr
+    topics = AdminClient({"bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"]}).list_topics(timeout=30).topics
+    assert not any(topic.startswith("shell-topics.") for topic in topics)
+    assert _devstack("stop", "api").returncode == 0
+    api = start("api")
+    assert api.returncode == 0, api.stderr
+    environ = processes.recorded_process("api").environ()
+    assert environ["PINTEREST_TOPIC_PREFIX"] == stack_env["PINTEREST_TOPIC_PREFIX"]
+    assert environ["LAKE_BUCKET"] == stack_env["LAKE_BUCKET"]
 
 
 def test_status_reports_every_service_healthy(stack_env):
