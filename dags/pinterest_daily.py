@@ -37,7 +37,9 @@ runs stay queued while the DAG is paused; UI: *Backfill*; REST: `POST /api/v2/ba
     airflow backfill create --dag-id pinterest_daily --max-active-runs 1 --reprocess-behavior completed \
         --dag-run-conf '{}' --from-date 2026-11-01 --to-date 2026-11-03
 
-Without `--reprocess-behavior completed`, days that already have a finished run are skipped. A day
+The dates are UTC days: where Airflow's `[core] default_timezone` is not UTC, give them as
+`2026-11-01T00:00:00+00:00` (the commands in the tasks' errors do). Without `--reprocess-behavior completed`, days
+that already have a finished run are skipped. A day
 that has a run is backfilled by clearing that run, which keeps its conf unless the backfill gives one:
 `--dag-run-conf '{}'` (or the conf wanted) keeps an old run's `accept_partial` or `lake_bucket` from
 applying again.

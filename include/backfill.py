@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from include.days import midnight
+
 DAG_ID = "pinterest_daily"  # the DAG that drains and cleans each day (dags/pinterest_daily.py)
 ANALYTICS_TASK_ID = "spark_analytics"  # its last task: the analytics as of the run's day
 CLEAN_TASK_ID = "spark_clean"  # cleans the run's day, before the analytics
@@ -17,13 +19,17 @@ def backfill_command(first: date, last: date, dag_id: str = DAG_ID, conf: Mappin
     """``airflow backfill create`` over ``first`` to ``last`` (both inclusive), one day at a time, with the runs'
     ``conf`` (none: the DAG's defaults).
 
+    The days are given as their UTC midnights, offset and all: Airflow reads a bare date in its ``[core]
+    default_timezone``, which would miss the runs of UTC days under any other zone.
+
     ``--reprocess-behavior completed`` redoes days that already have a finished run, and ``--dag-run-conf`` (``'{}'``
     too) replaces the conf of a run it reuses: given none, Airflow leaves it as it was (a scratch ``lake_bucket``,
     say).
     """
     return (
         f"airflow backfill create --dag-id {dag_id} --max-active-runs 1 --reprocess-behavior completed "
-        f"--dag-run-conf {shlex.quote(json.dumps(dict(conf or {})))} --from-date {first} --to-date {last}"
+        f"--dag-run-conf {shlex.quote(json.dumps(dict(conf or {})))} "
+        f"--from-date {_instant(first)} --to-date {_instant(last)}"
     )
 
 
@@ -65,10 +71,13 @@ def clear_analytics_command(first: date | datetime, last: date | datetime, dag_i
 
 
 def _clear_command(task_id: str, first: date | datetime, last: date | datetime, dag_id: str) -> str:
-    return (
-        f"airflow tasks clear {dag_id} --task-regex {task_id} "
-        f"--start-date {first.isoformat()} --end-date {last.isoformat()}"
-    )
+    dates = f"--start-date {_instant(first)} --end-date {_instant(last)}"
+    return f"airflow tasks clear {dag_id} --task-regex {task_id} {dates}"
+
+
+def _instant(moment: date | datetime) -> str:
+    """A day as its UTC midnight, or a moment, in ISO 8601 with its offset (which Airflow's CLI keeps)."""
+    return (moment if isinstance(moment, datetime) else midnight(moment)).isoformat()
 
 
 def day_ranges(days: Iterable[date]) -> str:

@@ -286,7 +286,7 @@ def test_runs_triggered_through_the_rest_api(airflow, stack_env, s3, scratch_buc
     first_day = stack_env.get("LAKE_FIRST_DAY") or None
     own = {"lake_bucket": scratch_bucket, "topic_prefix": kafka_topics, "lake_first_day": first_day, "min_records": 7}
     backfill_conf = json.dumps(own)
-    assert f"--dag-run-conf '{backfill_conf}' --from-date {day} --to-date {day}" in (
+    assert f"--dag-run-conf '{backfill_conf}' --from-date {day}T00:00:00+00:00 --to-date {day}T00:00:00+00:00" in (
         past_midnight_log.replace('\\"', '"')  # the log is JSON: the conf's quotes come escaped
     ), past_midnight_log[-2000:]
 

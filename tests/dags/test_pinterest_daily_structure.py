@@ -330,7 +330,8 @@ def test_run_checks_fail_permanently_with_the_reason():
     assert "2026-11-26T00:00Z is the logical date of the scheduled run of 2026-11-26" in outcomes["past_midnight"][1]
     # the backfill it names drains the run's own topics into its own lake
     scratch = '{"lake_bucket": "scratch", "topic_prefix": "test-abc", "lake_first_day": "2026-11-01", "min_records": 5}'
-    assert f"--dag-run-conf '{scratch}' --from-date 2026-11-25 --to-date 2026-11-25`" in outcomes["past_midnight"][1]
+    days = "--from-date 2026-11-25T00:00:00+00:00 --to-date 2026-11-25T00:00:00+00:00"
+    assert f"--dag-run-conf '{scratch}' {days}`" in outcomes["past_midnight"][1]
     # a request botocore refuses before sending it (here: a bucket name) fails at once instead of being retried
     for refused in (outcomes["drain_bad_bucket"], outcomes["gate_bad_bucket"]):
         assert refused[0] == "AirflowFailException" and 'Invalid bucket name "Bad_Bucket!"' in refused[1], refused

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 
 from include.backfill import (
@@ -33,6 +36,28 @@ def test_the_backfill_command_parses_with_airflows_cli_and_replaces_a_reused_run
     # backfill_command.create_backfill: json.loads(args.dag_run_conf) when the text is not empty; then
     # models/backfill.py _handle_clear_run replaces a reused run's conf when it `is not None` (an empty one too)
     assert args.dag_run_conf == "{}" and json.loads(args.dag_run_conf) == {}
+
+
+def test_the_commands_select_the_runs_of_those_utc_days_whatever_airflows_default_timezone(tmp_path) -> None:
+    # Airflow's CLI reads a bare date in [core] default_timezone: 2026-11-02 under New York is 05:00 UTC, after the
+    # run of the 2nd (00:00 UTC), so a one-day command would select no run; one under Tokyo would start on the 1st
+    script = (
+        "import json, shlex, sys\n"
+        "from airflow.cli.cli_parser import get_parser\n"
+        "parse = lambda command: get_parser().parse_args(shlex.split(command)[1:])\n"
+        "backfill, clear = (parse(c) for c in sys.argv[1:])\n"
+        "print(json.dumps([str(m) for m in (backfill.from_date, backfill.to_date, clear.start_date, clear.end_date)]))"
+    )
+    day = date(2026, 11, 2)
+    commands = [backfill_command(day, day), clear_clean_command(day, day)]
+    for zone in ("America/New_York", "Asia/Tokyo"):
+        env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__DEFAULT_TIMEZONE": zone}
+        parsed = subprocess.run(
+            [sys.executable, "-c", script, *commands], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert parsed.returncode == 0, parsed.stderr[-2000:]
+        moments = [datetime.fromisoformat(m) for m in json.loads(parsed.stdout.strip().splitlines()[-1])]
+        assert moments == [datetime(2026, 11, 2, tzinfo=UTC)] * 4, zone
 
 
 def test_a_conf_reaches_airflows_cli_as_json() -> None:

@@ -98,7 +98,7 @@ def test_the_midnight_refusal_suggests_a_backfill_with_the_runs_own_conf():
         run_interval(DAY_START, DAY_END, logical_date=datetime(2026, 11, 20, tzinfo=UTC), dag_id=DAG_ID, conf=conf)
     assert (
         """--dag-run-conf '{"lake_bucket": "scratch", "topic_prefix": "test-abc", "lake_first_day": null}' """
-        "--from-date 2026-11-25 --to-date 2026-11-25"
+        "--from-date 2026-11-25T00:00:00+00:00 --to-date 2026-11-25T00:00:00+00:00"
     ) in str(raised.value)
 
 

@@ -119,7 +119,8 @@ def test_a_later_day_computed_from_data_redrained_since_is_named_with_the_comman
         "the analytics of 2 later days (2026-11-23..2026-11-24) were computed from other data than the lake holds "
         "now up to 2026-11-22 (pin 2026-11-22: changed since, or read by only one of them). A run of one day changes "
         "nothing else, so they stay as they were; to compute them again: "
-        "airflow tasks clear pinterest_daily --task-regex spark_analytics --start-date 2026-11-23 --end-date 2026-11-24"
+        "airflow tasks clear pinterest_daily --task-regex spark_analytics --start-date 2026-11-23T00:00:00+00:00 "
+        "--end-date 2026-11-24T00:00:00+00:00"
     ]
     assert published(lake, DAYS[2]) == day3_before  # nothing else changed
 
@@ -263,14 +264,14 @@ def test_each_stale_day_is_cleared_by_the_logical_date_of_the_run_that_computed_
 
     clear = "airflow tasks clear pinterest_daily --task-regex spark_analytics"
     assert commands == [
-        f"{clear} --start-date 2026-11-01 --end-date 2026-11-02",
-        f"{clear} --start-date 2026-11-06 --end-date 2026-11-06",
+        f"{clear} --start-date 2026-11-01T00:00:00+00:00 --end-date 2026-11-02T00:00:00+00:00",
+        f"{clear} --start-date 2026-11-06T00:00:00+00:00 --end-date 2026-11-06T00:00:00+00:00",
         f"{clear} --start-date 2026-11-06T09:30:00.000005+00:00 --end-date 2026-11-06T09:30:00.000005+00:00",
     ]
     assert unknown == ["old-run"]
     # a run triggered by hand whose logical date a range already covers gets no command of its own
     within = publication(D3, {}, logical_date=datetime(2026, 11, 1, 9, 30, tzinfo=UTC))
-    assert recompute_commands([*stale[:2], within]) == ([f"{clear} --start-date 2026-11-01 --end-date 2026-11-02"], [])
+    assert recompute_commands([*stale[:2], within]) == ([commands[0]], [])
     message = stale_message(D1 - timedelta(days=1), {p.day: Stale(p, [("pin", D1)]) for p in stale})
     assert message.endswith(" and, in the runs old-run (no logical date recorded), clear spark_analytics")
 

@@ -42,7 +42,7 @@ def backfill(first: str, last: str, conf: str = '{"lake_first_day": null}') -> s
     that replaces the one of a run it reprocesses."""
     return (
         "airflow backfill create --dag-id pinterest_daily --max-active-runs 1 --reprocess-behavior completed "
-        f"--dag-run-conf '{conf}' --from-date {first} --to-date {last}"
+        f"--dag-run-conf '{conf}' --from-date {first}T00:00:00+00:00 --to-date {last}T00:00:00+00:00"
     )
 
 
@@ -168,8 +168,8 @@ def test_an_earlier_drained_day_not_cleaned_is_an_error(drained: Path) -> None:
         run(analytics, drained, DAYS[2])
     assert not (drained / "analytics").exists()
     clear = (
-        "airflow tasks clear pinterest_daily --task-regex spark_clean --start-date 2026-11-23 --end-date 2026-11-23 "
-        "--downstream"
+        "airflow tasks clear pinterest_daily --task-regex spark_clean --start-date 2026-11-23T00:00:00+00:00 "
+        "--end-date 2026-11-23T00:00:00+00:00 --downstream"
     )
     assert f"first ({clear}, which clears the scheduled or backfilled run of each day;" in str(raised.value)
 
