@@ -17,15 +17,17 @@ ProgressHook = Callable[[int], None]
 CHECK_TIMEOUT_S = 5.0
 """How long the check before posting waits for the API's /health and /ready."""
 REQUEST_TIMEOUT_S = 30.0
-ATTEMPTS = 5
-"""Requests per record at most: the first one and retries after a 503 or a failed connection."""
 BACKOFF_S = 0.25
 """The wait before the first retry after a failed connection; it doubles up to BACKOFF_MAX_S."""
 BACKOFF_MAX_S = 2.0
 RETRY_AFTER_MAX_S = 30.0
 """A 503's Retry-After is obeyed up to this many seconds."""
 GIVE_UP_AFTER_S = 10.0
-"""Posting stops when no connection to the API opened, or it answered only 503, for this long."""
+"""Posting stops when the API took no record for this long: no connection to it opened, or it answered 503. A record
+is retried after a 503 or a failed connection until then, or for this long while other records got through: a shorter
+outage delays records instead of dropping them."""
+NO_CONNECTION = "no connection"
+UNAVAILABLE = "503"
 UNAUTHORIZED_NO_KEY = "the API requires X-API-Key: set API_KEY"
 UNAUTHORIZED_WRONG_KEY = "the API refused the X-API-Key sent from API_KEY: set API_KEY to the API's key"
 
@@ -122,6 +124,25 @@ def backoff_s(retry: int) -> float:
     return min(BACKOFF_S * 2**retry, BACKOFF_MAX_S)
 
 
+def give_up_reason(base_url: str, lasted_s: float, kinds: set[str], last: str) -> str:
+    """Why posting stopped: the API took no record for ``lasted_s``, failing with ``kinds`` (NO_CONNECTION,
+    UNAVAILABLE), the last time with ``last``."""
+    if kinds == {NO_CONNECTION}:
+        return (
+            f"the API at {base_url} stopped answering: no connection for {lasted_s:.0f} s ({last}); "
+            "check that it runs (`make up`) and post again"
+        )
+    if kinds == {UNAVAILABLE}:
+        return (
+            f"the API at {base_url} answered only 503 for {lasted_s:.0f} s: it cannot pass records to Kafka "
+            "(see its /ready); post again once it is ready"
+        )
+    return (
+        f"the API at {base_url} took no record for {lasted_s:.0f} s: no connection opened or it answered 503 "
+        f"(last: {last}); check that it runs (`make up`) and is ready (see its /ready), then post again"
+    )
+
+
 def rate_shortfall(rate: float | None, triples_per_s: float) -> str | None:
     """A warning when the reached pace is below 95 % of ``rate`` (both in triples per second), else None."""
     if rate is None or triples_per_s >= 0.95 * rate:
@@ -131,19 +152,21 @@ def rate_shortfall(rate: float | None, triples_per_s: float) -> str | None:
 
 @dataclass
 class _Streak:
-    """How long one kind of failure has gone on without a break."""
+    """Failed requests without a break: since when, and of which kinds."""
 
     since: float | None = None
+    kinds: set[str] = field(default_factory=set)
 
-    def extend(self) -> float:
-        """Count one more failure; the seconds since the streak's first."""
-        now = time.monotonic()
+    def extend(self, now: float, kind: str) -> float:
+        """Count one more failure of ``kind`` at ``now``; the seconds since the streak's first."""
         if self.since is None:
             self.since = now
+        self.kinds.add(kind)
         return now - self.since
 
     def end(self) -> None:
         self.since = None
+        self.kinds.clear()
 
 
 class _Poster:
@@ -154,28 +177,23 @@ class _Poster:
         self.api_key = api_key
         self.summary = summary
         self.halted = halted  # Ctrl-C or a stop: records in flight get no more retries
-        self.no_connection = _Streak()
-        self.only_503 = _Streak()
+        self.failing = _Streak()  # since the API last took (or answered other than 503) a record
 
     def stop(self, reason: str) -> None:
         if self.summary.stopped is None:
             self.summary.stopped = reason
 
-    def connection_failed(self, error: httpx.HTTPError) -> None:
-        """No connection: stop once none has opened for GIVE_UP_AFTER_S."""
-        if (lasted := self.no_connection.extend()) >= GIVE_UP_AFTER_S:
-            self.stop(
-                f"the API at {self.base_url} stopped answering: no connection for {lasted:.0f} s "
-                f"({type(error).__name__}: {error}); check that it runs (`make up`) and post again"
-            )
-
-    def answered_unavailable(self) -> None:
-        """A 503: stop once the API has answered nothing else for GIVE_UP_AFTER_S."""
-        if (lasted := self.only_503.extend()) >= GIVE_UP_AFTER_S:
-            self.stop(
-                f"the API at {self.base_url} answered only 503 for {lasted:.0f} s: it cannot "
-                "pass records to Kafka (see its /ready); post again once it is ready"
-            )
+    def retry(self, record: _Streak, kind: str, last: str) -> bool:
+        """Count a failed request of ``record`` (``kind``: NO_CONNECTION or UNAVAILABLE; ``last``: what failed) and
+        stop once the API has taken no record for GIVE_UP_AFTER_S; whether to retry the record: not once posting is
+        halted, nor once its own failures have lasted GIVE_UP_AFTER_S (others got through meanwhile)."""
+        now = time.monotonic()
+        if (lasted := self.failing.extend(now, kind)) >= GIVE_UP_AFTER_S:
+            self.stop(give_up_reason(self.base_url, lasted, self.failing.kinds, last))
+        if self.halted() or record.extend(now, kind) >= GIVE_UP_AFTER_S:
+            return False
+        self.summary.retries += 1
+        return True
 
     async def pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less once posting is halted."""
@@ -184,39 +202,36 @@ class _Poster:
             await asyncio.sleep(min(left, 0.1))
 
     async def post_record(self, client: httpx.AsyncClient, entity: str, body: str) -> bool:
-        """Post one record, retrying a 503 after its Retry-After and a failed connection with backoff (not once
-        posting is halted); whether the API accepted it."""
-        attempt = 0
+        """Post one record; whether the API accepted it.
+
+        A 503 is retried after its Retry-After and a failed connection (nothing was sent) after a backoff, as long
+        as ``retry`` says (once more at most after posting is halted); a request that may have arrived is not.
+        """
+        failing = _Streak()
+        retries = 0
         while True:
-            last = attempt == ATTEMPTS - 1 or self.halted()
             try:
                 response = await client.post(f"/{entity}/", content=body, headers={"content-type": "application/json"})
             except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing was sent: safe to retry
-                self.connection_failed(error)
-                if last or self.halted():
+                if not self.retry(failing, NO_CONNECTION, f"{type(error).__name__}: {error}"):
                     self.summary.count_unanswered(type(error).__name__)
                     return False
-                self.summary.retries += 1
-                await self.pause(backoff_s(attempt))
-                attempt += 1
-                continue
+                await self.pause(backoff_s(retries))
             except httpx.HTTPError as error:  # the record may have arrived: not retried
                 self.summary.count_unanswered(type(error).__name__)
                 return False
-            self.no_connection.end()
-            if response.status_code != 503:
-                self.only_503.end()
             else:
-                self.answered_unavailable()
-                if not (last or self.halted()):
-                    self.summary.retries += 1
-                    await self.pause(retry_after_s(response))
-                    attempt += 1
-                    continue
-            if response.status_code == 401:
-                self.stop(UNAUTHORIZED_WRONG_KEY if self.api_key else UNAUTHORIZED_NO_KEY)
-            self.summary.count(str(response.status_code))
-            return response.is_success
+                if response.status_code != 503:
+                    self.failing.end()
+                    if response.status_code == 401:
+                        self.stop(UNAUTHORIZED_WRONG_KEY if self.api_key else UNAUTHORIZED_NO_KEY)
+                    self.summary.count(str(response.status_code))
+                    return response.is_success
+                if not self.retry(failing, UNAVAILABLE, UNAVAILABLE):
+                    self.summary.count(UNAVAILABLE)
+                    return False
+                await self.pause(retry_after_s(response))
+            retries += 1
 
     async def post_triple(self, client: httpx.AsyncClient, triple: Triple) -> None:
         """Post the triple's pin, geo and user record; skip the rest once posting stopped for an error."""
@@ -245,7 +260,8 @@ async def post_triples(
     ``rate`` limits the pace in triples per second (None: as fast as ``concurrency`` workers go, each with its
     own connection). ``on_posted`` is called with 1 for each finished triple. Once ``stop`` is set no new triple
     starts, and the ones in flight finish without further retries. Posting also stops (``PostSummary.stopped``
-    says why) on a 401, or when for GIVE_UP_AFTER_S no connection to the API opened or it answered only 503.
+    says why) on a 401, or when the API took no record for GIVE_UP_AFTER_S (no connection opened, or it answered
+    503); records in flight wait out a shorter outage.
     """
     summary = PostSummary()
     headers = {"x-api-key": api_key} if api_key else {}
