@@ -24,16 +24,19 @@ class PlatformSettings(BaseSettings):
 
     # hide_input_in_errors: a failed validation must not echo the environment (API_KEY, AWS_SECRET_ACCESS_KEY).
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
-    # optional variables that an env file or compose may pass through empty: empty means unset (the default). An
-    # empty location (Kafka, the bucket, the S3 endpoint, topics) is not one: its own check refuses it.
-    empty_is_unset: ClassVar[frozenset[str]] = frozenset({"LAKE_FIRST_DAY"})
+    # optional variables that an env file or compose may pass through empty: empty means unset (the default: no S3
+    # endpoint is AWS's own, no keys is boto3's and s3a's own lookup). An empty required location (Kafka, the
+    # bucket, topics) is not one: its own check refuses it.
+    empty_is_unset: ClassVar[frozenset[str]] = frozenset(
+        {"LAKE_FIRST_DAY", "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"}
+    )
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     topic_prefix: str = Field("pinterest", validation_alias="PINTEREST_TOPIC_PREFIX")
     topic_partitions: int = Field(3, ge=1, validation_alias="KAFKA_TOPIC_PARTITIONS")
     lake_bucket: str = Field("pinterest-lake", validation_alias="LAKE_BUCKET")
     # The lake's first day (ISO date): the analytics of a day need every day from it, and read none before it.
-    # Unset (or empty), they need every day from each entity's first drained day, which misses earlier days drained
+    # Unset (or empty), they need every day from the first day any entity drained, which misses earlier days drained
     # after later ones (a backfill run backwards, or a first day whose drain is retried while later days run).
     lake_first_day: date | None = Field(None, validation_alias="LAKE_FIRST_DAY")
     s3_endpoint_url: str | None = Field(None, validation_alias="S3_ENDPOINT_URL")

@@ -50,3 +50,15 @@ def test_the_emulators_topic_prefix_follows_the_same_rule(capsys: pytest.Capture
     assert exited.value.code == 2
     assert "--topic-prefix 'my topics' is not a topic prefix" in capsys.readouterr().err
     assert parse_args([*seed, "--topic-prefix", "my-topics"]).topic_prefix == "my-topics"
+
+
+def test_optional_settings_passed_through_empty_take_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    # an env file or compose's ${S3_ENDPOINT_URL:-} gives '': boto3 then failed with "Invalid endpoint: ", or built
+    # https://s3..amazonaws.com from an empty region, in every drain, retried, naming no variable
+    optional = ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "LAKE_FIRST_DAY")
+    for name in optional:
+        monkeypatch.setenv(name, "")
+    settings = PlatformSettings()
+    assert (settings.s3_endpoint_url, settings.aws_access_key_id, settings.aws_secret_access_key) == (None, None, None)
+    assert (settings.aws_region, settings.lake_first_day) == ("us-east-1", None)
+    assert settings.s3_client().meta.endpoint_url == "https://s3.amazonaws.com"
