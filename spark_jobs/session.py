@@ -100,6 +100,17 @@ def wait_seconds(text: str) -> float:
     return value
 
 
+def try_number(text: str) -> int:
+    """argparse type of ``--attempt``: an Airflow try, 1 or more (the publication records it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--attempt must be an Airflow try number, 1 or more, got {text!r}")
+    return value
+
+
 class JobArgumentParser(argparse.ArgumentParser):
     """An argument parser whose errors exit with ``USAGE_EXIT_CODE``, which Airflow does not retry."""
 
@@ -121,7 +132,7 @@ def lake_argument_parser(description: str) -> argparse.ArgumentParser:
         default=f"manual-{uuid.uuid4().hex[:12]}",
         help="who holds the day's lease while the job writes (the Airflow run id; by default one of its own)",
     )
-    parser.add_argument("--attempt", type=int, default=1, help="the Airflow try of that run (a lease's try)")
+    parser.add_argument("--attempt", type=try_number, default=1, help="the Airflow try of that run (a lease's try)")
     parser.add_argument(
         "--lease-wait",
         type=wait_seconds,

@@ -55,6 +55,15 @@ def test_a_lease_wait_that_is_not_a_number_of_seconds_is_a_usage_error(wait: str
     assert f"--lease-wait must be a number of seconds, 0 or more, got '{wait}'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("attempt", ["0", "-2", "first"])
+def test_an_attempt_that_is_no_try_number_is_a_usage_error_before_any_work(attempt: str, capsys) -> None:
+    # the publication's attempt is 1 or more: a 0 failed after the whole computation, and was retried
+    with pytest.raises(SystemExit) as exited:
+        lake_argument_parser("test").parse_args(["--date", "2026-11-24", "--bucket", "lake", "--attempt", attempt])
+    assert exited.value.code == USAGE_EXIT_CODE
+    assert f"--attempt must be an Airflow try number, 1 or more, got '{attempt}'" in capsys.readouterr().err
+
+
 def test_the_summary_of_a_java_error_is_its_refusing_line() -> None:
     text = (
         "An error occurred while calling o37.parquet.\n"
