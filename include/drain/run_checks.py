@@ -31,18 +31,19 @@ def run_interval(
     whole UTC day, when the logical date is a midnight other than the interval's start, of any run
     type (see ``refuse_other_midnight``; ``dag_id`` and ``conf`` go into the backfill command it suggests),
     when it is the interval's start while the day is not over at ``now`` (``refuse_open_day_slot``; not for a
-    ``scheduled`` run, which the scheduler creates once the day is over, whatever this worker's clock says), or when
+    ``scheduled`` or ``backfill`` run, which Airflow creates only once the day is over, whatever this worker's clock
+    says), or when
     the lake's ``first_day`` comes after the day (its analytics would read nothing, after the drain and cleaning).
     """
     interval = Interval.of_run(data_interval_start, data_interval_end)
     refuse_other_midnight(logical_date, interval, dag_id, conf)
-    if run_type != "scheduled":
+    if run_type not in ("scheduled", "backfill"):
         refuse_open_day_slot(logical_date, interval, now or datetime.now(UTC))
     if first_day is not None and first_day > interval.day:
         raise IntervalError(
             f"the run's lake_first_day {first_day} is after the day it drains, {interval.day}: the analytics of "
             f"{interval.day} would read no day. Give this day's run a lake_first_day of {interval.day} or earlier "
-            "(left out: LAKE_FIRST_DAY; null: each entity's first drained day)"
+            "(left out: LAKE_FIRST_DAY; null: the first day any entity drained)"
         )
     return interval
 

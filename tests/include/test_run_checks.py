@@ -146,10 +146,11 @@ def test_an_open_day_without_its_midnight_or_a_closed_day_with_it_is_accepted(lo
     assert interval == Interval(DAY_START, DAY_END)
 
 
-def test_a_scheduled_run_is_not_refused_by_a_worker_clock_behind_the_schedulers():
-    # the scheduler creates it once the day is over; a worker whose clock lags may still see the day open
+@pytest.mark.parametrize("run_type", ["scheduled", "backfill"])
+def test_a_scheduled_or_backfill_run_is_not_refused_by_a_worker_clock_behind_the_schedulers(run_type):
+    # Airflow creates them once the day is over; a worker whose clock lags may still see the day open
     lagging = DAY_END - timedelta(seconds=3)
-    run = run_interval(DAY_START, DAY_END, logical_date=DAY_START, dag_id=DAG_ID, run_type="scheduled", now=lagging)
+    run = run_interval(DAY_START, DAY_END, logical_date=DAY_START, dag_id=DAG_ID, run_type=run_type, now=lagging)
     assert run == Interval(DAY_START, DAY_END)
 
 

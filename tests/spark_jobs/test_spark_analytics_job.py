@@ -412,7 +412,7 @@ def test_the_lakes_first_day_is_a_platform_setting() -> None:
 
 def test_only_the_days_readiness_checked_are_read() -> None:
     ready = ready_day()
-    # a clean partition left before the entity's first drained day (its raw partition deleted): never checked
+    # a clean partition left before the lake's first drained day (its raw partitions deleted): never checked
     orphan = DayState(raw=None, clean_success=True, clean_source=None)
     d1, d2, d3 = (date(2026, 11, n) for n in (1, 2, 3))
     state = {entity: {d1: orphan, d2: ready, d3: ready} for entity in ("pin", "geo", "user")}
