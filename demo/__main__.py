@@ -108,12 +108,13 @@ def run_days(client: AirflowClient, first: date, last: date) -> None:
     client.wait_for_days(DAG_ID, days_between(first, last), backfill, reporter())
 
 
-def first_day_to_backfill(s3: Any, bucket: str, seeded_from: date) -> date:
+def first_day_to_backfill(s3: Any, bucket: str, seeded_from: date, lake_first_day: date | None = None) -> date:
     """The first day the backfill must run: ``seeded_from``, or an earlier day the lake does not have ready.
 
-    The analytics of a day need every day since the lake's first drained one drained complete and cleaned from
-    the raw data it holds now, so a lake left by an earlier run gets the days in between (re)done too: never
-    drained, still partial, or cleaned before clean partitions named their raw data.
+    The analytics of a day need every day since the lake's first day (``lake_first_day``, LAKE_FIRST_DAY), or
+    without one since its first drained day, drained complete and cleaned from the raw data it holds now, so a lake
+    left by an earlier run gets the days in between (re)done too: never drained, still partial, or cleaned before
+    clean partitions named their raw data. Days before ``lake_first_day`` are not needed (their runs are refused).
     """
     days: set[date] = set()
     for entity in ENTITIES:
@@ -122,7 +123,7 @@ def first_day_to_backfill(s3: Any, bucket: str, seeded_from: date) -> date:
         )
         prefixes = [p["Prefix"] for page in pages for p in page.get("CommonPrefixes", [])]
         days |= {day for p in prefixes if (day := lake.partition_day(p.rstrip("/").rsplit("/", 1)[-1])) is not None}
-    day = min(days, default=seeded_from)
+    day = max(min(days, default=seeded_from), lake_first_day or date.min)
     while day < seeded_from:
         if not all(_day_ready(s3, bucket, entity, day) for entity in ENTITIES):
             return day
@@ -225,6 +226,8 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     check_lake_bucket(s3, settings.lake_bucket)
     today = datetime.now(UTC).date()
     first, last = today - timedelta(days=args.history_days), today - timedelta(days=1)
+    if refusal := first_day_refusal(settings.lake_first_day, first):
+        raise SystemExit(refusal)
 
     client = AirflowClient.from_env(env)
     client.check_health()
@@ -237,7 +240,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     console.rule(f"2/5 posting {args.live} live pin/geo/user triples to the API at {env['API_URL']}")
     post_live(env["API_URL"], args.live, args.seed + 1)
 
-    start = first_day_to_backfill(s3, settings.lake_bucket, first)
+    start = first_day_to_backfill(s3, settings.lake_bucket, first, settings.lake_first_day)
     if start < first:
         console.print(
             f"  the lake is not ready from {start} on (days not drained complete or not cleaned): redoing them"
@@ -254,6 +257,17 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     show_analytics(s3, settings.lake_bucket, today)
     console.print(f"Airflow UI: {env['AIRFLOW_API_URL']} (user {env['AIRFLOW_USERNAME']}, password in "
                   f"{paths.AIRFLOW_HOME / 'passwords.json'}); MinIO console: http://127.0.0.1:9001")  # fmt: skip
+
+
+def first_day_refusal(lake_first_day: date | None, seeded_from: date) -> str | None:
+    """Why the backfill of the seeded days would be refused for the lake's first day, else None."""
+    if lake_first_day is None or lake_first_day <= seeded_from:
+        return None
+    return (
+        f"the stack's LAKE_FIRST_DAY {lake_first_day} is after the first seeded day {seeded_from}: the DAG refuses "
+        f"runs of days before it. Start the stack with an earlier one (`make down && LAKE_FIRST_DAY={seeded_from} "
+        "make up`), or without it"
+    )
 
 
 def size_refusal(history_days: int, per_day: int, live: int, today: date) -> str | None:

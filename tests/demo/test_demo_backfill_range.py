@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from demo.__main__ import first_day_to_backfill, run
+from demo.__main__ import first_day_refusal, first_day_to_backfill, run
 from include import lake
 from include.records import ENTITIES
 from spark_jobs.manifest import parse_manifest, source_json
@@ -55,6 +55,25 @@ def test_a_gap_or_a_partial_day_since_the_first_drained_day_is_redone(s3, scratc
 
     put_day(s3, scratch_bucket, date(2026, 11, 14), entities=("geo",))
     assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM) == date(2026, 11, 15)  # never drained at all
+
+
+def test_days_before_the_lakes_first_day_are_not_redone(s3, scratch_bucket):
+    # a lake left by a demo of weeks ago, then a stack started with LAKE_FIRST_DAY (the README's way out): the DAG
+    # refuses runs of the gap's days, so a backfill from the gap failed the demo at once, every time
+    put_day(s3, scratch_bucket, date(2026, 11, 2))
+    assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM) == date(2026, 11, 3)
+    assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM, date(2026, 11, 20)) == date(2026, 11, 20)
+    assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM, SEEDED_FROM) == SEEDED_FROM
+    assert first_day_to_backfill(s3, scratch_bucket, SEEDED_FROM, date(2026, 10, 1)) == date(2026, 11, 3)
+
+
+def test_a_lake_first_day_after_the_seeded_days_stops_the_demo_naming_the_setting():
+    assert first_day_refusal(None, SEEDED_FROM) is None
+    assert first_day_refusal(SEEDED_FROM, SEEDED_FROM) is None
+    refusal = first_day_refusal(SEEDED_FROM + timedelta(days=1), SEEDED_FROM)
+    assert refusal is not None
+    assert refusal.startswith("the stack's LAKE_FIRST_DAY 2026-11-24 is after the first seeded day 2026-11-23")
+    assert "`make down && LAKE_FIRST_DAY=2026-11-23 make up`" in refusal
 
 
 def test_a_day_not_cleaned_from_the_raw_data_it_holds_is_redone(s3, scratch_bucket):

@@ -153,6 +153,7 @@ def test_a_setting_changed_while_the_stack_runs_is_named_and_the_recorded_one_ke
     assert "'another-lake'); `make down` first to start it with yours" in err
     assert "warning: the running stack keeps its AWS_SECRET_ACCESS_KEY; `make down` first" in err
     assert "another-password" not in out + err  # a secret is named, never shown
+    assert "export LAKE_FIRST_DAY=''" in out  # recorded too: the demo backfills no day before it
     assert paths.STACK_ENV_FILE.read_bytes() == recorded
 
 
