@@ -38,6 +38,7 @@ from include.emulator.__main__ import (
     seed_with_progress,
 )
 from include.emulator.generate import IND_STRIDE, MAX_SEED
+from include.emulator.post import ApiUnreachableError, check_api
 from include.emulator.seed import FIRST_DAY, SeedError
 from include.records import ENTITIES
 from include.settings import PlatformSettings
@@ -219,8 +220,8 @@ def check_lake_bucket(s3: Any, bucket: str) -> None:
 
 
 def run(args: argparse.Namespace, env: dict[str, str]) -> None:
-    """The five steps; the lake's bucket and Airflow (healthy, no backfill running) are checked before anything is
-    written."""
+    """The five steps; the lake's bucket, the API (healthy and ready) and Airflow (healthy, no backfill running) are
+    checked before anything is written."""
     settings = PlatformSettings.model_validate(env)  # the stack's settings for everything, not the shell's
     s3 = settings.s3_client()
     check_lake_bucket(s3, settings.lake_bucket)
@@ -229,6 +230,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     if refusal := first_day_refusal(settings.lake_first_day, first):
         raise SystemExit(refusal)
 
+    check_api(env["API_URL"])  # before the history goes into Kafka: a rerun would add it again
     client = AirflowClient.from_env(env)
     client.check_health()
     client.wait_for_dag(DAG_ID)
@@ -332,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"Airflow does not answer at {env['AIRFLOW_API_URL']} ({error!r}): start the stack with `make up`")
     except EndpointConnectionError as error:
         return _fail(f"MinIO does not answer ({error}): start the stack with `make up`")
-    except (AirflowError, TimeoutError, SeedError, StackError) as error:
+    except (AirflowError, TimeoutError, SeedError, StackError, ApiUnreachableError) as error:
         return _fail(str(error))
     return 0
 

@@ -8,10 +8,13 @@ from argparse import Namespace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from demo.__main__ import first_day_refusal, first_day_to_backfill, run
 from include import lake
+from include.emulator.post import ApiUnreachableError
 from include.records import ENTITIES
+from include.topics import topic_name
 from spark_jobs.manifest import parse_manifest, source_json
 from tests.api_process import free_port
 
@@ -101,3 +104,20 @@ def test_a_lake_without_its_bucket_or_refusing_the_keys_stops_the_demo_before_an
     bucket = stack_env["LAKE_BUCKET"]
     with pytest.raises(SystemExit, match=rf"the lake's S3 refuses bucket '{bucket}' to the stack's keys \(HTTP 403\)"):
         run(args, wrong_keys)
+
+
+def test_an_api_that_does_not_answer_stops_the_demo_before_the_history_goes_into_kafka(stack_env, kafka_topics):
+    # the history was seeded first, then posting failed: each rerun added another day's worth of records
+    args = Namespace(history_days=1, per_day=5, live=1, seed=1)
+    env = {**stack_env, "API_URL": f"http://127.0.0.1:{free_port()}", "PINTEREST_TOPIC_PREFIX": kafka_topics}
+    with pytest.raises(ApiUnreachableError, match=r"the API does not answer at http://127\.0\.0\.1:\d+"):
+        run(args, env)
+    consumer = Consumer({"bootstrap.servers": stack_env["KAFKA_BOOTSTRAP_SERVERS"], "group.id": "demo-test"})
+    try:
+        for entity in ENTITIES:
+            topic = topic_name(kafka_topics, entity)
+            partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+            ends = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions]
+            assert sum(ends) == 0, topic
+    finally:
+        consumer.close()
