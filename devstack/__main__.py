@@ -56,7 +56,7 @@ def cmd_up(_: argparse.Namespace) -> None:
     for svc in SERVICES:
         _start(svc)
     step(f"stack is up; settings for tools in {paths.STACK_ENV_FILE}")
-    cmd_status(_)
+    _report(_settled_rows())
 
 
 def cmd_down(_: argparse.Namespace) -> None:
@@ -105,8 +105,31 @@ def _spark_state() -> str:
     return f"{state} ({spark_submit}, s3a jars: {has_s3a}, class-data archive: {has_cds})"
 
 
+StatusRow = tuple[str, str, str, str]  # service, state, pid, url
+SETTLE_S = 30.0  # how long `up` asks again after a service it saw healthy answers slowly or not at all
+
+
+def _rows() -> list[StatusRow]:
+    return [(s.name, *_state(s), s.url) for s in SERVICES]
+
+
+def _settled_rows() -> list[StatusRow]:
+    """The status after `up`: each service was healthy a moment ago, so a state other than healthy (a probe's short
+    timeout on a busy machine) is asked again for up to SETTLE_S before it counts."""
+    deadline = time.monotonic() + SETTLE_S
+    rows = _rows()
+    while any(row[1] != "healthy" for row in rows) and time.monotonic() < deadline:
+        time.sleep(2)
+        rows = _rows()
+    return rows
+
+
 def cmd_status(_: argparse.Namespace) -> None:
-    rows = [(s.name, *_state(s), s.url) for s in SERVICES]
+    _report(_rows())
+
+
+def _report(rows: list[StatusRow]) -> None:
+    """Print the status table; exit 1 unless every service is healthy."""
     print(f"{'service':24} {'state':10} {'pid':>8}  url")
     for name, state, pid, url in rows:
         print(f"{name:24} {state:10} {pid:>8}  {url}")

@@ -190,3 +190,19 @@ def test_a_kraft_cluster_id_never_starts_with_a_dash_the_storage_tool_would_take
     ids = [kraft_cluster_id() for _ in range(2000)]  # about 31 of 2,000 plain ones would start with '-'
     assert not [i for i in ids if i.startswith("-")]
     assert all(len(i) == 22 and base64.urlsafe_b64decode(i + "==") for i in ids)
+
+
+def test_up_asks_again_about_a_service_that_answers_slowly_right_after_it_was_healthy(monkeypatch):
+    # `up` waited every service healthy, then failed on one slow probe of its closing status (make demo/test too)
+    answers = {"airflow-scheduler": iter(["unknown", "unhealthy", "healthy"])}
+    monkeypatch.setattr(
+        devstack_cli, "_state", lambda svc: (next(answers[svc.name]) if svc.name in answers else "healthy", "1")
+    )
+    monkeypatch.setattr(devstack_cli.time, "sleep", lambda _: None)
+    assert {row[1] for row in devstack_cli._settled_rows()} == {"healthy"}
+    # one that stays down still counts, once the settling time is over
+    monkeypatch.setattr(devstack_cli, "SETTLE_S", 0.05)
+    answers["api"] = iter(lambda: "unhealthy", None)
+    answers["airflow-scheduler"] = iter(["healthy"] * 10**6)
+    states = {row[0]: row[1] for row in devstack_cli._settled_rows()}
+    assert states["api"] == "unhealthy" and states["kafka"] == "healthy"
