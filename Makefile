@@ -11,7 +11,9 @@ help:
 	@echo "make demo    set up, start the local stack, run the whole pipeline and show the analytics"
 	@echo "make test    set up, start the local stack, lint, run the whole test suite"
 	@echo "make bench   set up, start the local stack, run the benchmarks (table + bench-results/)"
-	@echo "make up | down | status | lint | lock | clean"
+	@echo "make up | down | status | lint"
+	@echo "make lock    freeze the venv's packages into constraints.txt (after installing a changed requirements.txt)"
+	@echo "make clean   stop the stack and delete .venv and .stack: the lake, Kafka's data, Airflow's database, secrets"
 
 # pyspark-client (required by the Spark provider; its newest release is older than our pyspark) ships pyspark's
 # Python files too and overwrites them: reinstall the pinned pyspark over it.
@@ -64,7 +66,10 @@ test-only:
 bench: up
 	@$(PY) -m benchmarks
 
-lock: $(VENV)/.installed
+# Freezes what the venv holds. After a version bump in requirements.txt, install it without the old constraints
+# first (.venv/bin/pip install -r requirements.txt), then lock; the next make up installs from the new file.
+lock:
+	@$(PY) -m pip --version >/dev/null 2>&1 || { echo "make lock: no venv to freeze: run make install" >&2; exit 1; }
 	@{ echo "# Full resolved dependency set for requirements.txt on Python 3.11 (pip freeze)."; \
 	   echo "# Regenerate with: make lock"; $(VENV)/bin/pip freeze --exclude-editable; } > constraints.txt
 
