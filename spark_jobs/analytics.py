@@ -23,7 +23,7 @@ from py4j.protocol import Py4JJavaError
 from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
 
-from include.backfill import run_conf
+from include.backfill import clear_analytics_command, run_conf
 from include.days import days_between
 from include.lake import (
     MANIFEST_NAME,
@@ -167,19 +167,21 @@ def publish(lake: Lake, publication: Publication, results: dict[str, DataFrame],
     read back before publishing and again after: its rows must be those the publication names."""
     spark = next(iter(results.values())).sparkSession
     marker = lake.url(publication_key(publication.day))
+    when = publication.logical_date or publication.day  # how a clear selects the run (a scheduled run: its day)
+    redo = clear_analytics_command(when, when)
     lease.renew()
     delete(spark, marker)
     for name, result in results.items():
         target = lake.url(partition_prefix("analytics", name, publication.day))
-        with withdrawn_if_lost(spark, [marker]):
+        with withdrawn_if_lost(spark, [marker], redo):
             lease.renew()
         result.coalesce(1).write.mode("overwrite").parquet(target)
         log.info("analytics %s written", target)
-    with withdrawn_if_lost(spark, [marker]):
+    with withdrawn_if_lost(spark, [marker], redo):
         lease.renew()
     check_results_stored(spark, lake, publication)
     write_text(spark, marker, publication.model_dump_json(indent=2))
-    with withdrawn_if_lost(spark, [marker]):  # a pause between the check and the write: withdrawn, not trusted
+    with withdrawn_if_lost(spark, [marker], redo):  # a pause between the check and the write: withdrawn, not trusted
         lease.renew()
     check_results_stored(spark, lake, publication)  # a late commit that landed between the check and the write
     log.info("analytics of %s published: %s", publication.day, marker)

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from include.backfill import clear_clean_command
 from include.lake import DQ_NAME, SOURCE_NAME, SUCCESS_NAME, partition_prefix
 from include.records import ENTITIES, Entity
 from spark_jobs.cleaning import clean
@@ -120,14 +121,14 @@ def clean_partition(
     raw.transform(clean(entity)).observe(written, F.count(F.lit(1)).alias("rows")).write.mode("overwrite").parquet(
         target
     )
-    markers = [target + SUCCESS_NAME, target + SOURCE_NAME]
-    with withdrawn_if_lost(spark, markers):
+    markers, redo = [target + SUCCESS_NAME, target + SOURCE_NAME], clear_clean_command(day, day)
+    with withdrawn_if_lost(spark, markers, redo):
         lease.renew()
     if manifest.lines is not None and read.get["lines"] != manifest.lines:
         check_lines(spark, lake, entity, day, manifest, target)
     check_rows_stored(spark, target, written.get["rows"], [target + SUCCESS_NAME])
     write_text(spark, target + SOURCE_NAME, source_json(manifest, datetime.now(UTC), *run))
-    with withdrawn_if_lost(spark, markers):  # a pause between the check and the write: withdrawn, not trusted
+    with withdrawn_if_lost(spark, markers, redo):  # a pause between the check and the write: withdrawn, not trusted
         lease.renew()
     log.info("clean %s written", target)
     return target

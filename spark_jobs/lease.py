@@ -99,19 +99,25 @@ def day_leases(
 
 
 @contextlib.contextmanager
-def withdrawn_if_lost(spark: SparkSession, markers: Sequence[str]) -> Iterator[None]:
+def withdrawn_if_lost(spark: SparkSession, markers: Sequence[str], redo: str) -> Iterator[None]:
     """Delete ``markers`` (what makes a day count as written) when the body finds the lease lost, then re-raise.
 
     A renewal that fails after a write means the write may have landed after another run took the day over (this
     job was paused longer than the lease): Spark then commits its files next to the other run's, so the folder can
-    hold both. The day must then read as not written until a run writes it again.
+    hold both. The day must then read as not written until a run writes it again: this task's retry, or, when
+    this job was a try that a later one has replaced (nothing retries it then), ``redo``, the command logged.
     """
     try:
         yield
     except LockLostError:
         for marker in markers:
             delete(spark, marker)
-        log.error("withdrew %s: this job's last write may have landed after it lost the lease", ", ".join(markers))
+        log.error(
+            "withdrew %s: this job's last write may have landed after it lost the lease. A retry of this task writes "
+            "the day again; if a later try or run has already finished it (nothing retries this one then): %s",
+            ", ".join(markers),
+            redo,
+        )
         raise
 
 

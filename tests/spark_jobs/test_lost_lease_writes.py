@@ -33,7 +33,9 @@ class LeaseLostAt:
             raise LockLostError("lost the lease: another run took it over")
 
 
-def test_a_clean_whose_lease_is_lost_after_its_write_withdraws_the_days_markers(spark: SparkSession, lake: Path):
+def test_a_clean_whose_lease_is_lost_after_its_write_withdraws_the_days_markers(
+    spark: SparkSession, lake: Path, caplog: pytest.LogCaptureFixture
+):
     folder = lake / partition_prefix("clean", "pin", DAYS[0])
     assert (folder / SUCCESS_NAME).exists() and (folder / SOURCE_NAME).exists()  # as the other run left the day
 
@@ -44,6 +46,11 @@ def test_a_clean_whose_lease_is_lost_after_its_write_withdraws_the_days_markers(
 
     # its Parquet may sit next to the other run's: without both markers the analytics read the day as not cleaned
     assert not (folder / SUCCESS_NAME).exists() and not (folder / SOURCE_NAME).exists()
+    # and a try replaced by a later one that succeeded is retried by nothing: the log names what cleans the day again
+    assert (
+        "airflow tasks clear pinterest_daily --task-regex spark_clean --start-date 2026-11-22T00:00:00+00:00 "
+        "--end-date 2026-11-22T00:00:00+00:00 --downstream" in caplog.text
+    )
     with pytest.raises(analytics.MissingCleanDataError, match="2026-11-22"):
         run(analytics, lake, DAYS[0])
     run(clean, lake, DAYS[0], "--entity", "pin")  # a run that cleans the day again makes it ready
@@ -79,7 +86,9 @@ def publication_of(lake: Path) -> Publication | None:
     return Publication.model_validate_json(path.read_text()) if path.exists() else None
 
 
-def test_analytics_whose_lease_is_lost_after_a_result_withdraw_the_publication(spark: SparkSession, lake: Path):
+def test_analytics_whose_lease_is_lost_after_a_result_withdraw_the_publication(
+    spark: SparkSession, lake: Path, caplog: pytest.LogCaptureFixture
+):
     run(analytics, lake, DAYS[1])
     published = publication_of(lake)
     assert published is not None
@@ -96,6 +105,10 @@ def test_analytics_whose_lease_is_lost_after_a_result_withdraw_the_publication(s
         analytics.publish(Lake(bucket="unused", root=lake.as_uri()), mine, results, LeaseLostAt(3, other_run_publishes))
 
     assert publication_of(lake) is None
+    assert (  # the run without a logical date here: the clear selects the day's scheduled or backfilled run
+        "airflow tasks clear pinterest_daily --task-regex spark_analytics --start-date 2026-11-23T00:00:00+00:00 "
+        "--end-date 2026-11-23T00:00:00+00:00" in caplog.text
+    )
 
 
 @pytest.mark.parametrize(
