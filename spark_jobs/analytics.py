@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import partial
 
@@ -26,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from include.backfill import clear_analytics_command, run_conf
 from include.days import days_between
 from include.lake import (
+    DQ_NAME,
     MANIFEST_NAME,
     PUBLISHED_NAME,
     SOURCE_NAME,
@@ -41,7 +43,7 @@ from spark_jobs.cleaning import LATEST_BY, keep_latest
 from spark_jobs.failures import run_job
 from spark_jobs.lake_fs import delete, java_error_is, markers_by_day, read_text, write_text
 from spark_jobs.lease import Lease, check_rows_stored, day_leases, withdrawn_if_lost
-from spark_jobs.manifest import Manifest, parse_manifest
+from spark_jobs.manifest import Manifest, gate_refusal, parse_manifest
 from spark_jobs.publication import DayInputs, Publication, changed_days, stale_later_days, stale_message
 from spark_jobs.queries import USED_COLUMNS, all_results
 from spark_jobs.readiness import (
@@ -55,7 +57,7 @@ from spark_jobs.session import Lake, build_session, iso_date, iso_datetime, lake
 
 log = logging.getLogger("spark_jobs.analytics")
 
-RAW_MARKERS = frozenset({MANIFEST_NAME, SUCCESS_NAME})
+RAW_MARKERS = frozenset({MANIFEST_NAME, SUCCESS_NAME, DQ_NAME})
 CLEAN_MARKERS = frozenset({SUCCESS_NAME, SOURCE_NAME})
 
 
@@ -102,6 +104,20 @@ def day_states(
             clean_success=SUCCESS_NAME in clean.get(d, {}),
             clean_source=sources.get(d),
         )
+    return _with_gate_refusals(spark, lake, entity, states, raw)
+
+
+def _with_gate_refusals(
+    spark: SparkSession, lake: Lake, entity: Entity, states: dict[date, DayState], raw: dict[date, set[str]]
+) -> dict[date, DayState]:
+    """``states``, each drained day that is not cleaned and has a quality report given what keeps the gate from
+    passing it (``gate_refusal``): only those reports are read."""
+    gated = sorted(
+        d for d, s in states.items() if s.raw is not None and s.raw_success and not s.cleaned and DQ_NAME in raw[d]
+    )
+    reports = _read_all(spark, [lake.url(partition_prefix("raw", entity, d) + DQ_NAME) for d in gated])
+    for d, report in zip(gated, reports, strict=True):
+        states[d] = replace(states[d], gate_refusal=gate_refusal(report, _raw(states[d])))
     return states
 
 

@@ -29,6 +29,17 @@ class DayState:
     raw_success: bool = False
     clean_success: bool = False
     clean_source: str | None = None  # the clean partition's _source.json (unique to each clean write)
+    gate_refusal: str | None = None  # why its _dq.json keeps the raw data from being cleaned (read when not cleaned)
+
+    @property
+    def cleaned(self) -> bool:
+        """Whether the clean partition is whole and was cleaned from the raw data the day holds now."""
+        return (
+            self.raw is not None
+            and self.clean_success
+            and self.clean_source is not None
+            and cleaned_from(self.clean_source, self.raw)
+        )
 
 
 @dataclass(frozen=True)
@@ -37,11 +48,12 @@ class Readiness:
 
     never_drained: list[date] = field(default_factory=list)
     not_cleaned: list[date] = field(default_factory=list)
+    gate_refused: dict[date, str] = field(default_factory=dict)  # not cleaned since the gate did not pass: why
     unfinished: list[date] = field(default_factory=list)
     partial: list[date] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.never_drained or self.not_cleaned or self.unfinished or self.partial)
+        return bool(self.never_drained or self.not_cleaned or self.gate_refused or self.unfinished or self.partial)
 
 
 def first_needed_day(day: date, lake: Mapping[Entity, Mapping[date, DayState]], first_day: date | None = None) -> date:
@@ -86,7 +98,11 @@ def readiness(day: date, states: Mapping[date, DayState], first: date) -> Readin
             continue
         if needed_day < day and state.raw.status == "partial" and not state.raw.accepted_partial:
             found.partial.append(needed_day)
-        if not (state.clean_success and state.clean_source is not None and cleaned_from(state.clean_source, state.raw)):
+        if state.cleaned:
+            continue
+        if state.gate_refusal is not None:
+            found.gate_refused[needed_day] = state.gate_refusal
+        else:
             found.not_cleaned.append(needed_day)
     return found
 
@@ -124,6 +140,11 @@ def readiness_message(
             "scheduled or backfilled run of each day; a manual run's spark_clean is cleared with its downstream "
             f"tasks in the UI): every drained day up to {day} needs clean/<entity>/dt=<day>/ with _SUCCESS and a "
             "_source.json naming the raw data the day has now"
+        )
+    if refused := [f"{e} {d}: {why}" for e, r in problems.items() for d, why in r.gate_refused.items()]:
+        parts.append(
+            "days the quality gate has not passed, so their clean job refuses them (clearing spark_clean alone "
+            f"does not help): {'; '.join(refused)}"
         )
     if text := listing(lambda r: r.unfinished):
         parts.append(

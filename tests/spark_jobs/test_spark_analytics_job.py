@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 
 from include.backfill import run_conf
 from include.job_exits import USAGE_EXIT_CODE
-from include.lake import SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_prefix, publication_key
+from include.lake import DQ_NAME, SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_prefix, publication_key
 from include.settings import PlatformSettings
 from spark_jobs import analytics, clean
 from spark_jobs.manifest import Manifest, source_json
@@ -172,6 +172,27 @@ def test_an_earlier_drained_day_not_cleaned_is_an_error(drained: Path) -> None:
         "--end-date 2026-11-23T00:00:00+00:00 --downstream"
     )
     assert f"first ({clear}, which clears the scheduled or backfilled run of each day;" in str(raised.value)
+
+
+def test_an_earlier_day_the_gate_failed_is_named_with_the_gates_reason_not_the_clean_job(drained: Path) -> None:
+    # the gate failed pin's day 2, so that run's clean task never ran: clearing spark_clean cannot make it ready
+    for day in (DAYS[0], DAYS[2]):
+        run(clean, drained, day)
+    report = drained / partition_prefix("raw", "pin", DAYS[1]) / DQ_NAME
+    failed = json.loads(report.read_text()) | {"passed": False, "failures": ["records 1 < min_records 5"]}
+    report.write_text(json.dumps(failed))
+
+    with pytest.raises(MissingCleanDataError) as raised:
+        run(analytics, drained, DAYS[2])
+
+    message = str(raised.value)
+    assert "run the clean job for geo: 2026-11-23; user: 2026-11-23 first" in message  # their gate passed
+    assert (
+        "days the quality gate has not passed, so their clean job refuses them (clearing spark_clean alone does not "
+        "help): pin 2026-11-23: the quality gate failed it (records 1 < min_records 5): a retry reads the same data. "
+        "Drain the day again once its source is fixed, or rerun the day with thresholds that accept it (run conf)"
+    ) in message
+    assert "pin: 2026-11-23" not in message  # not among the days to clean
 
 
 def test_the_day_itself_not_cleaned_is_an_error_even_when_later_days_are(drained: Path) -> None:
