@@ -61,7 +61,7 @@ bucket must exist first. On the local stack, from the repository, after
     PYTHONPATH=. PINTEREST_TOPIC_PREFIX=test-abc .venv/bin/python docker/create_topics.py
     PYTHONPATH=. LAKE_BUCKET=scratch .venv/bin/python docker/create_bucket.py
 
-`lake_first_day` (`YYYY-MM-DD`, default `LAKE_FIRST_DAY`; null: each entity's first drained day): the
+`lake_first_day` (`YYYY-MM-DD`, default `LAKE_FIRST_DAY`; null: the first day any entity drained): the
 analytics of a day need every day from it and read none before it.
 `lateness_grace_minutes`, `max_quarantine_share` and the quality thresholds tune the checks.
 `accept_partial` (default false): a day drained while open whose completing run came after
@@ -86,7 +86,9 @@ written) with the day (`dt`), `bucket`, `status` (`complete`|`partial`), `record
 they used (for the analytics: `partial` when any entity's day is). The analytics of a day are published as one
 unit in `analytics/_published/dt=<day>/_manifest.json`, written after the nine results.
 
-Connections: `kafka_default` (extra `bootstrap.servers`), `aws_default` (S3/MinIO; what it leaves out, its
+Connections: `kafka_default` (its extra is the drains' whole Kafka client config: `bootstrap.servers`, and
+`security.protocol`, `sasl.*`, `ssl.*` as the cluster needs; the drain sets its consumer's own keys, e.g. `group.id`,
+itself; secret values are masked in the log), `aws_default` (S3/MinIO; what it leaves out, its
 endpoint, region or keys, or all of it, comes from `S3_ENDPOINT_URL`, `AWS_DEFAULT_REGION` and the `AWS_*`
 keys) and `spark_default` (the Spark master: `local[*]` locally, `spark://spark-master:7077` in compose).
 Details: `docs/drain.md`.
@@ -193,20 +195,28 @@ def _s3_client() -> Any:
     return lake_s3_client("aws_default")
 
 
-def _bootstrap_servers() -> str:
-    """Kafka's address from the ``kafka_default`` connection; a missing connection or address fails at once (a retry
-    finds neither)."""
+def _kafka_config() -> dict[str, Any]:
+    """The drain's Kafka client config: the whole extra of the ``kafka_default`` connection (librdkafka properties:
+    ``bootstrap.servers``, ``security.protocol``, ``sasl.*``, ``ssl.*``, ...), its secret values masked in the task's
+    log; a missing connection or ``bootstrap.servers`` fails at once (a retry finds neither)."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+    from airflow.sdk.log import mask_secret
+
+    from include.drain import KafkaConfigError
+    from include.drain.kafka_reader import client_config, secret_values
 
     define = 'e.g. AIRFLOW_CONN_KAFKA_DEFAULT=\'{"conn_type": "kafka", "extra": {"bootstrap.servers": "host:9092"}}\''
     try:
         extra = BaseHook.get_connection("kafka_default").extra_dejson
     except AirflowNotFoundException as exc:
         raise AirflowFailException(f"connection kafka_default is not defined: define it, {define}") from exc
-    if not extra.get("bootstrap.servers"):
-        raise AirflowFailException(f"connection kafka_default has no 'bootstrap.servers' in its extra: {define}")
-    return extra["bootstrap.servers"]
+    for secret in secret_values(extra):  # Airflow masks the extra as a whole string only, not each value
+        mask_secret(secret)
+    try:
+        return client_config(extra)
+    except KafkaConfigError as exc:
+        raise AirflowFailException(f"connection kafka_default: {exc} (the connection's extra): {define}") from exc
 
 
 with DAG(
@@ -245,7 +255,7 @@ with DAG(
             pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z",
             format="date",  # a real day: 2026-13-45 is refused when the run is created, not by the last task
             description="the lake's first day (YYYY-MM-DD): the analytics of a day need every day from it; "
-            "null: from each entity's first drained day (default LAKE_FIRST_DAY)",
+            "null: from the first day any entity drained (default LAKE_FIRST_DAY)",
         ),
         "lateness_grace_minutes": Param(
             10,
@@ -296,6 +306,7 @@ with DAG(
                     DrainRequest,
                     DrainSettings,
                     IncompleteDayError,
+                    KafkaConfigError,
                     MissingBucketError,
                     MissingTopicError,
                     QuarantineThresholdError,
@@ -318,13 +329,14 @@ with DAG(
                     ),
                 )
                 try:
-                    result = drain(_s3_client(), _bootstrap_servers(), request)
+                    result = drain(_s3_client(), _kafka_config(), request)
                 except (
                     BadManifestError,
                     BucketRefusedError,
                     CompactedTopicError,
                     DataExpiredError,
                     IncompleteDayError,
+                    KafkaConfigError,  # the client library refuses the connection's extra
                     QuarantineThresholdError,
                     MissingTopicError,
                     MissingBucketError,

@@ -1,8 +1,8 @@
 """Kafka → S3 drain of one UTC day per entity, its manifest model, and the quality gate after it.
 
-Nothing here imports Airflow: the DAG passes an S3 client, bootstrap servers and names. The names below are loaded
-when first used, so a reader of one module (the Spark jobs read the gate's report and take the lease) does not
-import the Kafka client with the engine.
+Nothing here imports Airflow: the DAG passes an S3 client, a Kafka client config (its connection's extra) and
+names. The names below are loaded when first used, so a reader of one module (the Spark jobs read the gate's report
+and take the lease) does not import the Kafka client with the engine.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ _MODULE_OF = {
             "DrainError",
             "IncompleteDayError",
             "IntervalError",
+            "KafkaConfigError",
             "KafkaReadError",
             "LockLostError",
             "ManifestChangedError",
@@ -38,6 +39,7 @@ _MODULE_OF = {
         "errors",
     ),
     "Interval": "interval",
+    "ClientConfig": "kafka_reader",
     "Manifest": "manifest",
     **dict.fromkeys(["QualityThresholds", "run_quality_gate"], "quality"),
 }

@@ -20,7 +20,8 @@ Steps, under a lease on the partition (see ``lock``):
    that manifest's SHA-256, so the Spark clean job does not take it for the new one.
 
 Object names and bytes depend only on the records, so reruns rewrite identical objects.
-The engine knows nothing of Airflow: it takes an S3 client, bootstrap servers and names.
+The engine knows nothing of Airflow: it takes an S3 client, a Kafka client config (``kafka_reader.ClientConfig``:
+a connection's librdkafka properties, or bootstrap servers alone) and names.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ from include.drain.errors import (
 from include.drain.interval import Interval, Status, epoch_ms
 from include.drain.kafka_log import log_held_back
 from include.drain.kafka_reader import (
+    ClientConfig,
     PartitionPlan,
     await_open_transactions,
+    client_config,
     make_admin,
     make_consumer,
     plan_partitions,
@@ -421,9 +424,13 @@ def _keep_existing(s3: Any, bucket: str, raw_prefix: str, kept: Manifest) -> str
 
 
 def drain(
-    s3: Any, bootstrap_servers: str, request: DrainRequest, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    s3: Any, kafka: ClientConfig, request: DrainRequest, now: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> DrainResult:
-    """Drain ``request.interval`` of ``request.topic`` into the raw partition; see the module docstring."""
+    """Drain ``request.interval`` of ``request.topic`` into the raw partition; see the module docstring.
+
+    ``kafka``: the Kafka client config (librdkafka properties with ``bootstrap.servers``), or bootstrap servers
+    alone; KafkaConfigError when it has no ``bootstrap.servers`` or the client library refuses it.
+    """
     interval, entity, bucket, settings = request.interval, request.entity, request.bucket, request.settings
     day = interval.day
     raw_prefix = lake.partition_prefix("raw", entity, day)
@@ -432,6 +439,7 @@ def drain(
     status = interval.status_at(now(), settings.lateness_grace)
     grace_ms = round(settings.lateness_grace.total_seconds() * 1000)
 
+    client_config(kafka)  # no bootstrap.servers: KafkaConfigError before the lake is touched
     _require_bucket(s3, bucket)
     lease = PartitionLock(
         s3,
@@ -443,7 +451,8 @@ def drain(
         wait_seconds=settings.lease_wait_seconds,
     )
     with lease as lock:
-        consumer, admin = make_consumer(bootstrap_servers), make_admin(bootstrap_servers)
+        admin = make_admin(kafka)  # first: it needs no closing when the consumer is refused
+        consumer = make_consumer(kafka)
         try:
             floor_ms, unreadable = _retention_floor(admin, request.topic, now())
             await_open_transactions(admin, consumer, request.topic, settings.transaction_wait_seconds)

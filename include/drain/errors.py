@@ -51,6 +51,11 @@ class BucketRefusedError(DrainError):
     neither."""
 
 
+class KafkaConfigError(DrainError):
+    """The Kafka client config lacks ``bootstrap.servers`` or the client library refuses it: a retry changes
+    neither."""
+
+
 class KafkaReadError(DrainError):
     """Kafka failed while the drain read a partition."""
 

@@ -1,7 +1,9 @@
 """Reading one interval from Kafka: offsets by time per partition, then each partition's offset range.
 
 Uses confluent-kafka (librdkafka) with manual assignment: no consumer group offsets are
-committed, so a drain never moves anybody's position and can re-read any past range.
+committed, so a drain never moves anybody's position and can re-read any past range. The clients
+get a whole librdkafka client config (a Kafka connection's extra: TLS, SASL, ...), except the
+properties the drain's correctness rests on (OWNED_KEYS), which it sets itself.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import (
     Consumer,
@@ -25,6 +28,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec
 
 from include.drain.errors import (
     CompactedTopicError,
+    KafkaConfigError,
     KafkaReadError,
     MissingTopicError,
     OpenTransactionError,
@@ -55,26 +59,112 @@ class PartitionPlan:
         return self.read_from >= self.read_to
 
 
-def make_consumer(bootstrap_servers: str) -> Consumer:
-    """A consumer for manual assignment: a throwaway group id, no commits, bounded prefetch; logs to LIBRDKAFKA_LOG
-    (served by its consume calls)."""
-    return Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"pinterest-drain-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "auto.offset.reset": "error",
-            "fetch.max.bytes": 16_777_216,
-            "max.partition.fetch.bytes": 4_194_304,
-            "queued.max.messages.kbytes": 16_384,
-            "fetch.wait.max.ms": 50,
-            "fetch.queue.backoff.ms": 5,
-            "socket.timeout.ms": 30_000,
-            "logger": LIBRDKAFKA_LOG,
-        }
-    )
+ClientConfig = str | Mapping[str, Any]
+"""Where and how the drain reaches Kafka: librdkafka client properties (a ``kafka`` connection's extra:
+``bootstrap.servers`` and whatever the cluster needs, e.g. ``security.protocol``, ``sasl.*``, ``ssl.*``), or
+bootstrap servers alone."""
+
+CONSUMER_OWNED: dict[str, Any] = {
+    "enable.auto.commit": False,  # nobody's group position moves
+    "enable.auto.offset.store": False,
+    "enable.partition.eof": True,  # read_range sees where a partition ends
+    "auto.offset.reset": "error",  # an offset gone is an error, never a silent jump elsewhere
+    "isolation.level": "read_committed",  # no aborted record is drained; reading ends at the last stable offset
+    "allow.auto.create.topics": False,  # a missing topic is reported (MissingTopicError), never created
+}
+"""What the drain's consumer is given whatever the client config says; ``group.id`` (a throwaway one per consumer)
+and ``logger`` (LIBRDKAFKA_LOG) too."""
+OWNED_KEYS = frozenset(CONSUMER_OWNED) | {"group.id", "logger"}
+
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "fetch.max.bytes": 16_777_216,
+    "max.partition.fetch.bytes": 4_194_304,
+    "queued.max.messages.kbytes": 16_384,
+    "fetch.wait.max.ms": 50,
+    "fetch.queue.backoff.ms": 5,
+    "socket.timeout.ms": 30_000,
+}
+"""Fetch tuning (bounded prefetch) that the client config may change."""
+
+_SECRET_WORDS = ("password", "passphrase", "secret", "private.key")
+_SECRET_KEYS = frozenset({"ssl.key.pem", "sasl.oauthbearer.config"})
+
+
+def client_config(client: ClientConfig) -> dict[str, Any]:
+    """The client config as a new dict (a string: bootstrap servers alone); KafkaConfigError without a
+    ``bootstrap.servers`` string."""
+    config = {"bootstrap.servers": client} if isinstance(client, str) else dict(client)
+    servers = config.get("bootstrap.servers")
+    if not servers:
+        raise KafkaConfigError("the Kafka client config has no 'bootstrap.servers'")
+    if not isinstance(servers, str):
+        kind = type(servers).__name__
+        raise KafkaConfigError(f"the Kafka client config's 'bootstrap.servers' must be a string, not a {kind}")
+    return config
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a client property holds a secret: its name says password, passphrase, secret or private key, or it is
+    ``ssl.key.pem`` or ``sasl.oauthbearer.config``."""
+    lowered = name.lower()
+    return lowered in _SECRET_KEYS or any(word in lowered for word in _SECRET_WORDS)
+
+
+def secret_values(client: ClientConfig) -> list[str]:
+    """The values of the client config's secret properties (``is_secret_key``), to mask in logs."""
+    if isinstance(client, str):
+        return []
+    return [str(value) for key, value in client.items() if is_secret_key(key) and value not in (None, "")]
+
+
+def redact(text: str, client: ClientConfig) -> str:
+    """``text`` with each secret value of the client config replaced by ``***``."""
+    for secret in sorted(secret_values(client), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def overridden_keys(client: ClientConfig) -> list[str]:
+    """The properties of the client config that the drain's consumer sets itself (OWNED_KEYS), sorted."""
+    return [] if isinstance(client, str) else sorted(OWNED_KEYS.intersection(client))
+
+
+def consumer_config(client: ClientConfig) -> dict[str, Any]:
+    """The drain consumer's config: the fetch defaults, then the client config, then what the drain owns (manual
+    assignment under a throwaway group id, no commits, read_committed, ...; OWNED_KEYS)."""
+    return {
+        **CONSUMER_DEFAULTS,
+        **client_config(client),
+        **CONSUMER_OWNED,
+        "group.id": f"pinterest-drain-{uuid.uuid4().hex}",
+        "logger": LIBRDKAFKA_LOG,
+    }
+
+
+def admin_config(client: ClientConfig) -> dict[str, Any]:
+    """The admin client's config: the client config without the consumer's owned properties (an admin client would
+    only warn that it ignores them), logging to LIBRDKAFKA_LOG."""
+    config = {key: value for key, value in client_config(client).items() if key not in OWNED_KEYS}
+    return {**config, "logger": LIBRDKAFKA_LOG}
+
+
+def _refused(client: ClientConfig, exc: Exception) -> KafkaConfigError:
+    """The KafkaConfigError of a client the library would not create, without the config's secrets."""
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    said = error.str() if isinstance(error, KafkaError) else str(exc)
+    return KafkaConfigError(f"the Kafka client library refuses the client config: {redact(said, client)}")
+
+
+def make_consumer(client: ClientConfig) -> Consumer:
+    """A consumer for manual assignment (``consumer_config``), logging to LIBRDKAFKA_LOG (served by its consume
+    calls); KafkaConfigError when the client library refuses the config."""
+    config = consumer_config(client)
+    if overridden := overridden_keys(client):
+        log.warning("the drain sets %s itself: the Kafka client config's values are not used", ", ".join(overridden))
+    try:
+        return Consumer(config)
+    except (KafkaException, TypeError, ValueError) as exc:  # TypeError: e.g. a callback given as a string
+        raise _refused(client, exc) from None
 
 
 def _offset_at(consumer: Consumer, topic: str, partition: int, timestamp_ms: int) -> int | None:
@@ -116,9 +206,13 @@ def retention_floor_ms(configs: dict[str, str], now_ms: int) -> int | None:
     return now_ms - retention
 
 
-def make_admin(bootstrap_servers: str) -> AdminClient:
-    """An admin client for the topic look-ups below; logs to LIBRDKAFKA_LOG, served by ``poll``."""
-    return AdminClient({"bootstrap.servers": bootstrap_servers, "logger": LIBRDKAFKA_LOG})
+def make_admin(client: ClientConfig) -> AdminClient:
+    """An admin client for the topic look-ups below (``admin_config``), logging to LIBRDKAFKA_LOG (served by
+    ``poll``); KafkaConfigError when the client library refuses the config."""
+    try:
+        return AdminClient(admin_config(client))
+    except (KafkaException, TypeError, ValueError) as exc:
+        raise _refused(client, exc) from None
 
 
 def topic_configs(admin: AdminClient, topic: str) -> dict[str, str]:

@@ -253,14 +253,25 @@ def task_outcome(task_id, arguments=None, **params):
     return ["ok", None]
 
 def kafka_connection(defined):
-    # the drain's Kafka address from a kafka_default connection as given (None: not defined)
+    # the drain's Kafka client config from a kafka_default connection as given (None: not defined)
     os.environ.pop("AIRFLOW_CONN_KAFKA_DEFAULT", None)
     if defined is not None:
         os.environ["AIRFLOW_CONN_KAFKA_DEFAULT"] = defined
     try:
-        return ["ok", module._bootstrap_servers()]
+        return ["ok", module._kafka_config()]
     except Exception as exc:
         return [type(exc).__name__, str(exc)]
+
+def kafka_extra(extra):
+    # _kafka_config with a connection of this extra, and each of its values as the task's log shows it afterwards
+    from airflow.sdk.log import redact
+    result = kafka_connection(json.dumps({"conn_type": "kafka", "extra": extra}))
+    return result + [{key: redact(f"value: {value}") for key, value in extra.items()}]
+
+def drain_with_kafka_extra(extra):
+    # the drain task of an isolated run, its kafka_default connection given this extra
+    os.environ["AIRFLOW_CONN_KAFKA_DEFAULT"] = json.dumps({"conn_type": "kafka", "extra": extra})
+    return task_outcome("drain.pin", lake_bucket=os.environ["GLUE_SCRATCH_BUCKET"], topic_prefix="test-glue-none")
 
 lake_client = module._s3_client  # gate_events replaces it
 
@@ -299,6 +310,9 @@ print(json.dumps({
     "drain_refused_bucket": task_outcome("drain.pin", lake_bucket="scratch.-x"),
     "open_day": outcome("_interval", run_type="manual", start=today, end=today + timedelta(days=1), logical=today),
     "first_day_after": outcome("_interval", conf={"lake_first_day": "2026-11-26"}),
+    "kafka_sasl": kafka_extra(json.loads(os.environ["GLUE_SASL_EXTRA"])),
+    "drain_bad_security_protocol": drain_with_kafka_extra(
+        {"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "security.protocol": "glue-bogus"}),
     "kafka_undefined": kafka_connection(None),
     "kafka_without_address": kafka_connection('{"conn_type": "kafka"}'),
     "gate_bad_bucket": task_outcome("quality_gate", {"drained": {}}, lake_bucket="Bad_Bucket!"),
@@ -311,9 +325,24 @@ print(json.dumps({
 """
 
 
-def test_run_checks_fail_permanently_with_the_reason():
+# a kafka_default extra as a SASL/TLS cluster needs it (librdkafka properties), with one key the drain owns
+SASL_EXTRA = {
+    "bootstrap.servers": "b-1.cluster.example:9096,b-2.cluster.example:9096",
+    "security.protocol": "SASL_SSL",
+    "sasl.mechanisms": "SCRAM-SHA-512",
+    "sasl.username": "drain-user",
+    "sasl.password": "pw-Glue-7fq2Xk",
+    "ssl.ca.location": "/etc/ssl/certs/cluster-ca.pem",
+    "ssl.key.password": "key-Glue-91zQ",
+    "sasl.oauthbearer.client.secret": "sec-Glue-4tYp",
+    "group.id": "shared-group",
+}
+SECRET_KEYS = {"sasl.password", "ssl.key.password", "sasl.oauthbearer.client.secret"}  # by their names
+
+
+def test_run_checks_fail_permanently_with_the_reason(scratch_bucket):
     # The DAG's glue: values from a task context in, AirflowFailException (no retry) with the check's message out.
-    env = process_env()
+    env = {**process_env(), "GLUE_SCRATCH_BUCKET": scratch_bucket, "GLUE_SASL_EXTRA": json.dumps(SASL_EXTRA)}
     result = subprocess.run([sys.executable, "-c", _GLUE], env=env, capture_output=True, text=True,
                             cwd=paths.REPO, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -347,6 +376,17 @@ def test_run_checks_fail_permanently_with_the_reason():
     undefined, without_address = outcomes["kafka_undefined"], outcomes["kafka_without_address"]
     assert undefined[0] == "AirflowFailException" and "connection kafka_default is not defined" in undefined[1]
     assert without_address[0] == "AirflowFailException" and "has no 'bootstrap.servers'" in without_address[1]
+    # the drain gets the connection's whole extra, a key the drain owns too (its consumer sets those itself)
+    status, config, shown = outcomes["kafka_sasl"]
+    assert (status, config) == ("ok", SASL_EXTRA)
+    # each secret value is masked in the task's log from then on (Airflow itself masks the extra as one string)
+    for key, value in SASL_EXTRA.items():
+        if key in SECRET_KEYS:
+            assert value not in shown[key] and "***" in shown[key], (key, shown[key])
+    # an extra the client library refuses fails the drain at once, naming the key, not connecting in PLAINTEXT
+    refused = outcomes["drain_bad_security_protocol"]
+    assert refused[0] == "AirflowFailException", refused
+    assert 'Invalid value "glue-bogus" for configuration property "security.protocol"' in refused[1], refused
     # without aws_default the drain reaches the lake where the Spark tasks do: S3_ENDPOINT_URL, not AWS
     status, endpoint, *buckets = outcomes["lake_without_connection"]
     assert status == "ok", endpoint
