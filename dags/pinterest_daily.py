@@ -175,10 +175,14 @@ def _refuse_unknown_conf(context: dict[str, Any]) -> None:
         raise AirflowFailException(str(exc)) from exc
 
 
-def _raw_extra(report: QualityReport, bucket: str, outcome: str) -> dict[str, Any]:
+def _raw_extra(report: QualityReport, bucket: str, outcome: str, run_id: str) -> dict[str, Any]:
     """The event of a raw partition that passed the gate: its day, status and records, and the ``outcome`` of this
     run's drain (``drained``, or ``kept_existing``: the partition of an earlier try or run kept). A backfill that
-    reprocesses a day reuses its run and run id, so the manifest's run id cannot tell the two apart."""
+    reprocesses a day reuses its run and run id, so the manifest's run id cannot tell those two apart; but a
+    manifest the gate found written by another run than ``run_id`` after this one drained (two runs of one day) is
+    ``drained_by_other_run``."""
+    if outcome == "drained" and report.manifest_run_id != run_id:
+        outcome = "drained_by_other_run"
     return {
         "dt": report.dt.isoformat(),
         "bucket": bucket,
@@ -384,7 +388,7 @@ with DAG(
                 context,
                 lake_alias("raw", entity),
                 [lake_asset(bucket, "raw", entity)],
-                _raw_extra(report, bucket, drained[entity]["outcome"]),
+                _raw_extra(report, bucket, drained[entity]["outcome"], context["run_id"]),
             )
         return {entity: report.metrics.model_dump() for entity, report in reports.items()}
 

@@ -286,10 +286,10 @@ def lake_without_connection():
 
 today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
-def gate_events(outcomes):
-    # the gate over reports of manifests this very run id wrote (a backfill reprocessing a day reuses its run),
-    # with the gate's S3 work replaced: the events it emits, per entity
-    reports = {entity: SimpleNamespace(dt=day.date(), status="complete", manifest_run_id="glue",
+def gate_events(outcomes, writer="glue"):
+    # the gate over reports of manifests the run id ``writer`` wrote (this very run's: a backfill reprocessing a day
+    # reuses its run), with the gate's S3 work replaced: the events it emits, per entity
+    reports = {entity: SimpleNamespace(dt=day.date(), status="complete", manifest_run_id=writer,
                                        metrics=SimpleNamespace(record_count=7, model_dump=dict))
                for entity in outcomes}
     events = {}
@@ -317,6 +317,7 @@ print(json.dumps({
     "kafka_without_address": kafka_connection('{"conn_type": "kafka"}'),
     "gate_bad_bucket": task_outcome("quality_gate", {"drained": {}}, lake_bucket="Bad_Bucket!"),
     "gate_events": gate_events({"pin": "drained", "geo": "kept_existing", "user": "kept_existing"}),
+    "gate_events_other_run": gate_events({"pin": "drained", "geo": "kept_existing"}, writer="other-run"),
     "conf_ok": outcome("_refuse_unknown_conf", conf={"lake_bucket": "scratch"}),
     "conf_none": outcome("_refuse_unknown_conf"),
     "conf_misspelt": outcome("_refuse_unknown_conf", conf={"lake_buket": "scratch"}),
@@ -398,6 +399,11 @@ def test_run_checks_fail_permanently_with_the_reason(scratch_bucket):
         "pinterest_raw_pin_any_bucket": drained,
         "pinterest_raw_geo_any_bucket": kept,
         "pinterest_raw_user_any_bucket": kept,
+    }
+    # two runs of one day: the other one drained the day again after this one, and this run's gate checked its manifest
+    assert outcomes["gate_events_other_run"] == {
+        "pinterest_raw_pin_any_bucket": {**drained, "outcome": "drained_by_other_run"},
+        "pinterest_raw_geo_any_bucket": kept,
     }
     declared = sorted(["topic_prefix", "lake_bucket", "lake_first_day", "lateness_grace_minutes",
                        "max_quarantine_share", "max_duplicate_key_share", "min_ind_match_rate", "min_records",
