@@ -2,10 +2,12 @@
 
 The endpoint is the connection's ``endpoint_url`` extra, else ``S3_ENDPOINT_URL``; the region its ``region_name``
 extra, else ``AWS_DEFAULT_REGION``; the credentials those the connection names (its login and password, a session
-token, a profile or a role to assume, as the Amazon provider resolves them), else the environment's ``AWS_*`` keys.
-No connection at all means the settings alone. The Spark jobs get exactly these as s3a settings and environment
-(``LakeSparkSubmitOperator``), and the drain, the quality gate and the operator's own reads use ``lake_s3_client``,
-so all of them reach one lake (boto3 alone would go to AWS whenever the connection names no endpoint).
+token, a profile or a role to assume, as the Amazon provider resolves them), else the machine's own: boto3's default
+chain finds them for the drain, the quality gate and the operator's own reads (``lake_s3_client``), s3a's for the Spark
+jobs (``docs/spark.md`` says where the two differ). No connection at all means the settings alone. The Spark jobs get
+the endpoint and region as s3a settings and the connection's credentials in their environment
+(``LakeSparkSubmitOperator``), so all of them reach one lake (boto3 alone would go to AWS whenever the connection names
+no endpoint).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def names_credentials(conn_id: str) -> bool:
 def lake_credentials(conn_id: str) -> dict[str, str]:
     """The credentials the connection ``conn_id`` names, resolved by the Amazon provider (a role assumed, a profile
     read), as the environment variables that s3a's ``EnvironmentVariableCredentialsProvider`` and boto3 read (the
-    session token empty for permanent keys); empty when it names none, so that the environment's count.
+    session token empty for permanent keys); empty when it names none, so that the machine's own count.
 
     Temporary ones (a role's, a session token) expire as the provider's own do: a job that outlives them fails, and
     its retry gets fresh ones.

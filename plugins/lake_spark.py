@@ -3,9 +3,10 @@
 At execute time it zips the ``include`` and ``spark_jobs`` packages into a temporary file passed as
 ``--py-files``, derives the job arguments from the run's data interval, and sets the ``s3a`` options
 (endpoint, path-style access, TLS from the URL scheme) from the ``aws_default`` connection's
-``endpoint_url`` extra or ``S3_ENDPOINT_URL``. S3 credentials travel only in the environment of the
-spark-submit process (read by s3a's EnvironmentVariableCredentialsProvider): never in ``conf`` or
-arguments, which the operator logs.
+``endpoint_url`` extra or ``S3_ENDPOINT_URL``. Credentials the connection names travel only in the
+environment of the spark-submit process, and s3a then reads them alone (its EnvironmentVariableCredentialsProvider):
+never in ``conf`` or arguments, which the operator logs. A connection naming none leaves s3a its own provider chain
+(the cluster's s3a keys, the environment, the instance's or container's role), as the drain's boto3 keeps its own.
 
 A timeout (``execution_timeout``) or an external kill makes Airflow call ``on_kill``: the provider kills
 spark-submit, and this operator also kills what spark-submit started on this worker (a client-mode driver's
@@ -69,12 +70,14 @@ def class_data_conf(environ: Mapping[str, str]) -> dict[str, str]:
     return {"spark.driver.defaultJavaOptions": f"-XX:SharedArchiveFile={archive} -Xshare:auto"}
 
 
-def s3a_conf(endpoint_url: str | None, region: str) -> dict[str, str]:
-    """Spark ``conf`` for s3a: credentials from the environment, and the endpoint when not AWS itself."""
-    conf = {
-        "spark.hadoop.fs.s3a.aws.credentials.provider": CREDENTIALS_PROVIDER,
-        "spark.hadoop.fs.s3a.endpoint.region": region,
-    }
+def s3a_conf(endpoint_url: str | None, region: str, *, environment_credentials: bool = False) -> dict[str, str]:
+    """Spark ``conf`` for s3a: the region, the endpoint when not AWS itself, and, with ``environment_credentials``
+    (the operator passes keys in spark-submit's environment), the environment as s3a's only credentials provider,
+    so that s3a keys of the cluster's own settings (its ``spark-defaults.conf``), first in s3a's default chain,
+    cannot take their place."""
+    conf = {"spark.hadoop.fs.s3a.endpoint.region": region}
+    if environment_credentials:
+        conf["spark.hadoop.fs.s3a.aws.credentials.provider"] = CREDENTIALS_PROVIDER
     if endpoint_url:
         scheme = urlsplit(endpoint_url).scheme
         if scheme not in ("http", "https"):
@@ -294,8 +297,8 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
                 "connection (login/password, or the keys, profile or role in its extra)"
             )
         access = lake_access(lake_connection(self.aws_conn_id))
-        conf = s3a_conf(access.endpoint_url, access.region)
         credentials = self.s3_credentials()
+        conf = s3a_conf(access.endpoint_url, access.region, environment_credentials=bool(credentials))
         self.conf = {**DEFAULT_CONF, **class_data_conf(os.environ), **conf, **(self.conf or {})}
         day, bucket = self.day or interval_day(context), self.bucket or platform_settings().lake_bucket
         ti = context.get("ti")

@@ -31,7 +31,6 @@ from plugins.lake_assets import lake_alias
 from plugins.lake_spark import (
     ANALYTICS_JOB,
     CLEAN_JOB,
-    CREDENTIALS_PROVIDER,
     REPO_ROOT,
     LakeSparkSubmitOperator,
     class_data_conf,
@@ -51,7 +50,6 @@ KEY_ID = "AKIATESTLAKESPARK"
 
 def test_s3a_conf_for_an_http_endpoint_turns_tls_off_and_uses_path_style() -> None:
     assert s3a_conf("http://127.0.0.1:9000", "us-east-1") == {
-        "spark.hadoop.fs.s3a.aws.credentials.provider": CREDENTIALS_PROVIDER,
         "spark.hadoop.fs.s3a.endpoint.region": "us-east-1",
         "spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:9000",
         "spark.hadoop.fs.s3a.path.style.access": "true",
@@ -61,12 +59,20 @@ def test_s3a_conf_for_an_http_endpoint_turns_tls_off_and_uses_path_style() -> No
 
 def test_s3a_conf_for_https_and_for_aws_itself() -> None:
     assert s3a_conf("https://minio.example:9000", "eu-west-1")["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "true"
-    assert s3a_conf(None, "eu-west-1") == {
-        "spark.hadoop.fs.s3a.aws.credentials.provider": CREDENTIALS_PROVIDER,
-        "spark.hadoop.fs.s3a.endpoint.region": "eu-west-1",
-    }
+    assert s3a_conf(None, "eu-west-1") == {"spark.hadoop.fs.s3a.endpoint.region": "eu-west-1"}
     with pytest.raises(ValueError, match="must be an http:// or https:// URL"):
         s3a_conf("minio:9000", "us-east-1")
+
+
+def test_s3a_conf_names_the_environment_as_the_only_provider_only_for_credentials_given_there() -> None:
+    key = "spark.hadoop.fs.s3a.aws.credentials.provider"
+    environment = "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
+    assert s3a_conf(None, "eu-west-1", environment_credentials=True) == {
+        "spark.hadoop.fs.s3a.endpoint.region": "eu-west-1",
+        key: environment,
+    }
+    assert s3a_conf("http://127.0.0.1:9000", "us-east-1", environment_credentials=True)[key] == environment
+    assert key not in s3a_conf("http://127.0.0.1:9000", "us-east-1", environment_credentials=False)
 
 
 def test_zip_holds_the_shipped_packages_sources(tmp_path: Path) -> None:
@@ -176,6 +182,11 @@ def test_submits_the_job_with_credentials_only_in_the_environment(
     command = next(line for line in logged.splitlines() if "Spark-Submit cmd" in line)
     assert "--master local[2]" in command
     assert "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:9000" in command
+    # s3a reads the connection's keys from the environment alone: not keys of the cluster's own settings
+    assert (
+        "spark.hadoop.fs.s3a.aws.credentials.provider="
+        "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
+    ) in command
     assert "--date 2026-11-24 --bucket lake --run-id manual__one --attempt 2" in command
     assert operator._hook._env["AWS_SECRET_ACCESS_KEY"] == SECRET
     table = pq.read_table(tmp_path / partition_prefix("clean", "pin", day.date()))
