@@ -101,13 +101,20 @@ def env_vars_become_conf(master: str) -> bool:
     return "yarn" in master or "k8s" in master
 
 
-def cluster_mode_refusal(master: str) -> str | None:
-    """Why spark-submit refuses a Python job's driver in cluster deploy mode on this master, or None (YARN and
-    Kubernetes run it)."""
+def cluster_mode_refusal(master: str, yarn_resumable: bool = True) -> str | None:
+    """Why a Python job's driver cannot run in cluster deploy mode on this master, or None (YARN and Kubernetes run
+    it). ``yarn_resumable``: whether the operator can find a YARN application again on a retry, as the provider's
+    durable tasks require (``yarn_track_via_rm_api``, or ``durable=False``)."""
     if master.startswith("spark://"):
         return "runs no Python application's driver in cluster deploy mode (Spark supports it on YARN and Kubernetes)"
     if master.startswith("local"):
         return "cannot run a driver in cluster deploy mode"
+    if master.startswith("yarn") and not yarn_resumable:
+        return (
+            "runs the driver in cluster deploy mode only for a task that tracks it through the ResourceManager's "
+            "REST API (the Spark provider's durable tasks need it to find the application on a retry): give the "
+            "task yarn_track_via_rm_api=True (and yarn_rm_auth as the cluster needs) or durable=False, or"
+        )
     return None
 
 
@@ -284,7 +291,8 @@ class LakeSparkSubmitOperator(SparkSubmitOperator):
 
     def execute(self, context: Any) -> None:
         master = self.master()
-        if not self.driver_runs_here() and (refusal := cluster_mode_refusal(master)):
+        resumable = self._yarn_track_via_rm_api or not self.durable
+        if not self.driver_runs_here() and (refusal := cluster_mode_refusal(master, resumable)):
             raise AirflowFailException(
                 f"Spark master {master!r} {refusal}: submit in client mode (the default; no deploy_mode, and no "
                 f"deploy-mode in the extra of connection {self._conn_id!r})"

@@ -336,6 +336,11 @@ def test_a_missing_spark_connection_fails_at_once_naming_it(monkeypatch: pytest.
         ({"conn_type": "spark", "host": "spark://spark-master", "port": 7077},
          "'spark://spark-master:7077' runs no Python application's driver in cluster deploy mode"),
         ({"conn_type": "spark", "host": "local[*]"}, "'local[*]' cannot run a driver in cluster deploy mode"),
+        # the provider raised a ValueError (retried, naming neither this operator nor the fix) before submitting
+        ({"conn_type": "spark", "host": "yarn"},
+         "'yarn' runs the driver in cluster deploy mode only for a task that tracks it through the ResourceManager's "
+         "REST API (the Spark provider's durable tasks need it to find the application on a retry): give the task "
+         "yarn_track_via_rm_api=True (and yarn_rm_auth as the cluster needs) or durable=False, or"),
     ],
 )  # fmt: skip
 @pytest.mark.parametrize("aws", [{}, {"login": KEY_ID, "password": SECRET}])
@@ -380,7 +385,9 @@ def test_a_driver_on_the_cluster_gets_no_local_interpreter(
     monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: submitted.append(self.env_vars))
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(connection))
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws"}))
-    operator = LakeSparkSubmitOperator(task_id="clean", application=CLEAN_JOB, bucket="lake", deploy_mode=deploy_mode)
+    operator = LakeSparkSubmitOperator(
+        task_id="clean", application=CLEAN_JOB, bucket="lake", deploy_mode=deploy_mode, yarn_track_via_rm_api=True
+    )
 
     operator.execute({"data_interval_start": datetime(2026, 11, 24, tzinfo=UTC)})
 
