@@ -81,7 +81,8 @@ scheduler creating runs (`max_active_runs`); with `catchup=False` the days in be
 
 **Assets**: the quality gate, once the day has passed it, emits `pinterest_raw_<entity>` (of the bucket
 written) with the day (`dt`), `bucket`, `status` (`complete`|`partial`), `records` and `outcome`
-(`drained` by this run, or `kept_existing` when it kept an earlier run's partition); the Spark tasks emit
+(`drained` by this run, `drained_by_other_run` when another run of the day drained it again before this run's
+gate, or `kept_existing` when it kept an earlier run's partition); the Spark tasks emit
 `pinterest_clean_<entity>` and `pinterest_analytics` with `dt`, `bucket` and the `status` of the raw day
 they used (for the analytics: `partial` when any entity's day is). The analytics of a day are published as one
 unit in `analytics/_published/dt=<day>/_manifest.json`, written after the nine results.
@@ -89,8 +90,9 @@ unit in `analytics/_published/dt=<day>/_manifest.json`, written after the nine r
 Connections: `kafka_default` (its extra is the drains' whole Kafka client config: `bootstrap.servers`, and
 `security.protocol`, `sasl.*`, `ssl.*` as the cluster needs; the drain sets its consumer's own keys, e.g. `group.id`,
 itself; secret values are masked in the log), `aws_default` (S3/MinIO; what it leaves out, its
-endpoint, region or keys, or all of it, comes from `S3_ENDPOINT_URL`, `AWS_DEFAULT_REGION` and the `AWS_*`
-keys) and `spark_default` (the Spark master: `local[*]` locally, `spark://spark-master:7077` in compose).
+endpoint or region, comes from `S3_ENDPOINT_URL` and `AWS_DEFAULT_REGION`, and without keys the drain's boto3 and
+Spark's s3a use their own credential chains: `AWS_*`, a profile, a role; `docs/spark.md`) and `spark_default`
+(the Spark master: `local[*]` locally, `spark://spark-master:7077` in compose).
 Details: `docs/drain.md`.
 """
 
@@ -177,8 +179,8 @@ def _refuse_unknown_conf(context: dict[str, Any]) -> None:
 
 def _raw_extra(report: QualityReport, bucket: str, outcome: str, run_id: str) -> dict[str, Any]:
     """The event of a raw partition that passed the gate: its day, status and records, and the ``outcome`` of this
-    run's drain (``drained``, or ``kept_existing``: the partition of an earlier try or run kept). A backfill that
-    reprocesses a day reuses its run and run id, so the manifest's run id cannot tell those two apart; but a
+    run's drain (``drained``, or ``kept_existing``: the partition of an earlier try or run kept; see below). A backfill
+    that reprocesses a day reuses its run and run id, so the manifest's run id cannot tell those two apart; but a
     manifest the gate found written by another run than ``run_id`` after this one drained (two runs of one day) is
     ``drained_by_other_run``."""
     if outcome == "drained" and report.manifest_run_id != run_id:

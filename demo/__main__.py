@@ -230,11 +230,11 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     if refusal := first_day_refusal(settings.lake_first_day, first):
         raise SystemExit(refusal)
 
-    check_api(env["API_URL"])  # before the history goes into Kafka: a rerun would add it again
     client = AirflowClient.from_env(env)
     client.check_health()
     client.wait_for_dag(DAG_ID)
     wait_for_running_backfill(client)
+    check_api(env["API_URL"])  # before the history goes into Kafka: a rerun would add it again
 
     console.rule(f"1/5 seeding {first}..{last} straight into Kafka (historical record timestamps)")
     seed_with_progress(settings, first, last, args.per_day, args.seed)

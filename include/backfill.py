@@ -47,7 +47,8 @@ def run_conf(
     known = {name: value for name, value in resolved.items() if value} | {
         "lake_first_day": first_day.isoformat() if first_day else None
     }
-    repeated = {name: value for name, value in (given or {}).items() if name not in {*known, "accept_partial"}}
+    own = {*resolved, "lake_first_day", "accept_partial"}
+    repeated = {name: value for name, value in (given or {}).items() if name not in own}
     return known | repeated
 
 

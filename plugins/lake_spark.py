@@ -113,7 +113,7 @@ def cluster_mode_refusal(master: str, yarn_resumable: bool = True) -> str | None
         return (
             "runs the driver in cluster deploy mode only for a task that tracks it through the ResourceManager's "
             "REST API (the Spark provider's durable tasks need it to find the application on a retry): give the "
-            "task yarn_track_via_rm_api=True (and yarn_rm_auth as the cluster needs) or durable=False, or"
+            "task yarn_track_via_rm_api=True (and yarn_rm_auth as the cluster needs) or durable=False; or else"
         )
     return None
 

@@ -110,14 +110,19 @@ def day_states(
 def _with_gate_refusals(
     spark: SparkSession, lake: Lake, entity: Entity, states: dict[date, DayState], raw: dict[date, set[str]]
 ) -> dict[date, DayState]:
-    """``states``, each drained day that is not cleaned and has a quality report given what keeps the gate from
-    passing it (``gate_refusal``): only those reports are read."""
-    gated = sorted(
-        d for d, s in states.items() if s.raw is not None and s.raw_success and not s.cleaned and DQ_NAME in raw[d]
+    """``states``, each drained day that is not cleaned given what keeps the gate from passing it (``gate_refusal``:
+    no report, a failed one, one of another manifest); only those days' reports are read."""
+    uncleaned = sorted(d for d, s in states.items() if s.raw is not None and s.raw_success and not s.cleaned)
+    gated = [d for d in uncleaned if DQ_NAME in raw[d]]
+    reports = dict(
+        zip(
+            gated,
+            _read_all(spark, [lake.url(partition_prefix("raw", entity, d) + DQ_NAME) for d in gated]),
+            strict=True,
+        )
     )
-    reports = _read_all(spark, [lake.url(partition_prefix("raw", entity, d) + DQ_NAME) for d in gated])
-    for d, report in zip(gated, reports, strict=True):
-        states[d] = replace(states[d], gate_refusal=gate_refusal(report, _raw(states[d])))
+    for d in uncleaned:
+        states[d] = replace(states[d], gate_refusal=gate_refusal(reports.get(d), _raw(states[d])))
     return states
 
 

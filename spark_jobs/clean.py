@@ -121,7 +121,8 @@ def clean_partition(
     raw.transform(clean(entity)).observe(written, F.count(F.lit(1)).alias("rows")).write.mode("overwrite").parquet(
         target
     )
-    markers, redo = [target + SUCCESS_NAME, target + SOURCE_NAME], clear_clean_command(day, day)
+    redo = f"{clear_clean_command(day, day)} (a manual run's spark_clean: clear it with its downstream tasks in the UI)"
+    markers = [target + SUCCESS_NAME, target + SOURCE_NAME]
     with withdrawn_if_lost(spark, markers, redo):
         lease.renew()
     if manifest.lines is not None and read.get["lines"] != manifest.lines:

@@ -88,7 +88,7 @@ def check_api(base_url: str) -> None:
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         raise ApiUnreachableError(
             f"the API does not answer at {base_url} ({type(error).__name__}: {error}); "
-            "start the local stack with `make up`, or give the right --url (or API_URL)"
+            "start the local stack with `make up`, or give the right --url (or API_URL; the demo takes the stack's)"
         ) from error
     if ready is None:
         raise ApiUnreachableError(

@@ -129,3 +129,7 @@ def test_the_runs_conf_repeats_what_the_run_was_given_with_its_lake_as_resolved(
         "lake_bucket": "lake",
     }  # fmt: skip
     assert given["lake_first_day"] == "2026-11-01"  # the run's conf itself is left as it was
+    # what the run did not resolve is left out, even when given (a lake under --lake-root)
+    assert run_conf(None, None, None, {"lake_bucket": "x", "topic_prefix": "y", "min_records": 3}) == {
+        "lake_first_day": None, "min_records": 3,
+    }  # fmt: skip

@@ -340,7 +340,7 @@ def test_a_missing_spark_connection_fails_at_once_naming_it(monkeypatch: pytest.
         ({"conn_type": "spark", "host": "yarn"},
          "'yarn' runs the driver in cluster deploy mode only for a task that tracks it through the ResourceManager's "
          "REST API (the Spark provider's durable tasks need it to find the application on a retry): give the task "
-         "yarn_track_via_rm_api=True (and yarn_rm_auth as the cluster needs) or durable=False, or"),
+         "yarn_track_via_rm_api=True (and yarn_rm_auth as the cluster needs) or durable=False; or else"),
     ],
 )  # fmt: skip
 @pytest.mark.parametrize("aws", [{}, {"login": KEY_ID, "password": SECRET}])

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from pyspark.sql import SparkSession
 
 from include.backfill import run_conf
+from include.emulator.local_lake import gate_local_day
 from include.job_exits import USAGE_EXIT_CODE
 from include.lake import DQ_NAME, SOURCE_NAME, SUCCESS_NAME, manifest_key, partition_prefix, publication_key
 from include.settings import PlatformSettings
@@ -181,18 +182,21 @@ def test_an_earlier_day_the_gate_failed_is_named_with_the_gates_reason_not_the_c
     report = drained / partition_prefix("raw", "pin", DAYS[1]) / DQ_NAME
     failed = json.loads(report.read_text()) | {"passed": False, "failures": ["records 1 < min_records 5"]}
     report.write_text(json.dumps(failed))
+    (drained / partition_prefix("raw", "user", DAYS[1]) / DQ_NAME).unlink()  # its gate never ran (a failed task)
 
     with pytest.raises(MissingCleanDataError) as raised:
         run(analytics, drained, DAYS[2])
 
     message = str(raised.value)
-    assert "run the clean job for geo: 2026-11-23; user: 2026-11-23 first" in message  # their gate passed
+    assert "run the clean job for geo: 2026-11-23 first" in message  # its gate passed
     assert (
         "days the quality gate has not passed, so their clean job refuses them (clearing spark_clean alone does not "
         "help): pin 2026-11-23: the quality gate failed it (records 1 < min_records 5): a retry reads the same data. "
-        "Drain the day again once its source is fixed, or rerun the day with thresholds that accept it (run conf)"
+        "Drain the day again once its source is fixed, or rerun the day with thresholds that accept it (run conf); "
+        "user 2026-11-23: it has no quality report (_dq.json): the gate has not checked it since it was drained; "
+        "clear the drain task of that day's run"
     ) in message
-    assert "pin: 2026-11-23" not in message  # not among the days to clean
+    assert "pin: 2026-11-23" not in message and "user: 2026-11-23" not in message  # not among the days to clean
 
 
 def test_the_day_itself_not_cleaned_is_an_error_even_when_later_days_are(drained: Path) -> None:
@@ -250,10 +254,12 @@ def test_a_day_drained_again_after_cleaning_must_be_cleaned_again(
 
 
 def redrain_same_objects(lake: Path, entity: str, day: date) -> None:
-    """What a rerun of a finished day writes: the same objects, a manifest differing only in run metadata."""
+    """What a rerun of a finished day writes: the same objects, a manifest differing only in run metadata, and the
+    rerun's quality gate of it."""
     path = lake / manifest_key(entity, day)
     manifest = json.loads(path.read_text())
     path.write_text(json.dumps({**manifest, "run_id": "rerun", "drained_at": "2026-11-26T06:00:00+00:00"}))
+    gate_local_day(lake, day, [entity])
 
 
 def test_a_day_drained_again_with_the_same_objects_stays_cleaned(spark: SparkSession, lake: Path) -> None:

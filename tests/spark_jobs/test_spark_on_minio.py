@@ -358,7 +358,7 @@ def test_a_day_drained_again_without_its_gate_is_refused_at_once_until_the_gate_
 def spark_on_minio(spark: SparkSession, stack_env: dict[str, str]) -> Iterator[SparkSession]:
     """The tests' session reading and writing s3a:// on the stack's MinIO, as the operator configures a job."""
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    submitted = s3a_conf(stack_env["S3_ENDPOINT_URL"], stack_env["AWS_DEFAULT_REGION"])
+    submitted = s3a_conf(stack_env["S3_ENDPOINT_URL"], stack_env["AWS_DEFAULT_REGION"], environment_credentials=True)
     conf = {key.removeprefix("spark.hadoop."): value for key, value in submitted.items()}
     for key, value in conf.items():
         hadoop.set(key, value)

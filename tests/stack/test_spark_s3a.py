@@ -21,7 +21,7 @@ def test_spark_submit_reads_and_writes_s3a(stack_env, s3, scratch_bucket):
     spark_submit = Path(sys.executable).parent / "spark-submit"
     app = Path(__file__).with_name("spark_s3a_roundtrip.py")
     conf = {
-        **s3a_conf(stack_env["S3_ENDPOINT_URL"], stack_env["AWS_DEFAULT_REGION"]),
+        **s3a_conf(stack_env["S3_ENDPOINT_URL"], stack_env["AWS_DEFAULT_REGION"], environment_credentials=True),
         "spark.sql.shuffle.partitions": "2",
     }
     cmd = [str(spark_submit), "--master", "local[2]"]
